@@ -1,0 +1,185 @@
+//! `wasmvisor status`: what runs, what is applied, what is pending, what is staged, and how long
+//! the last upgrade took, phase by phase. Reads files only; safe to run beside a supervisor.
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::decide::Snapshot;
+use crate::journal;
+use crate::layout::Layout;
+use crate::plan::Read;
+
+pub fn collect(cfg: &Config) -> Result<Value, String> {
+    let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
+    let current = layout.current().map_err(|e| e.to_string())?;
+    let applied = layout.applied_plan(&current);
+    let info = layout.read_upgrade_info();
+    let batch = layout.read_batch().unwrap_or_default();
+    let dir_name = |name: &str| layout.dir_name(name).map_err(|e| e.to_string());
+    let snapshot = Snapshot {
+        current: &current,
+        applied: applied.as_ref(),
+        upgrade_info: &info,
+        batch: &batch,
+        skip_heights: &[],
+        chain_height: None,
+        dir_name: &dir_name,
+    };
+    let pending = match snapshot.governance() {
+        Some((plan, None)) => {
+            Some(json!({"kind": "governance", "name": plan.name, "height": plan.height}))
+        }
+        _ => snapshot
+            .next_manual()
+            .map(|p| json!({"kind": "manual", "name": p.name, "height": p.height})),
+    };
+    let upgrade_info = match &info {
+        Read::Absent => Value::Null,
+        Read::NotYet => json!({"state": "incomplete"}),
+        Read::Invalid(reason) => json!({"state": "invalid", "reason": reason}),
+        Read::Valid(p) => json!({"state": "valid", "name": p.name, "height": p.height}),
+    };
+    let journal = journal::read(&layout.root).unwrap_or_default();
+    let supervisor = crate::lock::holder(&layout.root_path);
+    Ok(json!({
+        "daemon_home": cfg.home,
+        "current": {
+            "upgrade": current.label(),
+            "binary": layout.binary_path(&current),
+            "binary_ok": layout.check_binary(&current).is_ok(),
+            "applied_plan": applied,
+        },
+        "upgrade_info": upgrade_info,
+        "pending": pending,
+        "manual_upgrades": batch,
+        "staged": layout.staged(),
+        "upgrade_in_progress": journal.active,
+        "last_upgrade": journal.last.map(|l| {
+            let total: f64 = l.phases.iter().map(|p| p.ms).sum();
+            let mut v = serde_json::to_value(&l).unwrap_or_default();
+            v["total_ms"] = json!((total * 1000.0).round() / 1000.0);
+            v
+        }),
+        "supervisor_pid": supervisor,
+    }))
+}
+
+pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
+    let s = collect(cfg)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("serializable")
+        );
+        return Ok(());
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<20} {v}\n"));
+    line(
+        &mut out,
+        "home",
+        s["daemon_home"].as_str().unwrap_or("").into(),
+    );
+    line(
+        &mut out,
+        "supervisor",
+        match s["supervisor_pid"].as_i64() {
+            Some(pid) if pid > 0 => format!("running (pid {pid})"),
+            Some(_) => "running".into(),
+            None => "not running".into(),
+        },
+    );
+    let cur = &s["current"];
+    let ok = if cur["binary_ok"].as_bool() == Some(true) {
+        ""
+    } else {
+        "  (MISSING OR NOT EXECUTABLE)"
+    };
+    line(
+        &mut out,
+        "current",
+        format!(
+            "{}  {}{ok}",
+            cur["upgrade"].as_str().unwrap_or(""),
+            cur["binary"].as_str().unwrap_or("")
+        ),
+    );
+    line(
+        &mut out,
+        "applied upgrade",
+        match cur["applied_plan"].as_object() {
+            Some(p) => format!(
+                "{} at height {}",
+                p["name"].as_str().unwrap_or(""),
+                p["height"]
+            ),
+            None => "none (genesis)".into(),
+        },
+    );
+    line(
+        &mut out,
+        "pending upgrade",
+        match s["pending"].as_object() {
+            Some(p) => format!(
+                "{} at height {} ({})",
+                p["name"].as_str().unwrap_or(""),
+                p["height"],
+                p["kind"].as_str().unwrap_or("")
+            ),
+            None => "none".into(),
+        },
+    );
+    if let Some(reason) = s["upgrade_info"]["reason"].as_str() {
+        line(&mut out, "upgrade-info.json", format!("INVALID: {reason}"));
+    }
+    let staged: Vec<&str> = s["staged"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    line(
+        &mut out,
+        "staged upgrades",
+        if staged.is_empty() {
+            "none".into()
+        } else {
+            staged.join(", ")
+        },
+    );
+    if let Some(active) = s["upgrade_in_progress"].as_object() {
+        line(
+            &mut out,
+            "in progress",
+            format!(
+                "{} (phase {})",
+                active["plan"]["name"].as_str().unwrap_or(""),
+                active["phase"].as_str().unwrap_or("")
+            ),
+        );
+    }
+    match s["last_upgrade"].as_object() {
+        Some(last) => {
+            line(
+                &mut out,
+                "last upgrade",
+                format!(
+                    "{} → {} at height {}, {:.1} ms in phases",
+                    last["from"].as_str().unwrap_or(""),
+                    last["to"].as_str().unwrap_or(""),
+                    last["plan"]["height"],
+                    last["total_ms"].as_f64().unwrap_or(0.0)
+                ),
+            );
+            for p in last["phases"].as_array().into_iter().flatten() {
+                out.push_str(&format!(
+                    "{:<20}   {:<18} {:>10.3} ms\n",
+                    "",
+                    p["phase"].as_str().unwrap_or(""),
+                    p["ms"].as_f64().unwrap_or(0.0)
+                ));
+            }
+        }
+        None => line(&mut out, "last upgrade", "none".into()),
+    }
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,590 @@
+//! `wasmvisor run`: launch the node, watch for its halt, upgrade, relaunch.
+//!
+//! The loop asks [`decide`](crate::decide) before every launch, so a supervisor started (or
+//! restarted) at any moment first applies a pending upgrade, never runs a binary past its plan,
+//! and never applies a plan twice.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::decide::{Decision, Settled, Snapshot};
+use crate::journal::Journal;
+use crate::layout::{Current, Layout, LayoutError};
+use crate::plan::{Plan, Read};
+use crate::process::{self, Child, Exit, Reaper};
+use crate::rpc::Endpoint;
+use crate::upgrade::UpgradeError;
+use crate::watch::Watcher;
+use crate::{fsutil, lock};
+
+/// Where the running node's pid is kept, so a supervisor that was killed can stop the node it
+/// left behind before starting another.
+pub const NODE_FILE: &str = "wasmvisor-node.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
+    #[error("cannot start {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("upgrade {name:?} at height {height} cannot be applied: {reason}")]
+    Refused {
+        name: String,
+        height: u64,
+        reason: String,
+    },
+}
+
+/// How one run of the node ended.
+enum Ended {
+    /// Supervision is over: exit with this status.
+    Exit(i32),
+    /// A plan is due: the node (still alive, or already exited) must give way to the upgrade.
+    Upgrade {
+        plan: Plan,
+        manual: bool,
+        node: Child,
+    },
+    /// Launch again (the halt height changed).
+    Relaunch,
+}
+
+pub struct Supervisor {
+    pub(crate) cfg: Config,
+    pub(crate) layout: Layout,
+    pub(crate) journal: Journal,
+    pub(crate) reaper: Reaper,
+    pub(crate) signals: mpsc::UnboundedReceiver<Signal>,
+    watcher: Watcher,
+    args: Vec<String>,
+    skip_heights: Vec<u64>,
+    rpc: Endpoint,
+    chain_height: Option<u64>,
+    /// The stop signal received, if any: no upgrade or relaunch happens after it.
+    pub(crate) stop: Option<Signal>,
+    /// The last complaint about upgrade-info.json, so a bad file is reported once, not per event.
+    last_complaint: Option<String>,
+    /// When set, the next launch is the one that completes an upgrade: its duration is journaled.
+    launch_after_upgrade: bool,
+}
+
+/// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
+/// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
+pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            what: "cannot start the runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let layout = Layout::open(&cfg)?;
+        let _lock = lock::acquire(&cfg.home, &layout.root_path)?;
+        let root = layout.root.try_clone().map_err(|source| RunError::Io {
+            what: "cosmovisor folder".into(),
+            source,
+        })?;
+        let (journal, warning) = Journal::open(root);
+        if let Some(w) = warning {
+            tracing::warn!(
+                "{w}; starting a new journal (the decision from the upgrade files still applies)"
+            );
+        }
+        let signals = process::signals().map_err(|source| RunError::Io {
+            what: "cannot handle signals".into(),
+            source,
+        })?;
+        let reaper = Reaper::start().map_err(|source| RunError::Io {
+            what: "cannot watch child processes".into(),
+            source,
+        })?;
+        let watcher =
+            Watcher::start(&cfg.home.join("data"), cfg.watch_mode, cfg.poll_interval).await;
+        let rpc = Endpoint::parse(&cfg.rpc_address).expect("validated with the configuration");
+        let mut supervisor = Supervisor {
+            skip_heights: skip_heights(&args),
+            cfg,
+            layout,
+            journal,
+            reaper,
+            signals,
+            watcher,
+            args,
+            rpc,
+            chain_height: None,
+            stop: None,
+            last_complaint: None,
+            launch_after_upgrade: false,
+        };
+        supervisor.supervise().await
+    })
+}
+
+impl Supervisor {
+    async fn supervise(&mut self) -> Result<i32, RunError> {
+        self.stop_leftover_node().await;
+        if self.journal.active().is_some() && !self.resume().await? {
+            return Ok(self.stop_status());
+        }
+        loop {
+            if self.stop.is_some() {
+                return Ok(self.stop_status());
+            }
+            let ended = match self.decision() {
+                Decision::Upgrade { plan, manual } => {
+                    if !self.upgrade(plan, manual, None).await? {
+                        return Ok(self.stop_status());
+                    }
+                    if !self.cfg.restart_after_upgrade {
+                        tracing::info!(
+                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
+                        );
+                        return Ok(0);
+                    }
+                    continue;
+                }
+                Decision::Refuse { plan, reason } => {
+                    return Err(RunError::Refused {
+                        name: plan.name,
+                        height: plan.height,
+                        reason,
+                    });
+                }
+                Decision::Launch { halt_at } => self.run_node(halt_at).await?,
+            };
+            match ended {
+                Ended::Exit(status) => return Ok(status),
+                Ended::Relaunch => continue,
+                Ended::Upgrade { plan, manual, node } => {
+                    if !self.upgrade(plan, manual, Some(node)).await? {
+                        return Ok(self.stop_status());
+                    }
+                    if !self.cfg.restart_after_upgrade {
+                        tracing::info!(
+                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
+                        );
+                        return Ok(0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_status(&self) -> i32 {
+        self.stop.map_or(0, |s| 128 + s as i32)
+    }
+
+    /// Takes any stop signal that arrived since the last look. Other signals have no node to go to.
+    pub(crate) fn poll_stop(&mut self) -> bool {
+        while let Ok(sig) = self.signals.try_recv() {
+            self.note_signal(sig);
+        }
+        self.stop.is_some()
+    }
+
+    pub(crate) fn note_signal(&mut self, sig: Signal) {
+        if process::is_stop_signal(sig) && self.stop.is_none() {
+            tracing::info!(
+                signal = sig.as_str(),
+                "stop requested: no upgrade or relaunch will follow"
+            );
+            self.stop = Some(sig);
+        }
+    }
+
+    /// Reads the files and decides. Problems with the files are logged, never fatal.
+    fn decision(&mut self) -> Decision {
+        let current = match self.layout.current() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Decision::Launch { halt_at: None };
+            }
+        };
+        let applied = self.layout.applied_plan(&current);
+        let info = self.layout.read_upgrade_info();
+        self.complain_about(&info);
+        let batch = self.layout.read_batch().unwrap_or_else(|e| {
+            tracing::error!("{e}; manual upgrades are ignored until it is fixed");
+            Vec::new()
+        });
+        let layout = &self.layout;
+        let dir_name = |name: &str| layout.dir_name(name).map_err(|e| e.to_string());
+        let snapshot = Snapshot {
+            current: &current,
+            applied: applied.as_ref(),
+            upgrade_info: &info,
+            batch: &batch,
+            skip_heights: &self.skip_heights,
+            chain_height: self.chain_height,
+            dir_name: &dir_name,
+        };
+        if let Some((plan, Some(Settled::Skipped))) = snapshot.governance() {
+            tracing::info!(upgrade = %plan.name, height = plan.height, "height is in --unsafe-skip-upgrades; not upgrading");
+        }
+        snapshot.decide()
+    }
+
+    fn complain_about(&mut self, info: &Read) {
+        let complaint = match info {
+            Read::Invalid(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        if complaint != self.last_complaint {
+            if let Some(reason) = &complaint {
+                tracing::error!(
+                    file = %self.layout.upgrade_info_path().display(),
+                    "ignoring an invalid upgrade plan: {reason}; fix or remove the file (the node rewrites it at its next halt)"
+                );
+            }
+            self.last_complaint = complaint;
+        }
+    }
+
+    /// Launches the current binary and supervises it until something ends this run.
+    async fn run_node(&mut self, halt_at: Option<Plan>) -> Result<Ended, RunError> {
+        let current = self.layout.current()?;
+        self.layout.check_binary(&current)?;
+        let path = self.layout.binary_path(&current);
+        let mut args = self.args.clone();
+        if let Some(plan) = &halt_at {
+            insert_halt_height(&mut args, plan.height);
+            tracing::info!(upgrade = %plan.name, height = plan.height, "manual upgrade pending: the node will halt at its height");
+        }
+        let started = Instant::now();
+        let mut cmd = Command::new(&path);
+        cmd.args(&args);
+        let mut node = self
+            .reaper
+            .spawn(&mut cmd, true)
+            .map_err(|source| RunError::Spawn {
+                path: path.clone(),
+                source,
+            })?;
+        let spawn_took = started.elapsed();
+        self.record_node(&node);
+        tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
+        if std::mem::take(&mut self.launch_after_upgrade)
+            && let Err(e) = self.journal.record_launch(spawn_took)
+        {
+            tracing::warn!("cannot journal the launch: {e}");
+        }
+
+        let (height_tx, mut height_rx) = watch::channel(self.chain_height);
+        let poller = halt_at
+            .as_ref()
+            .map(|plan| tokio::spawn(poll_height(self.rpc.clone(), plan.height, height_tx)));
+        let mut kill_at: Option<tokio::time::Instant> = None;
+        let mut recheck: Option<tokio::time::Instant> = None;
+        let mut backoff = Duration::from_millis(20);
+
+        let ended = loop {
+            tokio::select! {
+                exit = node.wait() => {
+                    self.clear_node();
+                    break self.after_exit(exit, halt_at.as_ref(), node).await;
+                }
+                Some(sig) = self.signals.recv() => {
+                    node.signal(sig);
+                    self.note_signal(sig);
+                    if self.stop.is_some() && kill_at.is_none() {
+                        kill_at = Some(tokio::time::Instant::now() + self.cfg.shutdown_grace);
+                    }
+                }
+                _ = sleep_until(kill_at) => {
+                    tracing::warn!(grace = %crate::duration::format(self.cfg.shutdown_grace), "the node did not stop within the shutdown grace; sending SIGKILL");
+                    node.signal(Signal::SIGKILL);
+                    kill_at = None;
+                }
+                Ok(()) = height_rx.changed() => {
+                    self.chain_height = *height_rx.borrow_and_update();
+                }
+                _ = self.watcher.changed(), if self.stop.is_none() => {
+                    recheck = Some(tokio::time::Instant::now());
+                }
+                _ = sleep_until(recheck), if self.stop.is_none() => {
+                    recheck = None;
+                    if matches!(self.layout.read_upgrade_info(), Read::NotYet) {
+                        // Half-written: the writer is not done. Look again shortly.
+                        recheck = Some(tokio::time::Instant::now() + backoff);
+                        backoff = (backoff * 2).min(self.cfg.poll_interval);
+                        continue;
+                    }
+                    backoff = Duration::from_millis(20);
+                    match self.decision() {
+                        Decision::Upgrade { plan, manual } => {
+                            tracing::info!(upgrade = %plan.name, height = plan.height, "upgrade detected");
+                            break Ended::Upgrade { plan, manual, node };
+                        }
+                        Decision::Launch { halt_at: new } if new.as_ref().map(|p| p.height) != halt_at.as_ref().map(|p| p.height) => {
+                            tracing::info!(
+                                halt_height = new.as_ref().map(|p| p.height),
+                                "manual upgrades changed: restarting the node so it halts at the right height"
+                            );
+                            node.stop(self.cfg.shutdown_grace).await;
+                            self.clear_node();
+                            break Ended::Relaunch;
+                        }
+                        Decision::Refuse { plan, reason } => {
+                            tracing::error!(upgrade = %plan.name, "cannot apply this upgrade: {reason}");
+                        }
+                        Decision::Launch { .. } => {}
+                    }
+                }
+            }
+        };
+        if let Some(poller) = poller {
+            poller.abort();
+        }
+        Ok(ended)
+    }
+
+    /// The node exited without being asked to. Older SDKs exit at the upgrade halt and nodes exit
+    /// at `--halt-height`: both mean an upgrade is due. Anything else ends supervision with the
+    /// node's status.
+    async fn after_exit(&mut self, exit: Exit, halt_at: Option<&Plan>, node: Child) -> Ended {
+        if self.stop.is_some() {
+            tracing::info!(status = %exit, "node stopped");
+            return Ended::Exit(exit.code());
+        }
+        // The node writes upgrade-info.json before it exits; a half-written file settles quickly.
+        for _ in 0..20 {
+            if !matches!(self.layout.read_upgrade_info(), Read::NotYet) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match self.decision() {
+            Decision::Upgrade { plan, manual } => {
+                tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, "node halted for the upgrade");
+                Ended::Upgrade { plan, manual, node }
+            }
+            _ => {
+                if let Some(plan) = halt_at {
+                    tracing::warn!(
+                        upgrade = %plan.name,
+                        height = plan.height,
+                        last_seen_height = self.chain_height,
+                        "the node exited before the manual upgrade height was seen on its RPC ({}); not upgrading",
+                        self.cfg.rpc_address
+                    );
+                }
+                if exit.success() {
+                    tracing::info!(status = %exit, "node exited");
+                } else {
+                    tracing::error!(status = %exit, "node exited with an error; passing its status on");
+                }
+                Ended::Exit(exit.code())
+            }
+        }
+    }
+
+    fn record_node(&self, node: &Child) {
+        let pid = node.pid.as_raw();
+        let record = serde_json::json!({"pid": pid, "start_time": process::start_time(pid)});
+        if let Err(e) =
+            fsutil::write_atomic(&self.layout.root, NODE_FILE, record.to_string().as_bytes())
+        {
+            tracing::warn!("cannot record the node's pid in {NODE_FILE}: {e}");
+        }
+    }
+
+    pub(crate) fn clear_node(&self) {
+        let _ = self.layout.root.remove_file(NODE_FILE);
+    }
+
+    /// A supervisor killed while its node ran leaves the node behind (it runs in its own process
+    /// group). Stop it before anything else, so two nodes never share a data folder.
+    async fn stop_leftover_node(&mut self) {
+        let Ok(Some(bytes)) = fsutil::read_optional(&self.layout.root, NODE_FILE) else {
+            return;
+        };
+        let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let pid = record["pid"].as_i64().unwrap_or(0) as i32;
+        let recorded_start = record["start_time"].as_u64();
+        if pid > 1 && recorded_start.is_some() && process::start_time(pid) == recorded_start {
+            tracing::warn!(
+                pid,
+                "a node left running by a previous supervisor is still alive; stopping it first"
+            );
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+            let deadline = Instant::now() + self.cfg.shutdown_grace;
+            while process::start_time(pid) == recorded_start {
+                if Instant::now() >= deadline {
+                    tracing::warn!(
+                        pid,
+                        "the leftover node ignored SIGTERM for the whole grace; sending SIGKILL"
+                    );
+                    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.clear_node();
+    }
+
+    /// Finishes an upgrade a previous supervisor was interrupted in. Returns false if a stop
+    /// request interrupted it again.
+    async fn resume(&mut self) -> Result<bool, RunError> {
+        let active = self.journal.active().cloned().expect("checked by caller");
+        let current = self.layout.current()?;
+        tracing::warn!(upgrade = %active.plan.name, phase = %active.phase, "resuming an upgrade that was interrupted");
+        let swapped = current == Current::Upgrade(active.dir_name.clone());
+        let superseded = self
+            .layout
+            .applied_plan(&current)
+            .is_some_and(|a| a.height > active.plan.height);
+        if superseded {
+            tracing::warn!(upgrade = %active.plan.name, "a later upgrade is already applied; dropping the interrupted one");
+            self.journal.state.active = None;
+            return Ok(true);
+        }
+        let done = if swapped {
+            self.journal
+                .begin(&active.plan, &active.dir_name, &active.from)
+                .map_err(|source| RunError::Io {
+                    what: "cannot write the journal".into(),
+                    source,
+                })?;
+            self.finish_after_swap(active.plan.clone()).await?
+        } else {
+            self.upgrade(active.plan.clone(), false, None).await?
+        };
+        Ok(done)
+    }
+
+    pub(crate) fn mark_launch_after_upgrade(&mut self) {
+        self.launch_after_upgrade = true;
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Follows the node's height while a manual upgrade is pending, faster as the height nears, so
+/// the last committed height (H - 1) is seen before the node halts at H.
+async fn poll_height(rpc: Endpoint, halt: u64, tx: watch::Sender<Option<u64>>) {
+    loop {
+        let period = match *tx.borrow() {
+            None => Duration::from_millis(100),
+            Some(h) if h + 4 >= halt => Duration::from_millis(25),
+            Some(h) if h + 20 >= halt => Duration::from_millis(250),
+            Some(_) => Duration::from_secs(1),
+        };
+        if let Ok(h) = rpc.latest_height(Duration::from_millis(500)).await {
+            tx.send_if_modified(|old| {
+                let changed = *old != Some(h);
+                *old = Some(h);
+                changed
+            });
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+/// Adds `--halt-height H` to the node's arguments, before a `--` terminator if there is one.
+fn insert_halt_height(args: &mut Vec<String>, height: u64) {
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    args.splice(at..at, ["--halt-height".to_string(), height.to_string()]);
+}
+
+/// Heights given to the node with `--unsafe-skip-upgrades` (`--unsafe-skip-upgrades 10 20`,
+/// `--unsafe-skip-upgrades=10,20`, repeated flags).
+pub fn skip_heights(args: &[String]) -> Vec<u64> {
+    let mut heights = Vec::new();
+    let mut iter = args.iter().peekable();
+    while let Some(arg) = iter.next() {
+        let flag = arg.trim_start_matches('-');
+        if !arg.starts_with('-') {
+            continue;
+        }
+        if let Some(values) = flag.strip_prefix("unsafe-skip-upgrades=") {
+            heights.extend(
+                values
+                    .split(',')
+                    .filter_map(|v| v.trim().parse::<u64>().ok()),
+            );
+        } else if flag == "unsafe-skip-upgrades" {
+            while let Some(next) = iter.peek() {
+                if next.starts_with('-') {
+                    break;
+                }
+                let parsed: Vec<u64> = next
+                    .split(',')
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect();
+                if parsed.is_empty() {
+                    break;
+                }
+                heights.extend(parsed);
+                iter.next();
+            }
+        }
+    }
+    heights
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn skip_heights_in_every_form() {
+        let args = strings(&[
+            "start",
+            "--unsafe-skip-upgrades",
+            "10",
+            "20",
+            "--home",
+            "/h",
+            "--unsafe-skip-upgrades=30,40",
+            "-unsafe-skip-upgrades",
+            "50,60",
+        ]);
+        assert_eq!(skip_heights(&args), vec![10, 20, 30, 40, 50, 60]);
+        assert!(skip_heights(&strings(&["start", "--home", "10"])).is_empty());
+    }
+
+    #[test]
+    fn halt_height_goes_before_the_terminator() {
+        let mut args = strings(&["start", "--home", "/h"]);
+        insert_halt_height(&mut args, 9);
+        assert_eq!(
+            args,
+            strings(&["start", "--home", "/h", "--halt-height", "9"])
+        );
+        let mut args = strings(&["start", "--", "extra"]);
+        insert_halt_height(&mut args, 9);
+        assert_eq!(
+            args,
+            strings(&["start", "--halt-height", "9", "--", "extra"])
+        );
+    }
+}
