@@ -33,9 +33,10 @@ pub fn temp_name(name: &Path) -> std::path::PathBuf {
     name.with_file_name(format!(".{file}.tmp-{}", std::process::id()))
 }
 
-/// Makes the directory's entries (renames, new links) durable.
+/// Makes the directory's entries (renames, new links) durable. cap-std holds directories as
+/// `O_PATH` handles, which cannot be fsynced: open the directory itself for reading.
 pub fn sync_dir(dir: &Dir) -> io::Result<()> {
-    nix::unistd::fsync(dir).map_err(io::Error::from)
+    dir.open(".")?.sync_all()
 }
 
 /// Reads a file, mapping "not found" to `None`.
