@@ -1,0 +1,10 @@
+//! Integration tests: the real `wasmvisor` binary supervising the simulated node.
+
+mod harness;
+
+mod commands;
+mod config;
+mod crash;
+mod manual;
+mod process;
+mod upgrade;

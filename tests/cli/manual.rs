@@ -1,0 +1,108 @@
+//! Manual upgrades (`add-upgrade --upgrade-height`, batches): the node halts exactly at the height.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+fn with_rpc(home: &mut Home) -> u16 {
+    let port = free_port();
+    home.set("WASMVISOR_RPC_ADDRESS", &format!("http://127.0.0.1:{port}"));
+    port
+}
+
+#[test]
+fn manual_upgrade_stops_exactly_at_the_height_then_upgrades() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100}),
+    );
+    // The manual upgrade's binary refuses to start before its height: an early switch would fail.
+    let staged = home.path.join("v2-staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    home.install("upgrades/v2", json!({"version": "v2", "ordinal": 2, "min_start_height": 6, "rpc_port": port, "block_ms": 100}));
+    std::fs::rename(
+        home.root().join("upgrades/v2/bin/simd"),
+        staged.join("simd"),
+    )
+    .unwrap();
+    let out = home.output(&[
+        "add-upgrade",
+        "v2",
+        staged.join("simd").to_str().unwrap(),
+        "--force",
+        "--upgrade-height",
+        "6",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = home.run(&[]);
+    home.wait_height("v2", 8);
+    let out = run.stop();
+    assert_eq!(
+        home.history()[..2],
+        [
+            ("genesis".into(), 1, 5),
+            ("v2".into(), 6, home.history()[1].2)
+        ],
+        "{}",
+        out.stderr
+    );
+    let first = &home.events_of("start")[0];
+    let args: Vec<&str> = first["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(args[args.len() - 2..], ["--halt-height", "6"]);
+    assert!(
+        !home.data().join("upgrade-info.json.batch").exists(),
+        "the applied plan leaves the batch"
+    );
+}
+
+#[test]
+fn a_batch_of_two_manual_upgrades_halts_at_each_height() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100}),
+    );
+    let bins = home.path.join("bins");
+    for (name, ordinal, h) in [("v2", 2, 4), ("v3", 3, 7)] {
+        home.install(&format!("../bins/{name}"), json!({"version": name, "ordinal": ordinal, "min_start_height": h, "rpc_port": port, "block_ms": 100}));
+    }
+    let list = format!(
+        "v2:{}:4,v3:{}:7",
+        bins.join("v2/bin/simd").display(),
+        bins.join("v3/bin/simd").display()
+    );
+    let out = home.output(&["add-batch-upgrade", "--upgrade-list", &list]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The staged wrappers find their sim.json beside them.
+    for name in ["v2", "v3"] {
+        std::fs::copy(
+            bins.join(name).join("bin/sim.json"),
+            home.root().join(format!("upgrades/{name}/bin/sim.json")),
+        )
+        .unwrap();
+    }
+    let run = home.run(&[]);
+    home.wait_height("v3", 8);
+    run.stop();
+    assert_eq!(
+        home.history()[..2],
+        [("genesis".into(), 1, 3), ("v2".into(), 4, 6)]
+    );
+    assert_eq!(home.history()[2].1, 7);
+}

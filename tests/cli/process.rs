@@ -1,0 +1,114 @@
+//! Process duties: graceful stop, signal forwarding, exit status, one supervisor per home.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[test]
+fn the_shutdown_grace_lets_the_node_flush() {
+    let mut home = Home::new();
+    home.set("DAEMON_SHUTDOWN_GRACE", "5s");
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "term_flush_ms": 800}),
+    );
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    let run = home.run(&[]);
+    home.wait_height("v2", 3);
+    run.stop();
+    assert_eq!(
+        home.events_of("shutdown")[0]["version"],
+        "genesis",
+        "genesis was given the time to flush"
+    );
+}
+
+#[test]
+fn a_node_that_outlives_the_grace_is_killed() {
+    let mut home = Home::new();
+    home.set("DAEMON_SHUTDOWN_GRACE", "300ms");
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "term_flush_ms": 10000}),
+    );
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    let run = home.run(&[]);
+    home.wait_height("v2", 3);
+    let out = run.stop();
+    assert!(
+        home.events_of("shutdown")
+            .iter()
+            .all(|e| e["version"] != "genesis")
+    );
+    assert!(out.stderr.contains("SIGKILL"), "{}", out.stderr);
+}
+
+#[test]
+fn signals_are_forwarded_and_the_exit_status_passed_on() {
+    let home = Home::new();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "term_exit_code": 7}),
+    );
+    let run = home.run(&[]);
+    home.wait_height("genesis", 2);
+    for sig in [SIGHUP, SIGUSR1, 12] {
+        run.signal(sig);
+    }
+    home.wait_for("forwarded signals", Duration::from_secs(10), |h| {
+        h.events_of("signal").len() >= 3
+    });
+    let out = run.stop();
+    assert_eq!(out.code(), 7, "{}", out.stderr);
+    let got: Vec<String> = home
+        .events_of("signal")
+        .iter()
+        .map(|e| e["signal"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ["SIGHUP", "SIGUSR1", "SIGUSR2", "SIGTERM"]);
+}
+
+#[test]
+fn a_node_killed_by_a_signal_gives_128_plus_n() {
+    let home = Home::new();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "trap_term": false}),
+    );
+    let run = home.run(&[]);
+    home.wait_height("genesis", 1);
+    assert_eq!(run.stop().code(), 143);
+}
+
+#[test]
+fn a_node_that_exits_on_its_own_passes_its_code_and_is_not_restarted() {
+    let home = Home::new();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "exit_after_height": 3, "exit_code": 5}),
+    );
+    let out = home.run(&[]).finish(Duration::from_secs(20));
+    assert_eq!(out.code(), 5);
+    assert_eq!(home.events_of("start").len(), 1);
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_home_is_refused() {
+    let home = Home::new();
+    let first = home.run(&[]);
+    home.wait_height("genesis", 1);
+    let second = home.run(&[]).finish(Duration::from_secs(10));
+    assert_eq!(second.code(), 1);
+    assert!(
+        second.stderr.contains("already supervising")
+            && second.stderr.contains(&first.pid().to_string()),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(home.events_of("start").len(), 1);
+    first.stop();
+}
