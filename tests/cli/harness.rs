@@ -132,7 +132,6 @@ impl Home {
             .stderr(std::fs::File::create(&err).unwrap());
         Running {
             child: Some(cmd.spawn().expect("wasmvisor starts")),
-            out,
             err,
         }
     }
@@ -249,13 +248,11 @@ pub const SIGHUP: i32 = 1;
 
 pub struct Running {
     child: Option<Child>,
-    out: PathBuf,
     err: PathBuf,
 }
 
 pub struct Finished {
     pub status: ExitStatus,
-    pub stdout: String,
     pub stderr: String,
 }
 
@@ -282,7 +279,6 @@ impl Running {
             if let Some(status) = child.try_wait().unwrap() {
                 return Finished {
                     status,
-                    stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
                     stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
                 };
             }
