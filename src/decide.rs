@@ -4,8 +4,52 @@
 //! It is a pure function of what is on disk (and the last height the node reported), so a restart
 //! at any moment reaches the same answer as an uninterrupted supervisor.
 
-use crate::layout::Current;
+use crate::layout::{Current, Layout, LayoutError};
 use crate::plan::{Plan, Read};
+
+/// The files a decision is made from, read once.
+pub struct Files {
+    pub current: Current,
+    pub applied: Option<Plan>,
+    pub upgrade_info: Read,
+    pub batch: Vec<Plan>,
+    /// Why the batch file could not be read, if it could not (its plans are then ignored).
+    pub batch_error: Option<String>,
+}
+
+impl Files {
+    pub fn read(layout: &Layout) -> Result<Files, LayoutError> {
+        let current = layout.current()?;
+        let (batch, batch_error) = match layout.read_batch() {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        Ok(Files {
+            applied: layout.applied_plan(&current),
+            upgrade_info: layout.read_upgrade_info(),
+            current,
+            batch,
+            batch_error,
+        })
+    }
+
+    pub fn snapshot<'a>(
+        &'a self,
+        skip_heights: &'a [u64],
+        chain_height: Option<u64>,
+        dir_name: &'a dyn Fn(&str) -> Result<String, String>,
+    ) -> Snapshot<'a> {
+        Snapshot {
+            current: &self.current,
+            applied: self.applied.as_ref(),
+            upgrade_info: &self.upgrade_info,
+            batch: &self.batch,
+            skip_heights,
+            chain_height,
+            dir_name,
+        }
+    }
+}
 
 /// What the files say.
 pub struct Snapshot<'a> {

@@ -75,7 +75,7 @@ pub fn acquire(home: &Path, root: &Path) -> Result<Lock, LockError> {
 
 /// The pid of the supervisor holding the lock, if one runs.
 pub fn holder(root: &Path) -> Option<i32> {
-    let (_, file) = open(root).ok()?;
+    let file = std::fs::File::open(root.join(LOCK_FILE)).ok()?;
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         Ok(_) => None,
         Err((mut file, _)) => pid_in(&mut file).or(Some(0)),

@@ -4,27 +4,22 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::decide::Snapshot;
+use crate::decide::Files;
 use crate::journal;
 use crate::layout::Layout;
 use crate::plan::Read;
 
 pub fn collect(cfg: &Config) -> Result<Value, String> {
     let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
-    let current = layout.current().map_err(|e| e.to_string())?;
-    let applied = layout.applied_plan(&current);
-    let info = layout.read_upgrade_info();
-    let batch = layout.read_batch().unwrap_or_default();
+    let files = Files::read(&layout).map_err(|e| e.to_string())?;
     let dir_name = |name: &str| layout.dir_name(name).map_err(|e| e.to_string());
-    let snapshot = Snapshot {
-        current: &current,
-        applied: applied.as_ref(),
-        upgrade_info: &info,
-        batch: &batch,
-        skip_heights: &[],
-        chain_height: None,
-        dir_name: &dir_name,
-    };
+    let snapshot = files.snapshot(&[], None, &dir_name);
+    let (current, applied, info, batch) = (
+        &files.current,
+        &files.applied,
+        &files.upgrade_info,
+        &files.batch,
+    );
     let pending = match snapshot.governance() {
         Some((plan, None)) => {
             Some(json!({"kind": "governance", "name": plan.name, "height": plan.height}))
@@ -45,8 +40,8 @@ pub fn collect(cfg: &Config) -> Result<Value, String> {
         "daemon_home": cfg.home,
         "current": {
             "upgrade": current.label(),
-            "binary": layout.binary_path(&current),
-            "binary_ok": layout.check_binary(&current).is_ok(),
+            "binary": layout.binary_path(current),
+            "binary_ok": layout.check_binary(current).is_ok(),
             "applied_plan": applied,
         },
         "upgrade_info": upgrade_info,

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::decide::{Decision, Settled, Snapshot};
+use crate::decide::{Decision, Files, Settled};
 use crate::journal::Journal;
 use crate::layout::{Current, Layout, LayoutError};
 use crate::plan::{Plan, Read};
@@ -212,31 +212,20 @@ impl Supervisor {
 
     /// Reads the files and decides. Problems with the files are logged, never fatal.
     fn decision(&mut self) -> Decision {
-        let current = match self.layout.current() {
-            Ok(c) => c,
+        let files = match Files::read(&self.layout) {
+            Ok(f) => f,
             Err(e) => {
                 tracing::error!("{e}");
                 return Decision::Launch { halt_at: None };
             }
         };
-        let applied = self.layout.applied_plan(&current);
-        let info = self.layout.read_upgrade_info();
-        self.complain_about(&info);
-        let batch = self.layout.read_batch().unwrap_or_else(|e| {
+        self.complain_about(&files.upgrade_info);
+        if let Some(e) = &files.batch_error {
             tracing::error!("{e}; manual upgrades are ignored until it is fixed");
-            Vec::new()
-        });
+        }
         let layout = &self.layout;
         let dir_name = |name: &str| layout.dir_name(name).map_err(|e| e.to_string());
-        let snapshot = Snapshot {
-            current: &current,
-            applied: applied.as_ref(),
-            upgrade_info: &info,
-            batch: &batch,
-            skip_heights: &self.skip_heights,
-            chain_height: self.chain_height,
-            dir_name: &dir_name,
-        };
+        let snapshot = files.snapshot(&self.skip_heights, self.chain_height, &dir_name);
         if let Some((plan, Some(Settled::Skipped))) = snapshot.governance() {
             tracing::info!(upgrade = %plan.name, height = plan.height, "height is in --unsafe-skip-upgrades; not upgrading");
         }

@@ -106,3 +106,43 @@ fn a_batch_of_two_manual_upgrades_halts_at_each_height() {
     );
     assert_eq!(home.history()[2].1, 7);
 }
+
+#[test]
+fn scheduling_while_running_restarts_the_node_once_with_the_halt() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100}),
+    );
+    home.install("upgrades/v2", json!({"version": "v2", "ordinal": 2, "min_start_height": 8, "rpc_port": port, "block_ms": 100}));
+    let run = home.run(&[]);
+    home.wait_height("genesis", 2);
+    let staged = home.root().join("upgrades/v2/bin/simd");
+    let out = home.output(&[
+        "add-upgrade",
+        "v2",
+        staged.to_str().unwrap(),
+        "--upgrade-height",
+        "8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    home.wait_height("v2", 9);
+    run.stop();
+    assert_eq!(home.history()[0], ("genesis".into(), 1, 7));
+    let genesis_starts: Vec<_> = home
+        .events_of("start")
+        .into_iter()
+        .filter(|e| e["version"] == "genesis")
+        .collect();
+    assert_eq!(genesis_starts.len(), 2, "one restart to pass --halt-height");
+    assert!(
+        genesis_starts[1]["args"]
+            .to_string()
+            .contains("\"--halt-height\",\"8\"")
+    );
+}
