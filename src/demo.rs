@@ -24,7 +24,9 @@ fn sim_binary() -> Result<PathBuf, String> {
     }
 }
 
-fn install(root: &Path, folder: &str, sim: &Path, config: Value) -> Result<(), String> {
+/// Installs the simulator as the node binary `<root>/<folder>/bin/simd`: a wrapper script that
+/// runs `sim` with the `sim.json` beside it (`config`), so one simulator plays every version.
+pub fn install(root: &Path, folder: &str, sim: &Path, config: &Value) -> Result<(), String> {
     let bin = root.join(folder).join("bin");
     let io = |e: std::io::Error| format!("{}: {e}", bin.display());
     std::fs::create_dir_all(&bin).map_err(io)?;
@@ -38,7 +40,9 @@ fn install(root: &Path, folder: &str, sim: &Path, config: Value) -> Result<(), S
     std::fs::set_permissions(bin.join("simd"), std::fs::Permissions::from_mode(0o755)).map_err(io)
 }
 
-fn history(home: &Path) -> Vec<(String, u64, u64)> {
+/// Which simulator version committed which blocks: `(version, first height, last height)`, read
+/// from `<home>/data/sim-state.json` (empty while the node has committed nothing).
+pub fn history(home: &Path) -> Vec<(String, u64, u64)> {
     let state: Value = std::fs::read(home.join("data/sim-state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -70,19 +74,19 @@ pub fn run(keep: bool, block_ms: u64) -> Result<(), String> {
         &root,
         "genesis",
         &sim,
-        json!({"version": "genesis", "ordinal": 1, "block_ms": block_ms, "term_flush_ms": 200}),
+        &json!({"version": "genesis", "ordinal": 1, "block_ms": block_ms, "term_flush_ms": 200}),
     )?;
     install(
         &root,
         "upgrades/v2",
         &sim,
-        json!({"version": "v2", "ordinal": 2, "handles": "v2", "block_ms": block_ms, "halt": "exit", "term_flush_ms": 200}),
+        &json!({"version": "v2", "ordinal": 2, "handles": "v2", "block_ms": block_ms, "halt": "exit", "term_flush_ms": 200}),
     )?;
     install(
         &root,
         "upgrades/v3",
         &sim,
-        json!({"version": "v3", "ordinal": 3, "handles": "v3", "block_ms": block_ms, "term_flush_ms": 200}),
+        &json!({"version": "v3", "ordinal": 3, "handles": "v3", "block_ms": block_ms, "term_flush_ms": 200}),
     )?;
     std::os::unix::fs::symlink("genesis", root.join("current")).map_err(|e| e.to_string())?;
     let chain = json!({"plans": [

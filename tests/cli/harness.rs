@@ -65,18 +65,10 @@ impl Home {
     /// Installs the simulator as the binary of `folder` (`genesis` or `upgrades/<name>`) with
     /// `config` (block time 50 ms unless given).
     pub fn install(&self, folder: &str, mut config: Value) {
-        let bin = self.root().join(folder).join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
         if config.get("block_ms").is_none() {
             config["block_ms"] = json!(50);
         }
-        std::fs::write(bin.join("sim.json"), config.to_string()).unwrap();
-        write_script(
-            &bin.join("simd"),
-            &format!(
-                "#!/bin/sh\nexec '{SIM}' --sim-config \"$(dirname \"$0\")/sim.json\" \"$@\"\n"
-            ),
-        );
+        wasmvisor::demo::install(&self.root(), folder, Path::new(SIM), &config).unwrap();
     }
 
     /// Installs an upgrade's binary (handler for `name`, next ordinal).
@@ -149,20 +141,7 @@ impl Home {
 
     /// The node's history: [(version, first height, last height)].
     pub fn history(&self) -> Vec<(String, u64, u64)> {
-        self.state()["history"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|s| {
-                        (
-                            s["version"].as_str().unwrap().to_string(),
-                            s["from"].as_u64().unwrap(),
-                            s["to"].as_u64().unwrap(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        wasmvisor::demo::history(&self.path)
     }
 
     pub fn events(&self) -> Vec<Value> {
