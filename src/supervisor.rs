@@ -83,7 +83,14 @@ pub struct Supervisor {
     last_complaint: Option<String>,
     /// When set, the next launch is the one that completes an upgrade: its duration is journaled.
     launch_after_upgrade: bool,
+    /// Relaunches made to confirm a manual halt whose last block was not seen on the RPC.
+    confirm_runs: u32,
 }
+
+/// A clean exit within this many blocks of a manual halt height is confirmed by a relaunch.
+const CONFIRM_WINDOW: u64 = 8;
+/// At most this many confirming relaunches, so a node that keeps exiting is not restarted forever.
+const CONFIRM_RUNS: u32 = 3;
 
 /// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
 /// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
@@ -133,6 +140,7 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             stop: None,
             last_complaint: None,
             launch_after_upgrade: false,
+            confirm_runs: 0,
         };
         supervisor.supervise().await
     })
@@ -289,6 +297,8 @@ impl Supervisor {
             tokio::select! {
                 exit = node.wait() => {
                     self.clear_node();
+                    // The poller may have seen a height that this loop has not taken yet.
+                    self.chain_height = *height_rx.borrow_and_update();
                     break self.after_exit(exit, halt_at.as_ref(), node).await;
                 }
                 Some(sig) = self.signals.recv() => {
@@ -363,10 +373,31 @@ impl Supervisor {
         }
         match self.decision() {
             Decision::Upgrade { plan, manual } => {
+                self.confirm_runs = 0;
                 tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, "node halted for the upgrade");
                 Ended::Upgrade { plan, manual, node }
             }
             _ => {
+                if let Some(plan) = halt_at
+                    && exit.success()
+                    && self
+                        .chain_height
+                        .is_some_and(|h| h + CONFIRM_WINDOW >= plan.height)
+                    && self.confirm_runs < CONFIRM_RUNS
+                {
+                    // A clean exit this close to the halt height is most likely the halt, but
+                    // the last block was not seen. Launching the same binary with the same
+                    // `--halt-height` is safe (it can never commit H) and shows the height again.
+                    self.confirm_runs += 1;
+                    tracing::warn!(
+                        upgrade = %plan.name,
+                        height = plan.height,
+                        last_seen_height = self.chain_height,
+                        attempt = self.confirm_runs,
+                        "the node exited near the manual upgrade height before its last block was seen; relaunching it with the same halt height to confirm"
+                    );
+                    return Ended::Relaunch;
+                }
                 if let Some(plan) = halt_at {
                     tracing::warn!(
                         upgrade = %plan.name,
@@ -474,16 +505,23 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 }
 
 /// Follows the node's height while a manual upgrade is pending, faster as the height nears, so
-/// the last committed height (H - 1) is seen before the node halts at H.
+/// the last committed height (H - 1) is seen before the node halts at H. Until this run's RPC
+/// first answers (for up to a minute), it polls quickly: a node relaunched one block before its
+/// halt height is only up for one block.
 async fn poll_height(rpc: Endpoint, halt: u64, tx: watch::Sender<Option<u64>>) {
+    let started = Instant::now();
+    let mut answered = false;
     loop {
         let period = match *tx.borrow() {
-            None => Duration::from_millis(100),
+            _ if !answered && started.elapsed() < Duration::from_secs(60) => {
+                Duration::from_millis(25)
+            }
             Some(h) if h + 4 >= halt => Duration::from_millis(25),
             Some(h) if h + 20 >= halt => Duration::from_millis(250),
-            Some(_) => Duration::from_secs(1),
+            _ => Duration::from_secs(1),
         };
         if let Ok(h) = rpc.latest_height(Duration::from_millis(500)).await {
+            answered = true;
             tx.send_if_modified(|old| {
                 let changed = *old != Some(h);
                 *old = Some(h);

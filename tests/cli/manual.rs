@@ -1,5 +1,7 @@
 //! Manual upgrades (`add-upgrade --upgrade-height`, batches): the node halts exactly at the height.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::harness::*;
@@ -145,4 +147,92 @@ fn scheduling_while_running_restarts_the_node_once_with_the_halt() {
             .to_string()
             .contains("\"--halt-height\",\"8\"")
     );
+}
+
+#[test]
+fn a_halt_whose_last_block_was_not_seen_is_confirmed_by_a_relaunch() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    // The first run's RPC lags three blocks, so the node halts at 6 while wasmvisor last saw 2:
+    // it relaunches genesis with the same halt and sees height 5.
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "rpc_lag": 3, "rpc_lag_runs": 1}),
+    );
+    home.install("upgrades/v2", json!({"version": "v2", "ordinal": 2, "min_start_height": 6, "rpc_port": port, "block_ms": 100}));
+    let staged = home.root().join("upgrades/v2/bin/simd");
+    let out = home.output(&[
+        "add-upgrade",
+        "v2",
+        staged.to_str().unwrap(),
+        "--upgrade-height",
+        "6",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = home.run(&[]);
+    home.wait_height("v2", 7);
+    let out = run.stop();
+    assert_eq!(
+        home.history()[0],
+        ("genesis".into(), 1, 5),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(home.history()[1].1, 6);
+    let genesis_starts = home
+        .events_of("start")
+        .into_iter()
+        .filter(|e| e["version"] == "genesis")
+        .count();
+    assert_eq!(genesis_starts, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("relaunching it with the same halt height"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn confirming_relaunches_are_bounded_and_the_exit_status_passes_on() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 50, "rpc_lag": 3, "rpc_lag_runs": 100}),
+    );
+    home.install(
+        "upgrades/v2",
+        json!({"version": "v2", "ordinal": 2, "rpc_port": port}),
+    );
+    let staged = home.root().join("upgrades/v2/bin/simd");
+    let out = home.output(&[
+        "add-upgrade",
+        "v2",
+        staged.to_str().unwrap(),
+        "--upgrade-height",
+        "3",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = home.run(&[]).finish(Duration::from_secs(20));
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(
+        home.current(),
+        "genesis",
+        "never upgraded without seeing the height"
+    );
+    assert_eq!(
+        home.events_of("start").len(),
+        4,
+        "one run and three confirmations"
+    );
+    assert!(done.stderr.contains("not upgrading"), "{}", done.stderr);
 }

@@ -49,6 +49,10 @@ struct SimConfig {
     /// Exit on its own with `exit_code` after committing this height (a crash, or a clean end).
     exit_after_height: Option<u64>,
     exit_code: i32,
+    /// For its first `rpc_lag_runs` runs, the RPC reports a height this many blocks behind (a
+    /// node whose RPC lags behind consensus, so a supervisor misses its last block).
+    rpc_lag: u64,
+    rpc_lag_runs: u32,
 }
 
 impl Default for SimConfig {
@@ -69,6 +73,8 @@ impl Default for SimConfig {
             min_start_height: 0,
             exit_after_height: None,
             exit_code: 0,
+            rpc_lag: 0,
+            rpc_lag_runs: 0,
         }
     }
 }
@@ -115,6 +121,8 @@ struct Node {
     data: PathBuf,
     state: Mutex<State>,
     height: AtomicU64,
+    /// How far behind the live height the RPC reports (see `rpc_lag`).
+    rpc_lag: u64,
     stopping: AtomicBool,
 }
 
@@ -135,11 +143,14 @@ impl Node {
     }
 }
 
+/// The event log, one JSON object per line.
+const EVENTS: &str = "sim-events.jsonl";
+
 fn append_event(data: &Path, value: &Value) {
     if let Ok(mut f) = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(data.join("sim-events.jsonl"))
+        .open(data.join(EVENTS))
     {
         let _ = writeln!(f, "{value}");
     }
@@ -290,10 +301,16 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         .unwrap_or(0);
     let skips = skip_heights(&args);
 
+    let earlier_runs = previous_starts(&data, &cfg.version);
     let node = Arc::new(Node {
         cfg: cfg.clone(),
         data: data.clone(),
         height: AtomicU64::new(state.height),
+        rpc_lag: if earlier_runs < cfg.rpc_lag_runs {
+            cfg.rpc_lag
+        } else {
+            0
+        },
         state: Mutex::new(state.clone()),
         stopping: AtomicBool::new(false),
     });
@@ -471,6 +488,16 @@ fn handle_signals(node: Arc<Node>, set: SigSet) {
     }
 }
 
+/// How many times this version started before, from the event log.
+fn previous_starts(data: &Path, version: &str) -> u32 {
+    let events = fs::read_to_string(data.join(EVENTS)).unwrap_or_default();
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "start" && e["version"] == version)
+        .count() as u32
+}
+
 fn serve_rpc(node: Arc<Node>) {
     let addr = format!("127.0.0.1:{}", node.cfg.rpc_port);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -503,7 +530,11 @@ fn answer(node: &Node, mut stream: TcpStream) {
         }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let height = node.height.load(Ordering::SeqCst).to_string();
+    let height = node
+        .height
+        .load(Ordering::SeqCst)
+        .saturating_sub(node.rpc_lag)
+        .to_string();
     let body = match path.split('?').next().unwrap_or("") {
         "/status" => json!({"jsonrpc": "2.0", "id": -1, "result": {
             "node_info": {"network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
