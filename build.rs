@@ -1,0 +1,100 @@
+//! Builds the plugins in `plugins/` into WebAssembly components (`wasm32-wasip2`, release) so
+//! that `cargo build` alone gives a working wasmvisor: the bundled default plugins are embedded
+//! in the binary, and the tests find the others in `WASMVISOR_PLUGINS_DIR`.
+//!
+//! The plugins are their own workspace, built by a nested cargo into `<target>/wasm-plugins`.
+//! When the `wasm32-wasip2` target is missing, it is added with rustup first.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let plugins = root.join("plugins");
+    println!("cargo:rerun-if-changed=wit");
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "support",
+        "cosmovisor",
+        "http",
+        "chain-registry",
+        "allowlist",
+        "local-mirror",
+        "cometbft",
+        "template",
+        "fixtures",
+    ] {
+        println!("cargo:rerun-if-changed=plugins/{entry}");
+    }
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
+    // <target>/<profile>/build/<package>/out → <target>/wasm-plugins (beside the host's builds).
+    let target_dir = out
+        .ancestors()
+        .nth(4)
+        .map_or_else(|| out.join("wasm-plugins"), |t| t.join("wasm-plugins"));
+
+    ensure_target();
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(plugins.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The nested build is for another target: nothing of the host's build settings applies.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
+            || key == "RUSTFLAGS"
+            || key == "RUSTC_WRAPPER"
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+            || key == "RUSTDOCFLAGS"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+    if !status.success() {
+        panic!(
+            "building the plugins in {} for {TARGET} failed ({status}); the errors are above",
+            plugins.display()
+        );
+    }
+    let built = target_dir.join(TARGET).join("release");
+    println!("cargo:rustc-env=WASMVISOR_PLUGINS_DIR={}", built.display());
+    for name in ["wasmvisor_plugin_cosmovisor", "wasmvisor_plugin_http"] {
+        let wasm = built.join(format!("{name}.wasm"));
+        assert!(wasm.is_file(), "{} was not built", wasm.display());
+    }
+}
+
+/// Adds the wasm32-wasip2 standard library with rustup when it is missing.
+fn ensure_target() {
+    let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot
+        .as_deref()
+        .is_some_and(|s| Path::new(s).join("lib/rustlib").join(TARGET).is_dir());
+    if installed {
+        return;
+    }
+    println!("cargo:warning=installing the {TARGET} target with rustup to build the plugins");
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        other => panic!(
+            "the {TARGET} target is missing and `rustup target add {TARGET}` failed ({other:?}); install it by hand"
+        ),
+    }
+}
