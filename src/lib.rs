@@ -16,6 +16,8 @@ pub mod layout;
 pub mod lock;
 pub mod logging;
 pub mod plan;
+pub mod plugin;
+pub mod plugin_commands;
 pub mod process;
 pub mod rpc;
 pub mod status;

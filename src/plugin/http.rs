@@ -1,0 +1,176 @@
+//! The `http` host interface: GET to the hosts allowlisted for the calling plugin, nothing else.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+/// A response handed to a plugin as the `response` resource.
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Box<dyn Read + Send + Sync>,
+}
+
+/// The hosts one plugin may reach: `*`, `host` (any port), `host:port`, `*.domain`.
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+    patterns: Vec<String>,
+}
+
+impl Allow {
+    pub fn new(patterns: &[String]) -> Allow {
+        Allow {
+            patterns: patterns.iter().map(|p| p.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// Whether `host` on `port` is allowed.
+    pub fn permits(&self, host: &str, port: u16) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.patterns.iter().any(|p| {
+            if p == "*" {
+                return true;
+            }
+            let (pat_host, pat_port) = match p.rsplit_once(':') {
+                Some((h, port)) if !h.contains(':') || h.ends_with(']') => {
+                    (h, port.parse::<u16>().ok())
+                }
+                _ => (p.as_str(), None),
+            };
+            let pat_host = pat_host.trim_start_matches('[').trim_end_matches(']');
+            let host_ok = match pat_host.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == pat_host,
+            };
+            host_ok && pat_port.is_none_or(|pp| pp == port)
+        })
+    }
+}
+
+/// Why a request was not made or failed.
+pub enum GetError {
+    Denied(String),
+    Failed(String),
+}
+
+/// Performs one GET for a plugin, without following redirects.
+pub fn get(
+    allow: &Allow,
+    plugin: &str,
+    url: &str,
+    headers: &[(String, String)],
+    deadline: Instant,
+) -> Result<Response, GetError> {
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| GetError::Denied(format!("{url:?} is not a valid URL: {e}")))?;
+    let scheme = uri.scheme_str().unwrap_or("");
+    let default_port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => {
+            return Err(GetError::Denied(format!(
+                "{url}: only http and https URLs are allowed"
+            )));
+        }
+    };
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().unwrap_or(default_port);
+    if !allow.permits(host, port) {
+        tracing::warn!(
+            plugin,
+            host,
+            port,
+            "plugin asked for a host that is not in its allow-hosts"
+        );
+        return Err(GetError::Denied(format!(
+            "{host}:{port} is not in this plugin's allow-hosts"
+        )));
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(GetError::Failed("the call's deadline has passed".into()));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(remaining))
+        .timeout_connect(Some(remaining.min(Duration::from_secs(15))))
+        .timeout_recv_response(Some(remaining.min(Duration::from_secs(60))))
+        .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let mut request = agent.get(url);
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request
+        .call()
+        .map_err(|e| GetError::Failed(format!("GET {url}: {e}")))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    tracing::debug!(plugin, url, status, "plugin HTTP request");
+    let body = response.into_body().into_reader();
+    Ok(Response {
+        status,
+        headers,
+        body: Box::new(body),
+    })
+}
+
+/// The largest read a plugin may ask for at once.
+pub const MAX_READ: u32 = 1 << 20;
+
+/// Reads up to `max` bytes (capped) from a response.
+pub fn read(response: &mut Response, max: u32) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; max.min(MAX_READ) as usize];
+    let n = response
+        .body
+        .read(&mut buf)
+        .map_err(|e| format!("reading the body: {e}"))?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Allow;
+
+    #[test]
+    fn allowlist_patterns() {
+        let a = Allow::new(&[
+            "github.com".into(),
+            "*.githubusercontent.com".into(),
+            "127.0.0.1:8080".into(),
+        ]);
+        assert!(a.permits("GitHub.com", 443));
+        assert!(a.permits("objects.githubusercontent.com", 443));
+        assert!(!a.permits("githubusercontent.com", 443));
+        assert!(a.permits("127.0.0.1", 8080));
+        assert!(!a.permits("127.0.0.1", 8081));
+        assert!(!a.permits("evil.com", 443));
+        assert!(!a.permits("github.com.evil.com", 443));
+        assert!(Allow::new(&["*".into()]).permits("anything", 1));
+        assert!(!Allow::new(&[]).permits("localhost", 80));
+        assert!(Allow::new(&["[::1]:9".into()]).permits("[::1]", 9));
+    }
+}

@@ -1,0 +1,218 @@
+//! The configured plugins, loaded: what the supervisor, `prepare-upgrade` and `plugin` use.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{
+    Artifact, Decision, Health, HealthContext, Host, Loaded, PluginError, Plugins, Request, Staged,
+    World, artifact,
+};
+use crate::config::Config;
+use crate::layout::{Current, Layout};
+use crate::plan::Plan;
+
+/// The plugins of every world, compiled and ready to instantiate.
+pub struct PluginSet {
+    pub host: &'static Host,
+    pub resolvers: Vec<Loaded>,
+    pub sources: Vec<Loaded>,
+    pub health: Vec<Loaded>,
+    pub limits: artifact::Limits,
+}
+
+impl PluginSet {
+    /// Loads every configured plugin. All failures are returned together.
+    pub fn load(plugins: &Plugins, cache: Option<PathBuf>) -> Result<PluginSet, Vec<PluginError>> {
+        let host = Host::shared(cache).map_err(|e| {
+            vec![PluginError {
+                plugin: "(engine)".into(),
+                world: World::Resolver,
+                kind: super::ErrorKind::Load(e),
+            }]
+        })?;
+        let mut errors = Vec::new();
+        let mut load = |specs: &[super::PluginSpec]| -> Vec<Loaded> {
+            specs
+                .iter()
+                .filter_map(|s| host.load(s).map_err(|e| errors.push(e)).ok())
+                .collect()
+        };
+        let set = PluginSet {
+            host,
+            resolvers: load(&plugins.resolvers),
+            sources: load(&plugins.sources),
+            health: load(&plugins.health),
+            limits: artifact::Limits::default(),
+        };
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether only the bundled Cosmovisor resolver runs (it never looks at digests).
+    fn only_default_resolver(&self) -> bool {
+        self.resolvers
+            .iter()
+            .all(|r| r.spec.origin == super::Origin::Bundled("cosmovisor"))
+    }
+
+    /// The request for `plan`, describing its upgrade folder.
+    pub fn request(&self, cfg: &Config, layout: &Layout, plan: &Plan) -> Result<Request, String> {
+        let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
+        let target = Current::Upgrade(dir.clone());
+        let exists = layout.root.is_dir(format!("upgrades/{dir}"));
+        let has_binary = layout.check_binary(&target).is_ok();
+        let sha256 = if has_binary && !self.only_default_resolver() {
+            Some(sha256_file(&layout.binary_path(&target))?)
+        } else {
+            None
+        };
+        Ok(Request {
+            plan: super::Plan {
+                name: plan.name.clone(),
+                height: plan.height,
+                info: plan.info.clone(),
+            },
+            platform: super::platform(),
+            daemon_name: cfg.name.clone(),
+            staged: exists.then_some(Staged {
+                dir,
+                has_binary,
+                sha256,
+            }),
+            downloads_allowed: cfg.allow_download_binaries,
+            checksum_required: cfg.download_must_have_checksum,
+        })
+    }
+
+    /// Runs the resolvers in order. A plugin failure fails closed (the upgrade is refused).
+    pub fn resolve(&self, request: &Request) -> Result<(Decision, String), PluginError> {
+        let mut decision: Option<Decision> = None;
+        let mut by = String::new();
+        for r in &self.resolvers {
+            let d = self.host.resolve(r, request, decision.as_ref())?;
+            tracing::info!(plugin = %r.spec.name, decision = %describe(&d), "resolver answered");
+            by = r.spec.name.clone();
+            let refused = matches!(d, Decision::Refuse(_));
+            decision = Some(d);
+            if refused {
+                break;
+            }
+        }
+        Ok((
+            decision.unwrap_or_else(|| Decision::Refuse("no resolver is configured".into())),
+            by,
+        ))
+    }
+
+    /// Fetches the first artifact that a source delivers and verifies, and installs it into
+    /// `upgrades/<dir>/bin/<daemon>`.
+    pub fn fetch_and_install(
+        &self,
+        cfg: &Config,
+        layout: &Layout,
+        dir: &str,
+        artifacts: &[Artifact],
+    ) -> Result<(), String> {
+        let work = layout.root_path.join(DOWNLOADS_DIR).join(dir);
+        let mut reasons = Vec::new();
+        for a in artifacts {
+            if cfg.download_must_have_checksum && a.checksum.is_none() {
+                reasons.push(format!(
+                    "{} has no checksum and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on",
+                    a.url
+                ));
+                continue;
+            }
+            let fetched = match artifact::fetch(self.host, &self.sources, a, &work, &self.limits) {
+                Ok(f) => f,
+                Err(e) if e.contains("checksum mismatch") => return Err(e),
+                Err(e) => {
+                    reasons.push(e);
+                    continue;
+                }
+            };
+            tracing::info!(url = %a.url, bytes = fetched.size, digest = %fetched.sha256_or_512, source = %fetched.source, "artifact fetched and verified");
+            let installed = artifact::install(
+                &layout.root,
+                &fetched.path,
+                a.format,
+                dir,
+                &cfg.name,
+                &self.limits,
+            );
+            let _ = std::fs::remove_file(&fetched.path);
+            match installed {
+                Ok(()) => {
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Ok(());
+                }
+                Err(e) => reasons.push(format!("{}: {e}", a.url)),
+            }
+        }
+        Err(reasons.join("; "))
+    }
+
+    /// Asks every health check once; the first non-healthy answer wins.
+    pub fn check(&self, context: &HealthContext) -> Result<Health, PluginError> {
+        let mut texts = Vec::new();
+        for h in &self.health {
+            match self.host.check(h, context)? {
+                Health::Healthy(t) => texts.push(format!("{}: {t}", h.spec.name)),
+                other => return Ok(other),
+            }
+        }
+        Ok(Health::Healthy(texts.join("; ")))
+    }
+}
+
+/// Where partial downloads wait, per upgrade folder, under the cosmovisor root.
+pub const DOWNLOADS_DIR: &str = ".wasmvisor-downloads";
+
+/// A decision in a few words, for logs.
+pub fn describe(d: &Decision) -> String {
+    match d {
+        Decision::UseStaged => "use the staged binary".into(),
+        Decision::Fetch(list) => format!(
+            "fetch {}",
+            list.iter()
+                .map(|a| a.url.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+        Decision::Refuse(reason) => format!("refuse: {reason}"),
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    use sha2::Digest;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Runs blocking plugin work on its own thread, outside the async runtime (wasmtime-wasi's
+/// synchronous bindings must not run on a runtime thread), and awaits its result.
+pub async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("wasmvisor-plugin".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("cannot start a plugin thread");
+    rx.await.expect("the plugin thread ended without an answer")
+}
+
+pub type Shared = Arc<PluginSet>;

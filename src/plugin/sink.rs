@@ -1,0 +1,170 @@
+//! The `output` resource a source writes into: a file that is hashed as it grows and capped in
+//! size. A partial file left by an interrupted fetch is hashed again and resumed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256, Sha512};
+
+/// The digest being computed, of the algorithm the artifact's checksum names (sha256 without one).
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(sha512: bool) -> Hasher {
+        if sha512 {
+            Hasher::Sha512(Sha512::new())
+        } else {
+            Hasher::Sha256(Sha256::new())
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        match self.clone() {
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+        }
+    }
+}
+
+pub struct Output {
+    pub path: PathBuf,
+    file: File,
+    hasher: Hasher,
+    sha512: bool,
+    written: u64,
+    limit: u64,
+    progress: Progress,
+}
+
+impl Output {
+    /// Opens (or resumes) the partial file at `path`.
+    pub fn open(path: &Path, sha512: bool, limit: u64, label: &str) -> io::Result<Output> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        let mut hasher = Hasher::new(sha512);
+        let mut written = 0u64;
+        file.seek(SeekFrom::Start(0))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            written += n as u64;
+        }
+        Ok(Output {
+            path: path.to_path_buf(),
+            file,
+            hasher,
+            sha512,
+            written,
+            limit,
+            progress: Progress::new(label),
+        })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let after = self.written + bytes.len() as u64;
+        if after > self.limit {
+            return Err(format!(
+                "the artifact is larger than the limit of {} bytes",
+                self.limit
+            ));
+        }
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        self.hasher.update(bytes);
+        self.written = after;
+        self.progress.update(after);
+        Ok(())
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    pub fn reset(&mut self) {
+        if self.file.set_len(0).is_ok() {
+            self.written = 0;
+            self.hasher = Hasher::new(self.sha512);
+        }
+    }
+
+    /// The digest of everything written, after syncing the file.
+    pub fn finish(mut self) -> io::Result<(PathBuf, u64, String)> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        self.progress.done(self.written);
+        Ok((self.path, self.written, self.hasher.hex()))
+    }
+}
+
+/// Progress of a long transfer: a bar on a terminal, a log line every few seconds otherwise.
+struct Progress {
+    label: String,
+    started: Instant,
+    last: Instant,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(label: &str) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            label: label.to_string(),
+            started: Instant::now(),
+            last: Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, bytes: u64) {
+        let every = if self.terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = bytes as f64 / secs / (1 << 20) as f64;
+        if self.terminal {
+            let mib = bytes as f64 / (1 << 20) as f64;
+            let filled = ((mib as usize) % 30) + 1;
+            eprint!(
+                "\r{} [{:<30}] {mib:.1} MiB {rate:.1} MiB/s",
+                self.label,
+                "#".repeat(filled)
+            );
+        } else {
+            tracing::info!(artifact = %self.label, bytes, rate_mib_s = format!("{rate:.1}"), "downloading");
+        }
+    }
+
+    fn done(&self, bytes: u64) {
+        if self.terminal && self.last != self.started {
+            eprintln!();
+        }
+        tracing::info!(artifact = %self.label, bytes, took = ?self.started.elapsed(), "downloaded");
+    }
+}
