@@ -102,6 +102,20 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Stage the pending upgrade's binary ahead of the halt, with the configured resolvers and sources.
+    PrepareUpgrade {
+        /// The plan (upgrade-info.json format); default: the pending governance or manual plan.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
+    /// Inspect, validate, precompile and try the WebAssembly plugins.
+    Plugin {
+        /// Use this plugin configuration instead of WASMVISOR_PLUGINS / cosmovisor/plugins.toml.
+        #[arg(long, value_name = "FILE", global = true)]
+        plugins: Option<PathBuf>,
+        #[command(subcommand)]
+        action: PluginCmd,
+    },
     /// Run a self-contained demo: a simulated node upgraded twice, genesis → v2 → v3.
     Demo {
         /// Keep the demo's home folder instead of removing it.
@@ -110,6 +124,38 @@ enum Cmd {
         /// Block time of the simulated node, in milliseconds.
         #[arg(long, default_value_t = 250)]
         block_ms: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginCmd {
+    /// List the configured plugins of every world, with their grants and limits.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load every plugin: read, check pins, worlds and versions, compile (or load from the cache).
+    Check,
+    /// Precompile every plugin into the cache (what `check` does, named for scripts).
+    Compile,
+    /// Call one plugin once and print its answer as JSON.
+    Call {
+        /// resolver, source or health.
+        world: String,
+        /// The plugin's name in the configuration (bundled: cosmovisor, http).
+        name: String,
+        /// The plan, in upgrade-info.json format (default: data/upgrade-info.json).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// For a source: the artifact URL to fetch.
+        #[arg(long, value_name = "URL")]
+        artifact: Option<String>,
+        /// For a source: the expected checksum, sha256:<hex> or sha512:<hex>.
+        #[arg(long, value_name = "TYPE:HEX")]
+        checksum: Option<String>,
+        /// For a source: where to write the bytes (default: the URL's file name).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -219,6 +265,36 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         )),
         Cmd::ShowUpgradeInfo => report(crate::commands::show_upgrade_info(&cfg)),
         Cmd::Status { json } => report(crate::status::print(&cfg, json)),
+        Cmd::PrepareUpgrade { plan } => report(crate::plugin_commands::prepare_upgrade(
+            &cfg,
+            plan.as_deref(),
+        )),
+        Cmd::Plugin { plugins, action } => {
+            let over = plugins.as_deref();
+            report(match action {
+                PluginCmd::List { json } => crate::plugin_commands::list(&cfg, over, json),
+                PluginCmd::Check | PluginCmd::Compile => crate::plugin_commands::check(&cfg, over),
+                PluginCmd::Call {
+                    world,
+                    name,
+                    plan,
+                    artifact,
+                    checksum,
+                    out,
+                } => crate::plugin_commands::call(
+                    &cfg,
+                    over,
+                    crate::plugin_commands::CallArgs {
+                        world,
+                        name,
+                        plan,
+                        artifact,
+                        checksum,
+                        out,
+                    },
+                ),
+            })
+        }
         Cmd::Demo { .. } => unreachable!("handled above"),
     }
 }

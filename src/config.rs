@@ -50,6 +50,10 @@ pub struct Config {
     pub rpc_address: String,
     pub log_format: LogFormat,
     pub watch_mode: WatchMode,
+    /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
+    pub plugins_file: Option<PathBuf>,
+    /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept.
+    pub plugin_cache: Option<PathBuf>,
     /// Where the values came from, for `config`.
     pub file: Option<PathBuf>,
 }
@@ -150,6 +154,8 @@ pub const KEYS: &[&str] = &[
     "WASMVISOR_RPC_ADDRESS",
     "WASMVISOR_LOG_FORMAT",
     "WASMVISOR_WATCH_MODE",
+    "WASMVISOR_PLUGINS",
+    "WASMVISOR_PLUGIN_CACHE",
 ];
 
 struct Loader<'a> {
@@ -433,6 +439,20 @@ impl Config {
                 ("poll", WatchMode::Poll),
             ],
         );
+        let plugins_file = loader.absolute_path("WASMVISOR_PLUGINS");
+        if let Some(file) = &plugins_file
+            && !file.is_file()
+        {
+            let origin = loader
+                .raw("WASMVISOR_PLUGINS")
+                .map_or(Origin::Env, |r| r.origin);
+            loader.problem(
+                "WASMVISOR_PLUGINS",
+                origin,
+                format!("{} does not exist; create it or unset the variable (the bundled plugins need no file)", file.display()),
+            );
+        }
+        let plugin_cache = loader.absolute_path("WASMVISOR_PLUGIN_CACHE");
 
         if !unsafe_skip_backup
             && let Some(dir) = &data_backup_dir
@@ -476,6 +496,8 @@ impl Config {
                 rpc_address,
                 log_format,
                 watch_mode,
+                plugins_file,
+                plugin_cache,
                 file: file.map(Path::to_path_buf),
             },
             warnings,
@@ -546,7 +568,33 @@ impl Config {
                 }
                 .into(),
             ),
+            (
+                "WASMVISOR_PLUGINS",
+                self.plugins_path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "WASMVISOR_PLUGIN_CACHE",
+                self.plugin_cache_dir().display().to_string(),
+            ),
         ]
+    }
+
+    /// The plugin configuration in use: `WASMVISOR_PLUGINS`, else `cosmovisor/plugins.toml` if
+    /// it exists, else none (the bundled plugins).
+    pub fn plugins_path(&self) -> Option<PathBuf> {
+        self.plugins_file.clone().or_else(|| {
+            let default = self.root().join("plugins.toml");
+            default.is_file().then_some(default)
+        })
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugin_cache
+            .clone()
+            .unwrap_or_else(|| crate::plugin::cache_dir(&self.root()))
     }
 
     /// The TOML document `init` writes: every key, lower-cased, with its effective value.
@@ -562,6 +610,12 @@ impl Config {
                 _ => toml::Value::String(value.clone()).to_string(),
             };
             if value.is_empty() && key != "cosmovisor_timeformat_logs" {
+                continue;
+            }
+            // Derived defaults are not pinned into the file.
+            if (key == "wasmvisor_plugins" && self.plugins_file.is_none())
+                || (key == "wasmvisor_plugin_cache" && self.plugin_cache.is_none())
+            {
                 continue;
             }
             out.push_str(&format!("{key} = {rendered}\n"));

@@ -28,9 +28,11 @@ pub enum Phase {
     Backup,
     CustomPreupgrade,
     Resolve,
+    Fetch,
     Swap,
     AppPreupgrade,
     Launch,
+    Health,
 }
 
 impl Phase {
@@ -42,9 +44,11 @@ impl Phase {
             Phase::Backup => "backup",
             Phase::CustomPreupgrade => "custom-preupgrade",
             Phase::Resolve => "resolve",
+            Phase::Fetch => "fetch",
             Phase::Swap => "swap",
             Phase::AppPreupgrade => "app-preupgrade",
             Phase::Launch => "launch",
+            Phase::Health => "health",
         }
     }
 }
@@ -93,6 +97,21 @@ pub struct Finished {
     pub backup: Option<PathBuf>,
     #[serde(default)]
     pub resumed: u32,
+    /// The health check's verdict on the upgraded node, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
+}
+
+/// The outcome of the post-upgrade health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    pub healthy: bool,
+    pub detail: String,
+    /// Milliseconds from the launch to the verdict.
+    pub after_ms: f64,
+    /// Milliseconds from the launch to the first answer of the check.
+    pub first_answer_ms: Option<f64>,
+    pub checks: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -239,7 +258,22 @@ impl Journal {
             phases: active.phases,
             backup: active.backup,
             resumed: active.resumed,
+            health: None,
         });
+        self.save()
+    }
+
+    /// Records the health check's verdict on the last upgrade.
+    pub fn record_health(&mut self, record: HealthRecord) -> std::io::Result<()> {
+        if let Some(last) = self.state.last.as_mut() {
+            if let Some(first) = record.first_answer_ms {
+                last.phases.push(PhaseTiming {
+                    phase: Phase::Health,
+                    ms: first,
+                });
+            }
+            last.health = Some(record);
+        }
         self.save()
     }
 

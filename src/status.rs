@@ -50,7 +50,13 @@ pub fn collect(cfg: &Config) -> Result<Value, String> {
         "staged": layout.staged(),
         "upgrade_in_progress": journal.active,
         "last_upgrade": journal.last.map(|l| {
-            let total: f64 = l.phases.iter().map(|p| p.ms).sum();
+            // The health entry is the time to the check's first answer, not a step of the switch.
+            let total: f64 = l
+                .phases
+                .iter()
+                .filter(|p| p.phase != crate::journal::Phase::Health)
+                .map(|p| p.ms)
+                .sum();
             let mut v = serde_json::to_value(&l).unwrap_or_default();
             v["total_ms"] = json!((total * 1000.0).round() / 1000.0);
             v
@@ -171,6 +177,23 @@ pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
                     p["phase"].as_str().unwrap_or(""),
                     p["ms"].as_f64().unwrap_or(0.0)
                 ));
+            }
+            if let Some(h) = last.get("health").filter(|h| h.is_object()) {
+                line(
+                    &mut out,
+                    "health",
+                    format!(
+                        "{} after {:.0} ms ({} checks): {}",
+                        if h["healthy"].as_bool() == Some(true) {
+                            "healthy"
+                        } else {
+                            "UNHEALTHY"
+                        },
+                        h["after_ms"].as_f64().unwrap_or(0.0),
+                        h["checks"],
+                        h["detail"].as_str().unwrap_or("")
+                    ),
+                );
             }
         }
         None => line(&mut out, "last upgrade", "none".into()),

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -16,6 +17,7 @@ use crate::decide::{Decision, Files, Settled};
 use crate::journal::Journal;
 use crate::layout::{Current, Layout, LayoutError};
 use crate::plan::{Plan, Read};
+use crate::plugin::PluginSet;
 use crate::process::{self, Child, Exit, Reaper};
 use crate::rpc::Endpoint;
 use crate::upgrade::UpgradeError;
@@ -44,6 +46,8 @@ pub enum RunError {
         what: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Plugins(String),
     #[error("upgrade {name:?} at height {height} cannot be applied: {reason}")]
     Refused {
         name: String,
@@ -85,6 +89,32 @@ pub struct Supervisor {
     launch_after_upgrade: bool,
     /// Relaunches made to confirm a manual halt whose last block was not seen on the RPC.
     confirm_runs: u32,
+    /// The plugins, loaded (and compiled, or read from the cache) before the first launch.
+    pub(crate) plugins: Arc<PluginSet>,
+    /// An upgrade whose node the health checks must judge at its next launch.
+    pub(crate) health_due: Option<Plan>,
+}
+
+/// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
+/// launches anything, and the upgrade's hot path finds them compiled.
+fn load_plugins(cfg: &Config) -> Result<Arc<PluginSet>, RunError> {
+    let started = Instant::now();
+    let plugins = crate::plugin_commands::plugins(cfg, None).map_err(RunError::Plugins)?;
+    let set = crate::plugin_commands::load(cfg, &plugins).map_err(RunError::Plugins)?;
+    let names = |list: &[crate::plugin::Loaded]| {
+        list.iter()
+            .map(|p| p.spec.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    tracing::info!(
+        resolvers = names(&set.resolvers),
+        sources = names(&set.sources),
+        health = names(&set.health),
+        took = %crate::duration::format(started.elapsed()),
+        "plugins ready"
+    );
+    Ok(Arc::new(set))
 }
 
 /// A clean exit within this many blocks of a manual halt height is confirmed by a relaunch.
@@ -126,7 +156,10 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         let watcher =
             Watcher::start(&cfg.home.join("data"), cfg.watch_mode, cfg.poll_interval).await;
         let rpc = Endpoint::parse(&cfg.rpc_address).expect("validated with the configuration");
+        let plugins = load_plugins(&cfg)?;
         let mut supervisor = Supervisor {
+            plugins,
+            health_due: None,
             skip_heights: skip_heights(&args),
             cfg,
             layout,
@@ -285,6 +318,10 @@ impl Supervisor {
             tracing::warn!("cannot journal the launch: {e}");
         }
 
+        let mut health = self
+            .health_due
+            .take()
+            .map(|plan| tokio::spawn(health_loop(self.plugins.clone(), plan, started)));
         let (height_tx, mut height_rx) = watch::channel(self.chain_height);
         let poller = halt_at
             .as_ref()
@@ -312,6 +349,15 @@ impl Supervisor {
                     tracing::warn!(grace = %crate::duration::format(self.cfg.shutdown_grace), "the node did not stop within the shutdown grace; sending SIGKILL");
                     node.signal(Signal::SIGKILL);
                     kill_at = None;
+                }
+                verdict = async { health.as_mut().expect("guarded").await }, if health.is_some() => {
+                    health = None;
+                    let Ok(verdict) = verdict else { continue };
+                    if self.on_health(verdict) {
+                        node.stop(self.cfg.shutdown_grace).await;
+                        self.clear_node();
+                        break Ended::Exit(HEALTH_EXIT_CODE);
+                    }
                 }
                 Ok(()) = height_rx.changed() => {
                     self.chain_height = *height_rx.borrow_and_update();
@@ -352,6 +398,10 @@ impl Supervisor {
         };
         if let Some(poller) = poller {
             poller.abort();
+        }
+        if let Some(health) = health {
+            health.abort();
+            tracing::warn!("the node's run ended before the health check gave its verdict");
         }
         Ok(ended)
     }
@@ -492,6 +542,40 @@ impl Supervisor {
         Ok(done)
     }
 
+    /// Logs and journals the health verdict. Returns true if the configuration says to stop.
+    fn on_health(&mut self, verdict: crate::journal::HealthRecord) -> bool {
+        let exit = !verdict.healthy
+            && self
+                .plugins
+                .health
+                .iter()
+                .any(|h| h.spec.on_unhealthy == crate::plugin::OnUnhealthy::Exit);
+        if verdict.healthy {
+            tracing::info!(
+                after_ms = verdict.after_ms,
+                checks = verdict.checks,
+                "upgraded node is healthy: {}",
+                verdict.detail
+            );
+        } else {
+            tracing::error!(
+                after_ms = verdict.after_ms,
+                checks = verdict.checks,
+                "upgraded node is UNHEALTHY: {}{}",
+                verdict.detail,
+                if exit {
+                    "; on-unhealthy = exit: stopping the node"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Err(e) = self.journal.record_health(verdict) {
+            tracing::warn!("cannot journal the health verdict: {e}");
+        }
+        exit
+    }
+
     pub(crate) fn mark_launch_after_upgrade(&mut self) {
         self.launch_after_upgrade = true;
     }
@@ -502,6 +586,76 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// Exit status when the health check fails and `on-unhealthy = "exit"`.
+pub const HEALTH_EXIT_CODE: i32 = 3;
+
+/// Asks the health checks every interval until one verdict is final or the deadline passes.
+async fn health_loop(
+    set: Arc<PluginSet>,
+    plan: Plan,
+    launched: Instant,
+) -> crate::journal::HealthRecord {
+    use crate::plugin::Health;
+    let interval = set
+        .health
+        .iter()
+        .map(|h| h.spec.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(2));
+    let deadline = set
+        .health
+        .iter()
+        .map(|h| h.spec.deadline)
+        .max()
+        .unwrap_or(Duration::from_secs(300));
+    let ms = |d: Duration| crate::journal::ms(d);
+    let mut first_answer = None;
+    for attempt in 1u32.. {
+        let context = crate::plugin::HealthContext {
+            plan: crate::plugin::Plan {
+                name: plan.name.clone(),
+                height: plan.height,
+                info: plan.info.clone(),
+            },
+            elapsed_ms: launched.elapsed().as_millis() as u64,
+            attempt,
+        };
+        let s = set.clone();
+        let answer = crate::plugin::off_runtime(move || s.check(&context)).await;
+        first_answer.get_or_insert_with(|| ms(launched.elapsed()));
+        let record = |healthy: bool, detail: String| crate::journal::HealthRecord {
+            healthy,
+            detail,
+            after_ms: ms(launched.elapsed()),
+            first_answer_ms: first_answer,
+            checks: attempt,
+        };
+        let last = match answer {
+            Ok(Health::Healthy(t)) => return record(true, t),
+            Ok(Health::Unhealthy(t)) => return record(false, t),
+            Ok(Health::Pending(t)) => {
+                tracing::debug!(attempt, "health: {t}");
+                t
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                e.to_string()
+            }
+        };
+        if launched.elapsed() + interval > deadline {
+            return record(
+                false,
+                format!(
+                    "no healthy answer within {}; last: {last}",
+                    crate::duration::format(deadline)
+                ),
+            );
+        }
+        tokio::time::sleep(interval).await;
+    }
+    unreachable!("the loop returns")
 }
 
 /// Follows the node's height while a manual upgrade is pending, faster as the height nears, so

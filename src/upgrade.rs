@@ -52,6 +52,20 @@ pub enum UpgradeError {
         script: PathBuf,
         outcome: String,
     },
+    #[error("upgrade {upgrade:?}: {message}; `current` is unchanged")]
+    Plugin { upgrade: String, message: String },
+    #[error(
+        "upgrade {upgrade:?}: resolver {by} refused it: {reason}; `current` is unchanged (stage the binary with add-upgrade, or fix the plugin configuration, then restart wasmvisor)"
+    )]
+    Refused {
+        upgrade: String,
+        by: String,
+        reason: String,
+    },
+    #[error(
+        "upgrade {upgrade:?}: the binary could not be fetched: {message}; `current` is unchanged (restart wasmvisor to retry; partial downloads resume)"
+    )]
+    Fetch { upgrade: String, message: String },
     #[error(
         "upgrade {upgrade:?}: `{binary} pre-upgrade` {outcome}; `current` now points at the new binary and wasmvisor will run pre-upgrade again before the next launch"
     )]
@@ -118,9 +132,14 @@ impl Supervisor {
         if self.poll_stop() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        self.phase_resolve(&plan, &dir_name)?;
+        if let Some(artifacts) = self.phase_resolve(&plan, &dir_name).await? {
+            self.phase_fetch(&plan, &dir_name, artifacts).await?;
+        }
         self.phase_swap(&plan, &dir_name)?;
-        let done = self.finish_after_swap(plan).await?;
+        let done = self.finish_after_swap(plan.clone()).await?;
+        if done && !self.plugins.health.is_empty() {
+            self.health_due = Some(plan);
+        }
         if done {
             tracing::info!(upgrade = %upgrade, took = %crate::duration::format(started.elapsed()), "upgrade complete");
         }
@@ -293,25 +312,82 @@ impl Supervisor {
         Ok(true)
     }
 
-    fn phase_resolve(&mut self, plan: &Plan, dir_name: &str) -> Result<(), UpgradeError> {
+    /// Asks the resolvers which binary the upgrade runs. Returns the artifacts to fetch, or
+    /// `None` when the staged binary is the one.
+    async fn phase_resolve(
+        &mut self,
+        plan: &Plan,
+        dir_name: &str,
+    ) -> Result<Option<Vec<crate::plugin::Artifact>>, UpgradeError> {
         self.enter(plan, Phase::Resolve)?;
         let t = Instant::now();
+        let plugin_error = |message: String| UpgradeError::Plugin {
+            upgrade: plan.name.clone(),
+            message,
+        };
+        let set = self.plugins.clone();
+        let request = set
+            .request(&self.cfg, &self.layout, plan)
+            .map_err(plugin_error)?;
+        let (decision, by) = crate::plugin::off_runtime(move || set.resolve(&request))
+            .await
+            .map_err(|e| plugin_error(format!("{e}; policy plugins fail closed")))?;
         let target = Current::Upgrade(dir_name.to_string());
-        if let Err(source) = self.layout.check_binary(&target) {
-            if matches!(source, LayoutError::MissingBinary { .. })
-                && self.cfg.allow_download_binaries
-            {
-                tracing::warn!(
-                    "DAEMON_ALLOW_DOWNLOAD_BINARIES is set, but this wasmvisor build cannot download binaries yet; place the binary by hand"
-                );
+        let artifacts = match decision {
+            crate::plugin::Decision::UseStaged => {
+                self.layout
+                    .check_binary(&target)
+                    .map_err(|source| UpgradeError::Layout {
+                        upgrade: plan.name.clone(),
+                        source,
+                    })?;
+                tracing::info!(binary = %self.layout.binary_path(&target).display(), resolver = %by, "upgrade binary found");
+                None
             }
-            return Err(UpgradeError::Layout {
+            crate::plugin::Decision::Refuse(reason) => {
+                return Err(UpgradeError::Refused {
+                    upgrade: plan.name.clone(),
+                    by,
+                    reason,
+                });
+            }
+            crate::plugin::Decision::Fetch(list) => Some(list),
+        };
+        self.done(Phase::Resolve, t.elapsed());
+        Ok(artifacts)
+    }
+
+    /// Fetches, verifies and installs the binary the resolvers chose.
+    async fn phase_fetch(
+        &mut self,
+        plan: &Plan,
+        dir_name: &str,
+        artifacts: Vec<crate::plugin::Artifact>,
+    ) -> Result<(), UpgradeError> {
+        self.enter(plan, Phase::Fetch)?;
+        let t = Instant::now();
+        let set = self.plugins.clone();
+        let cfg = self.cfg.clone();
+        let layout =
+            crate::layout::Layout::open(&self.cfg).map_err(|source| UpgradeError::Layout {
                 upgrade: plan.name.clone(),
                 source,
-            });
-        }
-        tracing::info!(binary = %self.layout.binary_path(&target).display(), "upgrade binary found");
-        self.done(Phase::Resolve, t.elapsed());
+            })?;
+        let dir = dir_name.to_string();
+        crate::plugin::off_runtime(move || set.fetch_and_install(&cfg, &layout, &dir, &artifacts))
+            .await
+            .map_err(|message| UpgradeError::Fetch {
+                upgrade: plan.name.clone(),
+                message,
+            })?;
+        let target = Current::Upgrade(dir_name.to_string());
+        self.layout
+            .check_binary(&target)
+            .map_err(|source| UpgradeError::Layout {
+                upgrade: plan.name.clone(),
+                source,
+            })?;
+        self.done(Phase::Fetch, t.elapsed());
         Ok(())
     }
 

@@ -34,6 +34,11 @@ impl Home {
                 ("UNSAFE_SKIP_BACKUP".into(), "true".into()),
                 ("DAEMON_SHUTDOWN_GRACE".into(), "5s".into()),
                 ("COSMOVISOR_COLOR_LOGS".into(), "false".into()),
+                // One compile cache for all tests: each plugin is compiled once per test run.
+                (
+                    "WASMVISOR_PLUGIN_CACHE".into(),
+                    concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache").into(),
+                ),
             ],
             _dir: dir,
             path,
@@ -171,11 +176,28 @@ impl Home {
         while !cond(self) {
             assert!(
                 start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for {what}; history {:?}",
-                self.history()
+                "timed out after {timeout:?} waiting for {what}; history {:?}\nwasmvisor's log:\n{}",
+                self.history(),
+                self.last_log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The log of the most recent `run`, for failure messages.
+    pub fn last_log(&self) -> String {
+        let mut logs: Vec<_> = std::fs::read_dir(&self.path)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "err"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        logs.last()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 
     /// Waits until `version` has committed `height`.

@@ -6,5 +6,7 @@ mod commands;
 mod config;
 mod crash;
 mod manual;
+mod plugins;
 mod process;
+mod serve;
 mod upgrade;

@@ -126,7 +126,7 @@ fn missing_upgrade_binary_is_a_clear_error_and_current_is_untouched() {
     let out = home.run(&[]).finish(T);
     assert_eq!(out.code(), 1);
     assert!(
-        out.stderr.contains("upgrades/v2/bin/simd") && out.stderr.contains("missing"),
+        out.stderr.contains("upgrades/v2/bin/simd") && out.stderr.contains("does not exist"),
         "{}",
         out.stderr
     );
