@@ -593,3 +593,48 @@ fn plugin_commands_list_check_and_report_bad_configuration() {
     );
     assert!(home.events_of("start").is_empty());
 }
+
+#[test]
+fn prepare_upgrade_stages_the_binary_before_the_halt() {
+    let server = Server::start();
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let out = home.output(&["prepare-upgrade"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no pending upgrade"),
+        "{}",
+        stderr(&out)
+    );
+
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/simd-v2.tar.gz", archive.clone());
+    let url = format!(
+        "{}?checksum=sha256:{}",
+        server.url("/simd-v2.tar.gz"),
+        sha256(&archive)
+    );
+    plan_with_binary(&home, "v2", 3, &url);
+    let info = json!({"binaries": {platform(): url}}).to_string();
+    let plan = home.path.join("plan.json");
+    std::fs::write(
+        &plan,
+        json!({"name": "v2", "height": 3, "info": info}).to_string(),
+    )
+    .unwrap();
+    let out = home.output(&["prepare-upgrade", "--plan", plan.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("downloaded, verified and staged"));
+    assert!(home.root().join("upgrades/v2/bin/simd").is_file());
+    let requests = server.log().len();
+
+    // The upgrade itself finds the binary staged: nothing is fetched on the hot path.
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    run.stop();
+    assert_eq!(server.log().len(), requests);
+    assert!(!phases(&home).contains(&"fetch".to_string()));
+}
