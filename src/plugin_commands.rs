@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use crate::config::Config;
 use crate::layout::Layout;
 use crate::plan::{self, Plan, Read};
-use crate::plugin::set::describe;
 use crate::plugin::{
     Artifact, Decision, Health, HealthContext, Host, Output, PluginSet, Plugins, World, artifact,
 };
@@ -324,36 +323,12 @@ pub fn prepare_upgrade(cfg: &Config, plan_file: Option<&Path>) -> Result<(), Str
         Some(p) => read_plan(cfg, Some(p))?,
         None => pending_plan(&layout)?,
     };
-    let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
     let plugins = plugins(cfg, None)?;
     let set = load(cfg, &plugins)?;
-    let request = set.request(cfg, &layout, &plan)?;
-    let (decision, by) = set.resolve(&request).map_err(|e| e.to_string())?;
-    match decision {
-        Decision::UseStaged => {
-            layout
-                .check_binary(&crate::layout::Current::Upgrade(dir.clone()))
-                .map_err(|e| format!("resolver {by} chose the staged binary: {e}"))?;
-            println!(
-                "upgrade {} (height {}): upgrades/{dir}/bin/{} is staged",
-                plan.name, plan.height, cfg.name
-            );
-            Ok(())
-        }
-        Decision::Refuse(reason) => Err(format!(
-            "upgrade {}: resolver {by} refused: {reason}",
-            plan.name
-        )),
-        Decision::Fetch(list) => {
-            tracing::info!(upgrade = %plan.name, decision = %describe(&Decision::Fetch(list.clone())), "preparing");
-            set.fetch_and_install(cfg, &layout, &dir, &list)?;
-            println!(
-                "upgrade {} (height {}): upgrades/{dir}/bin/{} downloaded, verified and staged",
-                plan.name, plan.height, cfg.name
-            );
-            Ok(())
-        }
-    }
+    let done = crate::plugin::set::prepare(&set, cfg, &plan)
+        .map_err(|e| format!("upgrade {}: {e}", plan.name))?;
+    println!("upgrade {} (height {}): {done}", plan.name, plan.height);
+    Ok(())
 }
 
 fn pending_plan(layout: &Layout) -> Result<Plan, String> {

@@ -93,6 +93,8 @@ pub struct Supervisor {
     pub(crate) plugins: Arc<PluginSet>,
     /// An upgrade whose node the health checks must judge at its next launch.
     pub(crate) health_due: Option<Plan>,
+    /// Manual plans whose binary was already prepared ahead of their height.
+    prepared: std::collections::BTreeSet<String>,
 }
 
 /// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
@@ -160,6 +162,7 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         let mut supervisor = Supervisor {
             plugins,
             health_due: None,
+            prepared: Default::default(),
             skip_heights: skip_heights(&args),
             cfg,
             layout,
@@ -312,10 +315,14 @@ impl Supervisor {
         let spawn_took = started.elapsed();
         self.record_node(&node);
         tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
-        if std::mem::take(&mut self.launch_after_upgrade)
-            && let Err(e) = self.journal.record_launch(spawn_took)
-        {
-            tracing::warn!("cannot journal the launch: {e}");
+        if std::mem::take(&mut self.launch_after_upgrade) {
+            tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
+            if let Err(e) = self.journal.record_launch(spawn_took) {
+                tracing::warn!("cannot journal the launch: {e}");
+            }
+        }
+        if let Some(plan) = &halt_at {
+            self.prepare_ahead(plan);
         }
 
         let mut health = self
@@ -542,6 +549,25 @@ impl Supervisor {
         Ok(done)
     }
 
+    /// Stages a manual plan's binary in the background while the node runs towards its height,
+    /// so the upgrade finds it there (once per plan and supervisor).
+    fn prepare_ahead(&mut self, plan: &Plan) {
+        if !self.prepared.insert(plan.name.clone()) {
+            return;
+        }
+        let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
+        tokio::spawn(crate::plugin::off_runtime(
+            move || match crate::plugin::set::prepare(&set, &cfg, &plan) {
+                Ok(done) => {
+                    tracing::info!(upgrade = %plan.name, "prepared ahead of the halt: {done}")
+                }
+                Err(e) => {
+                    tracing::warn!(upgrade = %plan.name, "cannot prepare ahead of the halt (the upgrade will try again): {e}")
+                }
+            },
+        ));
+    }
+
     /// Logs and journals the health verdict. Returns true if the configuration says to stop.
     fn on_health(&mut self, verdict: crate::journal::HealthRecord) -> bool {
         let exit = !verdict.healthy
@@ -553,6 +579,7 @@ impl Supervisor {
         if verdict.healthy {
             tracing::info!(
                 after_ms = verdict.after_ms,
+                first_answer_ms = verdict.first_answer_ms,
                 checks = verdict.checks,
                 "upgraded node is healthy: {}",
                 verdict.detail

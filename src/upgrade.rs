@@ -25,6 +25,9 @@ const PREUPGRADE_NOT_IMPLEMENTED: i32 = 1;
 const PREUPGRADE_ABORT: i32 = 30;
 const PREUPGRADE_RETRY: i32 = 31;
 
+/// The resolvers' answer (decision, and the resolver that gave it), computed in the background.
+type Resolution = tokio::task::JoinHandle<Result<(crate::plugin::Decision, String), String>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
     #[error("upgrade {upgrade:?}: {source}")]
@@ -121,6 +124,14 @@ impl Supervisor {
             .map_err(|source| io_error(&plan, Phase::Detect, "cannot write the journal", source))?;
         self.enter(&plan, Phase::Detect)?;
         self.done(Phase::Detect, detect_lag);
+        // Resolving needs nothing the stop changes, so it runs while the node stops (and during
+        // the delay and backup). A custom pre-upgrade script may stage the binary itself: with
+        // one, the resolvers run after it, in their phase.
+        let early = self
+            .cfg
+            .custom_preupgrade
+            .is_none()
+            .then(|| self.start_resolution(&plan));
 
         self.phase_stop(&plan, node).await?;
         if self.poll_stop() || !self.phase_delay(&plan).await? {
@@ -132,7 +143,7 @@ impl Supervisor {
         if self.poll_stop() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        if let Some(artifacts) = self.phase_resolve(&plan, &dir_name).await? {
+        if let Some(artifacts) = self.phase_resolve(&plan, &dir_name, early).await? {
             self.phase_fetch(&plan, &dir_name, artifacts).await?;
         }
         self.phase_swap(&plan, &dir_name)?;
@@ -318,20 +329,22 @@ impl Supervisor {
         &mut self,
         plan: &Plan,
         dir_name: &str,
+        early: Option<Resolution>,
     ) -> Result<Option<Vec<crate::plugin::Artifact>>, UpgradeError> {
         self.enter(plan, Phase::Resolve)?;
         let t = Instant::now();
-        let plugin_error = |message: String| UpgradeError::Plugin {
-            upgrade: plan.name.clone(),
-            message,
+        let early = match early {
+            Some(task) => task,
+            None => self.start_resolution(plan),
         };
-        let set = self.plugins.clone();
-        let request = set
-            .request(&self.cfg, &self.layout, plan)
-            .map_err(plugin_error)?;
-        let (decision, by) = crate::plugin::off_runtime(move || set.resolve(&request))
+        let (decision, by) = early
             .await
-            .map_err(|e| plugin_error(format!("{e}; policy plugins fail closed")))?;
+            .map_err(|e| format!("the resolution task failed: {e}"))
+            .and_then(|r| r)
+            .map_err(|message| UpgradeError::Plugin {
+                upgrade: plan.name.clone(),
+                message,
+            })?;
         let target = Current::Upgrade(dir_name.to_string());
         let artifacts = match decision {
             crate::plugin::Decision::UseStaged => {
@@ -355,6 +368,18 @@ impl Supervisor {
         };
         self.done(Phase::Resolve, t.elapsed());
         Ok(artifacts)
+    }
+
+    /// Starts asking the resolvers about `plan` in the background.
+    fn start_resolution(&self, plan: &Plan) -> Resolution {
+        let set = self.plugins.clone();
+        let request = set.request(&self.cfg, &self.layout, plan);
+        tokio::spawn(async move {
+            let request = request?;
+            crate::plugin::off_runtime(move || set.resolve(&request))
+                .await
+                .map_err(|e| format!("{e}; policy plugins fail closed"))
+        })
     }
 
     /// Fetches, verifies and installs the binary the resolvers chose.

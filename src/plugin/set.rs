@@ -168,6 +168,30 @@ impl PluginSet {
     }
 }
 
+/// Resolves `plan` and, if the resolvers want artifacts, fetches and installs them: what
+/// `prepare-upgrade` and the supervisor's preparation ahead of a manual halt do. Returns what
+/// was done, in words.
+pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<String, String> {
+    let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
+    let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
+    let request = set.request(cfg, &layout, plan)?;
+    let (decision, by) = set.resolve(&request).map_err(|e| e.to_string())?;
+    let binary = format!("upgrades/{dir}/bin/{}", cfg.name);
+    match decision {
+        Decision::UseStaged => {
+            layout
+                .check_binary(&Current::Upgrade(dir.clone()))
+                .map_err(|e| format!("resolver {by} chose the staged binary: {e}"))?;
+            Ok(format!("{binary} is staged"))
+        }
+        Decision::Refuse(reason) => Err(format!("resolver {by} refused: {reason}")),
+        Decision::Fetch(list) => {
+            set.fetch_and_install(cfg, &layout, &dir, &list)?;
+            Ok(format!("{binary} downloaded, verified and staged"))
+        }
+    }
+}
+
 /// Where partial downloads wait, per upgrade folder, under the cosmovisor root.
 pub const DOWNLOADS_DIR: &str = ".wasmvisor-downloads";
 
