@@ -24,6 +24,23 @@ pub fn write_atomic(dir: &Dir, name: impl AsRef<Path>, bytes: &[u8]) -> io::Resu
     result
 }
 
+/// Replaces `name` atomically (temp file + rename) without waiting for the disk: a reader or a
+/// process killed at any point sees the old or the new content, but a power loss may keep the
+/// old one. For records whose loss only costs information, never correctness.
+pub fn replace(dir: &Dir, name: impl AsRef<Path>, bytes: &[u8]) -> io::Result<()> {
+    let name = name.as_ref();
+    let tmp = temp_name(name);
+    let result = (|| {
+        let mut file = dir.create(&tmp)?;
+        file.write_all(bytes)?;
+        dir.rename(&tmp, dir, name)
+    })();
+    if result.is_err() {
+        let _ = dir.remove_file(&tmp);
+    }
+    result
+}
+
 /// The temporary name used beside `name` while it is being replaced.
 pub fn temp_name(name: &Path) -> std::path::PathBuf {
     let file = name

@@ -222,3 +222,11 @@ pub fn start_time(pid: i32) -> Option<u64> {
     }
     fields.get(19)?.parse().ok()
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable across processes on this machine (the node
+/// simulator stamps its events with the same clock).
+pub fn monotonic_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}

@@ -383,7 +383,7 @@ impl Supervisor {
                     backoff = Duration::from_millis(20);
                     match self.decision() {
                         Decision::Upgrade { plan, manual } => {
-                            tracing::info!(upgrade = %plan.name, height = plan.height, "upgrade detected");
+                            tracing::info!(upgrade = %plan.name, height = plan.height, mono_ns = process::monotonic_ns(), "upgrade detected");
                             break Ended::Upgrade { plan, manual, node };
                         }
                         Decision::Launch { halt_at: new } if new.as_ref().map(|p| p.height) != halt_at.as_ref().map(|p| p.height) => {
@@ -431,7 +431,7 @@ impl Supervisor {
         match self.decision() {
             Decision::Upgrade { plan, manual } => {
                 self.confirm_runs = 0;
-                tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, "node halted for the upgrade");
+                tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, mono_ns = process::monotonic_ns(), "node halted for the upgrade");
                 Ended::Upgrade { plan, manual, node }
             }
             _ => {

@@ -18,6 +18,8 @@ use crate::plan::{BATCH_FILE, UPGRADE_INFO_FILE};
 
 const PROBE_FILE: &str = ".wasmvisor-watch-probe";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The shortest poll period of the fallback from inotify (explicit `poll` mode may go lower).
+const FALLBACK_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What identifies a version of a file for polling: (inode, size, mtime in ns).
 type Stamp = Option<(u64, u64, i128)>;
@@ -71,6 +73,14 @@ impl Watcher {
                 }
             }
         }
+        // Explicit polling keeps DAEMON_POLL_INTERVAL (Cosmovisor's behaviour). As a fallback
+        // for a silent inotify, poll at most once a second: the node's exit at the halt is
+        // noticed at once anyway, and an idle supervisor should not wake more often than that.
+        let poll_interval = if mode == WatchMode::Poll {
+            poll_interval
+        } else {
+            poll_interval.max(FALLBACK_MIN_INTERVAL)
+        };
         let files: Vec<(PathBuf, Stamp)> = [UPGRADE_INFO_FILE, BATCH_FILE]
             .iter()
             .map(|f| data.join(f))
