@@ -638,3 +638,43 @@ fn prepare_upgrade_stages_the_binary_before_the_halt() {
     assert_eq!(server.log().len(), requests);
     assert!(!phases(&home).contains(&"fetch".to_string()));
 }
+
+#[test]
+fn an_unhealthy_upgrade_is_recorded_and_can_stop_wasmvisor() {
+    let mut home = Home::new();
+    let port = free_port();
+    home.set("WASMVISOR_RPC_ADDRESS", &format!("http://127.0.0.1:{port}"));
+    home.upgrade("v2", 2, json!({"rpc_port": port}));
+    home.chain(&[("v2", 3)]);
+    std::fs::write(
+        home.root().join("plugins.toml"),
+        format!(
+            r#"[[health]]
+name = "cometbft"
+path = "{}"
+config = {{ rpc = "http://127.0.0.1:{port}", network = "another-chain-1" }}
+allow-hosts = ["127.0.0.1:{port}"]
+interval = "50ms"
+deadline = "20s"
+on-unhealthy = "exit"
+"#,
+            wasm("wasmvisor-plugin-cometbft").display()
+        ),
+    )
+    .unwrap();
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    assert!(done.stderr.contains("UNHEALTHY"), "{}", done.stderr);
+    let s = status(&home);
+    assert_eq!(s["last_upgrade"]["health"]["healthy"], false, "{s}");
+    assert!(
+        s["last_upgrade"]["health"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("another-chain-1"),
+        "{s}"
+    );
+    assert_eq!(home.current(), "upgrades/v2", "the switch itself stands");
+    let text = String::from_utf8_lossy(&home.output(&["status"]).stdout).into_owned();
+    assert!(text.contains("UNHEALTHY"), "{text}");
+}
