@@ -78,13 +78,11 @@ fn home(n: usize, rpc_port: u16) -> Home {
     let mut plans = Vec::new();
     for i in 1..=n {
         let name = format!("u{i}");
-        wasmvisor::demo::install(
-            &root,
-            &format!("upgrades/{name}"),
-            sim,
-            &with(json!({"version": name, "ordinal": i + 1, "handles": name})),
-        )
-        .unwrap();
+        // Block times vary between versions (10–50 ms), so the upgrades do not fall into step
+        // with a poll period.
+        let mut config = with(json!({"version": name, "ordinal": i + 1, "handles": name}));
+        config["block_ms"] = json!(10 + (i * 37) % 41);
+        wasmvisor::demo::install(&root, &format!("upgrades/{name}"), sim, &config).unwrap();
         plans.push(json!({"name": name, "height": 2 * i + 1, "info": ""}));
     }
     std::os::unix::fs::symlink("genesis", root.join("current")).unwrap();
@@ -532,7 +530,7 @@ deadline = "30s"
 "#,
         dir = PLUGINS_DIR
     );
-    println!("swap-to-restart over {n} upgrades per set-up (block time {BLOCK_MS} ms)…");
+    println!("swap-to-restart over {n} upgrades per set-up (block times 10–50 ms)…");
     let started = Instant::now();
     let a = run_wasmvisor(n, &[("WASMVISOR_WATCH_MODE", "inotify".into())], None);
     let b = run_wasmvisor(
@@ -608,7 +606,7 @@ deadline = "30s"
     let (rss_poll, wake_poll) = idle("poll");
     let size = std::fs::metadata(WASMVISOR).map(|m| m.len()).unwrap_or(0);
     println!(
-        "idle supervisor with the bundled plugins loaded from the cache: RSS {:.1} MiB (target ≤ 10), context switches {:.2}/s with inotify (target 0), {:.2}/s polling at 1 s, the fallback's period (target ≤ 1)",
+        "idle supervisor with the bundled plugins loaded from the cache: RSS {:.1} MiB (target ≤ 10), wake-ups {:.2}/s with inotify (target 0), {:.2}/s polling at 1 s, the fallback's period (target ≤ 1)",
         rss_inotify as f64 / 1024.0,
         wake_inotify,
         wake_poll

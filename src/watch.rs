@@ -38,10 +38,9 @@ enum Source {
         _watcher: RecommendedWatcher,
         rx: mpsc::UnboundedReceiver<PathBuf>,
     },
-    Poll {
-        interval: tokio::time::Interval,
-        files: Vec<(PathBuf, Stamp)>,
-    },
+    /// A thread stats the files every interval and reports changes: one wake-up per interval
+    /// (a runtime timer would wake the runtime about twice per tick).
+    Poll { rx: mpsc::UnboundedReceiver<()> },
 }
 
 pub struct Watcher {
@@ -81,17 +80,38 @@ impl Watcher {
         } else {
             poll_interval.max(FALLBACK_MIN_INTERVAL)
         };
-        let files: Vec<(PathBuf, Stamp)> = [UPGRADE_INFO_FILE, BATCH_FILE]
+        let mut files: Vec<(PathBuf, Stamp)> = [UPGRADE_INFO_FILE, BATCH_FILE]
             .iter()
             .map(|f| data.join(f))
             .map(|p| (p.clone(), stamp(&p)))
             .collect();
-        let mut interval = tokio::time::interval(poll_interval);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        interval.reset();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let spawned = std::thread::Builder::new()
+            .name("wasmvisor-poll".into())
+            .spawn(move || {
+                while !tx.is_closed() {
+                    std::thread::sleep(poll_interval);
+                    let mut changed = false;
+                    for (path, last) in files.iter_mut() {
+                        let now = stamp(path);
+                        if now != *last {
+                            *last = now;
+                            changed = true;
+                        }
+                    }
+                    if changed && tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(
+                "cannot start the polling thread: {e}; only the node's exit will be noticed"
+            );
+        }
         tracing::info!(dir = %data.display(), interval = %crate::duration::format(poll_interval), "watching for upgrade-info.json by polling");
         Watcher {
-            source: Source::Poll { interval, files },
+            source: Source::Poll { rx },
         }
     }
 
@@ -119,20 +139,11 @@ impl Watcher {
                     None => std::future::pending::<()>().await,
                 }
             },
-            Source::Poll { interval, files } => loop {
-                interval.tick().await;
-                let mut changed = false;
-                for (path, last) in files.iter_mut() {
-                    let now = stamp(path);
-                    if now != *last {
-                        *last = now;
-                        changed = true;
-                    }
+            Source::Poll { rx } => {
+                if rx.recv().await.is_none() {
+                    std::future::pending::<()>().await;
                 }
-                if changed {
-                    return;
-                }
-            },
+            }
         }
     }
 }
