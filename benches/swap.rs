@@ -78,10 +78,10 @@ fn home(n: usize, rpc_port: u16) -> Home {
     let mut plans = Vec::new();
     for i in 1..=n {
         let name = format!("u{i}");
-        // Block times vary between versions (10–50 ms), so the upgrades do not fall into step
-        // with a poll period.
+        // Block times vary between versions (10–160 ms, two blocks per upgrade cover a 300 ms
+        // poll period), so the upgrades do not fall into step with the polling.
         let mut config = with(json!({"version": name, "ordinal": i + 1, "handles": name}));
-        config["block_ms"] = json!(10 + (i * 37) % 41);
+        config["block_ms"] = json!(10 + (i * 37) % 151);
         wasmvisor::demo::install(&root, &format!("upgrades/{name}"), sim, &config).unwrap();
         plans.push(json!({"name": name, "height": 2 * i + 1, "info": ""}));
     }
@@ -530,7 +530,7 @@ deadline = "30s"
 "#,
         dir = PLUGINS_DIR
     );
-    println!("swap-to-restart over {n} upgrades per set-up (block times 10–50 ms)…");
+    println!("swap-to-restart over {n} upgrades per set-up (block times 10–160 ms)…");
     let started = Instant::now();
     let a = run_wasmvisor(n, &[("WASMVISOR_WATCH_MODE", "inotify".into())], None);
     let b = run_wasmvisor(
