@@ -608,8 +608,12 @@ impl Supervisor {
     }
 }
 
+/// Sleeps until `at` (forever for `None`). A moment already reached resolves at once: a timer
+/// would wait for the timer wheel's next millisecond tick, which is most of the detection
+/// latency after an inotify event.
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
+        Some(at) if at <= tokio::time::Instant::now() => {}
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
