@@ -11,7 +11,7 @@
 //! checksum in `?checksum=` as in Cosmovisor's maps.
 
 use serde_json::Value;
-use wasmvisor_plugin_support::{pick_binary, setting, split_checksum};
+use wasmvisor_plugin_support::{pick_binary, read_all, setting, split_checksum};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
 
@@ -84,19 +84,7 @@ fn load(source: &str) -> Result<Value, String> {
         if response.status() != 200 {
             return Err(format!("{source}: HTTP {}", response.status()));
         }
-        let mut body = Vec::new();
-        loop {
-            let chunk = response
-                .read(64 * 1024)
-                .map_err(|e| format!("{source}: {e:?}"))?;
-            if chunk.is_empty() {
-                break body;
-            }
-            body.extend_from_slice(&chunk);
-            if body.len() > 8 << 20 {
-                return Err(format!("{source}: larger than 8 MiB"));
-            }
-        }
+        read_all(source, 8 << 20, |n| response.read(n))?
     } else {
         std::fs::read(source)
             .map_err(|e| format!("cannot read {source} (is its directory granted?): {e}"))?

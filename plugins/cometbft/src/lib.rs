@@ -10,7 +10,7 @@
 //! the host asks again until its deadline.
 
 use serde_json::Value;
-use wasmvisor_plugin_support::setting;
+use wasmvisor_plugin_support::{read_all, setting};
 
 wit_bindgen::generate!({ world: "health", path: "../../wit/plugin-0.1" });
 
@@ -48,16 +48,7 @@ fn fetch(url: &str) -> Result<Vec<u8>, String> {
     if response.status() != 200 {
         return Err(format!("{url}: HTTP {}", response.status()));
     }
-    let mut body = Vec::new();
-    loop {
-        let chunk = response
-            .read(64 * 1024)
-            .map_err(|e| format!("{url}: {e:?}"))?;
-        if chunk.is_empty() || body.len() > 1 << 20 {
-            return Ok(body);
-        }
-        body.extend_from_slice(&chunk);
-    }
+    read_all(url, 1 << 20, |n| response.read(n))
 }
 
 /// The verdict on one `/status` answer.

@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
-use wasmvisor_plugin_support::{UrlChecksum, pick_binary, split_checksum};
+use wasmvisor_plugin_support::{UrlChecksum, pick_binary, read_all, split_checksum};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
 
@@ -120,21 +120,7 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
         if status != 200 {
             return Err(format!("{url}: HTTP {status}"));
         }
-        let mut body = Vec::new();
-        loop {
-            let chunk = response
-                .read(64 * 1024)
-                .map_err(|e| format!("reading {url}: {e:?}"))?;
-            if chunk.is_empty() {
-                return Ok(body);
-            }
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_DOCUMENT {
-                return Err(format!(
-                    "{url}: the document is larger than {MAX_DOCUMENT} bytes"
-                ));
-            }
-        }
+        return read_all(&url, MAX_DOCUMENT, |n| response.read(n));
     }
     Err(format!("{url}: too many redirects"))
 }

@@ -118,6 +118,26 @@ pub fn pick_binary<'a>(binaries: &'a Value, os: &str, arch: &str) -> Option<&'a 
         .and_then(Value::as_str)
 }
 
+/// Reads a whole response body through `read` (one chunk per call, empty at the end), refusing
+/// bodies over `limit` bytes. `what` names the source in errors.
+pub fn read_all<E: std::fmt::Debug>(
+    what: &str,
+    limit: usize,
+    mut read: impl FnMut(u32) -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let chunk = read(64 * 1024).map_err(|e| format!("reading {what}: {e:?}"))?;
+        if chunk.is_empty() {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            return Err(format!("{what} is larger than {limit} bytes"));
+        }
+    }
+}
+
 /// The last path segment of a URL, without query or fragment: the file name a mirror keeps.
 pub fn file_name(url: &str) -> Option<&str> {
     let url = url.split(['?', '#']).next()?;
@@ -188,6 +208,21 @@ mod tests {
         assert_eq!(setting(&s, "k"), Some("2, 3"));
         assert_eq!(setting_list(&s, "k"), ["1", "2", "3"]);
         assert_eq!(setting(&s, "x"), None);
+    }
+
+    #[test]
+    fn bodies_are_read_whole_within_the_limit() {
+        let mut chunks = vec![vec![], vec![3u8; 4], vec![1u8; 4]];
+        let body = read_all("x", 8, |_| Ok::<_, ()>(chunks.pop().unwrap())).unwrap();
+        assert_eq!(body.len(), 8);
+        let mut chunks = vec![vec![], vec![3u8; 5], vec![1u8; 4]];
+        let err = read_all("x", 8, |_| Ok::<_, ()>(chunks.pop().unwrap())).unwrap_err();
+        assert!(err.contains("larger than 8"));
+        assert!(
+            read_all("x", 8, |_| Err::<Vec<u8>, _>("boom"))
+                .unwrap_err()
+                .contains("boom")
+        );
     }
 
     #[test]
