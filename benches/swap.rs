@@ -402,7 +402,7 @@ fn svg(runs: &[(&str, &str, &Run)]) -> String {
         );
         decade += 1.0;
     }
-    for q in [0.0, 0.5, 0.99, 1.0] {
+    for q in [0.0, 0.5, 0.9, 0.99] {
         out += &format!(
             r##"<line x1="{left}" y1="{0}" x2="{1}" y2="{0}" stroke="#eee"/><text x="{2}" y="{3}" text-anchor="end">{4}</text>
 "##,
