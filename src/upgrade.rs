@@ -371,15 +371,16 @@ impl Supervisor {
     }
 
     /// Starts asking the resolvers about `plan` in the background.
+    /// Describing the staged binary may hash it (for policy resolvers), so the request is built
+    /// on the plugin thread too, never on the runtime's.
     fn start_resolution(&self, plan: &Plan) -> Resolution {
-        let set = self.plugins.clone();
-        let request = set.request(&self.cfg, &self.layout, plan);
-        tokio::spawn(async move {
-            let request = request?;
-            crate::plugin::off_runtime(move || set.resolve(&request))
-                .await
+        let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
+        tokio::spawn(crate::plugin::off_runtime(move || {
+            let layout = crate::layout::Layout::open(&cfg).map_err(|e| e.to_string())?;
+            let request = set.request(&cfg, &layout, &plan)?;
+            set.resolve(&request)
                 .map_err(|e| format!("{e}; policy plugins fail closed"))
-        })
+        }))
     }
 
     /// Fetches, verifies and installs the binary the resolvers chose.
