@@ -40,8 +40,12 @@ fn plugins(c: &mut Criterion) {
         downloads_allowed: false,
         checksum_required: false,
     };
+    let call = wasmvisor::plugin::Call::new(&wasmvisor::cancel::Cancel::new());
     c.bench_function("plugin/cosmovisor resolve (fresh instance)", |b| {
-        b.iter(|| host.resolve(&resolver, black_box(&request), None).unwrap())
+        b.iter(|| {
+            host.resolve(&resolver, black_box(&request), None, &call)
+                .unwrap()
+        })
     });
     let artifact = Artifact {
         url: "mirror:x".into(),
@@ -52,8 +56,8 @@ fn plugins(c: &mut Criterion) {
     let path = dir.path().join("out");
     c.bench_function("plugin/http fetch, unsupported URL (fresh instance)", |b| {
         b.iter_batched(
-            || Output::open(&path, false, 1 << 20, "bench").unwrap(),
-            |out| host.fetch(&source, black_box(&artifact), out),
+            || Output::open_path(&path, false, 1 << 20, "bench").unwrap(),
+            |out| host.fetch(&source, black_box(&artifact), out, &call),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -20,6 +20,7 @@ fn us(d: Duration) -> f64 {
 
 fn main() {
     let host = Host::new(None).expect("engine");
+    let call = wasmvisor::plugin::Call::new(&wasmvisor::cancel::Cancel::new());
     let request = Request {
         plan: Plan {
             name: "v2".into(),
@@ -71,14 +72,15 @@ fn main() {
             let t = Instant::now();
             match world {
                 World::Resolver => {
-                    host.resolve(&loaded, &request, None).expect("answers");
+                    host.resolve(&loaded, &request, None, &call)
+                        .expect("answers");
                 }
                 _ => {
                     let path = scratch.with_extension(format!("{i}"));
-                    let out = wasmvisor::plugin::Output::open(&path, false, 1 << 20, "bench")
+                    let out = wasmvisor::plugin::Output::open_path(&path, false, 1 << 20, "bench")
                         .expect("scratch file");
                     let t2 = Instant::now();
-                    let (_, r) = host.fetch(&loaded, &artifact, out);
+                    let (_, r) = host.fetch(&loaded, &artifact, out, &call);
                     calls.push(t2.elapsed());
                     let _ = std::fs::remove_file(&path);
                     r.expect("answers").expect_err("not an http URL");

@@ -5,9 +5,10 @@
 //! `.partial` name and renamed when complete, so a crash leaves nothing that looks like a backup.
 //! Symlinks inside `data/` are copied as symlinks, never followed.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cancel::Cancel;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -17,11 +18,12 @@ use crate::fsutil;
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
-        "not enough free space for the backup in {dir}: data/ needs {needed} bytes, {available} are free; free some space, set DAEMON_DATA_BACKUP_DIR to a larger disk, or set UNSAFE_SKIP_BACKUP=true"
+        "not enough free space for the backup in {dir}: data/ needs {needed} bytes plus a margin of {margin} bytes kept free for the node, and {available} are free; free some space, set DAEMON_DATA_BACKUP_DIR to a larger disk, or set UNSAFE_SKIP_BACKUP=true"
     )]
     NoSpace {
         dir: PathBuf,
         needed: u64,
+        margin: u64,
         available: u64,
     },
     #[error(
@@ -55,15 +57,20 @@ fn partial(name: &str) -> String {
     format!("{name}.partial")
 }
 
-/// Removes what an interrupted backup left behind.
+/// Removes what an interrupted backup left behind (a link in its place is removed, not followed).
 pub fn discard_partial(target: &Path) {
-    if let (Some(parent), Some(name)) = (target.parent(), target.file_name()) {
-        let _ = std::fs::remove_dir_all(parent.join(partial(&name.to_string_lossy())));
+    if let (Some(parent), Some(name)) = (target.parent(), target.file_name())
+        && let Ok(dir) = Dir::open_ambient_dir(parent, ambient_authority())
+    {
+        let _ = dir.remove_dir_all(partial(&name.to_string_lossy()));
     }
 }
 
+/// Keep this much free for the node to go on writing after the upgrade.
+const MARGIN: u64 = 64 << 20;
+
 /// Copies `data` to `target` (whose parent must exist). Returns the number of bytes copied.
-pub fn run(data: &Path, target: &Path, cancel: &AtomicBool) -> Result<u64, BackupError> {
+pub fn run(data: &Path, target: &Path, cancel: &Cancel) -> Result<u64, BackupError> {
     let parent = target.parent().unwrap_or(Path::new("/"));
     let name = target
         .file_name()
@@ -86,14 +93,12 @@ pub fn run(data: &Path, target: &Path, cancel: &AtomicBool) -> Result<u64, Backu
     let dst_parent = Dir::open_ambient_dir(parent, ambient_authority()).map_err(io_err)?;
 
     let needed = size(&src).map_err(io_err)?;
-    let stat = nix::sys::statvfs::fstatvfs(&dst_parent).map_err(|e| io_err(e.into()))?;
-    let available = stat.blocks_available() as u64 * stat.fragment_size() as u64;
-    // Keep a margin: the node needs room to keep writing after the upgrade.
-    let margin = 64 << 20;
-    if needed + margin > available {
+    let available = fsutil::free_bytes(&dst_parent).map_err(io_err)?;
+    if needed + MARGIN > available {
         return Err(BackupError::NoSpace {
             dir: parent.to_path_buf(),
             needed,
+            margin: MARGIN,
             available,
         });
     }
@@ -132,9 +137,9 @@ fn size(dir: &Dir) -> io::Result<u64> {
     Ok(total)
 }
 
-fn copy_tree(src: &Dir, dst: &Dir, cancel: &AtomicBool) -> io::Result<()> {
+fn copy_tree(src: &Dir, dst: &Dir, cancel: &Cancel) -> io::Result<()> {
     for entry in src.entries()? {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel.is_cancelled() {
             return Err(io::Error::from(io::ErrorKind::Interrupted));
         }
         let entry = entry?;
@@ -144,8 +149,7 @@ fn copy_tree(src: &Dir, dst: &Dir, cancel: &AtomicBool) -> io::Result<()> {
             dst.create_dir(&name)?;
             copy_tree(&entry.open_dir()?, &dst.open_dir(&name)?, cancel)?;
         } else if ft.is_file() {
-            src.copy(&name, dst, &name)?;
-            dst.open(&name)?.sync_all()?;
+            copy_file(src, dst, &name, cancel)?;
         } else if ft.is_symlink() {
             let target = src.read_link_contents(&name)?;
             dst.symlink_contents(target, &name)?;
@@ -154,4 +158,24 @@ fn copy_tree(src: &Dir, dst: &Dir, cancel: &AtomicBool) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Copies one file in chunks, so a stop request is noticed within one chunk even in a file of
+/// many GiB.
+fn copy_file(src: &Dir, dst: &Dir, name: &std::ffi::OsStr, cancel: &Cancel) -> io::Result<()> {
+    let mut input = src.open(name)?;
+    let mut output = fsutil::create_fresh(dst, name)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if cancel.is_cancelled() {
+            return Err(io::Error::from(io::ErrorKind::Interrupted));
+        }
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buf[..n])?;
+    }
+    output.set_permissions(input.metadata()?.permissions())?;
+    output.sync_all()
 }

@@ -179,7 +179,22 @@ pub fn take_config_flag(args: &mut Vec<String>) -> Option<PathBuf> {
 
 /// Entry point of the binary; returns the process exit status.
 pub fn main(argv: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(argv) {
+    // Before anything else: a stop signal now must wait for `run`'s handlers, not kill us, and
+    // no descriptor opened later may land on a closed 0, 1 or 2.
+    crate::process::block_forwarded_signals();
+    crate::output::ensure_standard_fds();
+    let cli = Cli::try_parse_from(argv);
+    if !matches!(
+        &cli,
+        Ok(Cli {
+            command: Cmd::Run { .. },
+            ..
+        })
+    ) {
+        // Only `run` handles signals; every other command dies by them as usual.
+        crate::process::unblock_forwarded_signals();
+    }
+    let cli = match cli {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -201,8 +216,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         cosmovisor_only: true,
     } = cmd
     {
-        crate::commands::print_version(output, None);
-        return 0;
+        return report(crate::commands::print_version(output, None));
     }
     if let Cmd::Demo { keep, block_ms } = cmd {
         logging::init(LogSettings::default());
@@ -211,7 +225,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     let (cfg, warnings) = match Config::from_process(config_file.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
-            eprint!("wasmvisor: {e}");
+            crate::output::error(format!("wasmvisor: {}", e.to_string().trim_end()));
             return 1;
         }
     };
@@ -236,7 +250,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             Ok(status) => status,
             Err(e) => {
                 tracing::error!("{e}");
-                eprintln!("wasmvisor: {e}");
+                crate::output::error(format!("wasmvisor: {e}"));
                 1
             }
         },
@@ -303,7 +317,7 @@ fn report(result: Result<(), String>) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("wasmvisor: {e}");
+            crate::output::error(format!("wasmvisor: {e}"));
             1
         }
     }

@@ -18,36 +18,24 @@ fn open(cfg: &Config) -> Result<Layout, String> {
 /// `init <path>`: creates the tree, installs the genesis binary, points `current` at genesis and
 /// writes config.toml (asking before replacing one).
 pub fn init(cfg: &Config, binary: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(binary).map_err(|e| {
-        format!(
-            "{}: {e}; give the path of the node binary",
-            binary.display()
-        )
-    })?;
-    if !meta.is_file() {
-        return Err(format!(
-            "{} is not a file; give the path of the node binary",
-            binary.display()
-        ));
-    }
+    check_source(binary)?;
     let root = cfg.root();
     for dir in [root.join(GENESIS_DIR).join("bin"), root.join(UPGRADES_DIR)] {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let layout = open(cfg)?;
     let genesis_bin = layout.binary_path(&Current::Genesis);
-    let source = std::fs::read(binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-    match std::fs::read(&genesis_bin) {
-        Ok(existing) if existing == source => {
+    match same_content(binary, &genesis_bin)? {
+        Some(true) => {
             tracing::info!(binary = %genesis_bin.display(), "genesis binary already in place");
         }
-        Ok(_) => {
+        Some(false) => {
             return Err(format!(
                 "{} already holds a different binary; remove it first if you really mean to replace the genesis binary",
                 genesis_bin.display()
             ));
         }
-        Err(_) => {
+        None => {
             layout
                 .install_binary(Path::new(GENESIS_DIR), binary)
                 .map_err(|e| e.to_string())?;
@@ -84,7 +72,7 @@ fn confirm(question: &str) -> bool {
     if !std::io::stdin().is_terminal() {
         return false;
     }
-    eprint!("{question} [y/N] ");
+    let _ = write!(std::io::stderr(), "{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).is_ok()
@@ -138,11 +126,10 @@ pub fn print_config(cfg: &Config) -> Result<(), String> {
             cfg.data_backup_dir.display().to_string()
         }
     ));
-    print!("{out}");
-    Ok(())
+    crate::output::text(out)
 }
 
-pub fn print_version(output: Output, app: Option<&str>) {
+pub fn print_version(output: Output, app: Option<&str>) -> Result<(), String> {
     let version = env!("CARGO_PKG_VERSION");
     match output {
         Output::Json => {
@@ -150,15 +137,19 @@ pub fn print_version(output: Output, app: Option<&str>) {
             if let Some(app) = app {
                 v["app_version"] = app.into();
             }
-            println!("{v}");
+            crate::output::line(v)
         }
         Output::Text => {
-            println!(
+            crate::output::line(format!(
                 "wasmvisor version: {version} (Cosmovisor {} compatible)",
                 crate::COSMOVISOR_COMPAT
-            );
-            if let Some(app) = app {
-                println!("app version: {app}");
+            ))?;
+            match app {
+                Some(app) => crate::output::line(format!(
+                    "app version: {}",
+                    crate::output::escape_except(app, &['\n'])
+                )),
+                None => Ok(()),
             }
         }
     }
@@ -186,27 +177,51 @@ pub fn version(cfg: &Config, output: Output) -> Result<(), String> {
     if text.is_empty() {
         text = String::from_utf8_lossy(&out.stderr).trim().to_string();
     }
-    print_version(output, Some(&text));
-    Ok(())
+    print_version(output, Some(&text))
+}
+
+/// Checks that `binary` is a regular file wasmvisor can copy, naming what it is otherwise.
+fn check_source(binary: &Path) -> Result<(), String> {
+    crate::fsutil::open_regular_path(binary)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "{}: {e}; give the path of the node binary",
+                binary.display()
+            )
+        })
+}
+
+/// Whether the file at `installed` has the same bytes as `source` (`None`: nothing installed).
+fn same_content(source: &Path, installed: &Path) -> Result<Option<bool>, String> {
+    let installed_len = match std::fs::symlink_metadata(installed) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", installed.display())),
+    };
+    let source_len = std::fs::metadata(source)
+        .map_err(|e| format!("{}: {e}", source.display()))?
+        .len();
+    if source_len != installed_len {
+        return Ok(Some(false));
+    }
+    let digest =
+        |p: &Path| crate::fsutil::sha256_path(p).map_err(|e| format!("{}: {e}", p.display()));
+    Ok(Some(digest(source)? == digest(installed)?))
 }
 
 /// Copies a binary into `upgrades/<name>/bin`. An existing different binary needs `force`.
 fn stage(layout: &Layout, name: &str, binary: &Path, force: bool) -> Result<String, String> {
     let dir_name = layout.dir_name(name).map_err(|e| e.to_string())?;
-    let source = std::fs::read(binary).map_err(|e| {
-        format!(
-            "{}: {e}; give the path of the upgrade binary",
-            binary.display()
-        )
-    })?;
+    check_source(binary)?;
     let target = Current::Upgrade(dir_name.clone());
     let target_path = layout.binary_path(&target);
-    match std::fs::read(&target_path) {
-        Ok(existing) if existing == source => {
+    match same_content(binary, &target_path)? {
+        Some(true) => {
             tracing::info!(binary = %target_path.display(), "binary already staged");
             return Ok(dir_name);
         }
-        Ok(_) if !force => {
+        Some(false) if !force => {
             return Err(format!(
                 "{} already holds a different binary; use --force to replace it",
                 target_path.display()
@@ -334,7 +349,10 @@ pub fn add_batch_upgrade(
 ) -> Result<(), String> {
     let items = match (file, list) {
         (Some(f), _) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = crate::fsutil::read_regular_path(f, 1 << 20)
+                .map_err(|e| e.to_string())
+                .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".into()))
+                .map_err(|e| format!("{}: {e}", f.display()))?;
             parse_batch_items(&text, ',', &f.display().to_string())?
         }
         (None, Some(l)) => parse_batch_items(l, ':', "--upgrade-list")?,
@@ -343,12 +361,7 @@ pub fn add_batch_upgrade(
     let layout = open(cfg)?;
     // Check every binary before staging any, so a typo stages nothing.
     for (_, path, _) in &items {
-        if !path.is_file() {
-            return Err(format!(
-                "{}: no such file; nothing was staged",
-                path.display()
-            ));
-        }
+        check_source(path).map_err(|e| format!("{e}; nothing was staged"))?;
     }
     let mut plans = Vec::new();
     for (name, path, height) in items {
@@ -365,13 +378,16 @@ pub fn add_batch_upgrade(
 pub fn show_upgrade_info(cfg: &Config) -> Result<(), String> {
     let path = cfg.upgrade_info_path();
     let layout = open(cfg)?;
-    match crate::fsutil::read_optional(&layout.data, plan::UPGRADE_INFO_FILE) {
-        Ok(None) => {
-            println!("No upgrade info found at {}", path.display());
-            Ok(())
-        }
+    match crate::fsutil::read_regular(
+        &layout.data,
+        plan::UPGRADE_INFO_FILE,
+        crate::layout::MAX_PLAN_FILE,
+        crate::fsutil::Follow::Yes,
+    ) {
+        Ok(None) => crate::output::line(format!("No upgrade info found at {}", path.display())),
         Ok(Some(bytes)) => {
-            println!("{}", String::from_utf8_lossy(&bytes).trim_end());
+            let text = String::from_utf8_lossy(&bytes);
+            crate::output::line(crate::output::escape_except(text.trim_end(), &['\n', '\t']))?;
             match plan::parse(&bytes) {
                 Read::Valid(_) | Read::Absent => Ok(()),
                 Read::NotYet => Err(format!(

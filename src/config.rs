@@ -17,6 +17,8 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(300);
 pub const DEFAULT_RPC_ADDRESS: &str = "http://127.0.0.1:26657";
 pub const DEFAULT_GRPC_ADDRESS: &str = "localhost:9090";
+/// A configuration file is a few KiB.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 /// How changes of `data/upgrade-info.json` are noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -26,6 +28,34 @@ pub enum WatchMode {
     Auto,
     Inotify,
     Poll,
+}
+
+/// How the node treats `--halt-height X`, which decides the X wasmvisor passes for a manual
+/// upgrade at H so that the old binary's last block is H - 1 and the new binary executes H.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HaltHeight {
+    /// The node stops before executing block X (Cosmos SDK v0.50.10 and later): X = H.
+    Before,
+    /// The node executes block X, then stops (Cosmos SDK v0.47 and earlier exit, v0.50.0 to
+    /// v0.50.9 stay up): X = H - 1.
+    At,
+}
+
+impl HaltHeight {
+    pub fn name(self) -> &'static str {
+        match self {
+            HaltHeight::Before => "before",
+            HaltHeight::At => "at",
+        }
+    }
+
+    /// The `--halt-height` to pass for a manual upgrade whose new binary executes `height`.
+    pub fn flag_for(self, height: u64) -> u64 {
+        match self {
+            HaltHeight::Before => height,
+            HaltHeight::At => height.saturating_sub(1).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +80,7 @@ pub struct Config {
     pub rpc_address: String,
     pub log_format: LogFormat,
     pub watch_mode: WatchMode,
+    pub halt_height: HaltHeight,
     /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
     pub plugins_file: Option<PathBuf>,
     /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept.
@@ -120,6 +151,8 @@ enum RawValue {
     Str(String),
     Bool(bool),
     Int(i64),
+    /// A TOML value no key accepts (a float, date, array or table): named, never stringified.
+    Other(&'static str),
 }
 
 impl RawValue {
@@ -128,6 +161,7 @@ impl RawValue {
             RawValue::Str(s) => format!("{s:?}"),
             RawValue::Bool(b) => b.to_string(),
             RawValue::Int(i) => i.to_string(),
+            RawValue::Other(kind) => format!("a TOML {kind}"),
         }
     }
 }
@@ -154,6 +188,7 @@ pub const KEYS: &[&str] = &[
     "WASMVISOR_RPC_ADDRESS",
     "WASMVISOR_LOG_FORMAT",
     "WASMVISOR_WATCH_MODE",
+    "WASMVISOR_HALT_HEIGHT",
     "WASMVISOR_PLUGINS",
     "WASMVISOR_PLUGIN_CACHE",
 ];
@@ -180,7 +215,10 @@ impl Loader<'_> {
             toml::Value::String(s) => RawValue::Str(s.clone()),
             toml::Value::Boolean(b) => RawValue::Bool(*b),
             toml::Value::Integer(i) => RawValue::Int(*i),
-            other => RawValue::Str(other.to_string()),
+            toml::Value::Float(_) => RawValue::Other("float"),
+            toml::Value::Datetime(_) => RawValue::Other("date-time"),
+            toml::Value::Array(_) => RawValue::Other("array"),
+            toml::Value::Table(_) => RawValue::Other("table"),
         };
         Some(Raw { text, origin })
     }
@@ -256,7 +294,7 @@ impl Loader<'_> {
         let parsed = match &raw.text {
             RawValue::Str(s) => s.trim().parse::<u32>().ok(),
             RawValue::Int(n) => u32::try_from(*n).ok(),
-            RawValue::Bool(_) => None,
+            RawValue::Bool(_) | RawValue::Other(_) => None,
         };
         parsed.unwrap_or_else(|| {
             self.problem(
@@ -325,7 +363,10 @@ impl Config {
             problems: Vec::new(),
         };
         if let Some(path) = file {
-            match std::fs::read_to_string(path) {
+            let text = crate::fsutil::read_regular_path(path, MAX_CONFIG_FILE)
+                .map_err(|e| e.to_string())
+                .and_then(|b| String::from_utf8(b).map_err(|_| "is not UTF-8 text".to_string()));
+            match text {
                 Ok(text) => match text.parse::<toml::Table>() {
                     Ok(table) => {
                         for key in table.keys() {
@@ -363,7 +404,7 @@ impl Config {
         }
         let name = loader.string("DAEMON_NAME");
         match &name {
-            None => loader.problem(
+            None if loader.raw("DAEMON_NAME").is_none() => loader.problem(
                 "DAEMON_NAME",
                 Origin::Missing,
                 "is required: set it to the file name of the node binary (e.g. gaiad)",
@@ -376,7 +417,7 @@ impl Config {
                     format!("{n:?} must be a plain file name"),
                 );
             }
-            Some(_) => {}
+            _ => {}
         }
         let allow_download_binaries = loader.boolean("DAEMON_ALLOW_DOWNLOAD_BINARIES", false);
         let download_must_have_checksum =
@@ -395,6 +436,12 @@ impl Config {
         let grpc_address = loader
             .string("DAEMON_GRPC_ADDRESS")
             .unwrap_or_else(|| DEFAULT_GRPC_ADDRESS.into());
+        if let Err(e) = grpc_endpoint(&grpc_address) {
+            let origin = loader
+                .raw("DAEMON_GRPC_ADDRESS")
+                .map_or(Origin::Env, |r| r.origin);
+            loader.problem("DAEMON_GRPC_ADDRESS", origin, e);
+        }
         let disable_logs = loader.boolean("COSMOVISOR_DISABLE_LOGS", false);
         let color_logs = loader.boolean("COSMOVISOR_COLOR_LOGS", true);
         let time_format = time_format(&mut loader);
@@ -439,18 +486,32 @@ impl Config {
                 ("poll", WatchMode::Poll),
             ],
         );
+        let halt_height = loader.choice(
+            "WASMVISOR_HALT_HEIGHT",
+            HaltHeight::Before,
+            &[("before", HaltHeight::Before), ("at", HaltHeight::At)],
+        );
         let plugins_file = loader.absolute_path("WASMVISOR_PLUGINS");
-        if let Some(file) = &plugins_file
-            && !file.is_file()
-        {
-            let origin = loader
-                .raw("WASMVISOR_PLUGINS")
-                .map_or(Origin::Env, |r| r.origin);
-            loader.problem(
-                "WASMVISOR_PLUGINS",
-                origin,
-                format!("{} does not exist; create it or unset the variable (the bundled plugins need no file)", file.display()),
-            );
+        if let Some(file) = &plugins_file {
+            let problem = match std::fs::metadata(file) {
+                Ok(m) if m.is_file() => None,
+                Ok(m) if m.is_dir() => Some(format!(
+                    "{} is a directory; name the plugins.toml file itself",
+                    file.display()
+                )),
+                Ok(_) => Some(format!("{} is not a regular file", file.display())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                    "{} does not exist; create it or unset the variable (the bundled plugins need no file)",
+                    file.display()
+                )),
+                Err(e) => Some(format!("{}: {e}", file.display())),
+            };
+            if let Some(problem) = problem {
+                let origin = loader
+                    .raw("WASMVISOR_PLUGINS")
+                    .map_or(Origin::Env, |r| r.origin);
+                loader.problem("WASMVISOR_PLUGINS", origin, problem);
+            }
         }
         let plugin_cache = loader.absolute_path("WASMVISOR_PLUGIN_CACHE");
 
@@ -496,6 +557,7 @@ impl Config {
                 rpc_address,
                 log_format,
                 watch_mode,
+                halt_height,
                 plugins_file,
                 plugin_cache,
                 file: file.map(Path::to_path_buf),
@@ -568,6 +630,7 @@ impl Config {
                 }
                 .into(),
             ),
+            ("WASMVISOR_HALT_HEIGHT", self.halt_height.name().into()),
             (
                 "WASMVISOR_PLUGINS",
                 self.plugins_path()
@@ -622,6 +685,26 @@ impl Config {
         }
         out
     }
+}
+
+/// Checks `DAEMON_GRPC_ADDRESS`: `host:port`, optionally after `http://` or `https://` (the
+/// forms Cosmovisor passes to its gRPC client).
+pub fn grpc_endpoint(address: &str) -> Result<(bool, String, u16), String> {
+    let example = "write it like localhost:9090";
+    let (tls, rest) = if let Some(rest) = address.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        (false, address.strip_prefix("http://").unwrap_or(address))
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = crate::rpc::split_host_port(rest)
+        .ok_or_else(|| format!("{address:?} is not a host:port address; {example}"))?;
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{address:?} has no valid port (1-65535); {example}"))?;
+    Ok((tls, host.to_string(), port))
 }
 
 /// `COSMOVISOR_TIMEFORMAT_LOGS`: set-but-empty in the environment means "no timestamp".
@@ -742,6 +825,47 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.time_format, None);
+    }
+
+    #[test]
+    fn addresses_and_file_values_of_the_wrong_type_are_refused() {
+        for (key, value) in [
+            ("DAEMON_GRPC_ADDRESS", "not an address"),
+            ("DAEMON_GRPC_ADDRESS", "localhost"),
+            ("DAEMON_GRPC_ADDRESS", "localhost:99999"),
+            ("WASMVISOR_RPC_ADDRESS", "http://[::1"),
+            ("WASMVISOR_HALT_HEIGHT", "after"),
+        ] {
+            let err = load_env(&[
+                ("DAEMON_HOME", "/h"),
+                ("DAEMON_NAME", "n"),
+                ("UNSAFE_SKIP_BACKUP", "true"),
+                (key, value),
+            ])
+            .unwrap_err();
+            assert_eq!(err.problems[0].key, key, "{value}");
+        }
+        for good in [
+            "localhost:9090",
+            "https://grpc.example.com:443",
+            "[::1]:9090",
+        ] {
+            assert!(grpc_endpoint(good).is_ok(), "{good}");
+        }
+        let file = std::env::temp_dir().join(format!("wv-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "daemon_home = \"/h\"\ndaemon_name = [\"a\", \"b\"]\nunsafe_skip_backup = true\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), &|_| None).unwrap_err();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(
+            err.problems[0].message.contains("a TOML array"),
+            "{}",
+            err.problems[0].message
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ use crate::fsutil;
 use crate::plan::Plan;
 
 pub const JOURNAL_FILE: &str = "wasmvisor-journal.json";
+/// A journal is a few KiB; anything much larger was not written by wasmvisor.
+const MAX_JOURNAL: u64 = 4 << 20;
 /// Test hook: `<phase>` kills the supervisor with SIGKILL right after that phase is journaled,
 /// `<phase>:end` right after the phase's work is done. Used by the crash-convergence tests.
 pub const KILL_HOOK_ENV: &str = "WASMVISOR_TEST_KILL_AT";
@@ -82,6 +84,29 @@ pub struct Active {
     /// How many times a supervisor had to resume this upgrade after being interrupted.
     #[serde(default)]
     pub resumed: u32,
+    /// Set when the upgrade was refused (no binary, a policy said no): a later start retries it
+    /// only when something it depended on changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// Why an upgrade was refused, and the state of what it depended on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub reason: String,
+    pub at_unix_ms: u64,
+    /// A digest of the configuration, the plugin configuration and the upgrade folder's binary
+    /// at the time: equal digests mean nothing the operator could fix has changed.
+    pub inputs: String,
+}
+
+/// The application height last read while a manual upgrade was pending, kept so that a restart
+/// knows the node already reached the block before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenHeight {
+    pub upgrade: String,
+    pub upgrade_height: u64,
+    pub app_height: u64,
 }
 
 /// The last upgrade that completed.
@@ -118,6 +143,8 @@ pub struct HealthRecord {
 pub struct State {
     pub active: Option<Active>,
     pub last: Option<Finished>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<SeenHeight>,
 }
 
 pub struct Journal {
@@ -138,7 +165,7 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Reads the journal without opening it for writing (for `status`).
 pub fn read(dir: &Dir) -> Result<State, String> {
-    match fsutil::read_optional(dir, JOURNAL_FILE) {
+    match fsutil::read_regular(dir, JOURNAL_FILE, MAX_JOURNAL, fsutil::Follow::No) {
         Ok(None) => Ok(State::default()),
         Ok(Some(bytes)) => {
             serde_json::from_slice(&bytes).map_err(|e| format!("{JOURNAL_FILE} is unreadable: {e}"))
@@ -183,7 +210,9 @@ impl Journal {
 
     fn hook(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
-            eprintln!("wasmvisor: {KILL_HOOK_ENV}={point}: killing myself");
+            crate::output::error(format!(
+                "wasmvisor: {KILL_HOOK_ENV}={point}: killing myself"
+            ));
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
         }
     }
@@ -217,8 +246,32 @@ impl Journal {
             backup,
             phases: Vec::new(),
             resumed,
+            refused: None,
         });
         self.save()
+    }
+
+    /// Records that the upgrade under way was refused (durably: the next start reads it).
+    pub fn refuse(&mut self, refusal: Refusal) -> std::io::Result<()> {
+        if let Some(active) = self.state.active.as_mut() {
+            active.refused = Some(refusal);
+        }
+        self.save()
+    }
+
+    /// Forgets the upgrade under way: the files no longer call for it.
+    pub fn drop_active(&mut self) -> std::io::Result<()> {
+        self.state.active = None;
+        self.save()
+    }
+
+    /// Remembers the application height seen while `upgrade` is pending.
+    pub fn record_seen(&mut self, seen: SeenHeight) -> std::io::Result<()> {
+        if self.state.seen.as_ref() == Some(&seen) {
+            return Ok(());
+        }
+        self.state.seen = Some(seen);
+        self.save_fast()
     }
 
     /// Journals that `phase` starts. Must be called before the phase does anything.

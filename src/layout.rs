@@ -16,11 +16,15 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::config::Config;
-use crate::fsutil;
+use crate::fsutil::{self, Follow};
 use crate::plan::{self, Plan, Read};
 use crate::swap::CURRENT_LINK;
 
 pub const GENESIS_DIR: &str = "genesis";
+/// The longest file name Linux filesystems hold (NAME_MAX).
+pub const MAX_DIR_NAME: usize = 255;
+/// Plan files are a few KiB; the cap keeps a hostile one from costing memory.
+pub const MAX_PLAN_FILE: u64 = 1 << 20;
 pub const UPGRADES_DIR: &str = "upgrades";
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,33 @@ pub enum LayoutError {
         "upgrade name {0:?} is not usable as a folder name (empty, \".\" or \"..\"); the plan must be renamed"
     )]
     BadName(String),
+    #[error(
+        "upgrade name {name:?}… is too long: {bytes} bytes as a folder name, and a folder name holds at most {MAX_DIR_NAME}; the plan must be renamed"
+    )]
+    NameTooLong { name: String, bytes: usize },
+    #[error(
+        "{link} is a {kind}, not a symlink; `current` must be a link to genesis or upgrades/<name>: move it aside and run `ln -s genesis {link}` (or link the upgrade that is running)"
+    )]
+    CurrentNotLink { link: PathBuf, kind: &'static str },
+    #[error(
+        "{path} is a symlink to {target:?}, which is outside {root}; wasmvisor runs only binaries inside the tree: replace the link with the binary itself (`wasmvisor add-upgrade <name> <binary> --force`)"
+    )]
+    BinaryOutside {
+        path: PathBuf,
+        target: PathBuf,
+        root: PathBuf,
+    },
+    #[error("{path}: {why}; give the path of the node binary")]
+    Source { path: PathBuf, why: String },
+    #[error(
+        "not enough free space in {path}: the binary needs {needed} bytes plus a margin of {margin} bytes for the node, and {free} bytes are free"
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        margin: u64,
+        free: u64,
+    },
     #[error(
         "{link} points to {target:?}, which is not genesis or a folder under upgrades/; point it back with `ln -sfn genesis {link}` or at the right upgrade"
     )]
@@ -101,6 +132,12 @@ pub fn upgrade_dir_name(name: &str, recase: bool) -> Result<String, LayoutError>
     if out.is_empty() || out == "." || out == ".." {
         return Err(LayoutError::BadName(name));
     }
+    if out.len() > MAX_DIR_NAME {
+        return Err(LayoutError::NameTooLong {
+            name: name.chars().take(40).collect(),
+            bytes: out.len(),
+        });
+    }
     Ok(out)
 }
 
@@ -154,7 +191,15 @@ impl Layout {
         let target = match self.root.read_link_contents(CURRENT_LINK) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Current::Genesis),
-            Err(e) => return Err(self.io(CURRENT_LINK, e)),
+            Err(e) => {
+                return Err(match self.root.symlink_metadata(CURRENT_LINK) {
+                    Ok(meta) if !meta.is_symlink() => LayoutError::CurrentNotLink {
+                        link: self.root_path.join(CURRENT_LINK),
+                        kind: fsutil::kind(meta.file_type()),
+                    },
+                    _ => self.io(CURRENT_LINK, e),
+                });
+            }
         };
         let bad = || LayoutError::BadCurrent {
             link: self.root_path.join(CURRENT_LINK),
@@ -216,17 +261,50 @@ impl Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(LayoutError::MissingBinary { path })
             }
-            Err(e) => Err(LayoutError::BadBinary {
-                path,
-                why: e.to_string(),
+            Err(e) => Err(match self.link_outside(&rel) {
+                Some(target) => LayoutError::BinaryOutside {
+                    path,
+                    target,
+                    root: self.root_path.clone(),
+                },
+                None => LayoutError::BadBinary {
+                    path,
+                    why: e.to_string(),
+                },
             }),
         }
+    }
+
+    /// If `rel` (or a folder on its way) is a symlink leading out of the tree, where it leads.
+    fn link_outside(&self, rel: &Path) -> Option<PathBuf> {
+        let mut walked = PathBuf::new();
+        for part in rel.components() {
+            walked.push(part);
+            if let Ok(target) = self.root.read_link_contents(&walked) {
+                let escapes = target.is_absolute()
+                    || walked
+                        .parent()
+                        .unwrap_or(Path::new(""))
+                        .join(&target)
+                        .components()
+                        .try_fold(0usize, |depth, c| match c {
+                            Component::ParentDir => depth.checked_sub(1),
+                            Component::Normal(_) => Some(depth + 1),
+                            _ => Some(depth),
+                        })
+                        .is_none();
+                if escapes {
+                    return Some(target);
+                }
+            }
+        }
+        None
     }
 
     /// The plan record of a folder: the plan that was applied when `current` was switched to it.
     pub fn applied_plan(&self, current: &Current) -> Option<Plan> {
         let rel = current.rel_dir().join(plan::UPGRADE_INFO_FILE);
-        let bytes = fsutil::read_optional(&self.root, &rel).ok()??;
+        let bytes = fsutil::read_regular(&self.root, &rel, MAX_PLAN_FILE, Follow::Yes).ok()??;
         match plan::parse(&bytes) {
             Read::Valid(p) => Some(p),
             _ => None,
@@ -254,12 +332,21 @@ impl Layout {
         names
     }
 
-    /// Reads `data/upgrade-info.json`. A symlink leading out of the data folder reads as invalid.
+    /// Reads `data/upgrade-info.json`. A symlink leading out of the data folder, a FIFO, a
+    /// device or an oversized file reads as invalid, without blocking.
     pub fn read_upgrade_info(&self) -> Read {
-        match fsutil::read_optional(&self.data, plan::UPGRADE_INFO_FILE) {
+        match fsutil::read_regular(
+            &self.data,
+            plan::UPGRADE_INFO_FILE,
+            MAX_PLAN_FILE,
+            Follow::Yes,
+        ) {
             Ok(None) => Read::Absent,
             Ok(Some(bytes)) => plan::parse(&bytes),
-            Err(e) => Read::Invalid(format!("cannot read it: {e}")),
+            Err(e) => Read::Invalid(match e {
+                fsutil::ReadError::Io(e) => format!("cannot read it: {e}"),
+                other => other.to_string(),
+            }),
         }
     }
 
@@ -273,7 +360,7 @@ impl Layout {
 
     /// The manual plans of `data/upgrade-info.json.batch`, sorted by height.
     pub fn read_batch(&self) -> Result<Vec<Plan>, String> {
-        match fsutil::read_optional(&self.data, plan::BATCH_FILE) {
+        match fsutil::read_regular(&self.data, plan::BATCH_FILE, MAX_PLAN_FILE, Follow::Yes) {
             Ok(None) => Ok(Vec::new()),
             Ok(Some(bytes)) => plan::parse_batch(&bytes)
                 .map_err(|e| format!("{}: {e}", self.batch_path().display())),
@@ -305,11 +392,18 @@ impl Layout {
     }
 
     /// Copies a binary from anywhere into `<rel_dir>/bin/$DAEMON_NAME` with exec bits, atomically.
+    /// The source must be a regular file (a device or FIFO is refused before a byte is read),
+    /// and the copy streams: its size costs disk, checked first, never memory.
     pub fn install_binary(&self, rel_dir: &Path, source: &Path) -> Result<(), LayoutError> {
-        let bytes = std::fs::read(source).map_err(|e| LayoutError::Io {
+        let source_err = |why: String| LayoutError::Source {
             path: source.to_path_buf(),
-            source: e,
-        })?;
+            why,
+        };
+        let mut input = fsutil::open_regular_path(source).map_err(|e| source_err(e.to_string()))?;
+        let size = input
+            .metadata()
+            .map_err(|e| source_err(e.to_string()))?
+            .len();
         let bin_dir = rel_dir.join("bin");
         self.root
             .create_dir_all(&bin_dir)
@@ -318,15 +412,37 @@ impl Layout {
             .root
             .open_dir(&bin_dir)
             .map_err(|e| self.io(&bin_dir, e))?;
-        fsutil::write_atomic(&sub, &self.daemon_name, &bytes)
-            .map_err(|e| self.io(bin_dir.join(&self.daemon_name), e))?;
-        sub.set_permissions(
-            &self.daemon_name,
-            cap_std::fs::Permissions::from_std(std::fs::Permissions::from_mode(0o755)),
-        )
-        .map_err(|e| self.io(bin_dir.join(&self.daemon_name), e))
+        let free = fsutil::free_bytes(&sub).map_err(|e| self.io(&bin_dir, e))?;
+        if size.saturating_add(INSTALL_MARGIN) > free {
+            return Err(LayoutError::NoSpace {
+                path: self.root_path.join(&bin_dir),
+                needed: size,
+                margin: INSTALL_MARGIN,
+                free,
+            });
+        }
+        let target = bin_dir.join(&self.daemon_name);
+        let tmp = fsutil::temp_name(Path::new(&self.daemon_name));
+        let copied = (|| {
+            let mut out = fsutil::create_fresh(&sub, &tmp)?;
+            std::io::copy(&mut input, &mut out)?;
+            out.set_permissions(cap_std::fs::Permissions::from_std(
+                std::fs::Permissions::from_mode(0o755),
+            ))?;
+            out.sync_all()?;
+            sub.rename(&tmp, &sub, &self.daemon_name)?;
+            fsutil::sync_dir(&sub)
+        })();
+        if let Err(e) = copied {
+            let _ = sub.remove_file(&tmp);
+            return Err(self.io(target, e));
+        }
+        Ok(())
     }
 }
+
+/// Room left on the disk after installing a binary, for the node's own writes.
+const INSTALL_MARGIN: u64 = 64 << 20;
 
 #[cfg(test)]
 mod tests {

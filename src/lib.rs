@@ -4,6 +4,7 @@
 //! The binary is a thin layer over these modules; each has one job.
 
 pub mod backup;
+pub mod cancel;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -15,6 +16,8 @@ pub mod journal;
 pub mod layout;
 pub mod lock;
 pub mod logging;
+pub mod node_record;
+pub mod output;
 pub mod plan;
 pub mod plugin;
 pub mod plugin_commands;

@@ -157,8 +157,11 @@ pub fn init(settings: LogSettings) {
     if settings.disabled {
         return;
     }
+    // A log line that cannot be written is dropped: the default would report that on stderr
+    // with a panicking print, and logging must never take the supervisor down.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_max_level(Level::DEBUG);
     let result = match settings.format {
         LogFormat::Json => builder
@@ -222,7 +225,13 @@ where
             color: self.color,
         };
         event.record(&mut fields);
-        writeln!(w, "{}{} module=wasmvisor", fields.message, fields.rest)
+        // One event, one line: names and plugin texts cannot add lines or drive a terminal.
+        writeln!(
+            w,
+            "{}{} module=wasmvisor",
+            crate::output::escape_controls(&fields.message),
+            fields.rest
+        )
     }
 }
 
@@ -261,7 +270,10 @@ impl Fields {
 }
 
 fn quote(value: &str) -> String {
-    if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+    if value.is_empty()
+        || value.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"' || c == '=')
+    {
+        // Debug quoting escapes every control character.
         format!("{value:?}")
     } else {
         value.to_string()

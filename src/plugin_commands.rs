@@ -18,9 +18,32 @@ pub fn plugins(cfg: &Config, over: Option<&Path>) -> Result<Plugins, String> {
     Plugins::load(path.as_deref()).map_err(|e| e.to_string())
 }
 
+/// The compile cache folder: `WASMVISOR_PLUGIN_CACHE` where the operator put it, else
+/// wasmvisor's own `cosmovisor/.wasmvisor-cache` (never through a symlink). A cache that cannot
+/// be used costs only compile time: plugins are then compiled in memory.
+pub fn cache_dir(cfg: &Config) -> Option<cap_std::fs::Dir> {
+    use cap_std::{ambient_authority, fs::Dir};
+    let opened = match &cfg.plugin_cache {
+        Some(path) => std::fs::create_dir_all(path)
+            .and_then(|()| Dir::open_ambient_dir(path, ambient_authority())),
+        None => Dir::open_ambient_dir(cfg.root(), ambient_authority())
+            .and_then(|root| crate::fsutil::own_dir(&root, crate::plugin::CACHE_DIR)),
+    };
+    match opened {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            tracing::warn!(
+                cache = %cfg.plugin_cache_dir().display(),
+                "cannot use the plugin compile cache ({e}); compiling in memory"
+            );
+            None
+        }
+    }
+}
+
 /// Loads every plugin; all failures at once.
 pub fn load(cfg: &Config, plugins: &Plugins) -> Result<PluginSet, String> {
-    PluginSet::load(plugins, Some(cfg.plugin_cache_dir())).map_err(|errors| {
+    PluginSet::load(plugins, cache_dir(cfg)).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
         format!(
             "{} plugin(s) cannot be used:\n{}",
@@ -49,15 +72,14 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
         })
         .collect();
     if json_out {
-        println!("{}", json!({"file": plugins.file, "plugins": rows}));
-        return Ok(());
+        return crate::output::line(json!({"file": plugins.file, "plugins": rows}));
     }
     match &plugins.file {
-        Some(f) => println!("plugin configuration: {}", f.display()),
-        None => println!("plugin configuration: none (the bundled defaults)"),
+        Some(f) => crate::output::line(format!("plugin configuration: {}", f.display()))?,
+        None => crate::output::line("plugin configuration: none (the bundled defaults)")?,
     }
     for p in plugins.all() {
-        println!(
+        crate::output::line(format!(
             "{:<9} {:<16} {}  memory {} MiB, timeout {}, hosts [{}]{}",
             p.world.as_str(),
             p.name,
@@ -77,7 +99,7 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
                         .join(", ")
                 )
             }
-        );
+        ))?;
     }
     Ok(())
 }
@@ -88,7 +110,7 @@ pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
     let started = Instant::now();
     let set = load(cfg, &plugins)?;
     for p in set.resolvers.iter().chain(&set.sources).chain(&set.health) {
-        println!(
+        crate::output::line(format!(
             "ok  {:<9} {:<16} sha256 {}  {}",
             p.spec.world.as_str(),
             p.spec.name,
@@ -98,15 +120,14 @@ pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
             } else {
                 "compiled now, cached"
             }
-        );
+        ))?;
     }
-    println!(
+    crate::output::line(format!(
         "{} plugin(s) ready in {:.1} ms; cache {}",
         set.resolvers.len() + set.sources.len() + set.health.len(),
         started.elapsed().as_secs_f64() * 1e3,
         cfg.plugin_cache_dir().display()
-    );
-    Ok(())
+    ))
 }
 
 /// What `plugin call` does.
@@ -145,7 +166,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
             }
         )
     })?;
-    let host = Host::shared(Some(cfg.plugin_cache_dir()))?;
+    let host = Host::shared(cache_dir(cfg))?;
     let loaded = host.load(spec).map_err(|e| e.to_string())?;
     let plan = read_plan(cfg, args.plan.as_deref())?;
     let started = Instant::now();
@@ -164,6 +185,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
                 sources: Vec::new(),
                 health: Vec::new(),
                 limits: artifact::Limits::default(),
+                cancel: crate::cancel::Cancel::new(),
             };
             for earlier in &plugins.resolvers[..position] {
                 set.resolvers
@@ -200,9 +222,11 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
                 Some(crate::plugin::HashAlgorithm::Sha512)
             );
             let _ = std::fs::remove_file(&out);
-            let output = Output::open(&out, sha512, artifact::Limits::default().download, &url)
-                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            let (output, result) = host.fetch(&loaded, &artifact, output);
+            let output =
+                Output::open_path(&out, sha512, artifact::Limits::default().download, &url)
+                    .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            let call = crate::plugin::Call::new(&crate::cancel::Cancel::new());
+            let (output, result) = host.fetch(&loaded, &artifact, output, &call);
             let (path, size, digest) = output.finish().map_err(|e| e.to_string())?;
             match result.map_err(|e| e.to_string())? {
                 Ok(()) => {
@@ -216,18 +240,16 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
             }
         }
         World::Health => {
+            let call = crate::plugin::Call::new(&crate::cancel::Cancel::new());
             let health = host
                 .check(
                     &loaded,
                     &HealthContext {
-                        plan: crate::plugin::Plan {
-                            name: plan.name.clone(),
-                            height: plan.height,
-                            info: plan.info.clone(),
-                        },
+                        plan: crate::plugin::Plan::from(&plan),
                         elapsed_ms: 0,
                         attempt: 1,
                     },
+                    &call,
                 )
                 .map_err(|e| e.to_string())?;
             match health {
@@ -241,15 +263,15 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
     answer["plugin"] = json!(spec.name);
     answer["world"] = json!(world);
     answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
-    println!("{answer}");
-    Ok(())
+    crate::output::line(answer)
 }
 
 fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| cfg.home.join("data").join(plan::UPGRADE_INFO_FILE));
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = crate::fsutil::read_regular_path(&path, crate::layout::MAX_PLAN_FILE)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     match plan::parse(&bytes) {
         Read::Valid(p) => Ok(p),
         Read::Invalid(why) => Err(format!("{}: {why}", path.display())),
@@ -259,11 +281,7 @@ fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {
 
 fn bare_request(cfg: &Config, plan: &Plan) -> crate::plugin::Request {
     crate::plugin::Request {
-        plan: crate::plugin::Plan {
-            name: plan.name.clone(),
-            height: plan.height,
-            info: plan.info.clone(),
-        },
+        plan: crate::plugin::Plan::from(plan),
         platform: crate::plugin::platform(),
         daemon_name: cfg.name.clone(),
         staged: None,
@@ -326,9 +344,11 @@ pub fn prepare_upgrade(cfg: &Config, plan_file: Option<&Path>) -> Result<(), Str
     let plugins = plugins(cfg, None)?;
     let set = load(cfg, &plugins)?;
     let done = crate::plugin::set::prepare(&set, cfg, &plan)
-        .map_err(|e| format!("upgrade {}: {e}", plan.name))?;
-    println!("upgrade {} (height {}): {done}", plan.name, plan.height);
-    Ok(())
+        .map_err(|e| format!("upgrade {:?}: {e}", plan.name))?;
+    crate::output::line(format!(
+        "upgrade {:?} (height {}): {done}",
+        plan.name, plan.height
+    ))
 }
 
 fn pending_plan(layout: &Layout) -> Result<Plan, String> {

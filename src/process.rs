@@ -183,17 +183,9 @@ impl Child {
 /// Starts receiving the signals the supervisor handles: all are forwarded to the node; TERM, INT
 /// and QUIT also mean "stop supervising". Must run inside the tokio runtime.
 pub fn signals() -> io::Result<mpsc::UnboundedReceiver<Signal>> {
-    let kinds = [
-        (SignalKind::terminate(), Signal::SIGTERM),
-        (SignalKind::interrupt(), Signal::SIGINT),
-        (SignalKind::quit(), Signal::SIGQUIT),
-        (SignalKind::hangup(), Signal::SIGHUP),
-        (SignalKind::user_defined1(), Signal::SIGUSR1),
-        (SignalKind::user_defined2(), Signal::SIGUSR2),
-    ];
     let (tx, rx) = mpsc::unbounded_channel();
-    for (kind, sig) in kinds {
-        let mut stream = unix_signal(kind)?;
+    for sig in FORWARDED {
+        let mut stream = unix_signal(SignalKind::from_raw(sig as i32))?;
         let tx = tx.clone();
         tokio::spawn(async move {
             while stream.recv().await.is_some() {
@@ -204,6 +196,36 @@ pub fn signals() -> io::Result<mpsc::UnboundedReceiver<Signal>> {
         });
     }
     Ok(rx)
+}
+
+/// The signals wasmvisor forwards to the node, TERM, INT and QUIT also meaning "stop".
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+fn forwarded_set() -> signal::SigSet {
+    let mut set = signal::SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set
+}
+
+/// Holds back the forwarded signals from the first instruction of `run` until their handlers
+/// are installed: a stop request in the first milliseconds is then a stop request, not a death.
+/// Children never inherit the mask (the standard library resets it when it spawns).
+pub fn block_forwarded_signals() {
+    let _ = forwarded_set().thread_block();
+}
+
+/// Releases what [`block_forwarded_signals`] held: pending signals reach their handlers now.
+pub fn unblock_forwarded_signals() {
+    let _ = forwarded_set().thread_unblock();
 }
 
 pub fn is_stop_signal(sig: Signal) -> bool {
@@ -221,6 +243,13 @@ pub fn start_time(pid: i32) -> Option<u64> {
         return None;
     }
     fields.get(19)?.parse().ok()
+}
+
+/// Whether the process runs as this process's effective user (so signalling it is ours to do).
+pub fn owned_by_us(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: comparable across processes on this machine (the node

@@ -1,4 +1,5 @@
-//! The node's CometBFT RPC, read for one thing: the latest block height (`/status`).
+//! The node's CometBFT RPC, read for one thing: the height the application last committed
+//! (`/abci_info`).
 //! Plain HTTP/1.1 on the configured address (loopback by default), with a timeout and a size cap.
 
 use std::time::Duration;
@@ -15,55 +16,74 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Accepts `http://host:port`, `tcp://host:port` (CometBFT's laddr form) or `host:port`.
+    /// Accepts `http://host:port`, `tcp://host:port` (CometBFT's laddr form) or `host:port`, the
+    /// host a name, an IPv4 address or a bracketed IPv6 address.
     pub fn parse(address: &str) -> Result<Endpoint, String> {
-        let rest = address
-            .strip_prefix("http://")
-            .or_else(|| address.strip_prefix("tcp://"))
-            .unwrap_or(address);
+        let example = "write it like http://127.0.0.1:26657";
         if address.starts_with("https://") {
             return Err(format!(
                 "{address:?}: https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)"
             ));
         }
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
-            format!("{address:?} is not an address; write it like http://127.0.0.1:26657")
-        })?;
-        let port: u16 = port.parse().map_err(|_| {
-            format!("{address:?} has no valid port; write it like http://127.0.0.1:26657")
-        })?;
-        if host.is_empty() || host.contains('/') {
-            return Err(format!(
-                "{address:?} is not an address; write it like http://127.0.0.1:26657"
-            ));
+        let rest = address
+            .strip_prefix("http://")
+            .or_else(|| address.strip_prefix("tcp://"))
+            .unwrap_or(address);
+        if rest.contains("://") {
+            return Err(format!("{address:?}: unknown scheme; {example}"));
         }
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (host, port) = split_host_port(rest)
+            .ok_or_else(|| format!("{address:?} is not a host:port address; {example}"))?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{address:?} has no valid port (1-65535); {example}"))?;
         Ok(Endpoint {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            host: host.to_string(),
             port,
         })
     }
 
-    /// The latest committed height the node reports, or why it could not be read.
-    pub async fn latest_height(&self, timeout: Duration) -> Result<u64, String> {
-        let body = tokio::time::timeout(timeout, self.get("/status"))
+    /// The last height the node's application committed (`/abci_info`), or why it could not be
+    /// read. CometBFT's `/status` reports the block store, which is one block ahead of the
+    /// application while a block executes and after a halt (the halted block is stored, never
+    /// applied); where `/abci_info` is not answered, `/status` minus one stands in as a lower bound.
+    pub async fn app_height(&self, timeout: Duration) -> Result<u64, String> {
+        let info = tokio::time::timeout(timeout, self.get_json("/abci_info"))
             .await
-            .map_err(|_| "timed out".to_string())??;
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-        let height = &value["result"]["sync_info"]["latest_block_height"];
-        match height {
-            serde_json::Value::String(s) => s
-                .parse()
-                .map_err(|_| format!("bad latest_block_height {s:?}")),
-            serde_json::Value::Number(n) => n
-                .as_u64()
-                .ok_or_else(|| format!("bad latest_block_height {n}")),
-            _ => Err("no result.sync_info.latest_block_height in /status".into()),
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r);
+        match info {
+            Ok(value) => {
+                let response = &value["result"]["response"];
+                if !response.is_object() {
+                    return Err("no result.response in /abci_info".into());
+                }
+                // Amino JSON leaves out zero values: no field means height 0 (a fresh chain).
+                match &response["last_block_height"] {
+                    serde_json::Value::Null => Ok(0),
+                    h => number(h, "last_block_height"),
+                }
+            }
+            Err(e) if e.starts_with("HTTP ") => {
+                let status = tokio::time::timeout(timeout, self.get_json("/status"))
+                    .await
+                    .map_err(|_| "timed out".to_string())??;
+                let stored = number(
+                    &status["result"]["sync_info"]["latest_block_height"],
+                    "latest_block_height",
+                )?;
+                Ok(stored.saturating_sub(1))
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, String> {
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body).map_err(|e| format!("{path}: not JSON: {e}"))
     }
 
     async fn get(&self, path: &str) -> Result<Vec<u8>, String> {
@@ -113,6 +133,35 @@ impl Endpoint {
     }
 }
 
+/// A height CometBFT writes as a decimal string (or, from some proxies, a number).
+fn number(value: &serde_json::Value, field: &str) -> Result<u64, String> {
+    match value {
+        serde_json::Value::String(s) => s.parse().map_err(|_| format!("bad {field} {s:?}")),
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| format!("bad {field} {n}")),
+        _ => Err(format!("no {field} in the answer")),
+    }
+}
+
+/// Splits `host:port`, where the host is a name, IPv4 address or `[IPv6]`.
+pub fn split_host_port(text: &str) -> Option<(&str, &str)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        (inside, after.strip_prefix(':')?)
+    } else {
+        let (host, port) = text.rsplit_once(':')?;
+        let valid = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+        if !valid {
+            return None;
+        }
+        (host, port)
+    };
+    (!port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())).then_some((host, port))
+}
+
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
@@ -153,6 +202,20 @@ mod tests {
         assert!(Endpoint::parse("https://x:1").is_err());
         assert!(Endpoint::parse("localhost").is_err());
         assert!(Endpoint::parse("http://x:notaport").is_err());
+        for bad in [
+            "http://[::1",
+            "http://[::1]",
+            "[not-ip]:80",
+            "http://:26657",
+            "http://a b:1",
+            "grpc://h:1",
+            "h:0",
+            "h:70000",
+            "http://host:1/path",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Endpoint::parse("http://[::1]:26657").unwrap().host, "::1");
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn collect(cfg: &Config) -> Result<Value, String> {
         Read::Valid(p) => json!({"state": "valid", "name": p.name, "height": p.height}),
     };
     let journal = journal::read(&layout.root).unwrap_or_default();
-    let supervisor = crate::lock::holder(&layout.root_path);
+    let supervisor = crate::lock::holder(&layout.root, &layout.root_path);
     Ok(json!({
         "daemon_home": cfg.home,
         "current": {
@@ -68,14 +68,14 @@ pub fn collect(cfg: &Config) -> Result<Value, String> {
 pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
     let s = collect(cfg)?;
     if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&s).expect("serializable")
-        );
-        return Ok(());
+        let text = serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?;
+        return crate::output::line(text);
     }
     let mut out = String::new();
-    let line = |out: &mut String, k: &str, v: String| out.push_str(&format!("{k:<20} {v}\n"));
+    // Names come from plan files: shown escaped, one value per line.
+    let line = |out: &mut String, k: &str, v: String| {
+        out.push_str(&format!("{k:<20} {}\n", crate::output::escape_controls(&v)))
+    };
     line(
         &mut out,
         "home",
@@ -198,6 +198,5 @@ pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
         }
         None => line(&mut out, "last upgrade", "none".into()),
     }
-    print!("{out}");
-    Ok(())
+    crate::output::text(out)
 }

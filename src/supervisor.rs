@@ -14,19 +14,16 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::decide::{Decision, Files, Settled};
-use crate::journal::Journal;
+use crate::journal::{Journal, Refusal, SeenHeight};
 use crate::layout::{Current, Layout, LayoutError};
+use crate::lock;
+use crate::node_record::{self, Leftover, NodeRecord};
 use crate::plan::{Plan, Read};
 use crate::plugin::PluginSet;
 use crate::process::{self, Child, Exit, Reaper};
 use crate::rpc::Endpoint;
 use crate::upgrade::UpgradeError;
 use crate::watch::Watcher;
-use crate::{fsutil, lock};
-
-/// Where the running node's pid is kept, so a supervisor that was killed can stop the node it
-/// left behind before starting another.
-pub const NODE_FILE: &str = "wasmvisor-node.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -53,6 +50,29 @@ pub enum RunError {
         name: String,
         height: u64,
         reason: String,
+    },
+    #[error(
+        "upgrade {name:?} at height {height} was refused {ago} and nothing it depends on has changed since (the configuration, plugins.toml, the binary in upgrades/{dir}/bin): {reason}"
+    )]
+    StillRefused {
+        name: String,
+        height: u64,
+        dir: String,
+        ago: String,
+        reason: String,
+    },
+    #[error(
+        "the node left running by a previous supervisor (pid {pid}, recorded in {file}) did not stop, even on SIGKILL; stop it by hand, then start wasmvisor again"
+    )]
+    LeftoverAlive { pid: i32, file: String },
+    #[error(
+        "the node exited ({status}) while a manual upgrade to {name:?} was pending, before its application reported height {last}, the last block before the upgrade (last seen: {seen}); not upgrading: start wasmvisor again to relaunch the node with the same --halt-height"
+    )]
+    StoppedShort {
+        name: String,
+        last: u64,
+        seen: String,
+        status: Exit,
     },
 }
 
@@ -87,14 +107,16 @@ pub struct Supervisor {
     last_complaint: Option<String>,
     /// When set, the next launch is the one that completes an upgrade: its duration is journaled.
     launch_after_upgrade: bool,
-    /// Relaunches made to confirm a manual halt whose last block was not seen on the RPC.
-    confirm_runs: u32,
     /// The plugins, loaded (and compiled, or read from the cache) before the first launch.
     pub(crate) plugins: Arc<PluginSet>,
     /// An upgrade whose node the health checks must judge at its next launch.
     pub(crate) health_due: Option<Plan>,
     /// Manual plans whose binary was already prepared ahead of their height.
     prepared: std::collections::BTreeSet<String>,
+    /// The application height a previous supervisor saw for a pending manual upgrade.
+    seen: Option<SeenHeight>,
+    /// Cancels plugin calls, downloads and copies on a stop request.
+    pub(crate) cancel: crate::cancel::Cancel,
 }
 
 /// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
@@ -119,10 +141,8 @@ fn load_plugins(cfg: &Config) -> Result<Arc<PluginSet>, RunError> {
     Ok(Arc::new(set))
 }
 
-/// A clean exit within this many blocks of a manual halt height is confirmed by a relaunch.
-const CONFIRM_WINDOW: u64 = 8;
-/// At most this many confirming relaunches, so a node that keeps exiting is not restarted forever.
-const CONFIRM_RUNS: u32 = 3;
+/// How long a leftover node may take to go after SIGKILL before wasmvisor gives up on it.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
 /// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
@@ -134,9 +154,9 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             what: "cannot start the runtime".into(),
             source,
         })?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let layout = Layout::open(&cfg)?;
-        let _lock = lock::acquire(&cfg.home, &layout.root_path)?;
+        let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
         let root = layout.root.try_clone().map_err(|source| RunError::Io {
             what: "cosmovisor folder".into(),
             source,
@@ -151,15 +171,47 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             what: "cannot handle signals".into(),
             source,
         })?;
+        // The handlers are in place: a stop signal that arrived while wasmvisor was starting
+        // (blocked since the first instruction) is delivered now, to them.
+        process::unblock_forwarded_signals();
         let reaper = Reaper::start().map_err(|source| RunError::Io {
             what: "cannot watch child processes".into(),
             source,
         })?;
-        let watcher =
-            Watcher::start(&cfg.home.join("data"), cfg.watch_mode, cfg.poll_interval).await;
-        let rpc = Endpoint::parse(&cfg.rpc_address).expect("validated with the configuration");
-        let plugins = load_plugins(&cfg)?;
+        let watcher = Watcher::start(
+            &cfg.home.join("data"),
+            &layout.data,
+            cfg.watch_mode,
+            cfg.poll_interval,
+        )
+        .await;
+        let rpc = Endpoint::parse(&cfg.rpc_address).map_err(RunError::Plugins)?;
+        let (plugins, signals) = {
+            let mut signals = signals;
+            let loading = {
+                let cfg = cfg.clone();
+                crate::plugin::off_runtime(move || load_plugins(&cfg))
+            };
+            tokio::pin!(loading);
+            let loaded = loop {
+                tokio::select! {
+                    loaded = &mut loading => break Ok(loaded),
+                    Some(sig) = signals.recv() => {
+                        if process::is_stop_signal(sig) {
+                            tracing::info!(signal = sig.as_str(), "stop requested while the plugins load: exiting");
+                            break Err(sig);
+                        }
+                    }
+                }
+            };
+            match loaded {
+                Ok(loaded) => (loaded.map_err(RunError::Plugins)??, signals),
+                Err(sig) => return Ok(128 + sig as i32),
+            }
+        };
+        let seen = journal.state.seen.clone();
         let mut supervisor = Supervisor {
+            cancel: plugins.cancel.clone(),
             plugins,
             health_due: None,
             prepared: Default::default(),
@@ -173,28 +225,38 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             args,
             rpc,
             chain_height: None,
+            seen,
             stop: None,
             last_complaint: None,
             launch_after_upgrade: false,
-            confirm_runs: 0,
         };
         supervisor.supervise().await
-    })
+    });
+    // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
+    // hold the exit.
+    runtime.shutdown_background();
+    result
 }
 
 impl Supervisor {
     async fn supervise(&mut self) -> Result<i32, RunError> {
-        self.stop_leftover_node().await;
+        if self.poll_stop() {
+            return Ok(self.stop_status());
+        }
+        self.stop_leftover_node().await?;
+        if self.poll_stop() {
+            return Ok(self.stop_status());
+        }
         if self.journal.active().is_some() && !self.resume().await? {
             return Ok(self.stop_status());
         }
         loop {
-            if self.stop.is_some() {
+            if self.poll_stop() {
                 return Ok(self.stop_status());
             }
             let ended = match self.decision() {
                 Decision::Upgrade { plan, manual } => {
-                    if !self.upgrade(plan, manual, None).await? {
+                    if !self.upgrade_recorded(plan, manual, None).await? {
                         return Ok(self.stop_status());
                     }
                     if !self.cfg.restart_after_upgrade {
@@ -207,7 +269,7 @@ impl Supervisor {
                 }
                 Decision::Refuse { plan, reason } => {
                     return Err(RunError::Refused {
-                        name: plan.name,
+                        name: crate::output::shorten(&plan.name, 64),
                         height: plan.height,
                         reason,
                     });
@@ -218,7 +280,7 @@ impl Supervisor {
                 Ended::Exit(status) => return Ok(status),
                 Ended::Relaunch => continue,
                 Ended::Upgrade { plan, manual, node } => {
-                    if !self.upgrade(plan, manual, Some(node)).await? {
+                    if !self.upgrade_recorded(plan, manual, Some(node)).await? {
                         return Ok(self.stop_status());
                     }
                     if !self.cfg.restart_after_upgrade {
@@ -230,6 +292,58 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Runs an upgrade; a refusal is journaled with what it depended on, so a restart retries it
+    /// only once something changed.
+    async fn upgrade_recorded(
+        &mut self,
+        plan: Plan,
+        manual: bool,
+        node: Option<Child>,
+    ) -> Result<bool, RunError> {
+        match self.upgrade(plan, manual, node).await {
+            Err(e) if e.is_refusal() => {
+                if let Some(active) = self.journal.active().cloned() {
+                    let refusal = Refusal {
+                        reason: e.to_string(),
+                        at_unix_ms: crate::journal::unix_ms(),
+                        inputs: self.refusal_inputs(&active.dir_name),
+                    };
+                    if let Err(je) = self.journal.refuse(refusal) {
+                        tracing::warn!("cannot journal the refusal: {je}");
+                    }
+                }
+                Err(e.into())
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// A digest of what a refused upgrade depended on and the operator can change: the
+    /// configuration, the plugin configuration, and the upgrade folder's binary.
+    fn refusal_inputs(&self, dir: &str) -> String {
+        use sha2::Digest;
+        use std::os::unix::fs::MetadataExt;
+        let mut h = sha2::Sha256::new();
+        for (key, value) in self.cfg.values() {
+            h.update(format!("{key}={value}\n"));
+        }
+        if let Some(path) = self.cfg.plugins_path() {
+            h.update(crate::fsutil::read_regular_path(&path, 1 << 20).unwrap_or_default());
+        }
+        let binary = self.layout.binary_path(&Current::Upgrade(dir.to_string()));
+        if let Ok(m) = std::fs::metadata(&binary) {
+            h.update(format!(
+                "{} {} {} {} {}",
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.mode()
+            ));
+        }
+        hex::encode(h.finalize())
     }
 
     fn stop_status(&self) -> i32 {
@@ -251,6 +365,30 @@ impl Supervisor {
                 "stop requested: no upgrade or relaunch will follow"
             );
             self.stop = Some(sig);
+            self.cancel.cancel();
+        }
+    }
+
+    /// Awaits `work` unless a stop request comes first: then plugin calls, downloads and copies
+    /// are cancelled and `None` is returned at once. Other signals have no node to go to.
+    pub(crate) async fn until_stop<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        if self.poll_stop() {
+            return None;
+        }
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return Some(out),
+                Some(sig) = self.signals.recv() => {
+                    self.note_signal(sig);
+                    if self.stop.is_some() {
+                        return None;
+                    }
+                }
+            }
         }
     }
 
@@ -269,7 +407,17 @@ impl Supervisor {
         }
         let layout = &self.layout;
         let dir_name = |name: &str| layout.dir_name(name).map_err(|e| e.to_string());
-        let snapshot = files.snapshot(&self.skip_heights, self.chain_height, &dir_name);
+        let chain_height = self.chain_height.or_else(|| {
+            // What a previous supervisor saw of the pending manual plan still holds: an
+            // application height never goes back.
+            let seen = self.seen.as_ref()?;
+            files
+                .batch
+                .iter()
+                .any(|p| p.name == seen.upgrade && p.height == seen.upgrade_height)
+                .then_some(seen.app_height)
+        });
+        let snapshot = files.snapshot(&self.skip_heights, chain_height, &dir_name);
         if let Some((plan, Some(Settled::Skipped))) = snapshot.governance() {
             tracing::info!(upgrade = %plan.name, height = plan.height, "height is in --unsafe-skip-upgrades; not upgrading");
         }
@@ -299,8 +447,16 @@ impl Supervisor {
         let path = self.layout.binary_path(&current);
         let mut args = self.args.clone();
         if let Some(plan) = &halt_at {
-            insert_halt_height(&mut args, plan.height);
-            tracing::info!(upgrade = %plan.name, height = plan.height, "manual upgrade pending: the node will halt at its height");
+            let flag = self.cfg.halt_height.flag_for(plan.height);
+            insert_halt_height(&mut args, flag);
+            tracing::info!(
+                upgrade = %plan.name,
+                height = plan.height,
+                halt_height = flag,
+                semantics = self.cfg.halt_height.name(),
+                "manual upgrade pending: the node will stop after block {}",
+                plan.height - 1
+            );
         }
         let started = Instant::now();
         let mut cmd = Command::new(&path);
@@ -313,7 +469,14 @@ impl Supervisor {
                 source,
             })?;
         let spawn_took = started.elapsed();
-        self.record_node(&node);
+        match NodeRecord::of(node.pid) {
+            Some(record) => {
+                if let Err(e) = record.write(&self.layout.root) {
+                    tracing::warn!("cannot record the node in {}: {e}", node_record::NODE_FILE);
+                }
+            }
+            None => tracing::warn!("the node exited as soon as it started"),
+        }
         tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
         if std::mem::take(&mut self.launch_after_upgrade) {
             tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
@@ -333,6 +496,13 @@ impl Supervisor {
         let poller = halt_at
             .as_ref()
             .map(|plan| tokio::spawn(poll_height(self.rpc.clone(), plan.height, height_tx)));
+        // A manual halt is due once the application reports the block before it: the node
+        // can go no further, so there is nothing to wait for.
+        let halt_reached = |height: Option<u64>| {
+            halt_at
+                .as_ref()
+                .is_some_and(|p| height.is_some_and(|h| h + 1 >= p.height))
+        };
         let mut kill_at: Option<tokio::time::Instant> = None;
         let mut recheck: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(20);
@@ -340,9 +510,9 @@ impl Supervisor {
         let ended = loop {
             tokio::select! {
                 exit = node.wait() => {
-                    self.clear_node();
+                    node_record::clear(&self.layout.root);
                     // The poller may have seen a height that this loop has not taken yet.
-                    self.chain_height = *height_rx.borrow_and_update();
+                    self.note_height(*height_rx.borrow_and_update(), halt_at.as_ref());
                     break self.after_exit(exit, halt_at.as_ref(), node).await;
                 }
                 Some(sig) = self.signals.recv() => {
@@ -362,12 +532,15 @@ impl Supervisor {
                     let Ok(verdict) = verdict else { continue };
                     if self.on_health(verdict) {
                         node.stop(self.cfg.shutdown_grace).await;
-                        self.clear_node();
+                        node_record::clear(&self.layout.root);
                         break Ended::Exit(HEALTH_EXIT_CODE);
                     }
                 }
                 Ok(()) = height_rx.changed() => {
-                    self.chain_height = *height_rx.borrow_and_update();
+                    self.note_height(*height_rx.borrow_and_update(), halt_at.as_ref());
+                    if halt_reached(self.chain_height) && self.stop.is_none() {
+                        recheck = Some(tokio::time::Instant::now());
+                    }
                 }
                 _ = self.watcher.changed(), if self.stop.is_none() => {
                     recheck = Some(tokio::time::Instant::now());
@@ -392,7 +565,7 @@ impl Supervisor {
                                 "manual upgrades changed: restarting the node so it halts at the right height"
                             );
                             node.stop(self.cfg.shutdown_grace).await;
-                            self.clear_node();
+                            node_record::clear(&self.layout.root);
                             break Ended::Relaunch;
                         }
                         Decision::Refuse { plan, reason } => {
@@ -413,9 +586,28 @@ impl Supervisor {
         Ok(ended)
     }
 
-    /// The node exited without being asked to. Older SDKs exit at the upgrade halt and nodes exit
-    /// at `--halt-height`: both mean an upgrade is due. Anything else ends supervision with the
-    /// node's status.
+    /// Takes a height the poller read, and keeps it in the journal while a manual upgrade is
+    /// near, so a restart knows how far the node got.
+    fn note_height(&mut self, height: Option<u64>, halt_at: Option<&Plan>) {
+        self.chain_height = height;
+        if let (Some(h), Some(plan)) = (height, halt_at)
+            && h + HEIGHT_KEPT_WITHIN >= plan.height
+        {
+            let seen = SeenHeight {
+                upgrade: plan.name.clone(),
+                upgrade_height: plan.height,
+                app_height: h,
+            };
+            if let Err(e) = self.journal.record_seen(seen.clone()) {
+                tracing::warn!("cannot journal the node's height: {e}");
+            }
+            self.seen = Some(seen);
+        }
+    }
+
+    /// The node exited without being asked to. Older SDKs exit at the upgrade halt (and at
+    /// `--halt-height`): an upgrade is due if the files (and the last height read) say so.
+    /// Anything else ends supervision with the node's status.
     async fn after_exit(&mut self, exit: Exit, halt_at: Option<&Plan>, node: Child) -> Ended {
         if self.stop.is_some() {
             tracing::info!(status = %exit, "node stopped");
@@ -430,39 +622,21 @@ impl Supervisor {
         }
         match self.decision() {
             Decision::Upgrade { plan, manual } => {
-                self.confirm_runs = 0;
                 tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, mono_ns = process::monotonic_ns(), "node halted for the upgrade");
                 Ended::Upgrade { plan, manual, node }
             }
             _ => {
-                if let Some(plan) = halt_at
-                    && exit.success()
-                    && self
-                        .chain_height
-                        .is_some_and(|h| h + CONFIRM_WINDOW >= plan.height)
-                    && self.confirm_runs < CONFIRM_RUNS
-                {
-                    // A clean exit this close to the halt height is most likely the halt, but
-                    // the last block was not seen. Launching the same binary with the same
-                    // `--halt-height` is safe (it can never commit H) and shows the height again.
-                    self.confirm_runs += 1;
-                    tracing::warn!(
-                        upgrade = %plan.name,
-                        height = plan.height,
-                        last_seen_height = self.chain_height,
-                        attempt = self.confirm_runs,
-                        "the node exited near the manual upgrade height before its last block was seen; relaunching it with the same halt height to confirm"
-                    );
-                    return Ended::Relaunch;
-                }
                 if let Some(plan) = halt_at {
-                    tracing::warn!(
-                        upgrade = %plan.name,
-                        height = plan.height,
-                        last_seen_height = self.chain_height,
-                        "the node exited before the manual upgrade height was seen on its RPC ({}); not upgrading",
-                        self.cfg.rpc_address
-                    );
+                    // Relaunching is not safe here: a node that executes its halt height (SDK
+                    // v0.47) would execute one more block with the old binary.
+                    let error = RunError::StoppedShort {
+                        name: plan.name.clone(),
+                        last: plan.height - 1,
+                        seen: self.chain_height.map_or("none".into(), |h| h.to_string()),
+                        status: exit,
+                    };
+                    tracing::error!("{error} (node RPC {})", self.cfg.rpc_address);
+                    return Ended::Exit(if exit.success() { 1 } else { exit.code() });
                 }
                 if exit.success() {
                     tracing::info!(status = %exit, "node exited");
@@ -474,79 +648,97 @@ impl Supervisor {
         }
     }
 
-    fn record_node(&self, node: &Child) {
-        let pid = node.pid.as_raw();
-        let record = serde_json::json!({"pid": pid, "start_time": process::start_time(pid)});
-        if let Err(e) =
-            fsutil::write_atomic(&self.layout.root, NODE_FILE, record.to_string().as_bytes())
-        {
-            tracing::warn!("cannot record the node's pid in {NODE_FILE}: {e}");
-        }
-    }
-
-    pub(crate) fn clear_node(&self) {
-        let _ = self.layout.root.remove_file(NODE_FILE);
-    }
-
     /// A supervisor killed while its node ran leaves the node behind (it runs in its own process
-    /// group). Stop it before anything else, so two nodes never share a data folder.
-    async fn stop_leftover_node(&mut self) {
-        let Ok(Some(bytes)) = fsutil::read_optional(&self.layout.root, NODE_FILE) else {
-            return;
-        };
-        let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let pid = record["pid"].as_i64().unwrap_or(0) as i32;
-        let recorded_start = record["start_time"].as_u64();
-        if pid > 1 && recorded_start.is_some() && process::start_time(pid) == recorded_start {
-            tracing::warn!(
-                pid,
-                "a node left running by a previous supervisor is still alive; stopping it first"
-            );
-            let group = nix::unistd::Pid::from_raw(pid);
-            let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
-            let deadline = Instant::now() + self.cfg.shutdown_grace;
-            while process::start_time(pid) == recorded_start {
-                if Instant::now() >= deadline {
-                    tracing::warn!(
-                        pid,
-                        "the leftover node ignored SIGTERM for the whole grace; sending SIGKILL"
-                    );
-                    let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+    /// group). Stop it before anything else, so two nodes never share a data folder — after
+    /// checking that the record names a node wasmvisor launched, and never waiting unbounded.
+    async fn stop_leftover_node(&mut self) -> Result<(), RunError> {
+        match node_record::leftover(&self.layout.root) {
+            Leftover::None => {}
+            Leftover::Foreign(why) => {
+                tracing::warn!(
+                    file = node_record::NODE_FILE,
+                    "ignoring the record of a leftover node: {why}"
+                );
+            }
+            Leftover::Running(record) => {
+                tracing::warn!(
+                    pid = record.pid,
+                    "a node left running by a previous supervisor is still alive; stopping it first"
+                );
+                let grace = self.cfg.shutdown_grace;
+                let signals = &mut self.signals;
+                let mut stop = None;
+                let gone = node_record::stop(&record, grace, KILL_WAIT, || {
+                    while let Ok(sig) = signals.try_recv() {
+                        if process::is_stop_signal(sig) {
+                            stop = Some(sig);
+                        }
+                    }
+                    stop.is_some()
+                })
+                .await;
+                if let Some(sig) = stop {
+                    self.note_signal(sig);
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                if !gone {
+                    return Err(RunError::LeftoverAlive {
+                        pid: record.pid,
+                        file: node_record::NODE_FILE.into(),
+                    });
+                }
             }
         }
-        self.clear_node();
+        node_record::clear(&self.layout.root);
+        Ok(())
     }
 
-    /// Finishes an upgrade a previous supervisor was interrupted in. Returns false if a stop
-    /// request interrupted it again.
+    /// Finishes or drops an upgrade a previous supervisor was interrupted in. Once `current` was
+    /// switched, the upgrade is finished (pre-upgrade, commit). Before that, the files decide
+    /// again: a plan that is gone, skipped or superseded is dropped, and a refused one is tried
+    /// again only if something it depended on changed. Returns false if a stop request
+    /// interrupted it again.
     async fn resume(&mut self) -> Result<bool, RunError> {
         let active = self.journal.active().cloned().expect("checked by caller");
         let current = self.layout.current()?;
-        tracing::warn!(upgrade = %active.plan.name, phase = %active.phase, "resuming an upgrade that was interrupted");
-        let swapped = current == Current::Upgrade(active.dir_name.clone());
-        let superseded = self
-            .layout
-            .applied_plan(&current)
-            .is_some_and(|a| a.height > active.plan.height);
-        if superseded {
-            tracing::warn!(upgrade = %active.plan.name, "a later upgrade is already applied; dropping the interrupted one");
-            self.journal.state.active = None;
-            return Ok(true);
-        }
-        let done = if swapped {
+        if current == Current::Upgrade(active.dir_name.clone()) {
+            tracing::warn!(upgrade = %active.plan.name, phase = %active.phase, "resuming an upgrade that was interrupted after the switch");
             self.journal
                 .begin(&active.plan, &active.dir_name, &active.from)
                 .map_err(|source| RunError::Io {
                     what: "cannot write the journal".into(),
                     source,
                 })?;
-            self.finish_after_swap(active.plan.clone()).await?
-        } else {
-            self.upgrade(active.plan.clone(), false, None).await?
-        };
-        Ok(done)
+            return Ok(self.finish_after_swap(active.plan.clone()).await?);
+        }
+        match self.decision() {
+            Decision::Upgrade { plan, manual } if plan == active.plan => {
+                if let Some(refused) = &active.refused
+                    && refused.inputs == self.refusal_inputs(&active.dir_name)
+                {
+                    return Err(RunError::StillRefused {
+                        name: plan.name,
+                        height: plan.height,
+                        dir: active.dir_name,
+                        ago: ago(refused.at_unix_ms),
+                        reason: refused.reason.clone(),
+                    });
+                }
+                tracing::warn!(upgrade = %plan.name, phase = %active.phase, "resuming an upgrade that was interrupted");
+                self.upgrade_recorded(plan, manual, None).await
+            }
+            _ => {
+                tracing::warn!(
+                    upgrade = %active.plan.name,
+                    height = active.plan.height,
+                    "the upgrade a previous supervisor began is no longer due (its plan file is gone, its height is skipped, or a later upgrade is applied): dropping it"
+                );
+                self.journal.drop_active().map_err(|source| RunError::Io {
+                    what: "cannot write the journal".into(),
+                    source,
+                })?;
+                Ok(true)
+            }
+        }
     }
 
     /// Stages a manual plan's binary in the background while the node runs towards its height,
@@ -556,16 +748,19 @@ impl Supervisor {
             return;
         }
         let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
-        tokio::spawn(crate::plugin::off_runtime(
-            move || match crate::plugin::set::prepare(&set, &cfg, &plan) {
-                Ok(done) => {
-                    tracing::info!(upgrade = %plan.name, "prepared ahead of the halt: {done}")
-                }
+        tokio::spawn(async move {
+            let name = plan.name.clone();
+            let result =
+                crate::plugin::off_runtime(move || crate::plugin::set::prepare(&set, &cfg, &plan))
+                    .await
+                    .and_then(|r| r);
+            match result {
+                Ok(done) => tracing::info!(upgrade = %name, "prepared ahead of the halt: {done}"),
                 Err(e) => {
-                    tracing::warn!(upgrade = %plan.name, "cannot prepare ahead of the halt (the upgrade will try again): {e}")
+                    tracing::warn!(upgrade = %name, "cannot prepare ahead of the halt (the upgrade will try again): {e}")
                 }
-            },
-        ));
+            }
+        });
     }
 
     /// Logs and journals the health verdict. Returns true if the configuration says to stop.
@@ -608,6 +803,18 @@ impl Supervisor {
     }
 }
 
+/// Heights read within this many blocks of a manual upgrade are kept in the journal.
+const HEIGHT_KEPT_WITHIN: u64 = 4;
+
+/// How long ago a Unix time in milliseconds was, in words.
+fn ago(unix_ms: u64) -> String {
+    let secs = crate::journal::unix_ms().saturating_sub(unix_ms) / 1000;
+    format!(
+        "{} ago",
+        crate::duration::format(Duration::from_secs(secs.max(1)))
+    )
+}
+
 /// Sleeps until `at` (forever for `None`). A moment already reached resolves at once: a timer
 /// would wait for the timer wheel's next millisecond tick, which is most of the detection
 /// latency after an inotify event.
@@ -645,16 +852,15 @@ async fn health_loop(
     let mut first_answer = None;
     for attempt in 1u32.. {
         let context = crate::plugin::HealthContext {
-            plan: crate::plugin::Plan {
-                name: plan.name.clone(),
-                height: plan.height,
-                info: plan.info.clone(),
-            },
+            plan: crate::plugin::Plan::from(&plan),
             elapsed_ms: launched.elapsed().as_millis() as u64,
             attempt,
         };
         let s = set.clone();
-        let answer = crate::plugin::off_runtime(move || s.check(&context)).await;
+        let answer = crate::plugin::off_runtime(move || s.check(&context))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
         first_answer.get_or_insert_with(|| ms(launched.elapsed()));
         let record = |healthy: bool, detail: String| crate::journal::HealthRecord {
             healthy,
@@ -672,7 +878,7 @@ async fn health_loop(
             }
             Err(e) => {
                 tracing::warn!("{e}");
-                e.to_string()
+                e
             }
         };
         if launched.elapsed() + interval > deadline {
@@ -689,10 +895,10 @@ async fn health_loop(
     unreachable!("the loop returns")
 }
 
-/// Follows the node's height while a manual upgrade is pending, faster as the height nears, so
-/// the last committed height (H - 1) is seen before the node halts at H. Until this run's RPC
-/// first answers (for up to a minute), it polls quickly: a node relaunched one block before its
-/// halt height is only up for one block.
+/// Follows the application's height while a manual upgrade is pending, faster as the height
+/// nears, so the last block before the upgrade (H - 1) is seen at once. Until this run's RPC first
+/// answers (for up to a minute), it polls quickly: a node that halts and exits (SDK v0.47) keeps
+/// its RPC up only briefly.
 async fn poll_height(rpc: Endpoint, halt: u64, tx: watch::Sender<Option<u64>>) {
     let started = Instant::now();
     let mut answered = false;
@@ -705,7 +911,7 @@ async fn poll_height(rpc: Endpoint, halt: u64, tx: watch::Sender<Option<u64>>) {
             Some(h) if h + 20 >= halt => Duration::from_millis(250),
             _ => Duration::from_secs(1),
         };
-        if let Ok(h) = rpc.latest_height(Duration::from_millis(500)).await {
+        if let Ok(h) = rpc.app_height(Duration::from_millis(500)).await {
             answered = true;
             tx.send_if_modified(|old| {
                 let changed = *old != Some(h);

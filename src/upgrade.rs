@@ -7,14 +7,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backup::{self, BackupError};
 use crate::journal::Phase;
 use crate::layout::{Current, LayoutError, UPGRADES_DIR};
 use crate::plan::{Plan, Read};
+use crate::plugin::set::StageError;
 use crate::process::{Child, Exit};
 use crate::supervisor::Supervisor;
 use crate::swap;
@@ -77,6 +76,23 @@ pub enum UpgradeError {
         binary: PathBuf,
         outcome: String,
     },
+}
+
+impl UpgradeError {
+    /// Whether the upgrade was refused for want of a usable binary or by a policy: retrying
+    /// makes sense only once the operator changed something.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            UpgradeError::Refused { .. }
+                | UpgradeError::Layout {
+                    source: LayoutError::MissingBinary { .. }
+                        | LayoutError::BadBinary { .. }
+                        | LayoutError::BinaryOutside { .. },
+                    ..
+                }
+        )
+    }
 }
 
 impl Supervisor {
@@ -143,8 +159,13 @@ impl Supervisor {
         if self.poll_stop() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        if let Some(artifacts) = self.phase_resolve(&plan, &dir_name, early).await? {
-            self.phase_fetch(&plan, &dir_name, artifacts).await?;
+        let Some(artifacts) = self.phase_resolve(&plan, &dir_name, early).await? else {
+            return Ok(false);
+        };
+        if let Some(artifacts) = artifacts
+            && !self.phase_fetch(&plan, &dir_name, artifacts).await?
+        {
+            return Ok(false);
         }
         self.phase_swap(&plan, &dir_name)?;
         let done = self.finish_after_swap(plan.clone()).await?;
@@ -184,7 +205,7 @@ impl Supervisor {
         let t = Instant::now();
         if let Some(mut node) = node {
             let exit = node.stop(self.cfg.shutdown_grace).await;
-            self.clear_node();
+            crate::node_record::clear(&self.layout.root);
             tracing::info!(status = %exit, "node stopped");
         }
         self.done(Phase::Stop, t.elapsed());
@@ -197,18 +218,8 @@ impl Supervisor {
         };
         self.enter(plan, Phase::Delay)?;
         let t = Instant::now();
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => break,
-                Some(sig) = self.signals.recv() => {
-                    self.note_signal(sig);
-                    if self.stop.is_some() {
-                        return Ok(false);
-                    }
-                }
-            }
+        if self.until_stop(tokio::time::sleep(delay)).await.is_none() {
+            return Ok(false);
         }
         self.done(Phase::Delay, t.elapsed());
         Ok(true)
@@ -237,22 +248,24 @@ impl Supervisor {
             .set_backup(Some(target.clone()))
             .map_err(|source| io_error(plan, Phase::Backup, "cannot write the journal", source))?;
         tracing::info!(backup = %target.display(), "backing up data/");
-        let cancel = Arc::new(AtomicBool::new(false));
         let data = self.cfg.home.join("data");
-        let job = {
-            let (cancel, target) = (cancel.clone(), target.clone());
+        let mut job = {
+            let (cancel, target) = (self.cancel.clone(), target.clone());
             tokio::task::spawn_blocking(move || backup::run(&data, &target, &cancel))
         };
-        tokio::pin!(job);
-        let result = loop {
-            tokio::select! {
-                r = &mut job => break r.expect("backup task does not panic"),
-                Some(sig) = self.signals.recv() => {
-                    self.note_signal(sig);
-                    if self.stop.is_some() {
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                }
+        let result = match self.until_stop(&mut job).await {
+            Some(r) => r.unwrap_or_else(|e| {
+                Err(BackupError::Io {
+                    data: self.cfg.home.join("data"),
+                    dir: target.clone(),
+                    source: std::io::Error::other(e),
+                })
+            }),
+            None => {
+                // The copy stops at its next chunk and removes what it wrote; wait briefly
+                // for that, never long.
+                let _ = tokio::time::timeout(Duration::from_secs(2), job).await;
+                return Ok(false);
             }
         };
         match result {
@@ -323,22 +336,24 @@ impl Supervisor {
         Ok(true)
     }
 
-    /// Asks the resolvers which binary the upgrade runs. Returns the artifacts to fetch, or
-    /// `None` when the staged binary is the one.
+    /// Asks the resolvers which binary the upgrade runs. Returns the artifacts to fetch
+    /// (`Some(None)` when the staged binary is the one), or `None` if a stop request came first.
     async fn phase_resolve(
         &mut self,
         plan: &Plan,
         dir_name: &str,
         early: Option<Resolution>,
-    ) -> Result<Option<Vec<crate::plugin::Artifact>>, UpgradeError> {
+    ) -> Result<Option<Option<Vec<crate::plugin::Artifact>>>, UpgradeError> {
         self.enter(plan, Phase::Resolve)?;
         let t = Instant::now();
         let early = match early {
             Some(task) => task,
             None => self.start_resolution(plan),
         };
-        let (decision, by) = early
-            .await
+        let Some(answer) = self.until_stop(early).await else {
+            return Ok(None);
+        };
+        let (decision, by) = answer
             .map_err(|e| format!("the resolution task failed: {e}"))
             .and_then(|r| r)
             .map_err(|message| UpgradeError::Plugin {
@@ -367,7 +382,7 @@ impl Supervisor {
             crate::plugin::Decision::Fetch(list) => Some(list),
         };
         self.done(Phase::Resolve, t.elapsed());
-        Ok(artifacts)
+        Ok(Some(artifacts))
     }
 
     /// Starts asking the resolvers about `plan` in the background.
@@ -375,21 +390,26 @@ impl Supervisor {
     /// on the plugin thread too, never on the runtime's.
     fn start_resolution(&self, plan: &Plan) -> Resolution {
         let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
-        tokio::spawn(crate::plugin::off_runtime(move || {
-            let layout = crate::layout::Layout::open(&cfg).map_err(|e| e.to_string())?;
-            let request = set.request(&cfg, &layout, &plan)?;
-            set.resolve(&request)
-                .map_err(|e| format!("{e}; policy plugins fail closed"))
-        }))
+        tokio::spawn(async move {
+            crate::plugin::off_runtime(move || {
+                let layout = crate::layout::Layout::open(&cfg).map_err(|e| e.to_string())?;
+                let request = set.request(&cfg, &layout, &plan)?;
+                set.resolve(&request)
+                    .map_err(|e| format!("{e}; policy plugins fail closed"))
+            })
+            .await
+            .and_then(|r| r)
+        })
     }
 
-    /// Fetches, verifies and installs the binary the resolvers chose.
+    /// Fetches, verifies and installs the binary the resolvers chose. Returns false if a stop
+    /// request ended it (the partial download stays, to resume at the next start).
     async fn phase_fetch(
         &mut self,
         plan: &Plan,
         dir_name: &str,
         artifacts: Vec<crate::plugin::Artifact>,
-    ) -> Result<(), UpgradeError> {
+    ) -> Result<bool, UpgradeError> {
         self.enter(plan, Phase::Fetch)?;
         let t = Instant::now();
         let set = self.plugins.clone();
@@ -400,12 +420,19 @@ impl Supervisor {
                 source,
             })?;
         let dir = dir_name.to_string();
-        crate::plugin::off_runtime(move || set.fetch_and_install(&cfg, &layout, &dir, &artifacts))
-            .await
-            .map_err(|message| UpgradeError::Fetch {
-                upgrade: plan.name.clone(),
-                message,
-            })?;
+        let fetch = crate::plugin::off_runtime(move || {
+            set.fetch_and_install(&cfg, &layout, &dir, &artifacts)
+        });
+        let fail = |message: String| UpgradeError::Fetch {
+            upgrade: plan.name.clone(),
+            message,
+        };
+        match self.until_stop(fetch).await {
+            None | Some(Ok(Err(StageError::Cancelled))) => return Ok(false),
+            Some(Err(message)) => return Err(fail(message)),
+            Some(Ok(Err(StageError::Failed(message)))) => return Err(fail(message)),
+            Some(Ok(Ok(()))) => {}
+        }
         let target = Current::Upgrade(dir_name.to_string());
         self.layout
             .check_binary(&target)
@@ -414,7 +441,7 @@ impl Supervisor {
                 source,
             })?;
         self.done(Phase::Fetch, t.elapsed());
-        Ok(())
+        Ok(true)
     }
 
     fn phase_swap(&mut self, plan: &Plan, dir_name: &str) -> Result<(), UpgradeError> {

@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cap_std::fs::Dir;
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
@@ -48,11 +49,17 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub async fn start(data: &Path, mode: WatchMode, poll_interval: Duration) -> Watcher {
+    /// Watches `data` (opened as `data_dir`, through which the probe file is written).
+    pub async fn start(
+        data: &Path,
+        data_dir: &Dir,
+        mode: WatchMode,
+        poll_interval: Duration,
+    ) -> Watcher {
         if mode != WatchMode::Poll {
             match inotify(data) {
                 Ok((watcher, mut rx)) => {
-                    if mode == WatchMode::Inotify || probe(data, &mut rx).await {
+                    if mode == WatchMode::Inotify || probe(data_dir, &mut rx).await {
                         tracing::info!(dir = %data.display(), "watching for upgrade-info.json with inotify");
                         return Watcher {
                             source: Source::Inotify {
@@ -168,10 +175,13 @@ fn inotify(data: &Path) -> notify::Result<(RecommendedWatcher, mpsc::UnboundedRe
     Ok((watcher, rx))
 }
 
-/// Writes a probe file into the watched folder and waits for inotify to report it.
-async fn probe(data: &Path, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> bool {
-    let path = data.join(PROBE_FILE);
-    if std::fs::write(&path, b"probe").is_err() {
+/// Writes a probe file into the watched folder and waits for inotify to report it. The probe is
+/// created exclusively, never through a link someone left under its name.
+async fn probe(data: &Dir, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> bool {
+    let written = crate::fsutil::create_fresh(data, PROBE_FILE)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"));
+    if written.is_err() {
+        let _ = crate::fsutil::remove_if_present(data, PROBE_FILE);
         return true;
     }
     let seen = tokio::time::timeout(PROBE_TIMEOUT, async {
@@ -184,7 +194,7 @@ async fn probe(data: &Path, rx: &mut mpsc::UnboundedReceiver<PathBuf>) -> bool {
     })
     .await
     .unwrap_or(false);
-    let _ = std::fs::remove_file(&path);
+    let _ = crate::fsutil::remove_if_present(data, PROBE_FILE);
     // Drain the probe's own removal events.
     while rx.try_recv().is_ok() {}
     seen

@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cap_std::fs::Dir;
 
@@ -19,9 +19,9 @@ use super::{ArchiveFormat, Artifact, FetchError, HashAlgorithm, Host, Loaded, Ou
 /// Bounds on one artifact.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Bytes a source may write.
+    /// Bytes a source may write (also bounded by the free space where they are written).
     pub download: u64,
-    /// Bytes an archive may unpack to.
+    /// Bytes an archive may unpack to (also bounded by the free space of the tree).
     pub unpacked: u64,
     /// Entries an archive may hold.
     pub entries: u64,
@@ -31,11 +31,17 @@ pub struct Limits {
     pub backoff: Duration,
 }
 
+/// The most a node binary, its libraries and their archive are allowed to take: real ones are
+/// tens to a few hundred MiB, so this refuses a decompression bomb long before a disk fills.
+pub const MAX_ARTIFACT: u64 = 2 << 30;
+/// Room always left free on the disk for the node itself.
+pub const FREE_MARGIN: u64 = 256 << 20;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            download: 4 << 30,
-            unpacked: 8 << 30,
+            download: MAX_ARTIFACT,
+            unpacked: MAX_ARTIFACT,
             entries: 100_000,
             tries: 5,
             backoff: Duration::from_millis(500),
@@ -43,68 +49,131 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits, lowered to what the disk holding `dir` can take while keeping
+    /// [`FREE_MARGIN`] free.
+    pub fn within_free_space(&self, dir: &Dir) -> Limits {
+        let free = crate::fsutil::free_bytes(dir)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(FREE_MARGIN);
+        Limits {
+            download: self.download.min(free),
+            unpacked: self.unpacked.min(free),
+            ..self.clone()
+        }
+    }
+}
+
 /// A downloaded, verified artifact file.
 #[derive(Debug)]
 pub struct Fetched {
-    pub path: PathBuf,
+    /// The file's name in the work folder.
+    pub name: String,
     pub size: u64,
     pub sha256_or_512: String,
     pub source: String,
 }
 
+/// Why an artifact was not fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailure {
+    /// The bytes do not match the expected digest: no other source is asked.
+    #[error(
+        "checksum mismatch for {url} (from source {source_name}): expected {expected}, got {actual}; nothing was installed"
+    )]
+    Mismatch {
+        url: String,
+        source_name: String,
+        expected: String,
+        actual: String,
+    },
+    /// A stop request ended the fetch; the partial file stays for the next start to resume.
+    #[error("stopped: wasmvisor is shutting down")]
+    Cancelled,
+    #[error("cannot fetch {url}: {reasons}")]
+    Failed { url: String, reasons: String },
+    #[error("{0}")]
+    Io(String),
+}
+
 /// Runs the sources in order until one fetches `artifact` and its checksum matches. The partial
-/// file lives in `work` (named after the URL), so a restart resumes it. A checksum mismatch is
-/// final: the file is deleted and no other source is asked.
+/// file lives in `work` (named after the URL), so a restart resumes it after a transient
+/// failure; a final failure (a wrong checksum, an oversized artifact, every source refusing)
+/// deletes it. Each source's `timeout` bounds all of its tries, back-off included.
 pub fn fetch(
     host: &Host,
     sources: &[Loaded],
     artifact: &Artifact,
-    work: &Path,
+    work: &Dir,
     limits: &Limits,
-) -> Result<Fetched, String> {
-    std::fs::create_dir_all(work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    cancel: &super::Cancel,
+) -> Result<Fetched, FetchFailure> {
     let sha512 = matches!(
         artifact.checksum.as_ref().map(|c| c.algorithm),
         Some(HashAlgorithm::Sha512)
     );
     let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(artifact.url.as_bytes())[..8]);
-    let partial = work.join(format!("{key}.part"));
+    let partial = format!("{key}.part");
     let label = artifact
         .url
         .rsplit('/')
         .next()
         .unwrap_or(&artifact.url)
         .to_string();
+    let limits = limits.within_free_space(work);
+    let discard = || {
+        let _ = crate::fsutil::remove_if_present(work, &partial);
+    };
     let mut reasons = Vec::new();
+    let mut resumable = false;
     'sources: for source in sources {
         let name = &source.spec.name;
+        let deadline = Instant::now() + source.spec.timeout;
+        let call = super::Call {
+            cancel: cancel.clone(),
+            deadline: Some(deadline),
+        };
         let mut backoff = limits.backoff;
         for attempt in 1..=limits.tries {
-            let output = Output::open(&partial, sha512, limits.download, &label)
-                .map_err(|e| format!("cannot open {}: {e}", partial.display()))?;
+            if cancel.is_cancelled() {
+                return Err(FetchFailure::Cancelled);
+            }
+            let output = Output::open(work, &partial, sha512, limits.download, &label)
+                .map_err(|e| FetchFailure::Io(format!("cannot open {partial}: {e}")))?;
             if output.written() > 0 {
                 tracing::info!(source = %name, bytes = output.written(), "resuming a partial download");
             }
-            let (output, result) = host.fetch(source, artifact, output);
+            let (output, result) = host.fetch(source, artifact, output, &call);
+            if output.over_limit {
+                discard();
+                reasons.push(format!(
+                    "{name}: the artifact is larger than {} bytes (the most a node binary with its libraries may take, or the free space left)",
+                    limits.download
+                ));
+                resumable = false;
+                continue 'sources;
+            }
             match result {
                 Ok(Ok(())) => {
-                    let (path, size, digest) = output
+                    let (_, size, digest) = output
                         .finish()
-                        .map_err(|e| format!("cannot sync {}: {e}", partial.display()))?;
+                        .map_err(|e| FetchFailure::Io(format!("cannot sync {partial}: {e}")))?;
                     if let Some(expected) = &artifact.checksum {
                         let expected = expected.hex.to_ascii_lowercase();
                         if expected != digest {
-                            let _ = std::fs::remove_file(&path);
-                            return Err(format!(
-                                "checksum mismatch for {} (from source {name}): expected {expected}, got {digest}; nothing was installed",
-                                artifact.url
-                            ));
+                            discard();
+                            return Err(FetchFailure::Mismatch {
+                                url: artifact.url.clone(),
+                                source_name: name.clone(),
+                                expected,
+                                actual: digest,
+                            });
                         }
                     } else {
                         tracing::warn!(url = %artifact.url, sha256 = %digest, "artifact has no checksum to verify");
                     }
                     return Ok(Fetched {
-                        path,
+                        name: partial,
                         size,
                         sha256_or_512: digest,
                         source: name.clone(),
@@ -117,16 +186,36 @@ pub fn fetch(
                 Ok(Err(FetchError::Failed(m))) => {
                     tracing::warn!(source = %name, url = %artifact.url, "fetch failed: {m}");
                     reasons.push(format!("{name}: {m}"));
+                    resumable = false;
                     continue 'sources;
                 }
                 Ok(Err(FetchError::Retryable(m))) => {
-                    tracing::warn!(source = %name, attempt, of = limits.tries, "fetch failed, will retry: {m}");
-                    if attempt == limits.tries {
-                        reasons.push(format!("{name}: {m} (after {attempt} tries)"));
-                    } else {
-                        std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    if cancel.is_cancelled() {
+                        return Err(FetchFailure::Cancelled);
                     }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if attempt == limits.tries || left <= backoff {
+                        let why = if attempt == limits.tries {
+                            format!("after {attempt} tries")
+                        } else {
+                            format!(
+                                "its timeout of {} is spent after {attempt} tries",
+                                crate::duration::format(source.spec.timeout)
+                            )
+                        };
+                        tracing::warn!(source = %name, attempt, "fetch failed, giving up ({why}): {m}");
+                        reasons.push(format!("{name}: {m} ({why})"));
+                        resumable = true;
+                        continue 'sources;
+                    }
+                    tracing::warn!(source = %name, attempt, of = limits.tries, "fetch failed, will retry: {m}");
+                    if !cancel.sleep(backoff) {
+                        return Err(FetchFailure::Cancelled);
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(e) if matches!(e.kind, super::ErrorKind::Cancelled) => {
+                    return Err(FetchFailure::Cancelled);
                 }
                 Err(e) => {
                     tracing::error!("{e}");
@@ -136,40 +225,49 @@ pub fn fetch(
             }
         }
     }
+    // A transient failure keeps the bytes for a later resume; anything else leaves nothing.
+    if !resumable {
+        discard();
+    }
     if reasons.is_empty() {
         reasons.push("no configured source handles this URL".into());
     }
-    Err(format!(
-        "cannot fetch {}: {}",
-        artifact.url,
-        reasons.join("; ")
-    ))
+    Err(FetchFailure::Failed {
+        url: artifact.url.clone(),
+        reasons: reasons.join("; "),
+    })
 }
 
-/// Unpacks `file` (per `format`) and installs the binary as `upgrades/<dir>/bin/<daemon>` under
-/// `root`, with any other files of the archive beside it (existing ones are kept).
+/// Unpacks the file `name` of `work` (per `format`) and installs the binary as
+/// `upgrades/<dir>/bin/<daemon>` under `root`, with any other files of the archive beside it
+/// (existing ones are kept).
 pub fn install(
     root: &Dir,
-    file: &Path,
+    work: &Dir,
+    name: &str,
     format: ArchiveFormat,
     dir: &str,
     daemon: &str,
     limits: &Limits,
 ) -> Result<(), String> {
-    let staging_name = format!("upgrades/.{dir}.unpack");
-    let _ = root.remove_dir_all(&staging_name);
-    root.create_dir_all(&staging_name)
-        .map_err(|e| format!("cannot create {staging_name}: {e}"))?;
+    let upgrades = root
+        .create_dir_all(crate::layout::UPGRADES_DIR)
+        .and_then(|()| root.open_dir(crate::layout::UPGRADES_DIR))
+        .map_err(|e| format!("cannot open upgrades/: {e}"))?;
+    let staging_name = format!(".{dir}.unpack");
+    let _ = upgrades.remove_dir_all(&staging_name);
+    let limits = limits.within_free_space(&upgrades);
     let result = (|| {
-        let staging = root
-            .open_dir(&staging_name)
-            .map_err(|e| format!("cannot open {staging_name}: {e}"))?;
-        let format = match format {
-            ArchiveFormat::Auto => sniff(file)?,
-            f => f,
-        };
+        let staging = crate::fsutil::own_dir(&upgrades, &staging_name)
+            .map_err(|e| format!("cannot create upgrades/{staging_name}: {e}"))?;
         let open = || {
-            std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))
+            crate::fsutil::open_regular(work, name, crate::fsutil::Follow::No)
+                .map(|f| f.into_std())
+                .map_err(|e| format!("cannot open the downloaded file {name}: {e}"))
+        };
+        let format = match format {
+            ArchiveFormat::Auto => sniff(&mut open()?)?,
+            f => f,
         };
         match format {
             ArchiveFormat::Raw | ArchiveFormat::Auto => {
@@ -179,14 +277,15 @@ pub fn install(
                     &staging,
                     Path::new("bin").join(daemon).as_path(),
                     limits.unpacked,
+                    limits.unpacked,
                 )?;
             }
-            ArchiveFormat::TarGz => unpack_tar_gz(open()?, &staging, limits)?,
-            ArchiveFormat::Zip => unpack_zip(open()?, &staging, limits)?,
+            ArchiveFormat::TarGz => unpack_tar_gz(open()?, &staging, &limits)?,
+            ArchiveFormat::Zip => unpack_zip(open()?, &staging, &limits)?,
         }
         let binary = [Path::new("bin").join(daemon), PathBuf::from(daemon)]
             .into_iter()
-            .find(|p| staging.metadata(p).is_ok_and(|m| m.is_file()))
+            .find(|p| staging.symlink_metadata(p).is_ok_and(|m| m.is_file()))
             .ok_or_else(|| format!("the archive holds neither bin/{daemon} nor {daemon}"))?;
         set_mode(&staging, &binary, 0o755)?;
         let target = format!("upgrades/{dir}");
@@ -205,7 +304,7 @@ pub fn install(
         tracing::info!(binary = %final_path, "installed the downloaded binary");
         Ok(())
     })();
-    let _ = root.remove_dir_all(&staging_name);
+    let _ = upgrades.remove_dir_all(&staging_name);
     result
 }
 
@@ -238,11 +337,9 @@ fn merge(from: &Dir, rel: &Path, root: &Dir, to: &Path, skip: &Path) -> Result<(
 }
 
 /// The format from the first bytes.
-fn sniff(file: &Path) -> Result<ArchiveFormat, String> {
+fn sniff(file: &mut std::fs::File) -> Result<ArchiveFormat, String> {
     let mut head = [0u8; 4];
-    let mut f =
-        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
-    let n = f.read(&mut head).map_err(|e| e.to_string())?;
+    let n = file.read(&mut head).map_err(|e| e.to_string())?;
     Ok(match &head[..n] {
         [0x1f, 0x8b, ..] => ArchiveFormat::TarGz,
         [b'P', b'K', 3, 4] => ArchiveFormat::Zip,
@@ -274,7 +371,13 @@ fn safe_path(name: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn copy_limited(reader: &mut dyn Read, dir: &Dir, path: &Path, left: u64) -> Result<u64, String> {
+fn copy_limited(
+    reader: &mut dyn Read,
+    dir: &Dir,
+    path: &Path,
+    left: u64,
+    total: u64,
+) -> Result<u64, String> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         dir.create_dir_all(parent)
             .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -285,9 +388,9 @@ fn copy_limited(reader: &mut dyn Read, dir: &Dir, path: &Path, left: u64) -> Res
     let copied = io::copy(&mut reader.take(left + 1), &mut file)
         .map_err(|e| format!("cannot unpack {}: {e}", path.display()))?;
     if copied > left {
-        return Err(
-            "the archive unpacks to more than the size limit (a decompression bomb?)".into(),
-        );
+        return Err(format!(
+            "the archive unpacks to more than {total} bytes (the most a node binary with its libraries may take, or the free space left): refused as a decompression bomb"
+        ));
     }
     file.sync_all().map_err(|e| e.to_string())?;
     Ok(copied)
@@ -335,7 +438,7 @@ fn unpack_tar_gz(file: std::fs::File, dir: &Dir, limits: &Limits) -> Result<(), 
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let mode = entry.header().mode().unwrap_or(0o644) & 0o755;
-            left -= copy_limited(&mut entry, dir, &path, left)?;
+            left -= copy_limited(&mut entry, dir, &path, left, limits.unpacked)?;
             set_mode(dir, &path, mode | 0o600)?;
         } else {
             return Err(format!(
@@ -387,7 +490,7 @@ fn unpack_zip(file: std::fs::File, dir: &Dir, limits: &Limits) -> Result<(), Str
             ));
         }
         let mode = entry.unix_mode().unwrap_or(0o644) & 0o755;
-        left -= copy_limited(&mut entry, dir, &path, left)?;
+        left -= copy_limited(&mut entry, dir, &path, left, limits.unpacked)?;
         set_mode(dir, &path, mode | 0o600)?;
     }
     Ok(())

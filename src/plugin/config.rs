@@ -9,7 +9,8 @@
 //! allow-hosts = ["github.com", "*.githubusercontent.com", "127.0.0.1:26657"]
 //! dirs = [["/srv/registry", "/registry"]]   # host dir, path inside the plugin (read-only)
 //! memory = "64MiB"
-//! timeout = "5s"
+//! timeout = "5s"                         # the whole call; for a source, every retry too
+//! idle-timeout = "30s"                   # an HTTP response silent this long fails (and retries)
 //! ```
 //!
 //! With no `[[resolver]]` the bundled `cosmovisor` resolver runs; with no `[[source]]` the
@@ -86,6 +87,9 @@ pub struct PluginSpec {
     pub dirs: Vec<(PathBuf, String)>,
     pub memory: u64,
     pub timeout: Duration,
+    /// The longest an HTTP response may stay silent before the request fails (a stalled
+    /// download is noticed long before `timeout`).
+    pub read_idle: Duration,
     pub interval: Duration,
     pub deadline: Duration,
     pub on_unhealthy: OnUnhealthy,
@@ -109,6 +113,8 @@ impl fmt::Display for Origin {
 }
 
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// How long a download may stall before it is retried (resuming where it stopped).
+pub const DEFAULT_READ_IDLE: Duration = Duration::from_secs(30);
 
 impl PluginSpec {
     /// A bundled plugin with its defaults: any host (Cosmovisor downloads from anywhere).
@@ -123,6 +129,7 @@ impl PluginSpec {
             dirs: Vec::new(),
             memory: DEFAULT_MEMORY,
             timeout: default_timeout(world),
+            read_idle: DEFAULT_READ_IDLE,
             interval: Duration::from_secs(2),
             deadline: Duration::from_secs(300),
             on_unhealthy: OnUnhealthy::Warn,
@@ -174,10 +181,13 @@ impl Plugins {
         let Some(path) = path else {
             return Ok(Plugins::defaults());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| PluginsConfigError {
-            file: path.to_path_buf(),
-            problems: vec![format!("cannot read it: {e}")],
-        })?;
+        let text = crate::fsutil::read_regular_path(path, 1 << 20)
+            .map_err(|e| e.to_string())
+            .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".into()))
+            .map_err(|e| PluginsConfigError {
+                file: path.to_path_buf(),
+                problems: vec![format!("cannot read it: {e}")],
+            })?;
         Plugins::parse(&text, path)
     }
 
@@ -276,6 +286,7 @@ struct RawPlugin {
     dirs: Vec<(PathBuf, String)>,
     memory: Option<String>,
     timeout: Option<String>,
+    idle_timeout: Option<String>,
     interval: Option<String>,
     deadline: Option<String>,
     on_unhealthy: Option<OnUnhealthy>,
@@ -364,6 +375,7 @@ impl RawPlugin {
             },
         };
         let timeout = dur("timeout", self.timeout, default_timeout(world));
+        let read_idle = dur("idle-timeout", self.idle_timeout, DEFAULT_READ_IDLE);
         let interval = dur("interval", self.interval, Duration::from_secs(2));
         let deadline = dur("deadline", self.deadline, Duration::from_secs(300));
         let memory = match self.memory.as_deref().map(parse_size) {
@@ -398,6 +410,7 @@ impl RawPlugin {
             dirs,
             memory,
             timeout,
+            read_idle,
             interval,
             deadline,
             on_unhealthy: self.on_unhealthy.unwrap_or(OnUnhealthy::Warn),

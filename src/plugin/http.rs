@@ -8,6 +8,16 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Box<dyn Read + Send + Sync>,
+    /// Keeps the connection reachable by a stop request until the response is dropped.
+    _cancel: crate::cancel::Registered,
+}
+
+/// What bounds one request: the call's deadline, the longest silence while reading, and the
+/// stop request that shuts it down.
+pub struct Bounds<'a> {
+    pub deadline: Instant,
+    pub read_idle: Duration,
+    pub cancel: &'a crate::cancel::Cancel,
 }
 
 /// The hosts one plugin may reach: `*`, `host` (any port), `host:port`, `*.domain`.
@@ -61,7 +71,7 @@ pub fn get(
     plugin: &str,
     url: &str,
     headers: &[(String, String)],
-    deadline: Instant,
+    bounds: &Bounds,
 ) -> Result<Response, GetError> {
     let uri: ureq::http::Uri = url
         .parse()
@@ -89,19 +99,25 @@ pub fn get(
             "{host}:{port} is not in this plugin's allow-hosts"
         )));
     }
-    let remaining = deadline.saturating_duration_since(Instant::now());
+    let remaining = bounds.deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return Err(GetError::Failed("the call's deadline has passed".into()));
     }
+    // A server that stops sending mid-body is noticed after `read_idle`, not at the deadline.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
         .timeout_global(Some(remaining))
         .timeout_connect(Some(remaining.min(Duration::from_secs(15))))
         .timeout_recv_response(Some(remaining.min(Duration::from_secs(60))))
+        .timeout_per_read(Some(bounds.read_idle.min(remaining)))
         .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
         .build()
         .into();
+    let registered = bounds
+        .cancel
+        .register(&agent)
+        .ok_or_else(|| GetError::Failed("stopped: wasmvisor is shutting down".into()))?;
     let mut request = agent.get(url);
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());
@@ -126,6 +142,7 @@ pub fn get(
         status,
         headers,
         body: Box::new(body),
+        _cancel: registered,
     })
 }
 
@@ -135,10 +152,13 @@ pub const MAX_READ: u32 = 1 << 20;
 /// Reads up to `max` bytes (capped) from a response.
 pub fn read(response: &mut Response, max: u32) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; max.min(MAX_READ) as usize];
-    let n = response
-        .body
-        .read(&mut buf)
-        .map_err(|e| format!("reading the body: {e}"))?;
+    let n = response.body.read(&mut buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            format!("reading the body: the server sent nothing for too long ({e})")
+        } else {
+            format!("reading the body: {e}")
+        }
+    })?;
     buf.truncate(n);
     Ok(buf)
 }

@@ -17,6 +17,8 @@ pub mod sink;
 use std::hash::{Hash, Hasher as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use cap_std::fs::Dir;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -24,6 +26,7 @@ use wasmtime::component::{Component, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+pub use crate::cancel::Cancel;
 pub use config::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 pub use set::{PluginSet, off_runtime};
 pub use sink::Output;
@@ -127,6 +130,26 @@ pub enum ErrorKind {
     Memory(u64),
     #[error("gave an answer wasmvisor cannot use: {0}")]
     Answer(String),
+    #[error("was stopped: wasmvisor is shutting down")]
+    Cancelled,
+}
+
+/// What bounds one call besides the plugin's own limits.
+#[derive(Clone)]
+pub struct Call {
+    /// A stop request: the call ends at once.
+    pub cancel: Cancel,
+    /// An earlier deadline than the plugin's `timeout` (a source's retries share one budget).
+    pub deadline: Option<Instant>,
+}
+
+impl Call {
+    pub fn new(cancel: &Cancel) -> Call {
+        Call {
+            cancel: cancel.clone(),
+            deadline: None,
+        }
+    }
 }
 
 /// The store data of one call.
@@ -136,6 +159,8 @@ pub struct State {
     plugin: String,
     allow: http::Allow,
     deadline: Instant,
+    read_idle: Duration,
+    cancel: Cancel,
     memory_limit: u64,
     memory_hit: bool,
     log_left: usize,
@@ -212,8 +237,13 @@ impl wit_http::Host for State {
         url: String,
         headers: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<Resource<http::Response>, wit_http::HttpError>> {
+        let bounds = http::Bounds {
+            deadline: self.deadline,
+            read_idle: self.read_idle,
+            cancel: &self.cancel,
+        };
         Ok(
-            match http::get(&self.allow, &self.plugin, &url, &headers, self.deadline) {
+            match http::get(&self.allow, &self.plugin, &url, &headers, &bounds) {
                 Ok(response) => Ok(self.table.push(response)?),
                 Err(http::GetError::Denied(m)) => Err(wit_http::HttpError::Denied(m)),
                 Err(http::GetError::Failed(m)) => Err(wit_http::HttpError::Failed(m)),
@@ -258,6 +288,9 @@ impl bindings::source::wasmvisor::plugin::sink::HostOutput for State {
         this: Resource<Output>,
         bytes: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
+        if self.cancel.is_cancelled() {
+            return Ok(Err("stopped: wasmvisor is shutting down".into()));
+        }
         Ok(self.table.get_mut(&this)?.write(&bytes))
     }
 
@@ -334,6 +367,18 @@ impl std::fmt::Display for DeadlineHit {
 
 impl std::error::Error for DeadlineHit {}
 
+/// The marker error of a call stopped by a stop request.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 /// A loaded plugin: its spec and what is needed to instantiate it.
 pub struct Loaded {
     pub spec: PluginSpec,
@@ -354,13 +399,18 @@ enum Pre {
 pub struct Host {
     engine: Engine,
     linker: Linker<State>,
-    cache: Option<PathBuf>,
+    cache: Option<Dir>,
     ticker: Arc<Ticker>,
 }
 
+/// The largest component file read (a JavaScript or Python component is tens of MiB).
+const MAX_COMPONENT: u64 = 256 << 20;
+/// The largest compiled artifact read back from the cache.
+const MAX_COMPILED: u64 = 1 << 30;
+
 impl Host {
     /// Creates the engine. `cache` is the folder for compiled plugins (none: compile in memory).
-    pub fn new(cache: Option<PathBuf>) -> Result<Host, String> {
+    pub fn new(cache: Option<Dir>) -> Result<Host, String> {
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(true)
@@ -399,7 +449,7 @@ impl Host {
     }
 
     /// The shared host for the process, created on first use with the given cache folder.
-    pub fn shared(cache: Option<PathBuf>) -> Result<&'static Host, String> {
+    pub fn shared(cache: Option<Dir>) -> Result<&'static Host, String> {
         static HOST: OnceLock<Result<Host, String>> = OnceLock::new();
         HOST.get_or_init(|| Host::new(cache))
             .as_ref()
@@ -419,7 +469,7 @@ impl Host {
                 .map(|(_, b)| b)
                 .ok_or_else(|| fail(ErrorKind::Load(format!("no bundled plugin named {name}"))))?,
             Origin::File(path) => {
-                owned = std::fs::read(path).map_err(|e| {
+                owned = crate::fsutil::read_regular_path(path, MAX_COMPONENT).map_err(|e| {
                     fail(ErrorKind::Load(format!(
                         "cannot read {}: {e}",
                         path.display()
@@ -469,28 +519,25 @@ impl Host {
                 .map(|c| (c, false))
                 .map_err(|e| format!("not a valid component: {e:#}"));
         };
-        let path = dir.join(format!("{}-{}.cwasm", self.compat_key(), &digest[..32]));
-        if path.is_file() {
-            // SAFETY: the cache folder lives in the operator's home and holds only what this
-            // process (or an earlier run of the same build, per the compatibility key) wrote.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+        let name = format!("{}-{}.cwasm", self.compat_key(), &digest[..32]);
+        match crate::fsutil::read_regular(dir, &name, MAX_COMPILED, crate::fsutil::Follow::No) {
+            // SAFETY: the cache folder is wasmvisor's own (a link there is refused) and holds
+            // only what this build wrote, per the compatibility key in the name.
+            Ok(Some(cached)) => match unsafe { Component::deserialize(&self.engine, &cached) } {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring an unusable compiled plugin: {e:#}")
+                    tracing::warn!(file = %name, "ignoring an unusable compiled plugin: {e:#}")
                 }
-            }
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(file = %name, "ignoring the cached compiled plugin: {e}"),
         }
         let compiled = self
             .engine
             .precompile_component(bytes)
             .map_err(|e| format!("not a valid component: {e:#}"))?;
-        let write = std::fs::create_dir_all(dir).and_then(|()| {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, &compiled)?;
-            std::fs::rename(&tmp, &path)
-        });
-        if let Err(e) = write {
-            tracing::warn!(dir = %dir.display(), "cannot cache the compiled plugin: {e}");
+        if let Err(e) = crate::fsutil::replace(dir, &name, &compiled) {
+            tracing::warn!(file = %name, "cannot cache the compiled plugin: {e}");
         }
         // SAFETY: these bytes were produced by this engine a moment ago.
         let component = unsafe { Component::deserialize(&self.engine, &compiled) }
@@ -506,7 +553,7 @@ impl Host {
         format!("{:016x}", h.finish())
     }
 
-    fn store(&self, spec: &PluginSpec) -> Store<State> {
+    fn store(&self, spec: &PluginSpec, call: &Call) -> Store<State> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
@@ -521,7 +568,11 @@ impl Host {
             table: ResourceTable::new(),
             plugin: spec.name.clone(),
             allow: http::Allow::new(&spec.allow_hosts),
-            deadline: Instant::now() + spec.timeout,
+            deadline: call.deadline.map_or(Instant::now() + spec.timeout, |d| {
+                d.min(Instant::now() + spec.timeout)
+            }),
+            read_idle: spec.read_idle,
+            cancel: call.cancel.clone(),
             memory_limit: spec.memory,
             memory_hit: false,
             log_left: LOG_BUDGET,
@@ -531,7 +582,9 @@ impl Host {
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if ctx.data().cancel.is_cancelled() {
+                Err(wasmtime::Error::new(Cancelled))
+            } else if Instant::now() >= ctx.data().deadline {
                 Err(wasmtime::Error::new(DeadlineHit))
             } else {
                 Ok(UpdateDeadline::Continue(1))
@@ -544,6 +597,8 @@ impl Host {
     fn classify(spec: &PluginSpec, store: &Store<State>, e: wasmtime::Error) -> PluginError {
         let kind = if store.data().memory_hit {
             ErrorKind::Memory(spec.memory)
+        } else if e.downcast_ref::<Cancelled>().is_some() || store.data().cancel.is_cancelled() {
+            ErrorKind::Cancelled
         } else if e.downcast_ref::<DeadlineHit>().is_some() {
             ErrorKind::Timeout(spec.timeout)
         } else if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
@@ -580,13 +635,14 @@ impl Host {
         plugin: &Loaded,
         request: &Request,
         previous: Option<&Decision>,
+        call: &Call,
     ) -> Result<Decision, PluginError> {
         let Pre::Resolver(pre) = &plugin.pre else {
             unreachable!("checked at load")
         };
         let spec = &plugin.spec;
         let _tick = self.ticker.enter();
-        let mut store = self.store(spec);
+        let mut store = self.store(spec, call);
         let result = pre.instantiate(&mut store).and_then(|r| {
             r.wasmvisor_plugin_resolve()
                 .call_resolve(&mut store, request, previous, &spec.settings)
@@ -598,7 +654,11 @@ impl Host {
             world: spec.world,
             kind: ErrorKind::Answer(m),
         })?;
-        Ok(decision)
+        // A reason is shown to the operator: it cannot add lines or drive a terminal.
+        Ok(match decision {
+            Decision::Refuse(reason) => Decision::Refuse(plain(reason)),
+            other => other,
+        })
     }
 
     /// Asks a source to write an artifact into `output`. The output comes back in every case.
@@ -607,13 +667,14 @@ impl Host {
         plugin: &Loaded,
         artifact: &Artifact,
         output: Output,
+        call: &Call,
     ) -> (Output, Result<Result<(), FetchError>, PluginError>) {
         let Pre::Source(pre) = &plugin.pre else {
             unreachable!("checked at load")
         };
         let spec = &plugin.spec;
         let _tick = self.ticker.enter();
-        let mut store = self.store(spec);
+        let mut store = self.store(spec, call);
         let handle = store
             .data_mut()
             .table
@@ -639,19 +700,26 @@ impl Host {
                     kind: ErrorKind::Answer(format!("an error message of {} bytes", m.len())),
                 })
             }
+            Err(FetchError::Retryable(m)) => Ok(Err(FetchError::Retryable(plain(m.clone())))),
+            Err(FetchError::Failed(m)) => Ok(Err(FetchError::Failed(plain(m.clone())))),
             _ => Ok(r),
         });
         (output, result)
     }
 
     /// Asks a health check once.
-    pub fn check(&self, plugin: &Loaded, context: &HealthContext) -> Result<Health, PluginError> {
+    pub fn check(
+        &self,
+        plugin: &Loaded,
+        context: &HealthContext,
+        call: &Call,
+    ) -> Result<Health, PluginError> {
         let Pre::Health(pre) = &plugin.pre else {
             unreachable!("checked at load")
         };
         let spec = &plugin.spec;
         let _tick = self.ticker.enter();
-        let mut store = self.store(spec);
+        let mut store = self.store(spec, call);
         let result = pre.instantiate(&mut store).and_then(|h| {
             h.wasmvisor_plugin_check()
                 .call_check(&mut store, context, &spec.settings)
@@ -666,8 +734,17 @@ impl Host {
                 kind: ErrorKind::Answer(format!("a health text of {} bytes", t.len())),
             });
         }
-        Ok(health)
+        Ok(match health {
+            Health::Healthy(t) => Health::Healthy(plain(t)),
+            Health::Unhealthy(t) => Health::Unhealthy(plain(t)),
+            Health::Pending(t) => Health::Pending(plain(t)),
+        })
     }
+}
+
+/// A plugin's text with its control characters escaped.
+fn plain(text: String) -> String {
+    crate::output::escape_controls(&text).into_owned()
 }
 
 /// Checks that a component exports this world's interface at the version this host implements,
@@ -743,6 +820,16 @@ fn validate_decision(decision: &Decision) -> Result<(), String> {
     }
 }
 
+impl From<&crate::plan::Plan> for Plan {
+    fn from(plan: &crate::plan::Plan) -> Plan {
+        Plan {
+            name: plan.name.clone(),
+            height: plan.height,
+            info: plan.info.clone(),
+        }
+    }
+}
+
 /// The platform in Go's names.
 pub fn platform() -> Platform {
     let arch = match std::env::consts::ARCH {
@@ -758,7 +845,10 @@ pub fn platform() -> Platform {
     }
 }
 
+/// The compile cache's folder name under a cosmovisor root.
+pub const CACHE_DIR: &str = ".wasmvisor-cache";
+
 /// The cache folder for compiled plugins under a cosmovisor root.
 pub fn cache_dir(root: &Path) -> PathBuf {
-    root.join(".wasmvisor-cache")
+    root.join(CACHE_DIR)
 }

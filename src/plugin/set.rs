@@ -1,11 +1,10 @@
 //! The configured plugins, loaded: what the supervisor, `prepare-upgrade` and `plugin` use.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use cap_std::fs::Dir;
 
 use super::{
-    Artifact, Decision, Health, HealthContext, Host, Loaded, PluginError, Plugins, Request, Staged,
-    World, artifact,
+    Artifact, Call, Cancel, Decision, Health, HealthContext, Host, Loaded, PluginError, Plugins,
+    Request, Staged, World, artifact,
 };
 use crate::config::Config;
 use crate::layout::{Current, Layout};
@@ -18,11 +17,23 @@ pub struct PluginSet {
     pub sources: Vec<Loaded>,
     pub health: Vec<Loaded>,
     pub limits: artifact::Limits,
+    /// Set by a stop request: every call and download of this set ends at once.
+    pub cancel: Cancel,
+}
+
+/// Why a binary was not staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A stop request ended it; what was downloaded so far stays for the next start.
+    #[error("stopped: wasmvisor is shutting down")]
+    Cancelled,
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl PluginSet {
     /// Loads every configured plugin. All failures are returned together.
-    pub fn load(plugins: &Plugins, cache: Option<PathBuf>) -> Result<PluginSet, Vec<PluginError>> {
+    pub fn load(plugins: &Plugins, cache: Option<Dir>) -> Result<PluginSet, Vec<PluginError>> {
         let host = Host::shared(cache).map_err(|e| {
             vec![PluginError {
                 plugin: "(engine)".into(),
@@ -43,6 +54,7 @@ impl PluginSet {
             sources: load(&plugins.sources),
             health: load(&plugins.health),
             limits: artifact::Limits::default(),
+            cancel: Cancel::new(),
         };
         if errors.is_empty() {
             Ok(set)
@@ -58,26 +70,26 @@ impl PluginSet {
             .all(|r| r.spec.origin == super::Origin::Bundled("cosmovisor"))
     }
 
-    /// The request for `plan`, describing its upgrade folder.
+    /// The request for `plan`, describing its upgrade folder (always named, so a refusal can
+    /// name the folder wasmvisor really looks in).
     pub fn request(&self, cfg: &Config, layout: &Layout, plan: &Plan) -> Result<Request, String> {
         let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
         let target = Current::Upgrade(dir.clone());
-        let exists = layout.root.is_dir(format!("upgrades/{dir}"));
         let has_binary = layout.check_binary(&target).is_ok();
         let sha256 = if has_binary && !self.only_default_resolver() {
-            Some(sha256_file(&layout.binary_path(&target))?)
+            let path = layout.binary_path(&target);
+            Some(
+                crate::fsutil::sha256_path(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            )
         } else {
             None
         };
         Ok(Request {
-            plan: super::Plan {
-                name: plan.name.clone(),
-                height: plan.height,
-                info: plan.info.clone(),
-            },
+            plan: super::Plan::from(plan),
             platform: super::platform(),
             daemon_name: cfg.name.clone(),
-            staged: exists.then_some(Staged {
+            staged: Some(Staged {
                 dir,
                 has_binary,
                 sha256,
@@ -89,10 +101,11 @@ impl PluginSet {
 
     /// Runs the resolvers in order. A plugin failure fails closed (the upgrade is refused).
     pub fn resolve(&self, request: &Request) -> Result<(Decision, String), PluginError> {
+        let call = Call::new(&self.cancel);
         let mut decision: Option<Decision> = None;
         let mut by = String::new();
         for r in &self.resolvers {
-            let d = self.host.resolve(r, request, decision.as_ref())?;
+            let d = self.host.resolve(r, request, decision.as_ref(), &call)?;
             tracing::info!(plugin = %r.spec.name, decision = %describe(&d), "resolver answered");
             by = r.spec.name.clone();
             let refused = matches!(d, Decision::Refuse(_));
@@ -108,15 +121,20 @@ impl PluginSet {
     }
 
     /// Fetches the first artifact that a source delivers and verifies, and installs it into
-    /// `upgrades/<dir>/bin/<daemon>`.
+    /// `upgrades/<dir>/bin/<daemon>`. Downloads wait in `cosmovisor/.wasmvisor-downloads/<dir>`,
+    /// a folder of wasmvisor's own (a symlink there is refused, never followed).
     pub fn fetch_and_install(
         &self,
         cfg: &Config,
         layout: &Layout,
         dir: &str,
         artifacts: &[Artifact],
-    ) -> Result<(), String> {
-        let work = layout.root_path.join(DOWNLOADS_DIR).join(dir);
+    ) -> Result<(), StageError> {
+        let failed = |m: String| StageError::Failed(m);
+        let downloads = crate::fsutil::own_dir(&layout.root, DOWNLOADS_DIR)
+            .map_err(|e| failed(format!("{DOWNLOADS_DIR}: {e}")))?;
+        let work = crate::fsutil::own_dir(&downloads, dir)
+            .map_err(|e| failed(format!("{DOWNLOADS_DIR}/{dir}: {e}")))?;
         let mut reasons = Vec::new();
         for a in artifacts {
             if cfg.download_must_have_checksum && a.checksum.is_none() {
@@ -126,40 +144,53 @@ impl PluginSet {
                 ));
                 continue;
             }
-            let fetched = match artifact::fetch(self.host, &self.sources, a, &work, &self.limits) {
+            let fetched = match artifact::fetch(
+                self.host,
+                &self.sources,
+                a,
+                &work,
+                &self.limits,
+                &self.cancel,
+            ) {
                 Ok(f) => f,
-                Err(e) if e.contains("checksum mismatch") => return Err(e),
+                Err(artifact::FetchFailure::Cancelled) => return Err(StageError::Cancelled),
+                Err(e @ artifact::FetchFailure::Mismatch { .. }) => {
+                    return Err(failed(e.to_string()));
+                }
                 Err(e) => {
-                    reasons.push(e);
+                    reasons.push(e.to_string());
                     continue;
                 }
             };
             tracing::info!(url = %a.url, bytes = fetched.size, digest = %fetched.sha256_or_512, source = %fetched.source, "artifact fetched and verified");
             let installed = artifact::install(
                 &layout.root,
-                &fetched.path,
+                &work,
+                &fetched.name,
                 a.format,
                 dir,
                 &cfg.name,
                 &self.limits,
             );
-            let _ = std::fs::remove_file(&fetched.path);
+            let _ = crate::fsutil::remove_if_present(&work, &fetched.name);
             match installed {
                 Ok(()) => {
-                    let _ = std::fs::remove_dir_all(&work);
+                    drop(work);
+                    let _ = downloads.remove_dir_all(dir);
                     return Ok(());
                 }
                 Err(e) => reasons.push(format!("{}: {e}", a.url)),
             }
         }
-        Err(reasons.join("; "))
+        Err(failed(reasons.join("; ")))
     }
 
     /// Asks every health check once; the first non-healthy answer wins.
     pub fn check(&self, context: &HealthContext) -> Result<Health, PluginError> {
+        let call = Call::new(&self.cancel);
         let mut texts = Vec::new();
         for h in &self.health {
-            match self.host.check(h, context)? {
+            match self.host.check(h, context, &call)? {
                 Health::Healthy(t) => texts.push(format!("{}: {t}", h.spec.name)),
                 other => return Ok(other),
             }
@@ -186,7 +217,8 @@ pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<String, Str
         }
         Decision::Refuse(reason) => Err(format!("resolver {by} refused: {reason}")),
         Decision::Fetch(list) => {
-            set.fetch_and_install(cfg, &layout, &dir, &list)?;
+            set.fetch_and_install(cfg, &layout, &dir, &list)
+                .map_err(|e| e.to_string())?;
             Ok(format!("{binary} downloaded, verified and staged"))
         }
     }
@@ -210,33 +242,18 @@ pub fn describe(d: &Decision) -> String {
     }
 }
 
-pub fn sha256_file(path: &Path) -> Result<String, String> {
-    use sha2::Digest;
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        if n == 0 {
-            return Ok(hex::encode(hasher.finalize()));
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
 /// Runs blocking plugin work on its own thread, outside the async runtime (wasmtime-wasi's
 /// synchronous bindings must not run on a runtime thread), and awaits its result.
-pub async fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+pub async fn off_runtime<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("wasmvisor-plugin".into())
         .spawn(move || {
             let _ = tx.send(f());
         })
-        .expect("cannot start a plugin thread");
-    rx.await.expect("the plugin thread ended without an answer")
+        .map_err(|e| format!("cannot start a plugin thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the plugin thread ended without an answer".to_string())
 }
-
-pub type Shared = Arc<PluginSet>;

@@ -40,23 +40,62 @@ impl Hasher {
 }
 
 pub struct Output {
+    /// The file's name, for messages.
     pub path: PathBuf,
     file: File,
     hasher: Hasher,
     sha512: bool,
     written: u64,
     limit: u64,
+    /// Set when a write went over the size limit: the partial file is worthless.
+    pub over_limit: bool,
     progress: Progress,
 }
 
 impl Output {
-    /// Opens (or resumes) the partial file at `path`.
-    pub fn open(path: &Path, sha512: bool, limit: u64, label: &str) -> io::Result<Output> {
-        let mut file = OpenOptions::new()
+    /// Opens (or resumes) the partial file `name` in `dir`, never through a symlink and only
+    /// if it is a regular file.
+    pub fn open(
+        dir: &cap_std::fs::Dir,
+        name: &str,
+        sha512: bool,
+        limit: u64,
+        label: &str,
+    ) -> io::Result<Output> {
+        use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+        let mut options = cap_std::fs::OpenOptions::new();
+        options
+            .read(true)
+            .append(true)
+            .create(true)
+            .follow(FollowSymlinks::No);
+        let file = dir.open_with(name, &options)?.into_std();
+        Self::from_file(file, Path::new(name), sha512, limit, label)
+    }
+
+    /// Opens (or resumes) a file anywhere: `plugin call`'s `--out`.
+    pub fn open_path(path: &Path, sha512: bool, limit: u64, label: &str) -> io::Result<Output> {
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)?;
+        Self::from_file(file, path, sha512, limit, label)
+    }
+
+    fn from_file(
+        mut file: File,
+        path: &Path,
+        sha512: bool,
+        limit: u64,
+        label: &str,
+    ) -> io::Result<Output> {
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
         let mut hasher = Hasher::new(sha512);
         let mut written = 0u64;
         file.seek(SeekFrom::Start(0))?;
@@ -76,6 +115,7 @@ impl Output {
             sha512,
             written,
             limit,
+            over_limit: false,
             progress: Progress::new(label),
         })
     }
@@ -83,6 +123,7 @@ impl Output {
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         let after = self.written + bytes.len() as u64;
         if after > self.limit {
+            self.over_limit = true;
             return Err(format!(
                 "the artifact is larger than the limit of {} bytes",
                 self.limit
@@ -151,7 +192,9 @@ impl Progress {
         if self.terminal {
             let mib = bytes as f64 / (1 << 20) as f64;
             let filled = ((mib as usize) % 30) + 1;
-            eprint!(
+            // Progress is decoration: a terminal that cannot take it is no error.
+            let _ = write!(
+                io::stderr(),
                 "\r{} [{:<30}] {mib:.1} MiB {rate:.1} MiB/s",
                 self.label,
                 "#".repeat(filled)
@@ -163,7 +206,7 @@ impl Progress {
 
     fn done(&self, bytes: u64) {
         if self.terminal && self.last != self.started {
-            eprintln!();
+            let _ = writeln!(io::stderr());
         }
         tracing::info!(artifact = %self.label, bytes, took = ?self.started.elapsed(), "downloaded");
     }

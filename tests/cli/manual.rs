@@ -1,8 +1,10 @@
-//! Manual upgrades (`add-upgrade --upgrade-height`, batches): the node halts exactly at the height.
+//! Manual upgrades (`add-upgrade --upgrade-height`, batches): the old binary executes exactly the
+//! blocks before the height and the new binary the rest, against each way a Cosmos SDK release
+//! treats `--halt-height` (simulated: `sdk_halt`).
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -12,60 +14,93 @@ fn with_rpc(home: &mut Home) -> u16 {
     port
 }
 
-#[test]
-fn manual_upgrade_stops_exactly_at_the_height_then_upgrades() {
-    let mut home = Home::new();
-    let port = with_rpc(&mut home);
-    home.install(
-        "genesis",
-        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100}),
-    );
-    // The manual upgrade's binary refuses to start before its height: an early switch would fail.
-    let staged = home.path.join("v2-staged");
-    std::fs::create_dir_all(&staged).unwrap();
-    home.install("upgrades/v2", json!({"version": "v2", "ordinal": 2, "min_start_height": 6, "rpc_port": port, "block_ms": 100}));
-    std::fs::rename(
-        home.root().join("upgrades/v2/bin/simd"),
-        staged.join("simd"),
-    )
-    .unwrap();
+/// The three behaviours real releases have, with the `WASMVISOR_HALT_HEIGHT` that matches each.
+const SDKS: [(&str, &str); 3] = [
+    // v0.50.10 and later: stops before executing the halt height, stays up.
+    ("before", "before"),
+    // v0.50.0 to v0.50.9: executes the halt height, fails at the next block, stays up.
+    ("stay-after", "at"),
+    // v0.47 and earlier: executes the halt height, then exits 0.
+    ("exit-after", "at"),
+];
+
+fn args_of(start: &Value) -> Vec<String> {
+    start["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn add_upgrade(home: &Home, name: &str, binary: &std::path::Path, height: u64) {
     let out = home.output(&[
         "add-upgrade",
-        "v2",
-        staged.join("simd").to_str().unwrap(),
+        name,
+        binary.to_str().unwrap(),
         "--force",
         "--upgrade-height",
-        "6",
+        &height.to_string(),
     ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = home.run(&[]);
-    home.wait_height("v2", 8);
-    let out = run.stop();
-    assert_eq!(
-        home.history()[..2],
-        [
+}
+
+#[test]
+fn manual_upgrade_switches_at_exactly_the_height_for_every_sdk_halt_behaviour() {
+    for (sdk, mode) in SDKS {
+        let mut home = Home::new();
+        let port = with_rpc(&mut home);
+        home.set("WASMVISOR_HALT_HEIGHT", mode);
+        home.install(
+            "genesis",
+            json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "sdk_halt": sdk}),
+        );
+        // The manual upgrade's binary refuses to start before its height: an early switch fails.
+        home.install(
+            "../staged/v2",
+            json!({"version": "v2", "ordinal": 2, "min_start_height": 6, "rpc_port": port, "block_ms": 100}),
+        );
+        let staged = home.path.join("staged/v2/bin/simd");
+        add_upgrade(&home, "v2", &staged, 6);
+        std::fs::copy(
+            home.path.join("staged/v2/bin/sim.json"),
+            home.root().join("upgrades/v2/bin/sim.json"),
+        )
+        .unwrap();
+        let run = home.run(&[]);
+        home.wait_height("v2", 8);
+        let out = run.stop();
+        let history = home.history();
+        assert_eq!(
+            history[0],
             ("genesis".into(), 1, 5),
-            ("v2".into(), 6, home.history()[1].2)
-        ],
-        "{}",
-        out.stderr
-    );
-    let first = &home.events_of("start")[0];
-    let args: Vec<&str> = first["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    assert_eq!(args[args.len() - 2..], ["--halt-height", "6"]);
-    assert!(
-        !home.data().join("upgrade-info.json.batch").exists(),
-        "the applied plan leaves the batch"
-    );
+            "{sdk}: genesis executes blocks 1 to 5: {history:?}\n{}",
+            out.stderr
+        );
+        assert_eq!(history[1].0, "v2", "{sdk}: {history:?}");
+        assert_eq!(history[1].1, 6, "{sdk}: v2 executes block 6: {history:?}");
+        let genesis_starts: Vec<Value> = home
+            .events_of("start")
+            .into_iter()
+            .filter(|e| e["version"] == "genesis")
+            .collect();
+        assert_eq!(genesis_starts.len(), 1, "{sdk}: one run of genesis");
+        let args = args_of(&genesis_starts[0]);
+        let flag = if mode == "before" { "6" } else { "5" };
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--halt-height".to_string(), flag.to_string()],
+            "{sdk}"
+        );
+        assert!(
+            !home.data().join("upgrade-info.json.batch").exists(),
+            "{sdk}: the applied plan leaves the batch"
+        );
+    }
 }
 
 #[test]
@@ -150,29 +185,17 @@ fn scheduling_while_running_restarts_the_node_once_with_the_halt() {
 }
 
 #[test]
-fn a_halt_whose_last_block_was_not_seen_is_confirmed_by_a_relaunch() {
+fn a_halted_node_whose_rpc_lags_is_upgraded_once_the_rpc_shows_the_last_block() {
     let mut home = Home::new();
     let port = with_rpc(&mut home);
-    // The first run's RPC lags three blocks, so the node halts at 6 while wasmvisor last saw 2:
-    // it relaunches genesis with the same halt and sees height 5.
+    // The RPC reports the heights of 700 ms ago: the node halts (and stays up) well before
+    // wasmvisor can see its last block, and nothing may happen until it does.
     home.install(
         "genesis",
-        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "rpc_lag": 3, "rpc_lag_runs": 1}),
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "rpc_lag_ms": 700, "rpc_lag_runs": 1}),
     );
     home.install("upgrades/v2", json!({"version": "v2", "ordinal": 2, "min_start_height": 6, "rpc_port": port, "block_ms": 100}));
-    let staged = home.root().join("upgrades/v2/bin/simd");
-    let out = home.output(&[
-        "add-upgrade",
-        "v2",
-        staged.to_str().unwrap(),
-        "--upgrade-height",
-        "6",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 6);
     let run = home.run(&[]);
     home.wait_height("v2", 7);
     let out = run.stop();
@@ -188,51 +211,52 @@ fn a_halt_whose_last_block_was_not_seen_is_confirmed_by_a_relaunch() {
         .into_iter()
         .filter(|e| e["version"] == "genesis")
         .count();
-    assert_eq!(genesis_starts, 2, "{}", out.stderr);
+    assert_eq!(genesis_starts, 1, "{}", out.stderr);
+    // The halt came before the upgrade: wasmvisor waited for the RPC to show it.
+    let halted = home.events_of("halt-height")[0]["mono_ns"]
+        .as_u64()
+        .unwrap();
+    let stopped = home
+        .events_of("signal")
+        .iter()
+        .find(|e| e["version"] == "genesis")
+        .expect("genesis was stopped")["mono_ns"]
+        .as_u64()
+        .unwrap();
     assert!(
-        out.stderr
-            .contains("relaunching it with the same halt height"),
-        "{}",
-        out.stderr
+        stopped > halted + 500_000_000,
+        "stopped {} ms after the halt, before the lagging RPC could show it",
+        (stopped.saturating_sub(halted)) / 1_000_000
     );
 }
 
 #[test]
-fn confirming_relaunches_are_bounded_and_the_exit_status_passes_on() {
+fn a_node_that_exits_before_its_last_block_was_seen_is_not_upgraded() {
     let mut home = Home::new();
     let port = with_rpc(&mut home);
+    home.set("WASMVISOR_HALT_HEIGHT", "at");
+    // SDK v0.47 exits at its halt height; this node's RPC lags and goes away at once, so
+    // wasmvisor never sees the last block. Upgrading anyway would guess; relaunching would let
+    // the old binary execute one block more.
     home.install(
         "genesis",
-        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 50, "rpc_lag": 3, "rpc_lag_runs": 100}),
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "sdk_halt": "exit-after", "shutdown_ms": 0, "rpc_lag_ms": 2000, "rpc_lag_runs": 100}),
     );
     home.install(
         "upgrades/v2",
         json!({"version": "v2", "ordinal": 2, "rpc_port": port}),
     );
-    let staged = home.root().join("upgrades/v2/bin/simd");
-    let out = home.output(&[
-        "add-upgrade",
-        "v2",
-        staged.to_str().unwrap(),
-        "--upgrade-height",
-        "3",
-    ]);
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 4);
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert_eq!(home.current(), "genesis", "never upgraded on a guess");
+    assert_eq!(home.events_of("start").len(), 1, "not relaunched");
+    assert_eq!(home.history(), vec![("genesis".into(), 1, 3)]);
     assert!(
-        out.status.success(),
+        done.stderr
+            .contains("while a manual upgrade to \"v2\" was pending")
+            && done.stderr.contains("height 3"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        done.stderr
     );
-    let done = home.run(&[]).finish(Duration::from_secs(20));
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-    assert_eq!(
-        home.current(),
-        "genesis",
-        "never upgraded without seeing the height"
-    );
-    assert_eq!(
-        home.events_of("start").len(),
-        4,
-        "one run and three confirmations"
-    );
-    assert!(done.stderr.contains("not upgrading"), "{}", done.stderr);
 }

@@ -2,8 +2,12 @@
 //!
 //! It behaves like a real node where a supervisor can see it:
 //! - keeps its height in `<home>/data/sim-state.json` and commits a block every `block_ms`;
-//! - serves CometBFT-shaped `/status` and `/block` JSON on `127.0.0.1:<rpc_port>`;
-//! - honours `--halt-height H` (logs `halt per configuration height H`, exits 0 before block H);
+//! - serves CometBFT-shaped `/status`, `/block` (the block store's height) and `/abci_info` (the
+//!   application's height) JSON on `127.0.0.1:<rpc_port>`;
+//! - honours `--halt-height X` the way each Cosmos SDK line does (`sdk_halt`):
+//!   `before` (v0.50.10 and later) commits X - 1, stores block X, fails to execute it and stays
+//!   up; `stay-after` (v0.50.0 to v0.50.9) commits X, fails at X + 1 and stays up; `exit-after`
+//!   (v0.47 and earlier) commits X, then exits 0 after a short shutdown;
 //! - at the height of a plan in `<home>/data/sim-chain.json` that it has no handler for, writes
 //!   `data/upgrade-info.json` as x/upgrade does (truncate, then write), logs
 //!   `UPGRADE "<name>" NEEDED at height: <h>: <info>`, then exits or stays alive failed;
@@ -18,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -49,10 +53,14 @@ struct SimConfig {
     /// Exit on its own with `exit_code` after committing this height (a crash, or a clean end).
     exit_after_height: Option<u64>,
     exit_code: i32,
-    /// For its first `rpc_lag_runs` runs, the RPC reports a height this many blocks behind (a
-    /// node whose RPC lags behind consensus, so a supervisor misses its last block).
-    rpc_lag: u64,
+    /// For its first `rpc_lag_runs` runs, the RPC reports the heights of `rpc_lag_ms` ago (a
+    /// node whose RPC lags behind consensus).
+    rpc_lag_ms: u64,
     rpc_lag_runs: u32,
+    /// How `--halt-height` behaves: "before", "stay-after" or "exit-after" (see above).
+    sdk_halt: String,
+    /// For `exit-after`: how long the RPC stays up between the halt and the exit.
+    shutdown_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -73,8 +81,10 @@ impl Default for SimConfig {
             min_start_height: 0,
             exit_after_height: None,
             exit_code: 0,
-            rpc_lag: 0,
+            rpc_lag_ms: 0,
             rpc_lag_runs: 0,
+            sdk_halt: "before".into(),
+            shutdown_ms: 300,
         }
     }
 }
@@ -120,10 +130,45 @@ struct Node {
     cfg: SimConfig,
     data: PathBuf,
     state: Mutex<State>,
-    height: AtomicU64,
-    /// How far behind the live height the RPC reports (see `rpc_lag`).
-    rpc_lag: u64,
+    /// (when, application height, block store height), oldest first: what the RPC reports.
+    heights: Mutex<Vec<(Instant, u64, u64)>>,
+    /// How far behind the live heights the RPC reports (see `rpc_lag_ms`).
+    rpc_lag: Duration,
     stopping: AtomicBool,
+}
+
+impl Node {
+    /// Publishes the application's and the block store's heights.
+    fn set_heights(&self, app: u64, stored: u64) {
+        let mut heights = self.heights.lock().unwrap();
+        heights.push((Instant::now(), app, stored));
+        if heights.len() > 1000 {
+            heights.drain(..500);
+        }
+    }
+
+    /// The heights as the RPC reports them (lagging when configured).
+    fn reported(&self) -> (u64, u64) {
+        let heights = self.heights.lock().unwrap();
+        let cutoff = Instant::now().checked_sub(self.rpc_lag);
+        heights
+            .iter()
+            .rev()
+            .find(|(t, _, _)| cutoff.is_none_or(|c| *t <= c))
+            .or(heights.first())
+            .map_or((0, 0), |(_, a, s)| (*a, *s))
+    }
+
+    /// Stays up in a failed state, as a node whose block failed to execute does: consensus has
+    /// stopped, the RPC still answers.
+    fn stay_failed(&self) -> ! {
+        loop {
+            thread::sleep(Duration::from_millis(100));
+            if !self.data.is_dir() {
+                std::process::exit(0);
+            }
+        }
+    }
 }
 
 impl Node {
@@ -305,11 +350,11 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
     let node = Arc::new(Node {
         cfg: cfg.clone(),
         data: data.clone(),
-        height: AtomicU64::new(state.height),
+        heights: Mutex::new(vec![(Instant::now(), state.height, state.height)]),
         rpc_lag: if earlier_runs < cfg.rpc_lag_runs {
-            cfg.rpc_lag
+            Duration::from_millis(cfg.rpc_lag_ms)
         } else {
-            0
+            Duration::ZERO
         },
         state: Mutex::new(state.clone()),
         stopping: AtomicBool::new(false),
@@ -378,10 +423,20 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         }
         let mut state = node.state.lock().unwrap();
         let h = state.height + 1;
-        if halt_height > 0 && h >= halt_height {
-            println!("halt per configuration height {halt_height}");
+        let fails_at = match cfg.sdk_halt.as_str() {
+            "before" => halt_height,
+            "stay-after" => halt_height + 1,
+            _ => 0,
+        };
+        if halt_height > 0 && fails_at > 0 && h >= fails_at {
+            // FinalizeBlock refuses the block after the block store saved it.
+            println!(
+                "ERR CONSENSUS FAILURE!!! err=\"failed to apply block; error halt per configuration height {halt_height} time 0\""
+            );
             node.event(json!({"event": "halt-height", "height": state.height}));
-            std::process::exit(0);
+            node.set_heights(state.height, h);
+            drop(state);
+            node.stay_failed();
         }
         if let Some(plan) = chain.plans.iter().find(|p| {
             p.height == h && !state.applied.contains(&p.name) && !skips.contains(&p.height)
@@ -408,9 +463,17 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
                 to: h,
             }),
         }
-        node.height.store(h, Ordering::SeqCst);
+        node.set_heights(h, h);
         node.save(&state);
         drop(state);
+        if cfg.sdk_halt == "exit-after" && halt_height > 0 && h >= halt_height {
+            // v0.47: Commit sees the halt height and the node signals itself; shutting down takes
+            // a moment, during which the RPC still answers. The start command exits 0.
+            println!("halting node per configuration height {halt_height}");
+            node.event(json!({"event": "halt-height", "height": h}));
+            thread::sleep(Duration::from_millis(cfg.shutdown_ms));
+            std::process::exit(0);
+        }
         if cfg.exit_after_height == Some(h) {
             node.event(json!({"event": "exit", "height": h, "code": cfg.exit_code}));
             std::process::exit(cfg.exit_code);
@@ -440,15 +503,12 @@ fn upgrade_needed(node: &Node, plan: &ChainPlan) -> ! {
         "UPGRADE \"{}\" NEEDED at height: {}: {}",
         plan.name, plan.height, plan.info
     );
+    // x/upgrade stops the block at the plan height from executing; the block store holds it.
+    node.set_heights(plan.height - 1, plan.height);
     if node.cfg.halt == "exit" {
         std::process::exit(node.cfg.halt_exit_code);
     }
-    loop {
-        thread::sleep(Duration::from_millis(100));
-        if !node.data.is_dir() {
-            std::process::exit(0);
-        }
-    }
+    node.stay_failed()
 }
 
 fn handle_signals(node: Arc<Node>, set: SigSet) {
@@ -530,18 +590,23 @@ fn answer(node: &Node, mut stream: TcpStream) {
         }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let height = node
-        .height
-        .load(Ordering::SeqCst)
-        .saturating_sub(node.rpc_lag)
-        .to_string();
+    let (app, stored) = node.reported();
     let body = match path.split('?').next().unwrap_or("") {
         "/status" => json!({"jsonrpc": "2.0", "id": -1, "result": {
             "node_info": {"network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
-            "sync_info": {"latest_block_height": height, "catching_up": false},
+            "sync_info": {"latest_block_height": stored.to_string(), "catching_up": false},
         }}),
         "/block" => {
-            json!({"jsonrpc": "2.0", "id": -1, "result": {"block": {"header": {"height": height, "chain_id": "sim-1"}}}})
+            json!({"jsonrpc": "2.0", "id": -1, "result": {"block": {"header": {"height": stored.to_string(), "chain_id": "sim-1"}}}})
+        }
+        // Amino JSON leaves out zero values, as CometBFT does.
+        "/abci_info" => {
+            let mut response =
+                json!({"data": "sim", "version": node.cfg.version, "app_version": "1"});
+            if app > 0 {
+                response["last_block_height"] = json!(app.to_string());
+            }
+            json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}})
         }
         _ => {
             let _ = stream.write_all(

@@ -1,0 +1,107 @@
+//! What wasmvisor prints, and how: output that can never take the supervisor down and text from
+//! outside (plan names, plugin messages) that can never write its own lines or drive a terminal.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::io::Write;
+
+/// Escapes control characters (newlines, carriage returns, terminal escapes, …) as Rust escapes
+/// them in strings, so a name shown on one line stays one line and plain text.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    escape_except(text, &[])
+}
+
+/// The same, keeping the listed characters (a multi-line message of wasmvisor's own keeps `\n`).
+pub fn escape_except<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
+    if !text.chars().any(|c| c.is_control() && !keep.contains(&c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && !keep.contains(&c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// At most `max` characters of `text`, with `…` when it was cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Prints a line on stdout. A reader that went away (`| head`) ends the output quietly; any other
+/// failure (a full disk) is an error for the command to report.
+pub fn line(text: impl Display) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}
+
+/// Prints text on stdout as it is (no newline added), like [`line`].
+pub fn text(text: impl Display) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match write!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}
+
+/// Prints a message of wasmvisor's on stderr. Never fails: a node must run even when nobody can
+/// read wasmvisor's messages (stderr on a full disk, a closed pipe, /dev/full).
+pub fn error(text: impl Display) {
+    let text = text.to_string();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", escape_except(&text, &['\n', '\t']));
+}
+
+/// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if not), so no file wasmvisor opens
+/// later can take their numbers and receive its output.
+pub fn ensure_standard_fds() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    for fd in 0..=2 {
+        // SAFETY: only checks whether the descriptor number is in use.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if fcntl(borrowed, FcntlArg::F_GETFD).is_err() {
+            let mode = if fd == 0 {
+                OFlag::O_RDONLY
+            } else {
+                OFlag::O_WRONLY
+            };
+            // The lowest free number is `fd` itself: every lower one is open by now.
+            if let Ok(null) = nix::fcntl::open(
+                "/dev/null",
+                mode | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            ) {
+                // Keep it open for the life of the process, without close-on-exec so the node
+                // inherits a valid descriptor too.
+                let _ = fcntl(&null, FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+                std::mem::forget(null);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("v2"), "v2");
+        assert_eq!(escape_controls("v2\nINF forged"), "v2\\nINF forged");
+        assert_eq!(escape_controls("\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(escape_except("a\nb\x07", &['\n']), "a\nb\\u{7}");
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
+    }
+}
