@@ -254,8 +254,17 @@ pub fn sync_dir(dir: &Dir) -> io::Result<()> {
 
 /// Bytes free for an unprivileged writer on the filesystem holding `dir`.
 pub fn free_bytes(dir: &Dir) -> io::Result<u64> {
+    Ok(space(dir)?.0)
+}
+
+/// (bytes free for an unprivileged writer, total bytes) of the filesystem holding `dir`.
+pub fn space(dir: &Dir) -> io::Result<(u64, u64)> {
     let stat = nix::sys::statvfs::fstatvfs(dir).map_err(io::Error::from)?;
-    Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+    let unit = stat.fragment_size() as u64;
+    Ok((
+        stat.blocks_available() as u64 * unit,
+        stat.blocks() as u64 * unit,
+    ))
 }
 
 #[cfg(test)]

@@ -208,6 +208,12 @@ impl Journal {
         fsutil::replace(&self.dir, JOURNAL_FILE, &bytes)
     }
 
+    /// A named point outside the phases (`commit`, `launch`, `health`) where the test hook may
+    /// kill the supervisor.
+    pub fn checkpoint(&self, point: &str) {
+        self.hook(point);
+    }
+
     fn hook(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
             crate::output::error(format!(

@@ -458,6 +458,9 @@ impl Supervisor {
                 plan.height - 1
             );
         }
+        if self.launch_after_upgrade {
+            self.journal.checkpoint("launch");
+        }
         let started = Instant::now();
         let mut cmd = Command::new(&path);
         cmd.args(&args);
@@ -488,10 +491,10 @@ impl Supervisor {
             self.prepare_ahead(plan);
         }
 
-        let mut health = self
-            .health_due
-            .take()
-            .map(|plan| tokio::spawn(health_loop(self.plugins.clone(), plan, started)));
+        let mut health = self.health_due.take().map(|plan| {
+            self.journal.checkpoint("health");
+            tokio::spawn(health_loop(self.plugins.clone(), plan, started))
+        });
         let (height_tx, mut height_rx) = watch::channel(self.chain_height);
         let poller = halt_at
             .as_ref()

@@ -525,6 +525,7 @@ impl Supervisor {
         self.journal
             .commit()
             .map_err(|source| io_error(plan, Phase::Launch, "cannot write the journal", source))?;
+        self.journal.checkpoint("commit");
         self.mark_launch_after_upgrade();
         // Manual plans at or below the applied height are done: keep the batch file meaningful.
         if let Ok(batch) = self.layout.read_batch() {

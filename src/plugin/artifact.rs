@@ -34,7 +34,7 @@ pub struct Limits {
 /// The most a node binary, its libraries and their archive are allowed to take: real ones are
 /// tens to a few hundred MiB, so this refuses a decompression bomb long before a disk fills.
 pub const MAX_ARTIFACT: u64 = 2 << 30;
-/// Room always left free on the disk for the node itself.
+/// Room always left free on the disk for the node itself (at most a twentieth of a small disk).
 pub const FREE_MARGIN: u64 = 256 << 20;
 
 impl Default for Limits {
@@ -53,9 +53,10 @@ impl Limits {
     /// These limits, lowered to what the disk holding `dir` can take while keeping
     /// [`FREE_MARGIN`] free.
     pub fn within_free_space(&self, dir: &Dir) -> Limits {
-        let free = crate::fsutil::free_bytes(dir)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(FREE_MARGIN);
+        let free = match crate::fsutil::space(dir) {
+            Ok((free, total)) => free.saturating_sub(FREE_MARGIN.min(total / 20)),
+            Err(_) => u64::MAX,
+        };
         Limits {
             download: self.download.min(free),
             unpacked: self.unpacked.min(free),

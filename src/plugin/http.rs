@@ -153,7 +153,11 @@ pub const MAX_READ: u32 = 1 << 20;
 pub fn read(response: &mut Response, max: u32) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; max.min(MAX_READ) as usize];
     let n = response.body.read(&mut buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::TimedOut {
+        let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+            || e.get_ref()
+                .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+                .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)));
+        if timed_out {
             format!("reading the body: the server sent nothing for too long ({e})")
         } else {
             format!("reading the body: {e}")

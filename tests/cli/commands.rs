@@ -98,7 +98,9 @@ fn add_upgrade_stages_inside_the_tree_whatever_the_name() {
             .join("upgrades/..%2F..%2Fevil/bin/simd")
             .is_file()
     );
-    assert!(!home.path.parent().unwrap().join("evil").exists());
+    // Unescaped, `upgrades/../../evil` would be `$DAEMON_HOME/evil`.
+    assert!(!home.path.join("evil").exists());
+    assert!(!home.root().join("evil").exists());
     for bad in ["..", "."] {
         let out = home.output(&["add-upgrade", bad, bin]);
         assert!(
@@ -162,9 +164,9 @@ fn show_upgrade_info_fixtures() {
         (
             r#"{"name":"v2","time":"0001-01-01T00:00:00Z","height":10,"info":""}"#,
             true,
-            "",
+            "\"height\":10",
         ),
-        (r#"{"name":"v2","height":"10"}"#, true, ""),
+        (r#"{"name":"v2","height":"10"}"#, true, "\"height\":\"10\""),
         ("{}", false, "name"),
         (r#"{"name":"v2"}"#, false, "height"),
         (r#"{"height":10}"#, false, "name"),
@@ -180,11 +182,18 @@ fn show_upgrade_info_fixtures() {
         std::fs::write(home.data().join("upgrade-info.json"), content).unwrap();
         let out = home.output(&["show-upgrade-info"]);
         assert_eq!(out.status.success(), ok, "{content}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains(needle),
-            "{content}: {}",
-            text(&out.stderr)
+        // A valid file is printed as it is; an invalid one is printed and named on stderr.
+        assert_eq!(
+            text(&out.stdout).trim_end(),
+            content.trim_end(),
+            "{content}"
         );
+        let report = if ok {
+            text(&out.stdout)
+        } else {
+            text(&out.stderr)
+        };
+        assert!(report.contains(needle), "{content}: {report}");
     }
 }
 

@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 pub const WASMVISOR: &str = env!("CARGO_BIN_EXE_wasmvisor");
 pub const SIM: &str = env!("CARGO_BIN_EXE_wasmvisor-node-sim");
@@ -96,6 +97,15 @@ impl Home {
         .unwrap();
     }
 
+    /// One governance plan whose `info` is `info` (a binaries map, say).
+    pub fn chain_with_info(&self, name: &str, height: u64, info: &str) {
+        std::fs::write(
+            self.data().join("sim-chain.json"),
+            json!({"plans": [{"name": name, "height": height, "info": info}]}).to_string(),
+        )
+        .unwrap();
+    }
+
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(WASMVISOR);
         cmd.args(args)
@@ -131,17 +141,6 @@ impl Home {
             child: Some(cmd.spawn().expect("wasmvisor starts")),
             err,
         }
-    }
-
-    pub fn state(&self) -> Value {
-        std::fs::read(self.data().join("sim-state.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    pub fn height(&self) -> u64 {
-        self.state()["height"].as_u64().unwrap_or(0)
     }
 
     /// The node's history: [(version, first height, last height)].
@@ -331,4 +330,76 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+// Plugins, archives and plans with binaries, for the download tests.
+
+pub const PLUGINS: &str = env!("WASMVISOR_PLUGINS_DIR");
+
+pub fn wasm(crate_name: &str) -> PathBuf {
+    Path::new(PLUGINS).join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The platform key of Cosmovisor's binaries map for this machine.
+pub fn platform() -> String {
+    let p = wasmvisor::plugin::platform();
+    format!("{}/{}", p.os, p.arch)
+}
+
+/// A tar.gz holding `bin/simd` (the simulator's wrapper) and its `bin/sim.json`.
+pub fn sim_archive(home: &Home, config: Value) -> Vec<u8> {
+    sim_archive_with_payload(home, config, 0)
+}
+
+/// The same with `lib/payload`, `payload` incompressible bytes beside the binary.
+pub fn sim_archive_with_payload(home: &Home, config: Value, payload: usize) -> Vec<u8> {
+    let pkg = home.path.join("pkg");
+    let name = config["version"].as_str().unwrap().to_string();
+    let mut config = config;
+    if config.get("block_ms").is_none() {
+        config["block_ms"] = json!(50);
+    }
+    wasmvisor::demo::install(&pkg, &name, Path::new(SIM), &config).unwrap();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for file in ["bin/simd", "bin/sim.json"] {
+        builder
+            .append_path_with_name(pkg.join(&name).join(file), file)
+            .unwrap();
+    }
+    if payload > 0 {
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let bytes: Vec<u8> = (0..payload)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "lib/payload", &bytes[..])
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A governance plan at `height` whose info maps this platform to `url`.
+pub fn plan_with_binary(home: &Home, name: &str, height: u64, url: &str) {
+    let info = json!({"binaries": {platform(): url}}).to_string();
+    std::fs::write(
+        home.data().join("sim-chain.json"),
+        json!({"plans": [{"name": name, "height": height, "info": info}]}).to_string(),
+    )
+    .unwrap();
 }

@@ -5,6 +5,7 @@ mod harness;
 mod commands;
 mod config;
 mod crash;
+mod hardening;
 mod manual;
 mod plugins;
 mod process;

@@ -13,6 +13,9 @@ struct Files {
     redirects: HashMap<String, String>,
     /// Cut the next response for a path after this many body bytes.
     cut_once: HashMap<String, usize>,
+    /// Stop sending a path's body after this many bytes and hold the connection open: the next
+    /// `n` responses (`usize::MAX`: all of them).
+    stall: HashMap<String, (usize, usize)>,
     /// Answer 503 this many times first.
     unavailable: usize,
     /// Every request line with its Range header, in order.
@@ -62,6 +65,16 @@ impl Server {
             .unwrap()
             .cut_once
             .insert(path.into(), after);
+    }
+
+    /// The next `times` responses for `path` send `after` body bytes, then nothing, with the
+    /// connection left open (a stalled download).
+    pub fn stall(&self, path: &str, after: usize, times: usize) {
+        self.files
+            .lock()
+            .unwrap()
+            .stall
+            .insert(path.into(), (after, times));
     }
 
     pub fn unavailable(&self, times: usize) {
@@ -117,6 +130,13 @@ fn serve(mut stream: TcpStream, files: &Mutex<Files>) {
         return;
     };
     let cut = f.cut_once.remove(&path);
+    let stall = match f.stall.get_mut(&path) {
+        Some((after, times)) if *times > 0 => {
+            *times = times.saturating_sub(1);
+            Some(*after)
+        }
+        _ => None,
+    };
     drop(f);
     let (status, body, extra) = match range_from {
         Some(from) if from < blob.len() => (
@@ -135,5 +155,14 @@ fn serve(mut stream: TcpStream, files: &Mutex<Files>) {
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         body.len()
     );
+    if let Some(after) = stall {
+        let _ = stream.write_all(&body[..after.min(body.len())]);
+        let _ = stream.flush();
+        // Silence, with the connection open, until the client gives up (or a long while).
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(120)));
+        let mut sink = [0u8; 64];
+        let _ = std::io::Read::read(&mut stream, &mut sink);
+        return;
+    }
     let _ = stream.write_all(&body[..cut.unwrap_or(body.len()).min(body.len())]);
 }
