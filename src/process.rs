@@ -102,6 +102,97 @@ impl Reaper {
     }
 }
 
+impl Reaper {
+    /// Children of wasmvisor that no handle waits for: processes a stopped node left behind
+    /// (adopted, see [`adopt_orphans`]).
+    fn strays(&self) -> Vec<Pid> {
+        let ours: Vec<i32> = {
+            let table = self.table.lock().expect("reaper table");
+            table.waiting.keys().copied().collect()
+        };
+        children()
+            .into_iter()
+            .filter(|pid| !ours.contains(pid))
+            .map(Pid::from_raw)
+            .collect()
+    }
+
+    /// Stops what the node left behind: SIGTERM to each stray (and its group, when it leads
+    /// one), up to `grace` for them to go, then SIGKILL. The reaper collects them as usual.
+    pub async fn stop_strays(&self, grace: Duration) {
+        let strays = self.strays();
+        if strays.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            pids = ?strays.iter().map(|p| p.as_raw()).collect::<Vec<_>>(),
+            "the node left processes behind (they left its process group); stopping them too"
+        );
+        let send = |sig: Signal| {
+            for pid in &strays {
+                let _ = signal::kill(*pid, sig);
+                if nix::unistd::getpgid(Some(*pid)) == Ok(*pid) {
+                    let _ = signal::killpg(*pid, sig);
+                }
+            }
+        };
+        send(Signal::SIGTERM);
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline {
+            if strays.iter().all(|p| !self.strays().contains(p)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        send(Signal::SIGKILL);
+    }
+}
+
+/// Makes wasmvisor the parent of every process its children orphan (PR_SET_CHILD_SUBREAPER):
+/// a node's helper that left the node's process group with `setsid` would otherwise outlive
+/// the node unseen. As PID 1 in a container this is already so.
+pub fn adopt_orphans() {
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::debug!("cannot become a subreaper: {e}");
+    }
+}
+
+/// The pids whose parent is this process.
+fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    // `/proc/self/task/*/children` lists them cheaply; where the kernel lacks it, scan /proc.
+    let mut pids = Vec::new();
+    let mut found_file = false;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                found_file = true;
+                pids.extend(
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    if found_file {
+        return pids;
+    }
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(me))
+        .collect()
+}
+
+/// Field 4 of `/proc/<pid>/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn reap(table: &Mutex<Table>) {
     let mut table = table.lock().expect("reaper table");
     loop {

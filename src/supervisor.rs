@@ -178,6 +178,7 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             what: "cannot watch child processes".into(),
             source,
         })?;
+        process::adopt_orphans();
         let watcher = Watcher::start(
             &cfg.home.join("data"),
             &layout.data,
@@ -513,7 +514,7 @@ impl Supervisor {
         let ended = loop {
             tokio::select! {
                 exit = node.wait() => {
-                    node_record::clear(&self.layout.root);
+                    self.node_gone().await;
                     // The poller may have seen a height that this loop has not taken yet.
                     self.note_height(*height_rx.borrow_and_update(), halt_at.as_ref());
                     break self.after_exit(exit, halt_at.as_ref(), node).await;
@@ -535,7 +536,7 @@ impl Supervisor {
                     let Ok(verdict) = verdict else { continue };
                     if self.on_health(verdict) {
                         node.stop(self.cfg.shutdown_grace).await;
-                        node_record::clear(&self.layout.root);
+                        self.node_gone().await;
                         break Ended::Exit(HEALTH_EXIT_CODE);
                     }
                 }
@@ -568,7 +569,7 @@ impl Supervisor {
                                 "manual upgrades changed: restarting the node so it halts at the right height"
                             );
                             node.stop(self.cfg.shutdown_grace).await;
-                            node_record::clear(&self.layout.root);
+                            self.node_gone().await;
                             break Ended::Relaunch;
                         }
                         Decision::Refuse { plan, reason } => {
@@ -587,6 +588,12 @@ impl Supervisor {
             tracing::warn!("the node's run ended before the health check gave its verdict");
         }
         Ok(ended)
+    }
+
+    /// The node has exited: forget its record and stop whatever it left behind.
+    pub(crate) async fn node_gone(&mut self) {
+        node_record::clear(&self.layout.root);
+        self.reaper.stop_strays(self.cfg.shutdown_grace).await;
     }
 
     /// Takes a height the poller read, and keeps it in the journal while a manual upgrade is

@@ -205,7 +205,7 @@ impl Supervisor {
         let t = Instant::now();
         if let Some(mut node) = node {
             let exit = node.stop(self.cfg.shutdown_grace).await;
-            crate::node_record::clear(&self.layout.root);
+            self.node_gone().await;
             tracing::info!(status = %exit, "node stopped");
         }
         self.done(Phase::Stop, t.elapsed());

@@ -112,3 +112,31 @@ fn a_second_supervisor_on_the_same_home_is_refused() {
     assert_eq!(home.events_of("start").len(), 1);
     first.stop();
 }
+
+#[test]
+fn helpers_the_node_left_behind_are_stopped_with_it() {
+    let home = Home::new();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "spawn_daemon": true}),
+    );
+    let run = home.run(&[]);
+    home.wait_for("the node's helper", Duration::from_secs(20), |h| {
+        !h.events_of("daemon").is_empty()
+    });
+    let helper = home.events_of("daemon")[0]["daemon_pid"].as_u64().unwrap();
+    let alive = |pid: u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+    };
+    assert!(alive(helper));
+    let out = run.stop();
+    home.wait_for("the helper to be gone", Duration::from_secs(20), |_| {
+        !alive(helper)
+    });
+    assert!(
+        out.stderr.contains("left processes behind"),
+        "{}",
+        out.stderr
+    );
+}

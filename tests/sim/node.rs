@@ -61,6 +61,9 @@ struct SimConfig {
     sdk_halt: String,
     /// For `exit-after`: how long the RPC stays up between the halt and the exit.
     shutdown_ms: u64,
+    /// Start a helper that leaves the node's process group and session (`setsid`), as a
+    /// daemonising child would.
+    spawn_daemon: bool,
 }
 
 impl Default for SimConfig {
@@ -85,6 +88,7 @@ impl Default for SimConfig {
             rpc_lag_runs: 0,
             sdk_halt: "before".into(),
             shutdown_ms: 300,
+            spawn_daemon: false,
         }
     }
 }
@@ -404,6 +408,22 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
     {
         let node = node.clone();
         thread::spawn(move || handle_signals(node, signals));
+    }
+    if cfg.spawn_daemon {
+        use std::os::unix::process::CommandExt;
+        let mut helper = std::process::Command::new("sleep");
+        helper.arg("300");
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            helper.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        if let Ok(child) = helper.spawn() {
+            node.event(json!({"event": "daemon", "daemon_pid": child.id()}));
+        }
     }
     if cfg.rpc_port != 0 {
         let node = node.clone();
