@@ -140,3 +140,52 @@ fn helpers_the_node_left_behind_are_stopped_with_it() {
         out.stderr
     );
 }
+
+#[test]
+fn a_stop_signal_in_the_first_milliseconds_is_a_stop_request_not_a_death() {
+    let home = Home::new();
+    let exe = std::fs::canonicalize(WASMVISOR).unwrap();
+    for _ in 0..10 {
+        let mut child = home
+            .cmd(&["run", "start", "--home", home.path.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // As soon as wasmvisor's first instruction has run: it holds the stop signals back
+        // (SigBlk shows SIGTERM, bit 15) long before any handler or anything else exists.
+        let status = format!("/proc/{}/status", child.id());
+        let started = std::time::Instant::now();
+        let holds_term = || {
+            let text = std::fs::read_to_string(&status).unwrap_or_default();
+            std::fs::read_link(format!("/proc/{}/exe", child.id()))
+                .ok()
+                .as_deref()
+                == Some(exe.as_path())
+                && text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("SigBlk:"))
+                    .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                    .is_some_and(|m| m & (1 << (SIGTERM - 1)) != 0)
+        };
+        while !holds_term() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "wasmvisor never held SIGTERM back"
+            );
+            std::thread::yield_now();
+        }
+        signal(child.id(), SIGTERM);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(143), None),
+            "wasmvisor died by the signal instead of handling it"
+        );
+    }
+    assert!(
+        home.events_of("start").is_empty(),
+        "no node is launched after a stop request"
+    );
+}
