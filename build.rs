@@ -1,9 +1,11 @@
-//! Builds the plugins in `plugins/` into WebAssembly components (`wasm32-wasip2`, release) so
-//! that `cargo build` alone gives a working wasmvisor: the bundled default plugins are embedded
-//! in the binary, and the tests find the others in `WASMVISOR_PLUGINS_DIR`.
+//! Builds what wasmvisor is built with, so that `cargo build` alone gives a working wasmvisor:
 //!
-//! The plugins are their own workspace, built by a nested cargo into `<target>/wasm-plugins`.
-//! When the `wasm32-wasip2` target is missing, it is added with rustup first.
+//! - the plugins in `plugins/` as WebAssembly components (`wasm32-wasip2`, release): the bundled
+//!   default plugins are embedded in the binary, and the tests find the others in
+//!   `WASMVISOR_PLUGINS_DIR`. They are their own workspace, built by a nested cargo into
+//!   `<target>/wasm-plugins`; when the `wasm32-wasip2` target is missing, it is added with rustup.
+//! - the node simulator (`tests/sim`, release) that `demo`, the tests and the benchmarks
+//!   supervise, into `<target>/sim`: `WASMVISOR_SIM` is its path.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,8 @@ fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed=wit");
+    println!("cargo:rerun-if-changed=tests/sim/src");
+    println!("cargo:rerun-if-changed=tests/sim/Cargo.toml");
     for entry in [
         "Cargo.toml",
         "Cargo.lock",
@@ -39,13 +43,49 @@ fn main() {
         .map_or_else(|| out.join("wasm-plugins"), |t| t.join("wasm-plugins"));
 
     ensure_target();
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
+    let mut cmd = nested_cargo();
     cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
-    // The nested build is for another target: nothing of the host's build settings applies.
+    run(
+        cmd,
+        &format!("building the plugins in {} for {TARGET}", plugins.display()),
+    );
+    let built = target_dir.join(TARGET).join("release");
+    println!("cargo:rustc-env=WASMVISOR_PLUGINS_DIR={}", built.display());
+    for name in ["wasmvisor_plugin_cosmovisor", "wasmvisor_plugin_http"] {
+        let wasm = built.join(format!("{name}.wasm"));
+        assert!(wasm.is_file(), "{} was not built", wasm.display());
+    }
+
+    // The simulator, for the host, into its own target folder (the outer build holds this one).
+    let sim_dir = target_dir.with_file_name("sim");
+    let mut cmd = nested_cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "--bin",
+        "wasmvisor-node-sim",
+        "--manifest-path",
+    ])
+    .arg(root.join("tests/sim/Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&sim_dir);
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    run(cmd, "building the node simulator in tests/sim");
+    let sim = sim_dir.join("release/wasmvisor-node-sim");
+    assert!(sim.is_file(), "{} was not built", sim.display());
+    println!("cargo:rustc-env=WASMVISOR_SIM={}", sim.display());
+}
+
+/// A cargo for a nested build: none of the outer build's settings (target, profile, flags)
+/// applies to it.
+fn nested_cargo() -> Command {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
         if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
@@ -57,20 +97,15 @@ fn main() {
             cmd.env_remove(key.as_ref());
         }
     }
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) {
     let status = cmd
         .status()
-        .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: cannot run cargo: {e}"));
     if !status.success() {
-        panic!(
-            "building the plugins in {} for {TARGET} failed ({status}); the errors are above",
-            plugins.display()
-        );
-    }
-    let built = target_dir.join(TARGET).join("release");
-    println!("cargo:rustc-env=WASMVISOR_PLUGINS_DIR={}", built.display());
-    for name in ["wasmvisor_plugin_cosmovisor", "wasmvisor_plugin_http"] {
-        let wasm = built.join(format!("{name}.wasm"));
-        assert!(wasm.is_file(), "{} was not built", wasm.display());
+        panic!("{what} failed ({status}); the errors are above");
     }
 }
 

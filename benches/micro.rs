@@ -10,18 +10,17 @@ use std::path::Path;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use criterion::{Criterion, criterion_group, criterion_main};
-use wasmvisor::journal::{Journal, Phase};
-use wasmvisor::plan::{self, Plan};
+use wasmvisor::bench::{Download, Journal, Phase, Plan, parse_plan, point_current};
 use wasmvisor::plugin::{
-    ArchiveFormat, Artifact, Host, Output, PluginSpec, Request, Staged, World, platform,
+    ArchiveFormat, Artifact, Host, PluginSpec, Request, Resolver, Source, Staged, World, platform,
 };
 
 fn plugins(c: &mut Criterion) {
     let host = Host::new(None).expect("engine");
-    let resolver = host
+    let resolver: Resolver = host
         .load(&PluginSpec::bundled(World::Resolver, "cosmovisor"))
         .expect("loads");
-    let source = host
+    let source: Source = host
         .load(&PluginSpec::bundled(World::Source, "http"))
         .expect("loads");
     let request = Request {
@@ -56,7 +55,7 @@ fn plugins(c: &mut Criterion) {
     let path = dir.path().join("out");
     c.bench_function("plugin/http fetch, unsupported URL (fresh instance)", |b| {
         b.iter_batched(
-            || Output::open_path(&path, false, 1 << 20, "bench").unwrap(),
+            || Download::open_path(&path, false, 1 << 20, "bench").unwrap(),
             |out| host.fetch(&source, black_box(&artifact), out, &call),
             criterion::BatchSize::SmallInput,
         )
@@ -77,7 +76,7 @@ fn swap(c: &mut Criterion) {
         b.iter(|| {
             flip = !flip;
             let target = if flip { "upgrades/a" } else { "upgrades/b" };
-            wasmvisor::swap::point_current(&root, Path::new(target)).unwrap()
+            point_current(&root, Path::new(target)).unwrap()
         })
     });
 }
@@ -85,10 +84,10 @@ fn swap(c: &mut Criterion) {
 fn parsing(c: &mut Criterion) {
     let info = br#"{"name":"v2","time":"0001-01-01T00:00:00Z","height":"1234567","info":"{\"binaries\":{\"linux/amd64\":\"https://example.com/gaiad?checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000\"}}"}"#;
     c.bench_function("plan/parse upgrade-info.json", |b| {
-        b.iter(|| plan::parse(black_box(info)))
+        b.iter(|| parse_plan(black_box(info)))
     });
     c.bench_function("plan/parse half-written upgrade-info.json", |b| {
-        b.iter(|| plan::parse(black_box(&info[..info.len() / 2])))
+        b.iter(|| parse_plan(black_box(&info[..info.len() / 2])))
     });
 }
 

@@ -6,9 +6,11 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
+use wasmvisor::bench::Download;
 use wasmvisor::plugin::{
     ArchiveFormat, Artifact, Host, Plan, PluginSpec, Request, Staged, World, bundled, platform,
 };
+use wasmvisor::plugin::{Resolver, Source};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -66,28 +68,31 @@ fn main() {
             deserialize.push(t.elapsed());
             drop(c);
         }
-        let loaded = host.load(&PluginSpec::bundled(world, name)).expect("loads");
+        let spec = PluginSpec::bundled(world, name);
         let mut calls = Vec::new();
-        for i in 0..2000 {
-            let t = Instant::now();
-            match world {
-                World::Resolver => {
+        match world {
+            World::Resolver => {
+                let loaded: Resolver = host.load(&spec).expect("loads");
+                for _ in 0..2000 {
+                    let t = Instant::now();
                     host.resolve(&loaded, &request, None, &call)
                         .expect("answers");
-                }
-                _ => {
-                    let path = scratch.with_extension(format!("{i}"));
-                    let out = wasmvisor::plugin::Output::open_path(&path, false, 1 << 20, "bench")
-                        .expect("scratch file");
-                    let t2 = Instant::now();
-                    let (_, r) = host.fetch(&loaded, &artifact, out, &call);
-                    calls.push(t2.elapsed());
-                    let _ = std::fs::remove_file(&path);
-                    r.expect("answers").expect_err("not an http URL");
-                    continue;
+                    calls.push(t.elapsed());
                 }
             }
-            calls.push(t.elapsed());
+            _ => {
+                let loaded: Source = host.load(&spec).expect("loads");
+                for i in 0..2000 {
+                    let path = scratch.with_extension(format!("{i}"));
+                    let out =
+                        Download::open_path(&path, false, 1 << 20, "bench").expect("scratch file");
+                    let t = Instant::now();
+                    let (_, r) = host.fetch(&loaded, &artifact, out, &call);
+                    calls.push(t.elapsed());
+                    let _ = std::fs::remove_file(&path);
+                    r.expect("answers").expect_err("not an http URL");
+                }
+            }
         }
         for v in [&mut compile, &mut deserialize, &mut calls] {
             v.sort();

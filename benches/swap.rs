@@ -16,14 +16,18 @@
 //! `cargo bench --bench swap` (WASMVISOR_BENCH_UPGRADES=N to change the 200 upgrades per set-up).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const WASMVISOR: &str = env!("CARGO_BIN_EXE_wasmvisor");
-const SIM: &str = env!("CARGO_BIN_EXE_wasmvisor-node-sim");
+#[path = "../tests/harness/mod.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use harness::{Home, WASMVISOR, free_port};
+
 const PLUGINS_DIR: &str = env!("WASMVISOR_PLUGINS_DIR");
 const BLOCK_MS: u64 = 20;
 const PHASES: &[&str] = &[
@@ -37,30 +41,9 @@ const PHASES: &[&str] = &[
     "health",
 ];
 
-struct Home {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Home {
-    fn root(&self) -> PathBuf {
-        self.path.join("cosmovisor")
-    }
-    fn data(&self) -> PathBuf {
-        self.path.join("data")
-    }
-}
-
 /// A tree with genesis and `n` staged upgrades `u1..un`; plan `ui` is at height 2i+1.
 fn home(n: usize, rpc_port: u16) -> Home {
-    let dir = tempfile::Builder::new()
-        .prefix("wasmvisor-bench")
-        .tempdir()
-        .unwrap();
-    let path = dir.path().to_path_buf();
-    std::fs::create_dir_all(path.join("data")).unwrap();
-    let root = path.join("cosmovisor");
-    let sim = Path::new(SIM);
+    let home = Home::new();
     let base = json!({"block_ms": BLOCK_MS, "rpc_port": rpc_port, "halt": "stay"});
     let with = |mut extra: Value| {
         for (k, v) in base.as_object().unwrap() {
@@ -68,13 +51,7 @@ fn home(n: usize, rpc_port: u16) -> Home {
         }
         extra
     };
-    wasmvisor::demo::install(
-        &root,
-        "genesis",
-        sim,
-        &with(json!({"version": "genesis", "ordinal": 1})),
-    )
-    .unwrap();
+    home.install("genesis", with(json!({"version": "genesis", "ordinal": 1})));
     let mut plans = Vec::new();
     for i in 1..=n {
         let name = format!("u{i}");
@@ -82,46 +59,22 @@ fn home(n: usize, rpc_port: u16) -> Home {
         // poll period), so the upgrades do not fall into step with the polling.
         let mut config = with(json!({"version": name, "ordinal": i + 1, "handles": name}));
         config["block_ms"] = json!(10 + (i * 37) % 151);
-        wasmvisor::demo::install(&root, &format!("upgrades/{name}"), sim, &config).unwrap();
-        plans.push(json!({"name": name, "height": 2 * i + 1, "info": ""}));
+        home.install(&format!("upgrades/{name}"), config);
+        plans.push((name, 2 * i as u64 + 1));
     }
-    std::os::unix::fs::symlink("genesis", root.join("current")).unwrap();
-    std::fs::write(
-        path.join("data/sim-chain.json"),
-        json!({"plans": plans}).to_string(),
-    )
-    .unwrap();
-    Home { _dir: dir, path }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn events(home: &Home) -> Vec<Value> {
-    std::fs::read_to_string(home.data().join("sim-events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    let plans: Vec<(&str, u64)> = plans.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+    home.chain(&plans);
+    home
 }
 
 /// Whether the last upgrade's binary has committed past its plan.
 fn finished(home: &Home, n: usize) -> bool {
-    let state: Value = std::fs::read(home.data().join("sim-state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    state["height"].as_u64().unwrap_or(0) > 2 * n as u64 + 1
+    home.height() > 2 * n as u64 + 1
 }
 
 /// upgrade name → milliseconds from upgrade-info.json written to the new binary's first instruction.
 fn totals(home: &Home) -> BTreeMap<String, f64> {
-    let events = events(home);
+    let events = home.events();
     let mut needed = BTreeMap::new();
     let mut born = BTreeMap::new();
     for e in &events {
@@ -190,7 +143,8 @@ struct Run {
 /// upgrade name → milliseconds from upgrade-info.json written to wasmvisor seeing it (both
 /// stamped with CLOCK_MONOTONIC; the journal's `detect` is the file's age by its coarse mtime).
 fn detections(home: &Home, log: &Path) -> BTreeMap<String, f64> {
-    let needed: BTreeMap<String, u64> = events(home)
+    let needed: BTreeMap<String, u64> = home
+        .events()
         .iter()
         .filter(|e| e["event"] == "upgrade-needed")
         .map(|e| {

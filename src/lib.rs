@@ -1,33 +1,34 @@
 //! wasmvisor: a drop-in replacement for Cosmovisor that upgrades Cosmos SDK nodes at exactly the
 //! right moment and switches binaries atomically.
 //!
-//! The binary is a thin layer over these modules; each has one job.
+//! The binary is a thin layer over these modules. Dependencies point one way:
+//! `cli` → `supervisor` → `upgrade` → `node`, `tree`, `artifact`, `plugin` → `config` and the
+//! leaf utilities (`fs`, `cancel`, `duration`, `output`, `logging`). `plugin` is a sandbox that
+//! knows nothing of the home it serves.
 
-pub mod backup;
+pub(crate) mod artifact;
 pub mod cancel;
 pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod decide;
-pub mod demo;
+pub(crate) mod config;
 pub mod duration;
-pub mod fsutil;
-pub mod journal;
-pub mod layout;
-pub mod lock;
-pub mod logging;
-pub mod node_record;
-pub mod output;
-pub mod plan;
+pub(crate) mod fs;
+pub(crate) mod logging;
+pub(crate) mod node;
+pub(crate) mod output;
 pub mod plugin;
-pub mod plugin_commands;
-pub mod process;
-pub mod rpc;
-pub mod status;
-pub mod supervisor;
-pub mod swap;
-pub mod upgrade;
-pub mod watch;
+pub(crate) mod supervisor;
+pub(crate) mod tree;
+pub(crate) mod upgrade;
+
+/// What the benchmarks measure directly, beside the plugin host: the download file, the swap,
+/// plan parsing and the journal.
+pub mod bench {
+    pub use crate::artifact::Download;
+    pub use crate::tree::journal::{Journal, Phase};
+    pub use crate::tree::plans::parse as parse_plan;
+    pub use crate::tree::swap::point_current;
+    pub use crate::tree::{Plan, Read};
+}
 
 /// The Cosmovisor release whose behaviour wasmvisor follows.
 pub const COSMOVISOR_COMPAT: &str = "v1.7.1";

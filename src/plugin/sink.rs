@@ -1,213 +1,29 @@
-//! The `output` resource a source writes into: a file that is hashed as it grows and capped in
-//! size. A partial file left by an interrupted fetch is hashed again and resumed.
+//! The `output` resource a source writes into. The host decides what is behind it (a file that
+//! is hashed as it grows, for downloads): the sandbox only passes the bytes on.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::any::Any;
 
-use sha2::{Digest, Sha256, Sha512};
-
-/// The digest being computed, of the algorithm the artifact's checksum names (sha256 without one).
-#[derive(Clone)]
-pub enum Hasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
+/// Where a source's bytes go.
+pub trait Sink: Any + Send {
+    /// Appends bytes. An error (a size limit) tells the source to stop.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String>;
+    /// Bytes already held (more than zero when resuming).
+    fn written(&self) -> u64;
+    /// Discards what was written.
+    fn reset(&mut self);
 }
 
-impl Hasher {
-    pub fn new(sha512: bool) -> Hasher {
-        if sha512 {
-            Hasher::Sha512(Sha512::new())
-        } else {
-            Hasher::Sha256(Sha256::new())
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    pub fn hex(&self) -> String {
-        match self.clone() {
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
-    }
-}
-
-pub struct Output {
-    /// The file's name, for messages.
-    pub path: PathBuf,
-    file: File,
-    hasher: Hasher,
-    sha512: bool,
-    written: u64,
-    limit: u64,
-    /// Set when a write went over the size limit: the partial file is worthless.
-    pub over_limit: bool,
-    progress: Progress,
-}
+/// The resource handed to a source for one call.
+pub struct Output(pub(super) Box<dyn Sink>);
 
 impl Output {
-    /// Opens (or resumes) the partial file `name` in `dir`, never through a symlink and only
-    /// if it is a regular file.
-    pub fn open(
-        dir: &cap_std::fs::Dir,
-        name: &str,
-        sha512: bool,
-        limit: u64,
-        label: &str,
-    ) -> io::Result<Output> {
-        use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
-        let mut options = cap_std::fs::OpenOptions::new();
-        options
-            .read(true)
-            .append(true)
-            .create(true)
-            .follow(FollowSymlinks::No);
-        let file = dir.open_with(name, &options)?.into_std();
-        Self::from_file(file, Path::new(name), sha512, limit, label)
+    pub(super) fn new(sink: impl Sink) -> Output {
+        Output(Box::new(sink))
     }
 
-    /// Opens (or resumes) a file anywhere: `plugin call`'s `--out`.
-    pub fn open_path(path: &Path, sha512: bool, limit: u64, label: &str) -> io::Result<Output> {
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        Self::from_file(file, path, sha512, limit, label)
-    }
-
-    fn from_file(
-        mut file: File,
-        path: &Path,
-        sha512: bool,
-        limit: u64,
-        label: &str,
-    ) -> io::Result<Output> {
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        let mut hasher = Hasher::new(sha512);
-        let mut written = 0u64;
-        file.seek(SeekFrom::Start(0))?;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            written += n as u64;
-        }
-        Ok(Output {
-            path: path.to_path_buf(),
-            file,
-            hasher,
-            sha512,
-            written,
-            limit,
-            over_limit: false,
-            progress: Progress::new(label),
-        })
-    }
-
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let after = self.written + bytes.len() as u64;
-        if after > self.limit {
-            self.over_limit = true;
-            return Err(format!(
-                "the artifact is larger than the limit of {} bytes",
-                self.limit
-            ));
-        }
-        self.file
-            .write_all(bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
-        self.hasher.update(bytes);
-        self.written = after;
-        self.progress.update(after);
-        Ok(())
-    }
-
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
-    pub fn reset(&mut self) {
-        if self.file.set_len(0).is_ok() {
-            self.written = 0;
-            self.hasher = Hasher::new(self.sha512);
-        }
-    }
-
-    /// The digest of everything written, after syncing the file.
-    pub fn finish(mut self) -> io::Result<(PathBuf, u64, String)> {
-        self.file.flush()?;
-        self.file.sync_all()?;
-        self.progress.done(self.written);
-        Ok((self.path, self.written, self.hasher.hex()))
-    }
-}
-
-/// Progress of a long transfer: a bar on a terminal, a log line every few seconds otherwise.
-struct Progress {
-    label: String,
-    started: Instant,
-    last: Instant,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(label: &str) -> Progress {
-        use std::io::IsTerminal;
-        Progress {
-            label: label.to_string(),
-            started: Instant::now(),
-            last: Instant::now(),
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn update(&mut self, bytes: u64) {
-        let every = if self.terminal {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(5)
-        };
-        if self.last.elapsed() < every {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = bytes as f64 / secs / (1 << 20) as f64;
-        if self.terminal {
-            let mib = bytes as f64 / (1 << 20) as f64;
-            let filled = ((mib as usize) % 30) + 1;
-            // Progress is decoration: a terminal that cannot take it is no error.
-            let _ = write!(
-                io::stderr(),
-                "\r{} [{:<30}] {mib:.1} MiB {rate:.1} MiB/s",
-                self.label,
-                "#".repeat(filled)
-            );
-        } else {
-            tracing::info!(artifact = %self.label, bytes, rate_mib_s = format!("{rate:.1}"), "downloading");
-        }
-    }
-
-    fn done(&self, bytes: u64) {
-        if self.terminal && self.last != self.started {
-            let _ = writeln!(io::stderr());
-        }
-        tracing::info!(artifact = %self.label, bytes, took = ?self.started.elapsed(), "downloaded");
+    /// The sink that went in, back as its own type.
+    pub(super) fn into_inner<S: Sink>(self) -> Option<S> {
+        let any: Box<dyn Any> = self.0;
+        any.downcast::<S>().ok().map(|b| *b)
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::harness::serve::Server;
 use crate::harness::*;
-use crate::serve::Server;
 
 /// Every point of the default path where the test hook can kill wasmvisor: each phase as it is
 /// journaled and once its work is done, the commit, the launch of the upgraded node and the

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::harness::serve::Server;
 use crate::harness::*;
-use crate::serve::Server;
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into()

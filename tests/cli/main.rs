@@ -1,5 +1,6 @@
 //! Integration tests: the real `wasmvisor` binary supervising the simulated node.
 
+#[path = "../harness/mod.rs"]
 mod harness;
 
 mod commands;
@@ -9,5 +10,4 @@ mod hardening;
 mod manual;
 mod plugins;
 mod process;
-mod serve;
 mod upgrade;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::harness::serve::Server;
 use crate::harness::*;
-use crate::serve::Server;
 
 fn status(home: &Home) -> Value {
     let out = home.output(&["status", "--json"]);

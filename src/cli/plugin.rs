@@ -1,0 +1,289 @@
+//! `wasmvisor plugin list|check|compile|call`: the configured plugins, checked, compiled and
+//! tried one at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::artifact::{Download, Limits};
+use crate::cancel::Cancel;
+use crate::config::Config;
+use crate::plugin::{
+    ArchiveFormat, Artifact, Call, Checksum, Decision, HashAlgorithm, Health, Host, PluginSet,
+    World,
+};
+use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
+use crate::tree::{Layout, Plan, Read};
+use crate::upgrade::plugins::{cache_dir, configured, load};
+
+pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), String> {
+    let plugins = configured(cfg, over)?;
+    let rows: Vec<Value> = plugins
+        .all()
+        .map(|p| {
+            json!({
+                "world": p.world,
+                "name": p.name,
+                "path": p.origin.to_string(),
+                "sha256_pin": p.sha256,
+                "allow_hosts": p.allow_hosts,
+                "dirs": p.dirs.iter().map(|(h, g)| format!("{} -> {g}", h.display())).collect::<Vec<_>>(),
+                "settings": p.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+                "memory": p.memory,
+                "timeout_ms": p.timeout.as_millis() as u64,
+            })
+        })
+        .collect();
+    if json_out {
+        return crate::output::line(json!({"file": plugins.file, "plugins": rows}));
+    }
+    match &plugins.file {
+        Some(f) => crate::output::line(format!("plugin configuration: {}", f.display()))?,
+        None => crate::output::line("plugin configuration: none (the bundled defaults)")?,
+    }
+    for p in plugins.all() {
+        crate::output::line(format!(
+            "{:<9} {:<16} {}  memory {} MiB, timeout {}, hosts [{}]{}",
+            p.world.as_str(),
+            p.name,
+            p.origin,
+            p.memory >> 20,
+            crate::duration::format(p.timeout),
+            p.allow_hosts.join(", "),
+            if p.dirs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", dirs [{}]",
+                    p.dirs
+                        .iter()
+                        .map(|(h, g)| format!("{} -> {g}", h.display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ))?;
+    }
+    Ok(())
+}
+
+/// `check` and `compile`: load every plugin (compiling into the cache what is not there yet).
+pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
+    let plugins = configured(cfg, over)?;
+    let started = Instant::now();
+    let set = load(cfg, &plugins, Cancel::new())?;
+    let summary = set.summary();
+    for (world, name, digest, cached) in &summary {
+        crate::output::line(format!(
+            "ok  {:<9} {:<16} sha256 {}  {}",
+            world.as_str(),
+            name,
+            &digest[..16],
+            if *cached {
+                "compiled code from the cache"
+            } else {
+                "compiled now, cached"
+            }
+        ))?;
+    }
+    crate::output::line(format!(
+        "{} plugin(s) ready in {:.1} ms; cache {}",
+        summary.len(),
+        started.elapsed().as_secs_f64() * 1e3,
+        cfg.plugin_cache_dir().display()
+    ))
+}
+
+/// What `plugin call` does.
+#[derive(clap::Args, Debug)]
+pub struct CallArgs {
+    /// resolver, source or health.
+    world: String,
+    /// The plugin's name in the configuration (bundled: cosmovisor, http).
+    name: String,
+    /// The plan, in upgrade-info.json format (default: data/upgrade-info.json).
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// For a source: the artifact URL to fetch.
+    #[arg(long, value_name = "URL")]
+    artifact: Option<String>,
+    /// For a source: the expected checksum, sha256:<hex> or sha512:<hex>.
+    #[arg(long, value_name = "TYPE:HEX")]
+    checksum: Option<String>,
+    /// For a source: where to write the bytes (default: the URL's file name).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Runs one plugin once, against a plan file (default: `data/upgrade-info.json`), and prints
+/// its answer as JSON.
+pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), String> {
+    let world = World::parse(&args.world).ok_or_else(|| {
+        format!(
+            "unknown world {:?}: use resolver, source or health",
+            args.world
+        )
+    })?;
+    let plugins = configured(cfg, over)?;
+    let spec = plugins.find(world, &args.name).ok_or_else(|| {
+        let names: Vec<&str> = plugins
+            .all()
+            .filter(|p| p.world == world)
+            .map(|p| p.name.as_str())
+            .collect();
+        format!(
+            "no {world} plugin named {:?} (configured: {})",
+            args.name,
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        )
+    })?;
+    let host = Host::shared(cache_dir(cfg))?;
+    let plan = read_plan(cfg, args.plan.as_deref())?;
+    let call = Call::new(&Cancel::new());
+    let started = Instant::now();
+    let answer = match world {
+        World::Resolver => {
+            // The resolvers up to this one run, as in an upgrade: a policy plugin sees the
+            // decision it would see for real.
+            let upto = plugins
+                .resolvers
+                .iter()
+                .position(|r| r.name == spec.name)
+                .map_or(0, |i| i + 1);
+            let mut set = PluginSet {
+                host,
+                resolvers: Vec::new(),
+                sources: Vec::new(),
+                health: Vec::new(),
+                cancel: Cancel::new(),
+            };
+            for resolver in &plugins.resolvers[..upto] {
+                set.resolvers
+                    .push(host.load(resolver).map_err(|e| e.to_string())?);
+            }
+            // Without a tree (`plugin call` anywhere), nothing is staged.
+            let layout = Layout::open(cfg).ok();
+            let request = crate::upgrade::request(&set, cfg, layout.as_ref(), &plan)?;
+            let (decision, _) = set.resolve(&request).map_err(|e| e.to_string())?;
+            decision_json(&decision)
+        }
+        World::Source => {
+            let url = args
+                .artifact
+                .ok_or("a source needs --artifact <url> to fetch")?;
+            let checksum = args.checksum.as_deref().map(parse_checksum).transpose()?;
+            let out = args.out.unwrap_or_else(|| {
+                PathBuf::from(
+                    url.rsplit('/')
+                        .next()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("artifact"),
+                )
+            });
+            let artifact = Artifact {
+                url: url.clone(),
+                checksum,
+                format: ArchiveFormat::Raw,
+            };
+            let sha512 = matches!(
+                artifact.checksum.as_ref().map(|c| c.algorithm),
+                Some(HashAlgorithm::Sha512)
+            );
+            let _ = std::fs::remove_file(&out);
+            let download = Download::open_path(&out, sha512, Limits::default().download, &url)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            let source = host.load(spec).map_err(|e| e.to_string())?;
+            let (download, result) = host.fetch(&source, &artifact, download, &call);
+            let download = download.ok_or("the download was lost by the plugin host")?;
+            let (size, digest) = download.finish().map_err(|e| e.to_string())?;
+            let path = out;
+            match result.map_err(|e| e.to_string())? {
+                Ok(()) => {
+                    let verified = artifact
+                        .checksum
+                        .as_ref()
+                        .map(|c| c.hex.eq_ignore_ascii_case(&digest));
+                    json!({"fetched": path, "bytes": size, "digest": digest, "checksum_ok": verified})
+                }
+                Err(e) => json!({"error": format!("{e:?}"), "bytes": size}),
+            }
+        }
+        World::Health => {
+            let check = host.load(spec).map_err(|e| e.to_string())?;
+            let context = crate::upgrade::health_context(&plan, 0, 1);
+            let health = host
+                .check(&check, &context, &call)
+                .map_err(|e| e.to_string())?;
+            match health {
+                Health::Healthy(t) => json!({"healthy": t}),
+                Health::Unhealthy(t) => json!({"unhealthy": t}),
+                Health::Pending(t) => json!({"pending": t}),
+            }
+        }
+    };
+    let mut answer = answer;
+    answer["plugin"] = json!(spec.name);
+    answer["world"] = json!(world);
+    answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
+    crate::output::line(answer)
+}
+
+pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cfg.home.join("data").join(UPGRADE_INFO_FILE));
+    let bytes = crate::fs::read_regular_path(&path, MAX_PLAN_FILE)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match plans::parse(&bytes) {
+        Read::Valid(p) => Ok(p),
+        Read::Invalid(why) => Err(format!("{}: {why}", path.display())),
+        Read::NotYet | Read::Absent => Err(format!("{} is empty or cut short", path.display())),
+    }
+}
+
+fn parse_checksum(s: &str) -> Result<Checksum, String> {
+    let (alg, hex) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--checksum {s:?}: use sha256:<hex> or sha512:<hex>"))?;
+    let algorithm = match alg {
+        "sha256" => HashAlgorithm::Sha256,
+        "sha512" => HashAlgorithm::Sha512,
+        _ => {
+            return Err(format!(
+                "--checksum {s:?}: use sha256:<hex> or sha512:<hex>"
+            ));
+        }
+    };
+    Ok(Checksum {
+        algorithm,
+        hex: hex.to_ascii_lowercase(),
+    })
+}
+
+pub fn decision_json(d: &Decision) -> Value {
+    match d {
+        Decision::UseStaged => json!({"decision": "use-staged"}),
+        Decision::Refuse(r) => json!({"decision": "refuse", "reason": r}),
+        Decision::Fetch(list) => json!({
+            "decision": "fetch",
+            "artifacts": list.iter().map(|a| json!({
+                "url": a.url,
+                "checksum": a.checksum.as_ref().map(|c| format!("{}:{}", match c.algorithm {
+                    HashAlgorithm::Sha256 => "sha256",
+                    HashAlgorithm::Sha512 => "sha512",
+                }, c.hex)),
+                "format": match a.format {
+                    ArchiveFormat::Auto => "auto",
+                    ArchiveFormat::Raw => "raw",
+                    ArchiveFormat::TarGz => "tar-gz",
+                    ArchiveFormat::Zip => "zip",
+                },
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}

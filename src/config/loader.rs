@@ -1,0 +1,206 @@
+//! Reading one key: from the environment first, then the TOML file, into a typed value, with
+//! every problem recorded (naming the variable or key and where it came from) instead of stopping
+//! at the first.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ConfigProblem, Origin};
+use crate::duration;
+
+/// A raw value before parsing, with its origin.
+pub(super) struct Raw {
+    pub value: RawValue,
+    pub origin: Origin,
+}
+
+pub(super) enum RawValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    /// A TOML value no key accepts (a float, date, array or table): named, never stringified.
+    Other(&'static str),
+}
+
+impl RawValue {
+    fn describe(&self) -> String {
+        match self {
+            RawValue::Str(s) => format!("{s:?}"),
+            RawValue::Bool(b) => b.to_string(),
+            RawValue::Int(i) => i.to_string(),
+            RawValue::Other(kind) => format!("a TOML {kind}"),
+        }
+    }
+}
+
+pub(super) struct Loader<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub file: BTreeMap<String, toml::Value>,
+    pub file_path: Option<PathBuf>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl Loader<'_> {
+    /// The key's value, from the environment (set and not empty) or the file.
+    pub fn raw(&self, key: &str) -> Option<Raw> {
+        if let Some(v) = (self.env)(key).filter(|v| !v.is_empty()) {
+            return Some(Raw {
+                value: RawValue::Str(v),
+                origin: Origin::Env,
+            });
+        }
+        let value = self.file.get(&key.to_ascii_lowercase())?;
+        let origin = Origin::File(self.file_path.clone().unwrap_or_default());
+        let value = match value {
+            toml::Value::String(s) if s.is_empty() => return None,
+            toml::Value::String(s) => RawValue::Str(s.clone()),
+            toml::Value::Boolean(b) => RawValue::Bool(*b),
+            toml::Value::Integer(i) => RawValue::Int(*i),
+            toml::Value::Float(_) => RawValue::Other("float"),
+            toml::Value::Datetime(_) => RawValue::Other("date-time"),
+            toml::Value::Array(_) => RawValue::Other("array"),
+            toml::Value::Table(_) => RawValue::Other("table"),
+        };
+        Some(Raw { value, origin })
+    }
+
+    pub fn problem(&mut self, key: &str, origin: Origin, message: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            key: key.into(),
+            origin,
+            message: message.into(),
+        });
+    }
+
+    /// A problem with the value `key` has (from wherever it came).
+    pub fn fail(&mut self, key: &str, message: impl Into<String>) {
+        let origin = self.raw(key).map_or(Origin::Env, |r| r.origin);
+        self.problem(key, origin, message);
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        let raw = self.raw(key)?;
+        match raw.value {
+            RawValue::Str(s) => Some(s),
+            other => {
+                self.problem(
+                    key,
+                    raw.origin,
+                    format!("expected a string, got {}", other.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn boolean(&mut self, key: &str, default: bool) -> bool {
+        let Some(raw) = self.raw(key) else {
+            return default;
+        };
+        match raw.value {
+            RawValue::Bool(b) => b,
+            RawValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
+            RawValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
+            other => {
+                self.problem(
+                    key,
+                    raw.origin,
+                    format!(
+                        "{} is not a boolean; accepted values: true, false",
+                        other.describe()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    pub fn duration(&mut self, key: &str) -> Option<Duration> {
+        let raw = self.raw(key)?;
+        let parsed = match (&raw.value, &raw.origin) {
+            (RawValue::Str(s), _) => duration::parse(s),
+            // A Go TOML encoder writes time.Duration as integer nanoseconds.
+            (RawValue::Int(n), Origin::File(_)) if *n > 0 => Ok(Duration::from_nanos(*n as u64)),
+            (other, _) => Err(format!("{} is not a positive duration", other.describe())),
+        };
+        match parsed {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(
+                    key,
+                    raw.origin,
+                    format!("{e}; accepted: a duration such as 300ms, 30s, 2m"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn count(&mut self, key: &str) -> u32 {
+        let Some(raw) = self.raw(key) else { return 0 };
+        let parsed = match &raw.value {
+            RawValue::Str(s) => s.trim().parse::<u32>().ok(),
+            RawValue::Int(n) => u32::try_from(*n).ok(),
+            RawValue::Bool(_) | RawValue::Other(_) => None,
+        };
+        parsed.unwrap_or_else(|| {
+            self.problem(
+                key,
+                raw.origin,
+                format!(
+                    "{} is not a whole number of retries (0 or more)",
+                    raw.value.describe()
+                ),
+            );
+            0
+        })
+    }
+
+    pub fn choice<T: Copy>(&mut self, key: &str, default: T, choices: &[(&str, T)]) -> T {
+        let Some(text) = self.string(key) else {
+            return default;
+        };
+        let lower = text.to_ascii_lowercase();
+        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == lower) {
+            return *value;
+        }
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        self.fail(
+            key,
+            format!(
+                "{text:?} is not accepted; accepted values: {}",
+                names.join(", ")
+            ),
+        );
+        default
+    }
+
+    pub fn absolute_path(&mut self, key: &str) -> Option<PathBuf> {
+        let text = self.string(key)?;
+        let path = PathBuf::from(&text);
+        if path.is_absolute() {
+            Some(path)
+        } else {
+            self.fail(key, format!("{text:?} must be an absolute path"));
+            None
+        }
+    }
+
+    /// A value parsed by `parse` (whose error says what is wrong), else `default`'s.
+    pub fn parsed<T>(
+        &mut self,
+        key: &str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.string(key).unwrap_or_else(|| default.to_string());
+        match parse(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(key, e);
+                None
+            }
+        }
+    }
+}

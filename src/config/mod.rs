@@ -1,0 +1,318 @@
+//! Configuration: Cosmovisor's environment variables and `config.toml` keys, plus wasmvisor's own.
+//!
+//! Every value is read from the environment first, then from the TOML file given with
+//! `--cosmovisor-config`, then the default. All problems are collected and reported together.
+//! `keys.rs` is the one table of settings; `values.rs` the parsed forms of the richer ones.
+
+mod keys;
+mod loader;
+mod values;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::logging::{LogFormat, TimeFormat};
+use keys::KEYS;
+use loader::Loader;
+pub use values::{Endpoint, GrpcAddress, HaltHeight, WatchMode};
+
+/// Shutdown grace used when `DAEMON_SHUTDOWN_GRACE` is not set: long enough for a node to flush
+/// its stores, never an immediate SIGKILL.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(300);
+pub const DEFAULT_RPC_ADDRESS: &str = "http://127.0.0.1:26657";
+pub const DEFAULT_GRPC_ADDRESS: &str = "localhost:9090";
+/// The compile cache's folder under the cosmovisor root, unless `WASMVISOR_PLUGIN_CACHE` says
+/// otherwise.
+pub const PLUGIN_CACHE_DIR: &str = ".wasmvisor-cache";
+/// A configuration file is a few KiB.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: PathBuf,
+    pub name: String,
+    pub allow_download_binaries: bool,
+    pub download_must_have_checksum: bool,
+    pub restart_after_upgrade: bool,
+    pub restart_delay: Option<Duration>,
+    pub shutdown_grace: Duration,
+    pub poll_interval: Duration,
+    pub unsafe_skip_backup: bool,
+    pub data_backup_dir: PathBuf,
+    pub preupgrade_max_retries: u32,
+    pub grpc: GrpcAddress,
+    pub disable_logs: bool,
+    pub color_logs: bool,
+    pub time_format: Option<TimeFormat>,
+    pub custom_preupgrade: Option<String>,
+    pub disable_recase: bool,
+    pub rpc: Endpoint,
+    pub log_format: LogFormat,
+    pub watch_mode: WatchMode,
+    pub halt_height: HaltHeight,
+    /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
+    pub plugins_file: Option<PathBuf>,
+    /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept, when set explicitly.
+    pub plugin_cache: Option<PathBuf>,
+    /// Where the values came from, for `config`.
+    pub file: Option<PathBuf>,
+}
+
+/// A configuration being read: what has no default is still optional.
+pub(super) struct Draft {
+    home: Option<PathBuf>,
+    name: Option<String>,
+    allow_download_binaries: bool,
+    download_must_have_checksum: bool,
+    restart_after_upgrade: bool,
+    restart_delay: Option<Duration>,
+    shutdown_grace: Duration,
+    poll_interval: Duration,
+    unsafe_skip_backup: bool,
+    data_backup_dir: Option<PathBuf>,
+    preupgrade_max_retries: u32,
+    grpc: Option<GrpcAddress>,
+    disable_logs: bool,
+    color_logs: bool,
+    time_format: Option<TimeFormat>,
+    custom_preupgrade: Option<String>,
+    disable_recase: bool,
+    rpc: Option<Endpoint>,
+    log_format: LogFormat,
+    watch_mode: WatchMode,
+    halt_height: HaltHeight,
+    plugins_file: Option<PathBuf>,
+    plugin_cache: Option<PathBuf>,
+}
+
+/// One problem with one variable or key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The variable name (env) or key (file) the problem is about.
+    pub key: String,
+    pub origin: Origin,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Env,
+    File(PathBuf),
+    Missing,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Env => write!(f, "environment variable {}: {}", self.key, self.message),
+            Origin::File(path) => write!(
+                f,
+                "{}: key {}: {}",
+                path.display(),
+                self.key.to_ascii_lowercase(),
+                self.message
+            ),
+            Origin::Missing => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Every problem found while loading, reported at once.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "the configuration has {} problem(s):",
+            self.problems.len()
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the process environment and the optional file.
+    pub fn from_process(file: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        Self::load(file, &|key| std::env::var(key).ok())
+    }
+
+    /// Loads the configuration from `env` and the optional TOML `file`. Returns the configuration
+    /// and warnings (such as unknown keys in the file) to log once logging is up.
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut warnings = Vec::new();
+        let mut loader = Loader {
+            env,
+            file: BTreeMap::new(),
+            file_path: None,
+            problems: Vec::new(),
+        };
+        if let Some(path) = file {
+            read_file(&mut loader, path, &mut warnings);
+        }
+        let mut draft = Draft {
+            home: None,
+            name: None,
+            allow_download_binaries: false,
+            download_must_have_checksum: false,
+            restart_after_upgrade: true,
+            restart_delay: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            unsafe_skip_backup: false,
+            data_backup_dir: None,
+            preupgrade_max_retries: 0,
+            grpc: None,
+            disable_logs: false,
+            color_logs: true,
+            time_format: None,
+            custom_preupgrade: None,
+            disable_recase: false,
+            rpc: None,
+            log_format: LogFormat::Human,
+            watch_mode: WatchMode::Auto,
+            halt_height: HaltHeight::Before,
+            plugins_file: None,
+            plugin_cache: None,
+        };
+        for key in KEYS {
+            (key.read)(&mut loader, &mut draft);
+        }
+        if !draft.unsafe_skip_backup
+            && let Some(dir) = &draft.data_backup_dir
+            && !dir.is_dir()
+        {
+            loader.fail(
+                "DAEMON_DATA_BACKUP_DIR",
+                format!("{} does not exist or is not a directory; create it or set UNSAFE_SKIP_BACKUP=true", dir.display()),
+            );
+        }
+        let (Some(home), Some(name), Some(grpc), Some(rpc)) =
+            (draft.home, draft.name, draft.grpc, draft.rpc)
+        else {
+            return Err(ConfigError {
+                problems: loader.problems,
+            });
+        };
+        if !loader.problems.is_empty() {
+            return Err(ConfigError {
+                problems: loader.problems,
+            });
+        }
+        Ok((
+            Config {
+                data_backup_dir: draft.data_backup_dir.unwrap_or_else(|| home.clone()),
+                home,
+                name,
+                allow_download_binaries: draft.allow_download_binaries,
+                download_must_have_checksum: draft.download_must_have_checksum,
+                restart_after_upgrade: draft.restart_after_upgrade,
+                restart_delay: draft.restart_delay,
+                shutdown_grace: draft.shutdown_grace,
+                poll_interval: draft.poll_interval,
+                unsafe_skip_backup: draft.unsafe_skip_backup,
+                preupgrade_max_retries: draft.preupgrade_max_retries,
+                grpc,
+                disable_logs: draft.disable_logs,
+                color_logs: draft.color_logs,
+                time_format: draft.time_format,
+                custom_preupgrade: draft.custom_preupgrade,
+                disable_recase: draft.disable_recase,
+                rpc,
+                log_format: draft.log_format,
+                watch_mode: draft.watch_mode,
+                halt_height: draft.halt_height,
+                plugins_file: draft.plugins_file,
+                plugin_cache: draft.plugin_cache,
+                file: file.map(Path::to_path_buf),
+            },
+            warnings,
+        ))
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.home.join("cosmovisor")
+    }
+
+    /// Every effective value as (variable, value), in the order of the key table.
+    pub fn values(&self) -> Vec<(&'static str, String)> {
+        KEYS.iter().map(|k| (k.name, (k.show)(self))).collect()
+    }
+
+    /// The plugin configuration in use: `WASMVISOR_PLUGINS`, else `cosmovisor/plugins.toml` if
+    /// it exists, else none (the bundled plugins).
+    pub fn plugins_path(&self) -> Option<PathBuf> {
+        self.plugins_file.clone().or_else(|| {
+            let default = self.root().join("plugins.toml");
+            default.is_file().then_some(default)
+        })
+    }
+
+    /// Where compiled plugins are cached.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugin_cache
+            .clone()
+            .unwrap_or_else(|| self.root().join(PLUGIN_CACHE_DIR))
+    }
+
+    /// The TOML document `init` writes: every key, lower-cased, with its effective value.
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# wasmvisor / Cosmovisor configuration. Environment variables override these values.\n",
+        );
+        for key in KEYS {
+            if let Some(value) = (key.pin)(self) {
+                out.push_str(&format!("{} = {value}\n", key.name.to_ascii_lowercase()));
+            }
+        }
+        out
+    }
+}
+
+/// Reads the TOML file into the loader; keys no table entry names are warned about.
+fn read_file(loader: &mut Loader<'_>, path: &Path, warnings: &mut Vec<String>) {
+    let text = crate::fs::read_regular_path(path, MAX_CONFIG_FILE)
+        .map_err(|e| e.to_string())
+        .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string()));
+    match text {
+        Ok(text) => match text.parse::<toml::Table>() {
+            Ok(table) => {
+                for key in table.keys() {
+                    if !KEYS.iter().any(|k| k.name.eq_ignore_ascii_case(key)) {
+                        warnings.push(format!(
+                            "{}: unknown key {key:?} is ignored",
+                            path.display()
+                        ));
+                    }
+                }
+                loader.file = table.into_iter().collect();
+                loader.file_path = Some(path.to_path_buf());
+            }
+            Err(e) => loader.problem(
+                "--cosmovisor-config",
+                Origin::File(path.to_path_buf()),
+                format!("not valid TOML: {}", e.message()),
+            ),
+        },
+        Err(e) => loader.problem(
+            "--cosmovisor-config",
+            Origin::Missing,
+            format!("cannot read {}: {e}", path.display()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,175 @@
+//! Calling a plugin: one routine instantiates the pre-instantiated component into a fresh store
+//! with the call's limits, runs it, and turns what went wrong into a `PluginError`; one thin
+//! function per world passes the arguments and bounds the answer.
+
+use wasmtime::Store;
+use wasmtime::component::Resource;
+
+use super::bindings::health::HealthPre;
+use super::bindings::resolver::ResolverPre;
+use super::bindings::source::SourcePre;
+use super::bindings::{Decision, FetchError, HashAlgorithm, Health, HealthContext, Request};
+use super::host::Loaded;
+use super::sink::{Output, Sink};
+use super::store::{self, State};
+use super::{Artifact, Call, ErrorKind, Host, PluginError};
+
+/// Limits on what a plugin may answer.
+pub const MAX_TEXT: usize = 4096;
+pub const MAX_ARTIFACTS: usize = 32;
+pub const MAX_URL: usize = 8192;
+
+impl Host {
+    /// Runs `body` against a fresh instance's store, under the call's deadline and stop request.
+    fn run<P, T>(
+        &self,
+        plugin: &Loaded<P>,
+        call: &Call,
+        body: impl FnOnce(&mut Store<State>, &P) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        let spec = &plugin.spec;
+        let _tick = self.ticker.enter();
+        let mut store = store::store(&self.engine, spec, call);
+        let result = body(&mut store, &plugin.pre);
+        store::after_call(spec, &store);
+        result.map_err(|e| store::classify(spec, &store, e))
+    }
+
+    /// Asks a resolver.
+    pub fn resolve(
+        &self,
+        plugin: &Loaded<ResolverPre<State>>,
+        request: &Request,
+        previous: Option<&Decision>,
+        call: &Call,
+    ) -> Result<Decision, PluginError> {
+        let settings = &plugin.spec.settings;
+        let decision = self.run(plugin, call, |store, pre| {
+            pre.instantiate(&mut *store)?
+                .wasmvisor_plugin_resolve()
+                .call_resolve(store, request, previous, settings)
+        })?;
+        validate_decision(&decision).map_err(|m| answer(plugin, m))?;
+        // A reason is shown to the operator: it cannot add lines or drive a terminal.
+        Ok(match decision {
+            Decision::Refuse(reason) => Decision::Refuse(plain(reason)),
+            other => other,
+        })
+    }
+
+    /// Asks a source to write an artifact into `sink`, which comes back (unless the store could
+    /// not hold it) whatever the outcome.
+    pub fn fetch<S: Sink>(
+        &self,
+        plugin: &Loaded<SourcePre<State>>,
+        artifact: &Artifact,
+        sink: S,
+        call: &Call,
+    ) -> (Option<S>, Result<Result<(), FetchError>, PluginError>) {
+        let settings = &plugin.spec.settings;
+        let mut back = None;
+        let result = self.run(plugin, call, |store, pre| {
+            let handle = store.data_mut().table.push(Output::new(sink))?;
+            let borrowed = Resource::<Output>::new_borrow(handle.rep());
+            let result = pre.instantiate(&mut *store).and_then(|s| {
+                s.wasmvisor_plugin_fetch()
+                    .call_fetch(&mut *store, artifact, settings, borrowed)
+            });
+            back = store
+                .data_mut()
+                .table
+                .delete(handle)
+                .ok()
+                .and_then(Output::into_inner);
+            result
+        });
+        let result = result.and_then(|r| match r {
+            Err(FetchError::Retryable(m) | FetchError::Failed(m)) if m.len() > MAX_TEXT => Err(
+                answer(plugin, format!("an error message of {} bytes", m.len())),
+            ),
+            Err(FetchError::Retryable(m)) => Ok(Err(FetchError::Retryable(plain(m)))),
+            Err(FetchError::Failed(m)) => Ok(Err(FetchError::Failed(plain(m)))),
+            other => Ok(other),
+        });
+        (back, result)
+    }
+
+    /// Asks a health check once.
+    pub fn check(
+        &self,
+        plugin: &Loaded<HealthPre<State>>,
+        context: &HealthContext,
+        call: &Call,
+    ) -> Result<Health, PluginError> {
+        let settings = &plugin.spec.settings;
+        let health = self.run(plugin, call, |store, pre| {
+            pre.instantiate(&mut *store)?
+                .wasmvisor_plugin_check()
+                .call_check(store, context, settings)
+        })?;
+        let (Health::Healthy(t) | Health::Unhealthy(t) | Health::Pending(t)) = &health;
+        if t.len() > MAX_TEXT {
+            return Err(answer(
+                plugin,
+                format!("a health text of {} bytes", t.len()),
+            ));
+        }
+        Ok(match health {
+            Health::Healthy(t) => Health::Healthy(plain(t)),
+            Health::Unhealthy(t) => Health::Unhealthy(plain(t)),
+            Health::Pending(t) => Health::Pending(plain(t)),
+        })
+    }
+}
+
+/// An answer the host cannot use.
+fn answer<P>(plugin: &Loaded<P>, what: String) -> PluginError {
+    PluginError {
+        plugin: plugin.spec.name.clone(),
+        world: plugin.spec.world,
+        kind: ErrorKind::Answer(what),
+    }
+}
+
+/// A plugin's text with its control characters escaped.
+fn plain(text: String) -> String {
+    crate::output::escape_controls(&text).into_owned()
+}
+
+/// Bounds every part of a resolver's answer.
+fn validate_decision(decision: &Decision) -> Result<(), String> {
+    match decision {
+        Decision::UseStaged => Ok(()),
+        Decision::Refuse(reason) if reason.len() > MAX_TEXT => Err(format!(
+            "a refusal reason of {} bytes (the limit is {MAX_TEXT})",
+            reason.len()
+        )),
+        Decision::Refuse(_) => Ok(()),
+        Decision::Fetch(list) => {
+            if list.is_empty() {
+                return Err("fetch with no artifact".into());
+            }
+            if list.len() > MAX_ARTIFACTS {
+                return Err(format!(
+                    "{} artifacts (the limit is {MAX_ARTIFACTS})",
+                    list.len()
+                ));
+            }
+            for a in list {
+                if a.url.is_empty() || a.url.len() > MAX_URL {
+                    return Err(format!("an artifact URL of {} bytes", a.url.len()));
+                }
+                if let Some(c) = &a.checksum {
+                    let want = match c.algorithm {
+                        HashAlgorithm::Sha256 => 64,
+                        HashAlgorithm::Sha512 => 128,
+                    };
+                    if c.hex.len() != want || !c.hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(format!("checksum {:?} is not {want} hex digits", c.hex));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! `wasmvisor run`: the loop decide → launch → run → upgrade, over and over until the node exits
+//! on its own, a stop request ends it, or an upgrade completes with
+//! `DAEMON_RESTART_AFTER_UPGRADE=false`.
+//!
+//! The loop asks [`decide`] before every launch, so a supervisor started (or restarted) at any
+//! moment first applies a pending upgrade, never runs a binary past its plan, and never applies a
+//! plan twice.
+//!
+//! - `decide.rs`: the decision, a pure function of the files; `watch.rs`: noticing they changed.
+//! - `run.rs`: one run of the node; `manual.rs`: manual upgrades; `health.rs`: after an upgrade.
+//! - `resume.rs`: what a start finds (a leftover node, an interrupted or refused upgrade).
+//! - the upgrade itself is `crate::upgrade`, run over borrowed parts of the supervisor.
+
+pub mod decide;
+mod health;
+mod manual;
+mod resume;
+mod run;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cancel::Cancel;
+use crate::config::Config;
+use crate::node::signals::Signals;
+use crate::node::{self, Child, Exit, Reaper};
+use crate::plugin::PluginSet;
+use crate::tree::journal::Journal;
+use crate::tree::{Layout, LayoutError, Plan, Read, lock};
+use crate::upgrade::{Upgrade, UpgradeError};
+use decide::{Decision, Files, Settled};
+
+use manual::Manual;
+use watch::Watcher;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Upgrade(#[from] UpgradeError),
+    #[error("cannot start {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Plugins(String),
+    #[error("upgrade {name:?} at height {height} cannot be applied: {reason}")]
+    Refused {
+        name: String,
+        height: u64,
+        reason: String,
+    },
+    #[error(
+        "upgrade {name:?} at height {height} was refused {ago} and nothing it depends on has changed since (the configuration, plugins.toml, the binary in upgrades/{dir}/bin): {reason}"
+    )]
+    StillRefused {
+        name: String,
+        height: u64,
+        dir: String,
+        ago: String,
+        reason: String,
+    },
+    #[error(
+        "the node left running by a previous supervisor (pid {pid}, recorded in {file}) did not stop, even on SIGKILL; stop it by hand, then start wasmvisor again"
+    )]
+    LeftoverAlive { pid: i32, file: String },
+    #[error(
+        "the node exited ({status}) while a manual upgrade to {name:?} was pending, before its application reported height {last}, the last block before the upgrade (last seen: {seen}); not upgrading: start wasmvisor again to relaunch the node with the same --halt-height"
+    )]
+    StoppedShort {
+        name: String,
+        last: u64,
+        seen: String,
+        status: Exit,
+    },
+}
+
+/// How one run of the node ended.
+enum Ended {
+    /// Supervision is over: exit with this status.
+    Exit(i32),
+    /// A plan is due: the node (still alive, or already exited) must give way to the upgrade.
+    Upgrade {
+        plan: Plan,
+        manual: bool,
+        node: Child,
+    },
+    /// Launch again (the halt height changed).
+    Relaunch,
+}
+
+pub struct Supervisor {
+    cfg: Config,
+    layout: Layout,
+    journal: Journal,
+    signals: Signals,
+    reaper: Reaper,
+    watcher: Watcher,
+    plugins: Arc<PluginSet>,
+    /// The node's arguments, as given to `run`.
+    node_args: Vec<String>,
+    /// `--unsafe-skip-upgrades` heights from them.
+    skip_heights: Vec<u64>,
+    manual: Manual,
+    /// The last complaint about upgrade-info.json, so a bad file is reported once, not per event.
+    last_complaint: Option<String>,
+    /// The upgrade whose new binary the next launch starts: its launch is journaled and its
+    /// health checked.
+    after_upgrade: Option<Plan>,
+}
+
+/// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
+/// launches anything, and the upgrade's hot path finds them compiled.
+fn load_plugins(cfg: &Config, cancel: Cancel) -> Result<Arc<PluginSet>, RunError> {
+    let started = Instant::now();
+    let plugins = crate::upgrade::plugins::configured(cfg, None).map_err(RunError::Plugins)?;
+    let set = crate::upgrade::plugins::load(cfg, &plugins, cancel).map_err(RunError::Plugins)?;
+    let names = |list: Vec<&str>| list.join(",");
+    tracing::info!(
+        resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),
+        sources = names(set.sources.iter().map(|p| p.spec.name.as_str()).collect()),
+        health = names(set.health.iter().map(|p| p.spec.name.as_str()).collect()),
+        took = %crate::duration::format(started.elapsed()),
+        "plugins ready"
+    );
+    Ok(Arc::new(set))
+}
+
+/// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
+/// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
+pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| RunError::Io {
+            what: "cannot start the runtime".into(),
+            source,
+        })?;
+    let result = runtime.block_on(async move {
+        let layout = Layout::open(&cfg)?;
+        let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
+        let root = layout.root.try_clone().map_err(|source| RunError::Io {
+            what: "cosmovisor folder".into(),
+            source,
+        })?;
+        let (journal, warning) = Journal::open(root);
+        if let Some(w) = warning {
+            tracing::warn!(
+                "{w}; starting a new journal (the decision from the upgrade files still applies)"
+            );
+        }
+        let cancel = Cancel::new();
+        let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
+            what: "cannot handle signals".into(),
+            source,
+        })?;
+        let reaper = Reaper::start().map_err(|source| RunError::Io {
+            what: "cannot watch child processes".into(),
+            source,
+        })?;
+        node::adopt_orphans();
+        let watcher = Watcher::start(
+            &cfg.home.join("data"),
+            &layout.data,
+            cfg.watch_mode,
+            cfg.poll_interval,
+        )
+        .await;
+        let loading = {
+            let cfg = cfg.clone();
+            crate::plugin::off_runtime(move || load_plugins(&cfg, cancel))
+        };
+        let Some(loaded) = signals.until_stop(loading).await else {
+            tracing::info!("stop requested while the plugins load: exiting");
+            return Ok(signals.stop_status());
+        };
+        let plugins = loaded.map_err(RunError::Plugins)??;
+        let seen = journal.state.seen.clone();
+        let mut supervisor = Supervisor {
+            manual: Manual::new(&cfg, seen),
+            plugins,
+            skip_heights: node::args::skip_heights(&args),
+            node_args: args,
+            cfg,
+            layout,
+            journal,
+            reaper,
+            signals,
+            watcher,
+            last_complaint: None,
+            after_upgrade: None,
+        };
+        supervisor.supervise().await
+    });
+    // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
+    // hold the exit.
+    runtime.shutdown_background();
+    result
+}
+
+impl Supervisor {
+    async fn supervise(&mut self) -> Result<i32, RunError> {
+        if self.signals.stop_requested() {
+            return Ok(self.signals.stop_status());
+        }
+        self.stop_leftover_node().await?;
+        if self.signals.stop_requested() || !self.resume().await? {
+            return Ok(self.signals.stop_status());
+        }
+        loop {
+            if self.signals.stop_requested() {
+                return Ok(self.signals.stop_status());
+            }
+            let ended = match self.decision() {
+                Decision::Upgrade { plan, manual } => {
+                    if !self.upgrade(plan, manual, None).await? {
+                        return Ok(self.signals.stop_status());
+                    }
+                    if !self.cfg.restart_after_upgrade {
+                        tracing::info!(
+                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
+                        );
+                        return Ok(0);
+                    }
+                    continue;
+                }
+                Decision::Refuse { plan, reason } => {
+                    return Err(RunError::Refused {
+                        name: crate::output::shorten(&plan.name, 64),
+                        height: plan.height,
+                        reason,
+                    });
+                }
+                Decision::Launch { halt_at } => self.run_node(halt_at).await?,
+            };
+            match ended {
+                Ended::Exit(status) => return Ok(status),
+                Ended::Relaunch => continue,
+                Ended::Upgrade { plan, manual, node } => {
+                    if !self.upgrade(plan, manual, Some(node)).await? {
+                        return Ok(self.signals.stop_status());
+                    }
+                    if !self.cfg.restart_after_upgrade {
+                        tracing::info!(
+                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
+                        );
+                        return Ok(0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The parts of the supervisor an upgrade works with.
+    fn upgrade_context(&mut self) -> Upgrade<'_> {
+        Upgrade {
+            cfg: &self.cfg,
+            layout: &self.layout,
+            journal: &mut self.journal,
+            signals: &mut self.signals,
+            reaper: &self.reaper,
+            plugins: &self.plugins,
+        }
+    }
+
+    /// Applies `plan` (stopping `node` first). A refusal is journaled with what it depended on,
+    /// so a restart retries it only once something changed. Returns false if a stop request
+    /// interrupted it.
+    async fn upgrade(
+        &mut self,
+        plan: Plan,
+        manual: bool,
+        node: Option<Child>,
+    ) -> Result<bool, RunError> {
+        match self
+            .upgrade_context()
+            .apply(plan.clone(), manual, node)
+            .await
+        {
+            Ok(true) => {
+                self.upgraded(plan);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                if e.is_refusal() {
+                    self.record_refusal(e.to_string());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// An upgrade completed: the next launch starts its binary.
+    fn upgraded(&mut self, plan: Plan) {
+        self.after_upgrade = Some(plan);
+    }
+
+    /// Reads the files and decides. Problems with the files are logged, never fatal.
+    fn decision(&mut self) -> Decision {
+        let files = match Files::read(&self.layout) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("{e}");
+                return Decision::Launch { halt_at: None };
+            }
+        };
+        self.complain_about(&files.upgrade_info);
+        if let Some(e) = &files.batch_error {
+            tracing::error!("{e}; manual upgrades are ignored until it is fixed");
+        }
+        let chain_height = self.manual.known_height(&files.batch);
+        let snapshot = files.snapshot(&self.skip_heights, chain_height, self.layout.names);
+        if let Some((plan, Some(Settled::Skipped))) = snapshot.governance() {
+            tracing::info!(upgrade = %plan.name, height = plan.height, "height is in --unsafe-skip-upgrades; not upgrading");
+        }
+        snapshot.decide()
+    }
+
+    fn complain_about(&mut self, info: &Read) {
+        let complaint = match info {
+            Read::Invalid(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        if complaint != self.last_complaint {
+            if let Some(reason) = &complaint {
+                tracing::error!(
+                    file = %self.layout.upgrade_info_path().display(),
+                    "ignoring an invalid upgrade plan: {reason}; fix or remove the file (the node rewrites it at its next halt)"
+                );
+            }
+            self.last_complaint = complaint;
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The upgrade journal: `$DAEMON_HOME/cosmovisor/wasmvisor-journal.json`.
+//!
+//! Before each phase of an upgrade starts, the phase is written here atomically, so a supervisor
+//! killed anywhere knows on its next start which upgrade was under way and how far it got. The
+//! finished upgrade stays as `last` (with each phase's duration) for `wasmvisor status`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_std::fs::Dir;
+use serde::{Deserialize, Serialize};
+
+use super::Plan;
+use crate::fs;
+
+pub const JOURNAL_FILE: &str = "wasmvisor-journal.json";
+/// A journal is a few KiB; anything much larger was not written by wasmvisor.
+const MAX_JOURNAL: u64 = 4 << 20;
+/// Test hook: `<phase>` kills the supervisor with SIGKILL right after that phase is journaled,
+/// `<phase>:end` right after the phase's work is done. Used by the crash-convergence tests.
+pub const KILL_HOOK_ENV: &str = "WASMVISOR_TEST_KILL_AT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Detect,
+    Stop,
+    Delay,
+    Backup,
+    CustomPreupgrade,
+    Resolve,
+    Fetch,
+    Swap,
+    AppPreupgrade,
+    Launch,
+    Health,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Detect => "detect",
+            Phase::Stop => "stop",
+            Phase::Delay => "delay",
+            Phase::Backup => "backup",
+            Phase::CustomPreupgrade => "custom-preupgrade",
+            Phase::Resolve => "resolve",
+            Phase::Fetch => "fetch",
+            Phase::Swap => "swap",
+            Phase::AppPreupgrade => "app-preupgrade",
+            Phase::Launch => "launch",
+            Phase::Health => "health",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTiming {
+    pub phase: Phase,
+    pub ms: f64,
+}
+
+/// An upgrade under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Active {
+    pub plan: Plan,
+    /// The folder under `upgrades/` the plan switches to.
+    pub dir_name: String,
+    /// The folder `current` pointed at when the upgrade began.
+    pub from: String,
+    pub phase: Phase,
+    pub started_unix_ms: u64,
+    #[serde(default)]
+    pub backup: Option<PathBuf>,
+    #[serde(default)]
+    pub phases: Vec<PhaseTiming>,
+    /// How many times a supervisor had to resume this upgrade after being interrupted.
+    #[serde(default)]
+    pub resumed: u32,
+    /// Set when the upgrade was refused (no binary, a policy said no): a later start retries it
+    /// only when something it depended on changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Refusal>,
+}
+
+/// Why an upgrade was refused, and the state of what it depended on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub reason: String,
+    pub at_unix_ms: u64,
+    /// A digest of the configuration, the plugin configuration and the upgrade folder's binary
+    /// at the time: equal digests mean nothing the operator could fix has changed.
+    pub inputs: String,
+}
+
+/// The application height last read while a manual upgrade was pending, kept so that a restart
+/// knows the node already reached the block before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenHeight {
+    pub upgrade: String,
+    pub upgrade_height: u64,
+    pub app_height: u64,
+}
+
+/// The last upgrade that completed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    pub plan: Plan,
+    pub from: String,
+    pub to: String,
+    pub started_unix_ms: u64,
+    pub finished_unix_ms: u64,
+    pub phases: Vec<PhaseTiming>,
+    #[serde(default)]
+    pub backup: Option<PathBuf>,
+    #[serde(default)]
+    pub resumed: u32,
+    /// The health check's verdict on the upgraded node, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthRecord>,
+}
+
+/// The outcome of the post-upgrade health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    pub healthy: bool,
+    pub detail: String,
+    /// Milliseconds from the launch to the verdict.
+    pub after_ms: f64,
+    /// Milliseconds from the launch to the first answer of the check.
+    pub first_answer_ms: Option<f64>,
+    pub checks: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub active: Option<Active>,
+    pub last: Option<Finished>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<SeenHeight>,
+}
+
+pub struct Journal {
+    dir: Dir,
+    pub state: State,
+    kill_at: Option<String>,
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Reads the journal without opening it for writing (for `status`).
+pub fn read(dir: &Dir) -> Result<State, String> {
+    match fs::read_regular(dir, JOURNAL_FILE, MAX_JOURNAL, fs::Follow::No) {
+        Ok(None) => Ok(State::default()),
+        Ok(Some(bytes)) => {
+            serde_json::from_slice(&bytes).map_err(|e| format!("{JOURNAL_FILE} is unreadable: {e}"))
+        }
+        Err(e) => Err(format!("{JOURNAL_FILE}: {e}")),
+    }
+}
+
+impl Journal {
+    /// Opens the journal of the tree `dir` (the cosmovisor root). An unreadable journal is
+    /// reported and replaced: the decision made from the files still keeps the node safe.
+    pub fn open(dir: Dir) -> (Journal, Option<String>) {
+        let (state, warning) = match read(&dir) {
+            Ok(s) => (s, None),
+            Err(e) => (State::default(), Some(e)),
+        };
+        let kill_at = std::env::var(KILL_HOOK_ENV).ok().filter(|v| !v.is_empty());
+        (
+            Journal {
+                dir,
+                state,
+                kill_at,
+            },
+            warning,
+        )
+    }
+
+    /// Writes the journal durably (temp file, fsync, rename, fsync of the folder).
+    fn save(&self) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("journal serializes");
+        fs::write_atomic(&self.dir, JOURNAL_FILE, &bytes)
+    }
+
+    /// Writes the journal atomically but without waiting for the disk. Used for the phase a
+    /// running upgrade is in: a resume decides from the tree itself (where `current` points,
+    /// which backup exists), so losing this record to a power cut loses nothing but the label,
+    /// and the hot path saves two fsyncs per phase.
+    fn save_fast(&self) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.state).expect("journal serializes");
+        fs::replace(&self.dir, JOURNAL_FILE, &bytes)
+    }
+
+    /// A named point outside the phases (`commit`, `launch`, `health`) where the test hook may
+    /// kill the supervisor.
+    pub fn checkpoint(&self, point: &str) {
+        self.hook(point);
+    }
+
+    fn hook(&self, point: &str) {
+        if self.kill_at.as_deref() == Some(point) {
+            crate::output::error(format!(
+                "wasmvisor: {KILL_HOOK_ENV}={point}: killing myself"
+            ));
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+
+    pub fn active(&self) -> Option<&Active> {
+        self.state.active.as_ref()
+    }
+
+    /// Starts (or restarts, after an interruption) the record of an upgrade.
+    pub fn begin(&mut self, plan: &Plan, dir_name: &str, from: &str) -> std::io::Result<()> {
+        let resumed = match &self.state.active {
+            Some(a) if a.plan == *plan => a.resumed + 1,
+            _ => 0,
+        };
+        let started = match &self.state.active {
+            Some(a) if a.plan == *plan => a.started_unix_ms,
+            _ => unix_ms(),
+        };
+        let backup = self
+            .state
+            .active
+            .as_ref()
+            .filter(|a| a.plan == *plan)
+            .and_then(|a| a.backup.clone());
+        self.state.active = Some(Active {
+            plan: plan.clone(),
+            dir_name: dir_name.to_string(),
+            from: from.to_string(),
+            phase: Phase::Detect,
+            started_unix_ms: started,
+            backup,
+            phases: Vec::new(),
+            resumed,
+            refused: None,
+        });
+        self.save()
+    }
+
+    /// Records that the upgrade under way was refused (durably: the next start reads it).
+    pub fn refuse(&mut self, refusal: Refusal) -> std::io::Result<()> {
+        if let Some(active) = self.state.active.as_mut() {
+            active.refused = Some(refusal);
+        }
+        self.save()
+    }
+
+    /// Forgets the upgrade under way: the files no longer call for it.
+    pub fn drop_active(&mut self) -> std::io::Result<()> {
+        self.state.active = None;
+        self.save()
+    }
+
+    /// Remembers the application height seen while `upgrade` is pending.
+    pub fn record_seen(&mut self, seen: SeenHeight) -> std::io::Result<()> {
+        if self.state.seen.as_ref() == Some(&seen) {
+            return Ok(());
+        }
+        self.state.seen = Some(seen);
+        self.save_fast()
+    }
+
+    /// Journals that `phase` starts. Must be called before the phase does anything.
+    pub fn enter(&mut self, phase: Phase) -> std::io::Result<()> {
+        let active = self
+            .state
+            .active
+            .as_mut()
+            .expect("enter() inside an upgrade");
+        active.phase = phase;
+        self.save_fast()?;
+        self.hook(phase.name());
+        Ok(())
+    }
+
+    /// Remembers a phase's duration (written with the next journal write).
+    pub fn done(&mut self, phase: Phase, took: Duration) {
+        if let Some(active) = self.state.active.as_mut() {
+            active.phases.push(PhaseTiming {
+                phase,
+                ms: ms(took),
+            });
+        }
+        self.hook(&format!("{}:end", phase.name()));
+    }
+
+    pub fn set_backup(&mut self, path: Option<PathBuf>) -> std::io::Result<()> {
+        if let Some(active) = self.state.active.as_mut() {
+            active.backup = path;
+        }
+        self.save()
+    }
+
+    /// The upgrade is complete: the new binary is in place and prepared.
+    pub fn commit(&mut self) -> std::io::Result<()> {
+        let active = self
+            .state
+            .active
+            .take()
+            .expect("commit() inside an upgrade");
+        self.state.last = Some(Finished {
+            to: active.dir_name,
+            plan: active.plan,
+            from: active.from,
+            started_unix_ms: active.started_unix_ms,
+            finished_unix_ms: unix_ms(),
+            phases: active.phases,
+            backup: active.backup,
+            resumed: active.resumed,
+            health: None,
+        });
+        self.save()
+    }
+
+    /// Records the health check's verdict on the last upgrade.
+    pub fn record_health(&mut self, record: HealthRecord) -> std::io::Result<()> {
+        if let Some(last) = self.state.last.as_mut() {
+            if let Some(first) = record.first_answer_ms {
+                last.phases.push(PhaseTiming {
+                    phase: Phase::Health,
+                    ms: first,
+                });
+            }
+            last.health = Some(record);
+        }
+        self.save_fast()
+    }
+
+    /// Adds the launch of the upgraded node to the last upgrade's timings.
+    pub fn record_launch(&mut self, took: Duration) -> std::io::Result<()> {
+        if let Some(last) = self.state.last.as_mut() {
+            last.phases.push(PhaseTiming {
+                phase: Phase::Launch,
+                ms: ms(took),
+            });
+            last.finished_unix_ms = unix_ms();
+        }
+        self.save_fast()
+    }
+}

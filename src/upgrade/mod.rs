@@ -1,0 +1,238 @@
+//! The upgrade, as a pipeline of named phases over an `Upgrade` context that borrows what it
+//! needs from the supervisor:
+//!
+//! ```text
+//! detect            mod.rs         the plan is recorded, the journal begins
+//! stop, delay       stop.rs        the node stops (resolving already runs), DAEMON_RESTART_DELAY
+//! backup            backup.rs      data/ copied (unless UNSAFE_SKIP_BACKUP)
+//! custom-preupgrade preupgrade.rs  COSMOVISOR_CUSTOM_PREUPGRADE
+//! resolve           resolve.rs     the resolver plugins choose the binary
+//! fetch             fetch.rs       the source plugins download it; verified, unpacked, installed
+//! swap              switch.rs      the plan record, then `current` renamed over in one step
+//! app-preupgrade    preupgrade.rs  `<new binary> pre-upgrade`
+//! commit            switch.rs      the journal's record of the finished upgrade
+//! ```
+//!
+//! Each phase is journaled before it starts and logs its duration. Nothing before `swap` changes
+//! which binary runs, and `swap` is a single rename, so an upgrade interrupted anywhere leaves
+//! `current` pointing at a complete binary; the journal tells the next supervisor how to finish.
+//! The launch and the health check that follow are the supervisor's.
+
+mod backup;
+mod fetch;
+pub mod plugins;
+mod preupgrade;
+mod resolve;
+mod stop;
+mod switch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::node::signals::Signals;
+use crate::node::{Child, Reaper};
+use crate::plugin::PluginSet;
+use crate::tree::backup::BackupError;
+use crate::tree::journal::{Journal, Phase};
+use crate::tree::{Layout, LayoutError, Plan};
+pub use resolve::{health_context, prepare, request};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpgradeError {
+    #[error("upgrade {upgrade:?}: {source}")]
+    Layout {
+        upgrade: String,
+        source: LayoutError,
+    },
+    #[error("upgrade {upgrade:?}: phase {phase}: {what}: {source}")]
+    Io {
+        upgrade: String,
+        phase: Phase,
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("upgrade {upgrade:?}: backup failed: {source}")]
+    Backup {
+        upgrade: String,
+        source: BackupError,
+    },
+    #[error(
+        "upgrade {upgrade:?}: the custom pre-upgrade script {script} {outcome}; the upgrade is aborted and the node was not switched (fix the script, then restart wasmvisor to retry)"
+    )]
+    CustomPreupgrade {
+        upgrade: String,
+        script: PathBuf,
+        outcome: String,
+    },
+    #[error("upgrade {upgrade:?}: {message}; `current` is unchanged")]
+    Plugin { upgrade: String, message: String },
+    #[error(
+        "upgrade {upgrade:?}: resolver {by} refused it: {reason}; `current` is unchanged (stage the binary with add-upgrade, or fix the plugin configuration, then restart wasmvisor)"
+    )]
+    Refused {
+        upgrade: String,
+        by: String,
+        reason: String,
+    },
+    #[error(
+        "upgrade {upgrade:?}: the binary could not be fetched: {message}; `current` is unchanged (restart wasmvisor to retry; partial downloads resume)"
+    )]
+    Fetch { upgrade: String, message: String },
+    #[error(
+        "upgrade {upgrade:?}: `{binary} pre-upgrade` {outcome}; `current` now points at the new binary and wasmvisor will run pre-upgrade again before the next launch"
+    )]
+    AppPreupgrade {
+        upgrade: String,
+        binary: PathBuf,
+        outcome: String,
+    },
+}
+
+impl UpgradeError {
+    /// Whether the upgrade was refused for want of a usable binary or by a policy: retrying
+    /// makes sense only once the operator changed something.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            UpgradeError::Refused { .. }
+                | UpgradeError::Layout {
+                    source: LayoutError::MissingBinary { .. }
+                        | LayoutError::BadBinary { .. }
+                        | LayoutError::BinaryOutside { .. },
+                    ..
+                }
+        )
+    }
+}
+
+/// What an upgrade works with, borrowed from the supervisor for its duration.
+pub struct Upgrade<'a> {
+    pub cfg: &'a Config,
+    pub layout: &'a Layout,
+    pub journal: &'a mut Journal,
+    pub signals: &'a mut Signals,
+    pub reaper: &'a Reaper,
+    pub plugins: &'a Arc<PluginSet>,
+}
+
+impl Upgrade<'_> {
+    /// Applies `plan`. `node` is the running (or just exited) node to stop first. Returns false
+    /// if a stop request interrupted the upgrade (the journal keeps it for the next start).
+    pub async fn apply(
+        &mut self,
+        plan: Plan,
+        manual: bool,
+        node: Option<Child>,
+    ) -> Result<bool, UpgradeError> {
+        let upgrade = plan.name.clone();
+        let dir_name = self
+            .layout
+            .dir_name(&plan.name)
+            .map_err(tree_error(&upgrade))?;
+        let from = self.layout.current().map_err(tree_error(&upgrade))?;
+        let detect_lag = if manual {
+            // The chain reached the height of a manual plan: record it as the node would have.
+            self.layout.write_upgrade_info(&plan).map_err(|source| {
+                io_error(
+                    &plan,
+                    Phase::Detect,
+                    "cannot write upgrade-info.json",
+                    source,
+                )
+            })?;
+            Duration::ZERO
+        } else {
+            file_age(&self.layout.upgrade_info_path())
+        };
+        tracing::info!(upgrade = %plan.name, height = plan.height, from = from.label(), to = %dir_name, "upgrade starting");
+        let started = Instant::now();
+        self.journal
+            .begin(&plan, &dir_name, from.label())
+            .map_err(|source| io_error(&plan, Phase::Detect, "cannot write the journal", source))?;
+        self.enter(&plan, Phase::Detect)?;
+        self.done(Phase::Detect, detect_lag);
+        // Resolving needs nothing the stop changes, so it runs while the node stops (and during
+        // the delay and backup). A custom pre-upgrade script may stage the binary itself: with
+        // one, the resolvers run after it, in their phase.
+        let early = self
+            .cfg
+            .custom_preupgrade
+            .is_none()
+            .then(|| self.start_resolution(&plan));
+
+        self.phase_stop(&plan, node).await?;
+        if self.signals.stop_requested() || !self.phase_delay(&plan).await? {
+            return Ok(false);
+        }
+        if self.signals.stop_requested() || !self.phase_backup(&plan, &dir_name).await? {
+            return Ok(false);
+        }
+        if self.signals.stop_requested() || !self.phase_custom_preupgrade(&plan).await? {
+            return Ok(false);
+        }
+        let Some(artifacts) = self.phase_resolve(&plan, &dir_name, early).await? else {
+            return Ok(false);
+        };
+        if let Some(artifacts) = artifacts
+            && !self.phase_fetch(&plan, &dir_name, artifacts).await?
+        {
+            return Ok(false);
+        }
+        self.phase_swap(&plan, &dir_name)?;
+        let done = self.finish_after_swap(plan.clone()).await?;
+        if done {
+            tracing::info!(upgrade = %upgrade, took = %crate::duration::format(started.elapsed()), "upgrade complete");
+        }
+        Ok(done)
+    }
+
+    /// The part of an upgrade after the switch: the app's pre-upgrade, then commit. The journal
+    /// must already record the upgrade.
+    pub async fn finish_after_swap(&mut self, plan: Plan) -> Result<bool, UpgradeError> {
+        if !self.phase_app_preupgrade(&plan).await? {
+            return Ok(false);
+        }
+        self.phase_commit(&plan)?;
+        Ok(true)
+    }
+
+    fn enter(&mut self, plan: &Plan, phase: Phase) -> Result<(), UpgradeError> {
+        tracing::debug!(phase = phase.name(), "phase starting");
+        self.journal
+            .enter(phase)
+            .map_err(|source| io_error(plan, phase, "cannot write the journal", source))
+    }
+
+    fn done(&mut self, phase: Phase, took: Duration) {
+        tracing::info!(phase = phase.name(), duration = %crate::duration::format(took), "phase done");
+        self.journal.done(phase, took);
+    }
+}
+
+/// Wraps an error of the tree as the upgrade's.
+fn tree_error<E: Into<LayoutError>>(upgrade: &str) -> impl FnOnce(E) -> UpgradeError + '_ {
+    move |e| UpgradeError::Layout {
+        upgrade: upgrade.to_string(),
+        source: e.into(),
+    }
+}
+
+fn io_error(plan: &Plan, phase: Phase, what: &str, source: std::io::Error) -> UpgradeError {
+    UpgradeError::Io {
+        upgrade: plan.name.clone(),
+        phase,
+        what: what.into(),
+        source,
+    }
+}
+
+/// How long ago a file was last written (zero when unknown).
+fn file_age(path: &Path) -> Duration {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}

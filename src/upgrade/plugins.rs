@@ -1,0 +1,51 @@
+//! The plugins an upgrade runs, as the configuration names them: `plugins.toml` (or the bundled
+//! defaults), compiled into (or loaded from) the compile cache.
+
+use std::path::Path;
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+use crate::cancel::Cancel;
+use crate::config::{Config, PLUGIN_CACHE_DIR};
+use crate::plugin::{PluginSet, Plugins};
+
+/// The plugin configuration in effect (`over`, from `--plugins`, replaces the configuration's).
+pub fn configured(cfg: &Config, over: Option<&Path>) -> Result<Plugins, String> {
+    let path = over.map(Path::to_path_buf).or_else(|| cfg.plugins_path());
+    Plugins::load(path.as_deref()).map_err(|e| e.to_string())
+}
+
+/// The compile cache folder: `WASMVISOR_PLUGIN_CACHE` where the operator put it, else
+/// wasmvisor's own `cosmovisor/.wasmvisor-cache` (never through a symlink). A cache that cannot
+/// be used costs only compile time: plugins are then compiled in memory.
+pub fn cache_dir(cfg: &Config) -> Option<Dir> {
+    let opened = match &cfg.plugin_cache {
+        Some(path) => std::fs::create_dir_all(path)
+            .and_then(|()| Dir::open_ambient_dir(path, ambient_authority())),
+        None => Dir::open_ambient_dir(cfg.root(), ambient_authority())
+            .and_then(|root| crate::fs::own_dir(&root, PLUGIN_CACHE_DIR)),
+    };
+    match opened {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            tracing::warn!(
+                cache = %cfg.plugin_cache_dir().display(),
+                "cannot use the plugin compile cache ({e}); compiling in memory"
+            );
+            None
+        }
+    }
+}
+
+/// Loads every plugin, whose calls `cancel` ends; all failures at once.
+pub fn load(cfg: &Config, plugins: &Plugins, cancel: Cancel) -> Result<PluginSet, String> {
+    PluginSet::load(plugins, cache_dir(cfg), cancel).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        format!(
+            "{} plugin(s) cannot be used:\n{}",
+            errors.len(),
+            lines.join("\n")
+        )
+    })
+}
