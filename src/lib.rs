@@ -21,9 +21,10 @@ pub(crate) mod tree;
 pub(crate) mod upgrade;
 
 /// What the benchmarks measure directly, beside the plugin host: the download file, the swap,
-/// plan parsing and the journal.
+/// plan parsing, the journal and snapshot backups.
 pub mod bench {
     pub use crate::artifact::Download;
+    pub use crate::tree::backup::{create as backup, restore};
     pub use crate::tree::journal::{Journal, Phase};
     pub use crate::tree::plans::parse as parse_plan;
     pub use crate::tree::swap::point_current;
