@@ -173,3 +173,6 @@ fn validate_decision(decision: &Decision) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -1,0 +1,117 @@
+//! Property tests of archive entry names: whatever names a hostile archive carries (absolute,
+//! `..`, `.`, empty parts), unpacking writes inside the staging folder or is refused with a
+//! reason — never a panic, never a file outside.
+
+use std::io::Write;
+use std::path::{Component, Path};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use proptest::prelude::*;
+
+use super::*;
+
+/// Entry names built from the parts that make paths dangerous.
+fn entry_name() -> impl Strategy<Value = String> {
+    let part = prop_oneof![
+        Just("..".to_string()),
+        Just(".".to_string()),
+        Just(String::new()),
+        Just("bin".to_string()),
+        Just("simd".to_string()),
+        "[a-z]{1,4}",
+        "[^/\\x00]{1,6}",
+    ];
+    (any::<bool>(), prop::collection::vec(part, 1..5)).prop_map(|(absolute, parts)| {
+        let joined = parts.join("/");
+        if absolute {
+            format!("/{joined}")
+        } else {
+            joined
+        }
+    })
+}
+
+/// A tar.gz whose entries carry these names verbatim (written into the header by hand: the
+/// `tar` crate's own setters refuse the dangerous ones).
+fn archive(entries: &[(String, bool)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, is_dir) in entries {
+        let mut header = tar::Header::new_old();
+        let bytes = name.as_bytes();
+        let n = bytes.len().min(99);
+        header.as_old_mut().name[..n].copy_from_slice(&bytes[..n]);
+        header.set_mode(0o755);
+        if *is_dir {
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_size(0);
+            header.set_cksum();
+            builder.append(&header, std::io::empty()).unwrap();
+        } else {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(4);
+            header.set_cksum();
+            builder.append(&header, &b"\x7fELF"[..]).unwrap();
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// Every path under `dir`, relative to `base`.
+fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        out.push(e.path().strip_prefix(base).unwrap().display().to_string());
+        if e.file_type().unwrap().is_dir() {
+            walk(base, &e.path(), out);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_safe_path_stays_inside(name in entry_name()) {
+        match safe_path(Path::new(&name)) {
+            Ok(path) => {
+                prop_assert!(!path.as_os_str().is_empty());
+                prop_assert!(path.components().all(|c| matches!(c, Component::Normal(_))));
+            }
+            Err(reason) => prop_assert!(reason.contains("archive entry"), "{}", reason),
+        }
+    }
+
+    #[test]
+    fn an_archive_of_any_names_unpacks_inside_or_is_refused(
+        entries in prop::collection::vec((entry_name(), any::<bool>()), 1..6)
+    ) {
+        let scratch = tempfile::tempdir().unwrap();
+        let staging = scratch.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        let file_path = scratch.path().join("artifact.tar.gz");
+        std::fs::File::create(&file_path).unwrap().write_all(&archive(&entries)).unwrap();
+        let dir = Dir::open_ambient_dir(&staging, ambient_authority()).unwrap();
+        let result = tar_gz(
+            std::fs::File::open(&file_path).unwrap(),
+            &dir,
+            &crate::artifact::Limits::default(),
+        );
+        if let Err(reason) = &result {
+            prop_assert!(!reason.is_empty());
+        }
+        // Nothing beside the staging folder and the archive itself.
+        let mut beside: Vec<String> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        beside.sort();
+        prop_assert_eq!(beside, ["artifact.tar.gz", "staging"]);
+        let mut inside = Vec::new();
+        walk(&staging, &staging, &mut inside);
+        for path in inside {
+            prop_assert!(safe_path(Path::new(&path)).is_ok(), "{}", path);
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Property tests of what the host accepts from a plugin: any answer a hostile resolver or
+//! health check can give is either within bounds or refused with a reason — never a panic, and
+//! never a control character on the operator's terminal.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::plugin::bindings::{ArchiveFormat, Artifact, Checksum};
+
+fn algorithm() -> impl Strategy<Value = HashAlgorithm> {
+    prop_oneof![Just(HashAlgorithm::Sha256), Just(HashAlgorithm::Sha512)]
+}
+
+fn checksum() -> impl Strategy<Value = Checksum> {
+    let hex = prop_oneof![
+        "[0-9a-fA-F]{64}",
+        "[0-9a-fA-F]{128}",
+        "[0-9a-zA-Z]{0,130}",
+        ".{0,130}",
+    ];
+    (algorithm(), hex).prop_map(|(algorithm, hex)| Checksum { algorithm, hex })
+}
+
+fn artifact() -> impl Strategy<Value = Artifact> {
+    let url = prop_oneof![
+        4 => "https://[a-z.]{1,20}/[a-z0-9._/-]{0,40}",
+        1 => ".{0,64}",
+        1 => Just(String::new()),
+        1 => (MAX_URL - 2..MAX_URL + 2).prop_map(|n| "u".repeat(n)),
+    ];
+    let format = prop_oneof![
+        Just(ArchiveFormat::Auto),
+        Just(ArchiveFormat::Raw),
+        Just(ArchiveFormat::TarGz),
+        Just(ArchiveFormat::Zip),
+    ];
+    (url, prop::option::of(checksum()), format).prop_map(|(url, checksum, format)| Artifact {
+        url,
+        checksum,
+        format,
+    })
+}
+
+fn decision() -> impl Strategy<Value = Decision> {
+    prop_oneof![
+        Just(Decision::UseStaged),
+        prop_oneof![
+            ".{0,64}",
+            (MAX_TEXT - 2..MAX_TEXT + 2).prop_map(|n| "r".repeat(n))
+        ]
+        .prop_map(Decision::Refuse),
+        prop::collection::vec(artifact(), 0..MAX_ARTIFACTS + 3).prop_map(Decision::Fetch),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn a_resolver_answer_is_within_bounds_or_refused_with_a_reason(d in decision()) {
+        match validate_decision(&d) {
+            Err(reason) => prop_assert!(!reason.is_empty()),
+            Ok(()) => match &d {
+                Decision::UseStaged => {}
+                Decision::Refuse(reason) => prop_assert!(reason.len() <= MAX_TEXT),
+                Decision::Fetch(list) => {
+                    prop_assert!(!list.is_empty() && list.len() <= MAX_ARTIFACTS);
+                    for a in list {
+                        prop_assert!(!a.url.is_empty() && a.url.len() <= MAX_URL);
+                        if let Some(c) = &a.checksum {
+                            let digits = match c.algorithm {
+                                HashAlgorithm::Sha256 => 64,
+                                HashAlgorithm::Sha512 => 128,
+                            };
+                            prop_assert_eq!(c.hex.len(), digits);
+                            prop_assert!(hex::decode(&c.hex).is_ok());
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    #[test]
+    fn a_plugin_text_reaches_the_operator_without_control_characters(text in "(.|\\PC|[\\x00-\\x1f\\x7f\\u{80}-\\u{9f}])*") {
+        let shown = plain(text.clone());
+        prop_assert!(!shown.chars().any(char::is_control), "{:?}", shown);
+        if !text.chars().any(char::is_control) {
+            prop_assert_eq!(shown, text);
+        }
+    }
+}
