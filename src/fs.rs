@@ -248,6 +248,13 @@ pub fn space(dir: &Dir) -> io::Result<(u64, u64)> {
     ))
 }
 
+/// The inodes free for an unprivileged writer on the filesystem holding `dir`; `None` where the
+/// filesystem allocates them as it goes (btrfs reports none at all).
+pub fn inodes_free(dir: &Dir) -> io::Result<Option<u64>> {
+    let stat = nix::sys::statvfs::fstatvfs(dir).map_err(io::Error::from)?;
+    Ok((stat.files() > 0).then_some(stat.files_available() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 /// Escapes control characters (newlines, carriage returns, terminal escapes, …) as Rust escapes
 /// them in strings, so a name shown on one line stays one line and plain text.
@@ -62,6 +63,99 @@ pub fn error(text: impl Display) {
     let text = text.to_string();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", escape_except(&text, &['\n', '\t']));
+}
+
+/// Progress of a long transfer or copy: a bar on a terminal, a log line every few seconds
+/// otherwise. Decoration only: a terminal that cannot take it is no error.
+pub struct Progress {
+    label: String,
+    /// What is being done, and what was done (`downloading`, `downloaded`).
+    doing: &'static str,
+    done: &'static str,
+    /// Bytes in all (0: not known).
+    total: u64,
+    /// Bytes dealt with so far, and of those the ones moved (copied, received).
+    reached: u64,
+    moved: u64,
+    started: Instant,
+    last: Instant,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(label: &str, total: u64, doing: &'static str, done: &'static str) -> Progress {
+        Progress {
+            label: label.to_string(),
+            doing,
+            done,
+            total,
+            reached: 0,
+            moved: 0,
+            started: Instant::now(),
+            last: Instant::now(),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// `n` more bytes moved.
+    pub fn advance(&mut self, n: u64) {
+        self.moved += n;
+        self.reached += n;
+        self.show();
+    }
+
+    /// `n` more bytes dealt with without moving them (linked, already there).
+    pub fn skip(&mut self, n: u64) {
+        self.reached += n;
+        self.show();
+    }
+
+    fn show(&mut self) {
+        let every = if self.terminal {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(5)
+        };
+        if self.last.elapsed() < every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.moved as f64 / secs / (1 << 20) as f64;
+        let mib = self.reached as f64 / (1 << 20) as f64;
+        if self.terminal {
+            let filled = (self.reached.min(self.total) * 30)
+                .checked_div(self.total)
+                .map_or((mib as usize % 30) + 1, |f| f as usize);
+            let of = if self.total > 0 {
+                format!(" of {:.1}", self.total as f64 / (1 << 20) as f64)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                std::io::stderr(),
+                "\r{} [{:<30}] {mib:.1}{of} MiB {rate:.1} MiB/s",
+                self.label,
+                "#".repeat(filled)
+            );
+        } else {
+            tracing::info!(
+                what = %self.label,
+                bytes = self.reached,
+                total = self.total,
+                rate_mib_s = format!("{rate:.1}"),
+                "{}",
+                self.doing
+            );
+        }
+    }
+
+    pub fn finish(&self) {
+        if self.terminal && self.last != self.started {
+            let _ = writeln!(std::io::stderr());
+        }
+        tracing::info!(what = %self.label, bytes = self.reached, took = ?self.started.elapsed(), "{}", self.done);
+    }
 }
 
 /// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if not), so no file wasmvisor opens

@@ -5,9 +5,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256, Sha512};
+
+use crate::output::Progress;
 
 /// The digest being computed, of the algorithm the artifact's checksum names (sha256 without one).
 #[derive(Clone)]
@@ -109,6 +110,8 @@ impl Download {
             hasher.update(&buf[..n]);
             written += n as u64;
         }
+        let mut progress = Progress::new(label, 0, "downloading", "downloaded");
+        progress.skip(written);
         Ok(Download {
             path: path.to_path_buf(),
             file,
@@ -117,7 +120,7 @@ impl Download {
             written,
             limit,
             over_limit: false,
-            progress: Progress::new(label),
+            progress,
         })
     }
 
@@ -135,7 +138,7 @@ impl Download {
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
         self.hasher.update(bytes);
         self.written = after;
-        self.progress.update(after);
+        self.progress.advance(bytes.len() as u64);
         Ok(())
     }
 
@@ -147,7 +150,7 @@ impl Download {
     pub fn finish(mut self) -> io::Result<(u64, String)> {
         self.file.flush()?;
         self.file.sync_all()?;
-        self.progress.done(self.written);
+        self.progress.finish();
         Ok((self.written, self.hasher.hex()))
     }
 }
@@ -166,59 +169,5 @@ impl crate::plugin::Sink for Download {
             self.written = 0;
             self.hasher = Hasher::new(self.sha512);
         }
-    }
-}
-
-/// Progress of a long transfer: a bar on a terminal, a log line every few seconds otherwise.
-struct Progress {
-    label: String,
-    started: Instant,
-    last: Instant,
-    terminal: bool,
-}
-
-impl Progress {
-    fn new(label: &str) -> Progress {
-        use std::io::IsTerminal;
-        Progress {
-            label: label.to_string(),
-            started: Instant::now(),
-            last: Instant::now(),
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn update(&mut self, bytes: u64) {
-        let every = if self.terminal {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(5)
-        };
-        if self.last.elapsed() < every {
-            return;
-        }
-        self.last = Instant::now();
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = bytes as f64 / secs / (1 << 20) as f64;
-        if self.terminal {
-            let mib = bytes as f64 / (1 << 20) as f64;
-            let filled = ((mib as usize) % 30) + 1;
-            // Progress is decoration: a terminal that cannot take it is no error.
-            let _ = write!(
-                io::stderr(),
-                "\r{} [{:<30}] {mib:.1} MiB {rate:.1} MiB/s",
-                self.label,
-                "#".repeat(filled)
-            );
-        } else {
-            tracing::info!(artifact = %self.label, bytes, rate_mib_s = format!("{rate:.1}"), "downloading");
-        }
-    }
-
-    fn done(&self, bytes: u64) {
-        if self.terminal && self.last != self.started {
-            let _ = writeln!(io::stderr());
-        }
-        tracing::info!(artifact = %self.label, bytes, took = ?self.started.elapsed(), "downloaded");
     }
 }

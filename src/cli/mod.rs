@@ -1,6 +1,7 @@
 //! Command-line interface: Cosmovisor's commands and flags, plus `status`, `plugin` and `demo`.
 //! This file holds the clap types and the dispatch; each command group has its file.
 
+mod backup;
 pub mod demo;
 mod info;
 mod init;
@@ -117,6 +118,11 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
     },
+    /// List the snapshot backups of data/, or restore one.
+    Backup {
+        #[command(subcommand)]
+        action: BackupCmd,
+    },
     /// Inspect, validate, precompile and try the WebAssembly plugins.
     Plugin {
         /// Use this plugin configuration instead of WASMVISOR_PLUGINS / cosmovisor/plugins.toml.
@@ -133,6 +139,20 @@ enum Cmd {
         /// Block time of the simulated node, in milliseconds.
         #[arg(long, default_value_t = 250)]
         block_ms: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCmd {
+    /// The backups in DAEMON_DATA_BACKUP_DIR: name, upgrade, height, size, age.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace data/ by a backup (refused while a supervisor runs on the home).
+    Restore {
+        /// The backup's name, as `backup list` shows it.
+        name: String,
     },
 }
 
@@ -271,6 +291,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         )),
         Cmd::ShowUpgradeInfo => report(info::show_upgrade_info(&cfg)),
         Cmd::Status { json } => report(status::print(&cfg, json)),
+        Cmd::Backup { action } => report(match action {
+            BackupCmd::List { json } => backup::list(&cfg, json),
+            BackupCmd::Restore { name } => backup::restore(&cfg, &name),
+        }),
         Cmd::PrepareUpgrade { plan } => report(prepare::prepare_upgrade(&cfg, plan.as_deref())),
         Cmd::Plugin { plugins, action } => {
             let over = plugins.as_deref();

@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
-use crate::tree::journal::{self, Active, Finished, Phase};
-use crate::tree::{Layout, Plan, Read, lock};
+use crate::tree::journal::{self, Active, Failed, Finished, Phase, Rollback};
+use crate::tree::{Current, Layout, Plan, Read, lock};
+use crate::upgrade::short;
 
 #[derive(Serialize)]
 pub struct Status {
@@ -23,6 +24,10 @@ pub struct Status {
     pub staged: Vec<String>,
     pub upgrade_in_progress: Option<Active>,
     pub last_upgrade: Option<LastUpgrade>,
+    /// A rollback under way (the next start of the supervisor finishes it).
+    pub rollback_in_progress: Option<Rollback>,
+    /// Upgrades whose new binary failed and was rolled back, newest last.
+    pub failed_upgrades: Vec<Failed>,
     pub supervisor_pid: Option<i32>,
 }
 
@@ -47,6 +52,10 @@ pub struct Pending {
     pub kind: &'static str,
     pub name: String,
     pub height: u64,
+    /// Set when the binary staged for it is one that failed for it before (its sha256): the
+    /// supervisor waits for a different one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by_failed_binary: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -63,16 +72,18 @@ impl Status {
         let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
         let files = Files::read(&layout).map_err(|e| e.to_string())?;
         let snapshot = files.snapshot(&[], None, layout.names);
-        let pending = match snapshot.governance() {
+        let mut pending = match snapshot.governance() {
             Some((plan, None)) => Some(Pending {
                 kind: "governance",
                 name: plan.name.clone(),
                 height: plan.height,
+                blocked_by_failed_binary: None,
             }),
             _ => snapshot.next_manual().map(|p| Pending {
                 kind: "manual",
                 name: p.name.clone(),
                 height: p.height,
+                blocked_by_failed_binary: None,
             }),
         };
         let upgrade_info = match &files.upgrade_info {
@@ -87,6 +98,20 @@ impl Status {
             }),
         };
         let journal = journal::read(&layout.root).unwrap_or_default();
+        if let Some(p) = pending.as_mut()
+            && journal
+                .failed
+                .iter()
+                .any(|f| f.plan.name == p.name && f.plan.height == p.height)
+            && let Ok(dir) = layout.dir_name(&p.name)
+            && let Ok(sha256) = crate::fs::sha256_path(&layout.binary_path(&Current::Upgrade(dir)))
+            && journal
+                .failed
+                .iter()
+                .any(|f| f.plan.name == p.name && f.plan.height == p.height && f.sha256 == sha256)
+        {
+            p.blocked_by_failed_binary = Some(sha256);
+        }
         let last_upgrade = journal.last.map(|finished| LastUpgrade {
             total_ms: (finished
                 .phases
@@ -114,6 +139,8 @@ impl Status {
             staged: layout.staged(),
             upgrade_in_progress: journal.active,
             last_upgrade,
+            rollback_in_progress: journal.rollback,
+            failed_upgrades: journal.failed,
             supervisor_pid: lock::holder(&layout.root, &layout.root_path),
         })
     }
@@ -160,7 +187,19 @@ impl Status {
             &mut out,
             "pending upgrade",
             match &self.pending {
-                Some(p) => format!("{} at height {} ({})", p.name, p.height, p.kind),
+                Some(p) => format!(
+                    "{} at height {} ({}){}",
+                    p.name,
+                    p.height,
+                    p.kind,
+                    match &p.blocked_by_failed_binary {
+                        Some(sha) => format!(
+                            " — BLOCKED: its staged binary (sha256 {}) failed for it before; stage a different one",
+                            short(sha)
+                        ),
+                        None => String::new(),
+                    }
+                ),
                 None => "none".into(),
             },
         );
@@ -189,6 +228,43 @@ impl Status {
                 },
             );
         }
+        if let Some(r) = &self.rollback_in_progress {
+            line(
+                &mut out,
+                "ROLLBACK",
+                format!(
+                    "{} → back to {}, unfinished (data/ {}); the next start of the supervisor finishes it",
+                    r.plan.name,
+                    r.from,
+                    if r.restored {
+                        "restored"
+                    } else {
+                        "not yet restored"
+                    }
+                ),
+            );
+        }
+        let now = journal::unix_ms();
+        for f in self.failed_upgrades.iter().rev() {
+            let age = std::time::Duration::from_secs(now.saturating_sub(f.at_unix_ms) / 1000);
+            line(
+                &mut out,
+                "FAILED upgrade",
+                format!(
+                    "{} at height {}, rolled back {} ago: {}; binary upgrades/{}/bin sha256 {}; data/ {}",
+                    f.plan.name,
+                    f.plan.height,
+                    crate::duration::format(age.max(std::time::Duration::from_secs(1))),
+                    f.reason,
+                    f.dir,
+                    short(&f.sha256),
+                    match &f.restored {
+                        Some(b) => format!("restored from {}", b.display()),
+                        None => "not restored (no backup)".into(),
+                    }
+                ),
+            );
+        }
         let Some(last) = &self.last_upgrade else {
             line(&mut out, "last upgrade", "none".into());
             return out;
@@ -198,8 +274,18 @@ impl Status {
             &mut out,
             "last upgrade",
             format!(
-                "{} → {} at height {}, {:.1} ms in phases",
-                f.from, f.to, f.plan.height, last.total_ms
+                "{} → {} at height {}, {:.1} ms in phases{}",
+                f.from,
+                f.to,
+                f.plan.height,
+                last.total_ms,
+                if f.rolled_back {
+                    "; ROLLED BACK"
+                } else if f.probation {
+                    "; the new binary is on probation"
+                } else {
+                    ""
+                }
             ),
         );
         for p in &f.phases {

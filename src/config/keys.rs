@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::loader::Loader;
-use super::values::{Endpoint, GrpcAddress, HaltHeight, WatchMode};
+use super::values::{Endpoint, GrpcAddress, HaltHeight, OnFailedUpgrade, WatchMode};
 use super::{Config, DEFAULT_GRPC_ADDRESS, DEFAULT_POLL_INTERVAL, DEFAULT_RPC_ADDRESS};
 use super::{DEFAULT_SHUTDOWN_GRACE, Draft};
 use crate::duration;
@@ -230,6 +230,48 @@ pub(super) const KEYS: &[Key] = &[
         },
         show: |c| c.halt_height.name().into(),
         pin: |c| text(c.halt_height.name().into()),
+    },
+    Key {
+        name: "WASMVISOR_BACKUP_KEEP",
+        read: |l, d| {
+            d.backup_keep = l.count_or("WASMVISOR_BACKUP_KEEP", super::DEFAULT_BACKUP_KEEP, 1)
+        },
+        show: |c| c.backup_keep.to_string(),
+        pin: |c| Some(toml::Value::Integer(c.backup_keep.into())),
+    },
+    Key {
+        name: "WASMVISOR_ON_FAILED_UPGRADE",
+        read: |l, d| {
+            d.on_failed_upgrade = l.choice(
+                "WASMVISOR_ON_FAILED_UPGRADE",
+                OnFailedUpgrade::Exit,
+                OnFailedUpgrade::CHOICES,
+            )
+        },
+        show: |c| c.on_failed_upgrade.name().into(),
+        pin: |c| text(c.on_failed_upgrade.name().into()),
+    },
+    Key {
+        name: "WASMVISOR_UPGRADE_PROBATION",
+        read: |l, d| {
+            d.probation = l
+                .duration("WASMVISOR_UPGRADE_PROBATION")
+                .unwrap_or(super::DEFAULT_PROBATION)
+        },
+        show: |c| duration::format(c.probation),
+        pin: |c| text(duration::format(c.probation)),
+    },
+    Key {
+        name: "WASMVISOR_RESTART_ON_CRASH",
+        read: |l, d| d.restart_on_crash = l.boolean("WASMVISOR_RESTART_ON_CRASH", false),
+        show: |c| c.restart_on_crash.to_string(),
+        pin: |c| flag(c.restart_on_crash),
+    },
+    Key {
+        name: "WASMVISOR_MAX_RESTARTS",
+        read: |l, d| d.max_restarts = l.count_or("WASMVISOR_MAX_RESTARTS", 5, 0),
+        show: |c| c.max_restarts.to_string(),
+        pin: |c| Some(toml::Value::Integer(c.max_restarts.into())),
     },
     Key {
         name: "WASMVISOR_PLUGINS",

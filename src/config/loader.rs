@@ -138,23 +138,33 @@ impl Loader<'_> {
     }
 
     pub fn count(&mut self, key: &str) -> u32 {
-        let Some(raw) = self.raw(key) else { return 0 };
+        self.count_or(key, 0, 0)
+    }
+
+    /// A whole number of at least `min`, `default` when unset.
+    pub fn count_or(&mut self, key: &str, default: u32, min: u32) -> u32 {
+        let Some(raw) = self.raw(key) else {
+            return default;
+        };
         let parsed = match &raw.value {
             RawValue::Str(s) => s.trim().parse::<u32>().ok(),
             RawValue::Int(n) => u32::try_from(*n).ok(),
             RawValue::Bool(_) | RawValue::Other(_) => None,
         };
-        parsed.unwrap_or_else(|| {
-            self.problem(
-                key,
-                raw.origin,
-                format!(
-                    "{} is not a whole number of retries (0 or more)",
-                    raw.value.describe()
-                ),
-            );
-            0
-        })
+        match parsed {
+            Some(n) if n >= min => n,
+            _ => {
+                self.problem(
+                    key,
+                    raw.origin,
+                    format!(
+                        "{} is not a whole number of {min} or more",
+                        raw.value.describe()
+                    ),
+                );
+                default
+            }
+        }
     }
 
     pub fn choice<T: Copy>(&mut self, key: &str, default: T, choices: &[(&str, T)]) -> T {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::logging::{LogFormat, TimeFormat};
 use keys::KEYS;
 use loader::Loader;
-pub use values::{Endpoint, GrpcAddress, HaltHeight, WatchMode};
+pub use values::{Endpoint, GrpcAddress, HaltHeight, OnFailedUpgrade, WatchMode};
 
 /// Shutdown grace used when `DAEMON_SHUTDOWN_GRACE` is not set: long enough for a node to flush
 /// its stores, never an immediate SIGKILL.
@@ -27,6 +27,13 @@ pub const DEFAULT_GRPC_ADDRESS: &str = "localhost:9090";
 /// The compile cache's folder under the cosmovisor root, unless `WASMVISOR_PLUGIN_CACHE` says
 /// otherwise.
 pub const PLUGIN_CACHE_DIR: &str = ".wasmvisor-cache";
+/// Snapshot backups kept when `WASMVISOR_BACKUP_KEEP` is not set.
+pub const DEFAULT_BACKUP_KEEP: u32 = 3;
+/// How long an upgraded node must run, with no health check configured, before its upgrade is
+/// considered good.
+pub const DEFAULT_PROBATION: Duration = Duration::from_secs(60);
+/// Crash restarts within this window count towards `WASMVISOR_MAX_RESTARTS`.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
 /// A configuration file is a few KiB.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
 
@@ -53,6 +60,11 @@ pub struct Config {
     pub log_format: LogFormat,
     pub watch_mode: WatchMode,
     pub halt_height: HaltHeight,
+    pub backup_keep: u32,
+    pub on_failed_upgrade: OnFailedUpgrade,
+    pub probation: Duration,
+    pub restart_on_crash: bool,
+    pub max_restarts: u32,
     /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
     pub plugins_file: Option<PathBuf>,
     /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept, when set explicitly.
@@ -84,6 +96,11 @@ pub(super) struct Draft {
     log_format: LogFormat,
     watch_mode: WatchMode,
     halt_height: HaltHeight,
+    backup_keep: u32,
+    on_failed_upgrade: OnFailedUpgrade,
+    probation: Duration,
+    restart_on_crash: bool,
+    max_restarts: u32,
     plugins_file: Option<PathBuf>,
     plugin_cache: Option<PathBuf>,
 }
@@ -184,6 +201,11 @@ impl Config {
             log_format: LogFormat::Human,
             watch_mode: WatchMode::Auto,
             halt_height: HaltHeight::Before,
+            backup_keep: DEFAULT_BACKUP_KEEP,
+            on_failed_upgrade: OnFailedUpgrade::Exit,
+            probation: DEFAULT_PROBATION,
+            restart_on_crash: false,
+            max_restarts: 5,
             plugins_file: None,
             plugin_cache: None,
         };
@@ -211,6 +233,11 @@ impl Config {
                 problems: loader.problems,
             });
         }
+        if draft.on_failed_upgrade == OnFailedUpgrade::Rollback && draft.unsafe_skip_backup {
+            warnings.push(
+                "WASMVISOR_ON_FAILED_UPGRADE=rollback with UNSAFE_SKIP_BACKUP=true: a rollback can point `current` back but has no backup to restore data/ from; set UNSAFE_SKIP_BACKUP=false (snapshot backups cost seconds, not a copy of the data)".into(),
+            );
+        }
         Ok((
             Config {
                 data_backup_dir: draft.data_backup_dir.unwrap_or_else(|| home.clone()),
@@ -234,6 +261,11 @@ impl Config {
                 log_format: draft.log_format,
                 watch_mode: draft.watch_mode,
                 halt_height: draft.halt_height,
+                backup_keep: draft.backup_keep,
+                on_failed_upgrade: draft.on_failed_upgrade,
+                probation: draft.probation,
+                restart_on_crash: draft.restart_on_crash,
+                max_restarts: draft.max_restarts,
                 plugins_file: draft.plugins_file,
                 plugin_cache: draft.plugin_cache,
                 file: file.map(Path::to_path_buf),

@@ -59,6 +59,31 @@ impl HaltHeight {
     }
 }
 
+/// What happens to an upgrade whose new binary fails (cannot start, dies before it proved
+/// healthy, or the health checks judge it unhealthy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailedUpgrade {
+    /// Stop, restore data/ from the pre-upgrade backup, point `current` back, exit 4.
+    Rollback,
+    /// Stop and exit (3 when unhealthy, else the node's status), as without a safety net.
+    Exit,
+}
+
+impl OnFailedUpgrade {
+    pub const CHOICES: &[(&str, OnFailedUpgrade)] = &[
+        ("rollback", OnFailedUpgrade::Rollback),
+        ("exit", OnFailedUpgrade::Exit),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailedUpgrade::Rollback => "rollback",
+            OnFailedUpgrade::Exit => "exit",
+        }
+    }
+}
+
 /// The node's CometBFT RPC: `http://host:port`, `tcp://host:port` (CometBFT's laddr form) or
 /// `host:port`, plain HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]

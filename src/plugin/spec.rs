@@ -15,7 +15,7 @@
 //!
 //! With no `[[resolver]]` the bundled `cosmovisor` resolver runs; with no `[[source]]` the
 //! bundled `http` source. `[[health]]` entries also take `interval`, `deadline` and
-//! `on-unhealthy` (`warn` or `exit`).
+//! `on-unhealthy` (`warn`, `exit` or `rollback`; unset, it follows `WASMVISOR_ON_FAILED_UPGRADE`).
 
 mod raw;
 
@@ -67,14 +67,27 @@ impl fmt::Display for World {
     }
 }
 
-/// What to do when the health check says unhealthy or its deadline passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// What to do when the health check says unhealthy or its deadline passes. Unset, it follows
+/// `WASMVISOR_ON_FAILED_UPGRADE`: `rollback` when that says so, else `warn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUnhealthy {
     /// Log it, record it in the journal and `status`, keep supervising.
     Warn,
     /// Also stop the node and exit with status 3, so the service manager and operator notice.
     Exit,
+    /// The upgrade failed: roll it back (see `WASMVISOR_ON_FAILED_UPGRADE=rollback`).
+    Rollback,
+}
+
+impl OnUnhealthy {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnUnhealthy::Warn => "warn",
+            OnUnhealthy::Exit => "exit",
+            OnUnhealthy::Rollback => "rollback",
+        }
+    }
 }
 
 /// One configured plugin.
@@ -94,7 +107,8 @@ pub struct PluginSpec {
     pub read_idle: Duration,
     pub interval: Duration,
     pub deadline: Duration,
-    pub on_unhealthy: OnUnhealthy,
+    /// As written in plugins.toml (`None`: follow `WASMVISOR_ON_FAILED_UPGRADE`).
+    pub on_unhealthy: Option<OnUnhealthy>,
 }
 
 /// Where a plugin's component comes from.
@@ -134,7 +148,7 @@ impl PluginSpec {
             read_idle: DEFAULT_READ_IDLE,
             interval: Duration::from_secs(2),
             deadline: Duration::from_secs(300),
-            on_unhealthy: OnUnhealthy::Warn,
+            on_unhealthy: None,
         }
     }
 }
@@ -263,5 +277,7 @@ impl fmt::Display for PluginsConfigError {
     }
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

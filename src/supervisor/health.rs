@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::plugin::{Health, OnUnhealthy, PluginSet};
 use crate::tree::Plan;
 use crate::tree::journal::{self, HealthRecord, Journal};
@@ -73,36 +74,47 @@ pub(super) async fn check_until_final(
     }
 }
 
-/// Logs and journals the verdict. Returns true if the configuration says to stop.
-pub(super) fn on_verdict(set: &PluginSet, journal: &mut Journal, verdict: HealthRecord) -> bool {
-    let exit = !verdict.healthy
-        && set
-            .health
+/// Logs and journals the verdict, and ends the upgraded node's probation. Returns what to do:
+/// nothing for a healthy node, else the strongest `on-unhealthy` of the health checks.
+pub(super) fn on_verdict(
+    set: &PluginSet,
+    cfg: &Config,
+    journal: &mut Journal,
+    verdict: HealthRecord,
+) -> Option<OnUnhealthy> {
+    let action = (!verdict.healthy).then(|| {
+        set.health
             .iter()
-            .any(|h| h.spec.on_unhealthy == OnUnhealthy::Exit);
-    if verdict.healthy {
-        tracing::info!(
+            .map(|h| crate::upgrade::plugins::on_unhealthy(&h.spec, cfg))
+            .max()
+            .unwrap_or(OnUnhealthy::Warn)
+    });
+    match action {
+        None => tracing::info!(
             after_ms = verdict.after_ms,
             first_answer_ms = verdict.first_answer_ms,
             checks = verdict.checks,
             "upgraded node is healthy: {}",
             verdict.detail
-        );
-    } else {
-        tracing::error!(
+        ),
+        Some(action) => tracing::error!(
             after_ms = verdict.after_ms,
             checks = verdict.checks,
-            "upgraded node is UNHEALTHY: {}{}",
+            "upgraded node is UNHEALTHY: {}; on-unhealthy = {}{}",
             verdict.detail,
-            if exit {
-                "; on-unhealthy = exit: stopping the node"
-            } else {
-                ""
+            action.name(),
+            match action {
+                OnUnhealthy::Warn => ": supervising on",
+                OnUnhealthy::Exit => ": stopping the node",
+                OnUnhealthy::Rollback => ": rolling the upgrade back",
             }
-        );
+        ),
     }
     if let Err(e) = journal.record_health(verdict) {
         tracing::warn!("cannot journal the health verdict: {e}");
     }
-    exit
+    if let Err(e) = journal.end_probation() {
+        tracing::warn!("cannot journal the end of the probation: {e}");
+    }
+    action
 }

@@ -8,22 +8,27 @@
 //!
 //! - `decide.rs`: the decision, a pure function of the files; `watch.rs`: noticing they changed.
 //! - `run.rs`: one run of the node; `manual.rs`: manual upgrades; `health.rs`: after an upgrade.
-//! - `resume.rs`: what a start finds (a leftover node, an interrupted or refused upgrade).
+//! - `resume.rs`: what a start finds (a leftover node, an interrupted or refused upgrade, an
+//!   unfinished rollback).
+//! - `failure.rs`: a failed upgrade (rolled back, never retried with the same binary) and a
+//!   crashed node (relaunched after a backoff, within a tally).
 //! - the upgrade itself is `crate::upgrade`, run over borrowed parts of the supervisor.
 
 pub mod decide;
+mod failure;
 mod health;
 mod manual;
 mod resume;
 mod run;
 mod watch;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cancel::Cancel;
-use crate::config::Config;
+use crate::config::{Config, OnFailedUpgrade};
 use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::plugin::PluginSet;
@@ -94,10 +99,19 @@ enum Ended {
     Upgrade {
         plan: Plan,
         manual: bool,
-        node: Child,
+        node: Option<Child>,
     },
     /// Launch again (the halt height changed).
     Relaunch,
+    /// The binary `plan` switched to failed before it proved itself, and the configuration says
+    /// to roll such an upgrade back.
+    Failed {
+        plan: Plan,
+        reason: String,
+        node: Option<Child>,
+    },
+    /// The node died on its own outside an upgrade, and crash restarts are on.
+    Crashed(Exit),
 }
 
 pub struct Supervisor {
@@ -115,9 +129,11 @@ pub struct Supervisor {
     manual: Manual,
     /// The last complaint about upgrade-info.json, so a bad file is reported once, not per event.
     last_complaint: Option<String>,
-    /// The upgrade whose new binary the next launch starts: its launch is journaled and its
-    /// health checked.
+    /// The upgrade whose new binary the next launch starts: its launch is journaled, its
+    /// health checked, and it is on probation.
     after_upgrade: Option<Plan>,
+    /// When the node died on its own, within the last `RESTART_WINDOW`.
+    deaths: VecDeque<Instant>,
 }
 
 /// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
@@ -200,6 +216,7 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             watcher,
             last_complaint: None,
             after_upgrade: None,
+            deaths: VecDeque::new(),
         };
         supervisor.supervise().await
     });
@@ -215,26 +232,22 @@ impl Supervisor {
             return Ok(self.signals.stop_status());
         }
         self.stop_leftover_node().await?;
-        if self.signals.stop_requested() || !self.resume().await? {
+        if self.signals.stop_requested() {
             return Ok(self.signals.stop_status());
+        }
+        if let Some(status) = self.resume().await? {
+            return Ok(status);
         }
         loop {
             if self.signals.stop_requested() {
                 return Ok(self.signals.stop_status());
             }
             let ended = match self.decision() {
-                Decision::Upgrade { plan, manual } => {
-                    if !self.upgrade(plan, manual, None).await? {
-                        return Ok(self.signals.stop_status());
-                    }
-                    if !self.cfg.restart_after_upgrade {
-                        tracing::info!(
-                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
-                        );
-                        return Ok(0);
-                    }
-                    continue;
-                }
+                Decision::Upgrade { plan, manual } => Ended::Upgrade {
+                    plan,
+                    manual,
+                    node: None,
+                },
                 Decision::Refuse { plan, reason } => {
                     return Err(RunError::Refused {
                         name: crate::output::shorten(&plan.name, 64),
@@ -244,20 +257,17 @@ impl Supervisor {
                 }
                 Decision::Launch { halt_at } => self.run_node(halt_at).await?,
             };
-            match ended {
-                Ended::Exit(status) => return Ok(status),
-                Ended::Relaunch => continue,
-                Ended::Upgrade { plan, manual, node } => {
-                    if !self.upgrade(plan, manual, Some(node)).await? {
-                        return Ok(self.signals.stop_status());
-                    }
-                    if !self.cfg.restart_after_upgrade {
-                        tracing::info!(
-                            "upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting"
-                        );
-                        return Ok(0);
-                    }
+            let exit = match ended {
+                Ended::Exit(status) => Some(status),
+                Ended::Relaunch => None,
+                Ended::Upgrade { plan, manual, node } => self.upgrade(plan, manual, node).await?,
+                Ended::Failed { plan, reason, node } => {
+                    Some(self.failed(plan, reason, node).await?)
                 }
+                Ended::Crashed(exit) => self.crashed(exit).await,
+            };
+            if let Some(status) = exit {
+                return Ok(status);
             }
         }
     }
@@ -274,25 +284,55 @@ impl Supervisor {
         }
     }
 
-    /// Applies `plan` (stopping `node` first). A refusal is journaled with what it depended on,
-    /// so a restart retries it only once something changed. Returns false if a stop request
-    /// interrupted it.
+    /// Applies `plan` (stopping `node` first), unless its staged binary failed before: then
+    /// waits for a different one. A refusal is journaled with what it depended on, so a restart
+    /// retries it only once something changed. Returns the status to exit with, if supervision
+    /// ends here (a stop request, `DAEMON_RESTART_AFTER_UPGRADE=false`, a rollback).
     async fn upgrade(
         &mut self,
         plan: Plan,
         manual: bool,
         node: Option<Child>,
-    ) -> Result<bool, RunError> {
-        match self
+    ) -> Result<Option<i32>, RunError> {
+        if let Some(failed) =
+            crate::upgrade::failed_before(&self.layout, &self.journal, &plan).await
+        {
+            return self.await_new_binary(&plan, failed, node).await;
+        }
+        let applied = self
             .upgrade_context()
             .apply(plan.clone(), manual, node)
-            .await
-        {
+            .await;
+        self.after_apply(plan, applied).await
+    }
+
+    /// What follows an attempt to apply `plan` (or to finish it after the switch).
+    async fn after_apply(
+        &mut self,
+        plan: Plan,
+        applied: Result<bool, UpgradeError>,
+    ) -> Result<Option<i32>, RunError> {
+        match applied {
             Ok(true) => {
                 self.upgraded(plan);
-                Ok(true)
+                if self.cfg.restart_after_upgrade {
+                    return Ok(None);
+                }
+                tracing::info!("upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting");
+                Ok(Some(0))
             }
-            Ok(false) => Ok(false),
+            Ok(false) => Ok(Some(self.signals.stop_status())),
+            Err(UpgradeError::FailedBefore { .. }) => {
+                match crate::upgrade::failed_before(&self.layout, &self.journal, &plan).await {
+                    Some(failed) => self.await_new_binary(&plan, failed, None).await,
+                    None => Ok(None),
+                }
+            }
+            Err(e @ UpgradeError::AppPreupgrade { .. })
+                if self.cfg.on_failed_upgrade == OnFailedUpgrade::Rollback =>
+            {
+                Ok(Some(self.failed(plan, e.to_string(), None).await?))
+            }
             Err(e) => {
                 if e.is_refusal() {
                     self.record_refusal(e.to_string());

@@ -1,6 +1,6 @@
 //! What a start finds left by a supervisor that was killed: a node still running (stopped first,
-//! once its record proves it is one), and an upgrade under way (finished, or decided again from
-//! the files). Refusals are journaled with what they depended on, so a restart repeats one only
+//! once its record proves it is one), a rollback under way (finished), and an upgrade under way
+//! (finished, or decided again from the files). Refusals are journaled with what they depended on, so a restart repeats one only
 //! while nothing changed.
 
 use std::time::Duration;
@@ -12,6 +12,7 @@ use crate::node::record::{self, Group, Leftover};
 use crate::supervisor::decide::Decision;
 use crate::tree::Current;
 use crate::tree::journal::{self, Refusal};
+use crate::upgrade::EXIT_ROLLED_BACK;
 
 /// How long a leftover node may take to go after SIGKILL before wasmvisor gives up on it.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -55,16 +56,32 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Finishes or drops an upgrade a previous supervisor was interrupted in. Once `current` was
-    /// switched, the upgrade is finished (pre-upgrade, commit). Before that, the files decide
-    /// again: a plan that is gone, skipped or superseded is dropped, and a refused one is tried
-    /// again only if something it depended on changed. Returns false if a stop request
-    /// interrupted it again.
-    pub(super) async fn resume(&mut self) -> Result<bool, RunError> {
-        let Some(active) = self.journal.active().cloned() else {
-            return Ok(true);
-        };
+    /// Finishes what a previous supervisor was interrupted in. A rollback is finished (then
+    /// wasmvisor exits as after any rollback). An upgrade is finished once `current` was switched
+    /// (pre-upgrade, commit); before that, the files decide again: a plan that is gone, skipped
+    /// or superseded is dropped, and a refused one is tried again only if something it depended
+    /// on changed. An upgraded node that had not proved itself is put on probation again.
+    /// Returns the status to exit with, if supervision ends here.
+    pub(super) async fn resume(&mut self) -> Result<Option<i32>, RunError> {
+        if let Some(r) = self.journal.state.rollback.clone() {
+            tracing::warn!(upgrade = %r.plan.name, restored = r.restored, "finishing a rollback that was interrupted");
+            return Ok(Some(
+                match self.upgrade_context().finish_rollback(None).await? {
+                    true => EXIT_ROLLED_BACK,
+                    false => self.signals.stop_status(),
+                },
+            ));
+        }
         let current = self.layout.current()?;
+        if let Some(last) = &self.journal.state.last
+            && last.probation
+            && current == Current::Upgrade(last.to.clone())
+        {
+            self.after_upgrade = Some(last.plan.clone());
+        }
+        let Some(active) = self.journal.active().cloned() else {
+            return Ok(None);
+        };
         if current == Current::Upgrade(active.dir_name.clone()) {
             tracing::warn!(upgrade = %active.plan.name, phase = %active.phase, "resuming an upgrade that was interrupted after the switch");
             self.journal
@@ -74,14 +91,8 @@ impl Supervisor {
                     source,
                 })?;
             let plan = active.plan.clone();
-            let done = self
-                .upgrade_context()
-                .finish_after_swap(plan.clone())
-                .await?;
-            if done {
-                self.upgraded(plan);
-            }
-            return Ok(done);
+            let finished = self.upgrade_context().finish_after_swap(plan.clone()).await;
+            return self.after_apply(plan, finished).await;
         }
         match self.decision() {
             Decision::Upgrade { plan, manual } if plan == active.plan => {
@@ -109,7 +120,7 @@ impl Supervisor {
                     what: "cannot write the journal".into(),
                     source,
                 })?;
-                Ok(true)
+                Ok(None)
             }
         }
     }

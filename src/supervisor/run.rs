@@ -1,6 +1,7 @@
 //! One run of the node: launched with the current binary (and the halt of a pending manual
-//! upgrade), watched until something ends the run — its exit, a stop request, a plan that became
-//! due, a changed batch of manual plans, or an unhealthy verdict after an upgrade.
+//! upgrade, and its folder's `lib/` on `LD_LIBRARY_PATH`), watched until something ends the run —
+//! its exit, a stop request, a plan that became due, a changed batch of manual plans, or, after
+//! an upgrade, a failure of the new binary while it is on probation.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -8,31 +9,69 @@ use std::time::{Duration, Instant};
 use super::decide::Decision;
 use super::health::{self, HEALTH_EXIT_CODE};
 use super::{Ended, RunError, Supervisor};
+use crate::config::OnFailedUpgrade;
 use crate::node::record::{self, NodeRecord};
 use crate::node::{self, Exit};
+use crate::plugin::OnUnhealthy;
 use crate::tree::{Plan, Read};
+
+/// An upgraded node that has not yet proved itself: a failure now is a failed upgrade.
+struct Probation {
+    plan: Plan,
+    launched: Instant,
+    /// When it ends without a health check (`WASMVISOR_UPGRADE_PROBATION`); with one, it ends
+    /// at the verdict.
+    until: Option<tokio::time::Instant>,
+}
 
 impl Supervisor {
     /// Launches the current binary and supervises it until something ends this run.
     pub(super) async fn run_node(&mut self, halt_at: Option<Plan>) -> Result<Ended, RunError> {
         let current = self.layout.current()?;
-        self.layout.check_binary(&current)?;
+        let after_upgrade = self.after_upgrade.take();
+        // A new binary that cannot even start is a failed upgrade, when failures roll back.
+        let fails = |plan: &Option<Plan>, cfg: &crate::config::Config| {
+            plan.clone()
+                .filter(|_| cfg.on_failed_upgrade == OnFailedUpgrade::Rollback)
+        };
+        if let Err(e) = self.layout.check_binary(&current) {
+            return match fails(&after_upgrade, &self.cfg) {
+                Some(plan) => Ok(Ended::Failed {
+                    plan,
+                    reason: format!("the new binary cannot be started: {e}"),
+                    node: None,
+                }),
+                None => Err(e.into()),
+            };
+        }
         let path = self.layout.binary_path(&current);
         let args = self.manual.args_for(&self.node_args, halt_at.as_ref());
-        let after_upgrade = self.after_upgrade.take();
         if after_upgrade.is_some() {
             self.journal.checkpoint("launch");
         }
         let started = Instant::now();
         let mut cmd = Command::new(&path);
         cmd.args(&args);
-        let mut node = self
-            .reaper
-            .spawn(&mut cmd, true)
-            .map_err(|source| RunError::Spawn {
-                path: path.clone(),
-                source,
-            })?;
+        if let Some(libs) = self.layout.library_path(&current) {
+            tracing::debug!(LD_LIBRARY_PATH = %libs.to_string_lossy(), "the node's libraries");
+            cmd.env("LD_LIBRARY_PATH", libs);
+        }
+        let mut node = match self.reaper.spawn(&mut cmd, true) {
+            Ok(node) => node,
+            Err(source) => {
+                return match fails(&after_upgrade, &self.cfg) {
+                    Some(plan) => Ok(Ended::Failed {
+                        plan,
+                        reason: format!(
+                            "the new binary {} cannot be started: {source}",
+                            path.display()
+                        ),
+                        node: None,
+                    }),
+                    None => Err(RunError::Spawn { path, source }),
+                };
+            }
+        };
         let spawn_took = started.elapsed();
         match NodeRecord::of(node.pid) {
             Some(r) => {
@@ -44,19 +83,32 @@ impl Supervisor {
         }
         tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
         let mut health = None;
+        let mut probation = None;
         if let Some(plan) = after_upgrade {
             tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
             if let Err(e) = self.journal.record_launch(spawn_took) {
                 tracing::warn!("cannot journal the launch: {e}");
             }
-            if !self.plugins.health.is_empty() {
+            let until = if self.plugins.health.is_empty() {
+                tracing::info!(
+                    probation = %crate::duration::format(self.cfg.probation),
+                    "the upgraded node is on probation: a failure before it ends is a failed upgrade"
+                );
+                Some(tokio::time::Instant::from_std(started + self.cfg.probation))
+            } else {
                 self.journal.checkpoint("health");
                 health = Some(tokio::spawn(health::check_until_final(
                     self.plugins.clone(),
-                    plan,
+                    plan.clone(),
                     started,
                 )));
-            }
+                None
+            };
+            probation = Some(Probation {
+                plan,
+                launched: started,
+                until,
+            });
         }
         let mut follow = None;
         if let Some(plan) = &halt_at {
@@ -65,6 +117,8 @@ impl Supervisor {
         }
         let mut recheck: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(20);
+        // Signals passed on to the node: its death by one of them is no crash.
+        let mut forwarded: Vec<i32> = Vec::new();
 
         let ended = loop {
             tokio::select! {
@@ -75,10 +129,15 @@ impl Supervisor {
                         let h = *rx.borrow_and_update();
                         self.manual.note(h, halt_at.as_ref(), &mut self.journal);
                     }
-                    break self.after_exit(exit, halt_at.as_ref(), node).await;
+                    let died = match exit {
+                        Exit::Code(c) => c != 0,
+                        Exit::Signal(s) => !forwarded.contains(&s),
+                    };
+                    break self.after_exit(exit, died, halt_at.as_ref(), probation.take(), node).await;
                 }
                 sig = self.signals.recv() => {
                     if self.signals.stop().is_none() {
+                        forwarded.push(sig as i32);
                         node.signal(sig);
                         continue;
                     }
@@ -90,10 +149,30 @@ impl Supervisor {
                 verdict = async { health.as_mut().expect("guarded").await }, if health.is_some() => {
                     health = None;
                     let Ok(verdict) = verdict else { continue };
-                    if health::on_verdict(&self.plugins, &mut self.journal, verdict) {
-                        node.stop(self.cfg.shutdown_grace).await;
-                        node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
-                        break Ended::Exit(HEALTH_EXIT_CODE);
+                    let detail = verdict.detail.clone();
+                    let Some(plan) = probation.take().map(|p| p.plan) else { continue };
+                    match health::on_verdict(&self.plugins, &self.cfg, &mut self.journal, verdict) {
+                        None | Some(OnUnhealthy::Warn) => {}
+                        Some(OnUnhealthy::Exit) => {
+                            node.stop(self.cfg.shutdown_grace).await;
+                            node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
+                            break Ended::Exit(HEALTH_EXIT_CODE);
+                        }
+                        Some(OnUnhealthy::Rollback) => break Ended::Failed {
+                            plan,
+                            reason: format!("the health checks judged the upgraded node unhealthy: {detail}"),
+                            node: Some(node),
+                        },
+                    }
+                }
+                _ = sleep_until(probation.as_ref().and_then(|p| p.until)), if probation.as_ref().is_some_and(|p| p.until.is_some()) => {
+                    probation = None;
+                    tracing::info!(
+                        probation = %crate::duration::format(self.cfg.probation),
+                        "the upgraded node passed its probation (WASMVISOR_UPGRADE_PROBATION)"
+                    );
+                    if let Err(e) = self.journal.end_probation() {
+                        tracing::warn!("cannot journal the end of the probation: {e}");
                     }
                 }
                 Ok(()) = async { follow.as_mut().expect("guarded").1.changed().await }, if follow.is_some() => {
@@ -119,7 +198,7 @@ impl Supervisor {
                     match self.decision() {
                         Decision::Upgrade { plan, manual } => {
                             tracing::info!(upgrade = %plan.name, height = plan.height, mono_ns = node::monotonic_ns(), "upgrade detected");
-                            break Ended::Upgrade { plan, manual, node };
+                            break Ended::Upgrade { plan, manual, node: Some(node) };
                         }
                         Decision::Launch { halt_at: new } if new.as_ref().map(|p| p.height) != halt_at.as_ref().map(|p| p.height) => {
                             tracing::info!(
@@ -148,10 +227,19 @@ impl Supervisor {
         Ok(ended)
     }
 
-    /// The node exited without being asked to. Older SDKs exit at the upgrade halt (and at
-    /// `--halt-height`): an upgrade is due if the files (and the last height read) say so.
-    /// Anything else ends supervision with the node's status.
-    async fn after_exit(&mut self, exit: Exit, halt_at: Option<&Plan>, node: node::Child) -> Ended {
+    /// The node exited without being asked to (`died`: with a failure status, or by a signal
+    /// wasmvisor did not pass on). Older SDKs exit at the upgrade halt (and at `--halt-height`):
+    /// an upgrade is due if the files (and the last height read) say so. A death of an upgraded
+    /// node on probation is a failed upgrade; another is a crash (relaunched when crash restarts
+    /// are on). Anything else ends supervision with the node's status.
+    async fn after_exit(
+        &mut self,
+        exit: Exit,
+        died: bool,
+        halt_at: Option<&Plan>,
+        probation: Option<Probation>,
+        node: node::Child,
+    ) -> Ended {
         if self.signals.stop_requested() {
             tracing::info!(status = %exit, "node stopped");
             return Ended::Exit(exit.code());
@@ -163,32 +251,51 @@ impl Supervisor {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        match self.decision() {
-            Decision::Upgrade { plan, manual } => {
-                tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, mono_ns = node::monotonic_ns(), "node halted for the upgrade");
-                Ended::Upgrade { plan, manual, node }
-            }
-            _ => {
-                if let Some(plan) = halt_at {
-                    // Relaunching is not safe here: a node that executes its halt height (SDK
-                    // v0.47) would execute one more block with the old binary.
-                    let error = RunError::StoppedShort {
-                        name: plan.name.clone(),
-                        last: plan.height - 1,
-                        seen: self.manual.height.map_or("none".into(), |h| h.to_string()),
-                        status: exit,
-                    };
-                    tracing::error!("{error} (node RPC {})", self.cfg.rpc);
-                    return Ended::Exit(if exit.success() { 1 } else { exit.code() });
-                }
-                if exit.success() {
-                    tracing::info!(status = %exit, "node exited");
-                } else {
-                    tracing::error!(status = %exit, "node exited with an error; passing its status on");
-                }
-                Ended::Exit(exit.code())
-            }
+        if let Decision::Upgrade { plan, manual } = self.decision() {
+            tracing::info!(upgrade = %plan.name, height = plan.height, status = %exit, mono_ns = node::monotonic_ns(), "node halted for the upgrade");
+            return Ended::Upgrade {
+                plan,
+                manual,
+                node: Some(node),
+            };
         }
+        if let Some(p) = probation.filter(|_| died) {
+            let reason = format!(
+                "the upgraded node died ({exit}) {} after its launch, before it proved healthy",
+                crate::duration::format(Duration::from_millis(
+                    p.launched.elapsed().as_millis() as u64
+                ))
+            );
+            if self.cfg.on_failed_upgrade == OnFailedUpgrade::Rollback {
+                return Ended::Failed {
+                    plan: p.plan,
+                    reason,
+                    node: None,
+                };
+            }
+            tracing::error!("{reason}; WASMVISOR_ON_FAILED_UPGRADE=exit");
+        }
+        if let Some(plan) = halt_at {
+            // Relaunching is not safe here: a node that executes its halt height (SDK v0.47)
+            // would execute one more block with the old binary.
+            let error = RunError::StoppedShort {
+                name: plan.name.clone(),
+                last: plan.height - 1,
+                seen: self.manual.height.map_or("none".into(), |h| h.to_string()),
+                status: exit,
+            };
+            tracing::error!("{error} (node RPC {})", self.cfg.rpc);
+            return Ended::Exit(if exit.success() { 1 } else { exit.code() });
+        }
+        if !died {
+            tracing::info!(status = %exit, "node exited");
+            return Ended::Exit(exit.code());
+        }
+        if self.cfg.restart_on_crash {
+            return Ended::Crashed(exit);
+        }
+        tracing::error!(status = %exit, "node exited with an error; passing its status on");
+        Ended::Exit(exit.code())
     }
 }
 

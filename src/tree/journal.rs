@@ -125,6 +125,14 @@ pub struct Finished {
     /// The health check's verdict on the upgraded node, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthRecord>,
+    /// Whether the upgraded node is still on probation: it has not yet proved healthy (or
+    /// stayed up for `WASMVISOR_UPGRADE_PROBATION`), so a failure of it is a failed upgrade.
+    /// A supervisor restarted meanwhile puts the next launch on probation again.
+    #[serde(default)]
+    pub probation: bool,
+    /// Set when its new binary failed and the upgrade was rolled back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_back: bool,
 }
 
 /// The outcome of the post-upgrade health check.
@@ -139,12 +147,48 @@ pub struct HealthRecord {
     pub checks: u32,
 }
 
+/// An upgrade whose new binary failed and was rolled back. That binary (by its sha256) is never
+/// run for that upgrade again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failed {
+    pub plan: Plan,
+    /// The upgrade folder.
+    pub dir: String,
+    /// The lower-case hex sha256 of the binary that failed.
+    pub sha256: String,
+    pub reason: String,
+    /// The backup data/ was restored from (none: data/ was left as the new binary left it).
+    pub restored: Option<PathBuf>,
+    pub at_unix_ms: u64,
+}
+
+/// A rollback under way: a start that finds one finishes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub plan: Plan,
+    /// The upgrade folder that failed, and the folder `current` pointed at before.
+    pub dir: String,
+    pub from: String,
+    pub backup: Option<PathBuf>,
+    pub sha256: String,
+    pub reason: String,
+    /// Set once data/ is restored (a resumed rollback does not restore twice).
+    #[serde(default)]
+    pub restored: bool,
+    pub started_unix_ms: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub active: Option<Active>,
     pub last: Option<Finished>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen: Option<SeenHeight>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+    /// Upgrades rolled back, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<Failed>,
 }
 
 pub struct Journal {
@@ -271,6 +315,53 @@ impl Journal {
         self.save()
     }
 
+    /// Records (durably) that a rollback begins; the upgrade under way, if any, ends with it.
+    pub fn begin_rollback(&mut self, rollback: Rollback) -> std::io::Result<()> {
+        self.state.active = None;
+        self.state.rollback = Some(rollback);
+        self.save()?;
+        self.hook("rollback");
+        Ok(())
+    }
+
+    /// Records (durably) that the rollback restored data/.
+    pub fn rollback_restored(&mut self) -> std::io::Result<()> {
+        if let Some(r) = self.state.rollback.as_mut() {
+            r.restored = true;
+        }
+        self.save()?;
+        self.hook("rollback:restored");
+        Ok(())
+    }
+
+    /// The rollback is complete: its upgrade is recorded as failed with its binary.
+    pub fn finish_rollback(&mut self) -> std::io::Result<()> {
+        if let Some(r) = self.state.rollback.take() {
+            if let Some(last) = self.state.last.as_mut().filter(|l| l.plan == r.plan) {
+                last.probation = false;
+                last.rolled_back = true;
+            }
+            self.state.failed.push(Failed {
+                plan: r.plan,
+                dir: r.dir,
+                sha256: r.sha256,
+                reason: r.reason,
+                restored: r.backup.filter(|_| r.restored),
+                at_unix_ms: unix_ms(),
+            });
+        }
+        self.save()?;
+        self.hook("rollback:end");
+        Ok(())
+    }
+
+    /// The failure recorded for `plan` with the binary `sha256`, if it failed before.
+    pub fn failed(&self, plan: &Plan, sha256: &str) -> Option<&Failed> {
+        self.state.failed.iter().rev().find(|f| {
+            f.plan.name == plan.name && f.plan.height == plan.height && f.sha256 == sha256
+        })
+    }
+
     /// Remembers the application height seen while `upgrade` is pending.
     pub fn record_seen(&mut self, seen: SeenHeight) -> std::io::Result<()> {
         if self.state.seen.as_ref() == Some(&seen) {
@@ -328,13 +419,40 @@ impl Journal {
             backup: active.backup,
             resumed: active.resumed,
             health: None,
+            probation: true,
+            rolled_back: false,
         });
         self.save()
+    }
+
+    /// The upgraded node proved itself (or its verdict is in): its probation is over.
+    pub fn end_probation(&mut self) -> std::io::Result<()> {
+        match self.state.last.as_mut() {
+            Some(last) if last.probation => {
+                last.probation = false;
+                self.save_fast()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// What a rollback of `plan` goes back to: the upgrade folder it switched to, the folder
+    /// `current` pointed at before, and its backup — from the upgrade under way, or the last one.
+    pub fn rollback_source(&self, plan: &Plan) -> Option<(String, String, Option<PathBuf>)> {
+        if let Some(a) = self.state.active.as_ref().filter(|a| a.plan == *plan) {
+            return Some((a.dir_name.clone(), a.from.clone(), a.backup.clone()));
+        }
+        self.state
+            .last
+            .as_ref()
+            .filter(|l| l.plan == *plan)
+            .map(|l| (l.to.clone(), l.from.clone(), l.backup.clone()))
     }
 
     /// Records the health check's verdict on the last upgrade.
     pub fn record_health(&mut self, record: HealthRecord) -> std::io::Result<()> {
         if let Some(last) = self.state.last.as_mut() {
+            last.phases.retain(|p| p.phase != Phase::Health);
             if let Some(first) = record.first_answer_ms {
                 last.phases.push(PhaseTiming {
                     phase: Phase::Health,
@@ -346,9 +464,11 @@ impl Journal {
         self.save_fast()
     }
 
-    /// Adds the launch of the upgraded node to the last upgrade's timings.
+    /// Adds the launch of the upgraded node to the last upgrade's timings (a relaunch after a
+    /// restarted supervisor replaces it).
     pub fn record_launch(&mut self, took: Duration) -> std::io::Result<()> {
         if let Some(last) = self.state.last.as_mut() {
+            last.phases.retain(|p| p.phase != Phase::Launch);
             last.phases.push(PhaseTiming {
                 phase: Phase::Launch,
                 ms: ms(took),

@@ -278,6 +278,22 @@ impl Layout {
         None
     }
 
+    /// `LD_LIBRARY_PATH` for running the binary of `current`: its folder's `lib/` (CosmWasm
+    /// chains ship `libwasmvm` per version) before whatever wasmvisor was given. `None` when the
+    /// folder has no `lib/`.
+    pub fn library_path(&self, current: &Current) -> Option<std::ffi::OsString> {
+        let rel = current.rel_dir().join("lib");
+        if !self.root.metadata(&rel).is_ok_and(|m| m.is_dir()) {
+            return None;
+        }
+        let mut value = self.root_path.join(rel).into_os_string();
+        if let Some(inherited) = std::env::var_os("LD_LIBRARY_PATH").filter(|v| !v.is_empty()) {
+            value.push(":");
+            value.push(inherited);
+        }
+        Some(value)
+    }
+
     /// Upgrade folders that hold a binary, sorted by name.
     pub fn staged(&self) -> Vec<String> {
         let Ok(entries) = self.root.read_dir(UPGRADES_DIR) else {

@@ -1,4 +1,5 @@
-//! The data backup, taken once the node is stopped and before anything changes.
+//! The data backup, a snapshot taken once the node is stopped and before anything changes; the
+//! oldest backups beyond `WASMVISOR_BACKUP_KEEP` are removed after it (never this one).
 
 use std::time::{Duration, Instant};
 
@@ -19,16 +20,13 @@ impl Upgrade<'_> {
         self.enter(plan, Phase::Backup)?;
         let t = Instant::now();
         let target = match self.journal.active().and_then(|a| a.backup.clone()) {
-            Some(path) if path.is_dir() => {
+            Some(path) if backup::is_complete(&path) => {
                 tracing::info!(backup = %path.display(), "the backup was already taken before the interruption");
                 self.done(Phase::Backup, t.elapsed());
                 return Ok(true);
             }
             Some(path) => path,
-            None => self
-                .cfg
-                .data_backup_dir
-                .join(backup::backup_name(dir_name, plan.height)),
+            None => backup::new_backup_path(&self.cfg.data_backup_dir, dir_name, plan.height),
         };
         backup::discard_partial(&target);
         self.journal
@@ -38,7 +36,10 @@ impl Upgrade<'_> {
         let data = self.cfg.home.join("data");
         let mut job = {
             let (cancel, target) = (self.signals.cancel().clone(), target.clone());
-            tokio::task::spawn_blocking(move || backup::run(&data, &target, &cancel))
+            let (upgrade, height) = (dir_name.to_string(), plan.height);
+            tokio::task::spawn_blocking(move || {
+                backup::create(&data, &target, &upgrade, height, &cancel)
+            })
         };
         let result = match self.signals.until_stop(&mut job).await {
             Some(r) => r.unwrap_or_else(|e| {
@@ -56,9 +57,20 @@ impl Upgrade<'_> {
             }
         };
         match result {
-            Ok(bytes) => {
-                tracing::info!(backup = %target.display(), bytes, "backup complete");
+            Ok(taken) => {
+                let t2 = taken.totals;
+                tracing::info!(
+                    backup = %target.display(),
+                    files = t2.files,
+                    bytes = t2.bytes,
+                    copied = t2.copied,
+                    linked = t2.linked,
+                    reflinked = t2.reflinked,
+                    took = %crate::duration::format(Duration::from_secs_f64(taken.seconds)),
+                    "backup complete"
+                );
                 self.done(Phase::Backup, t.elapsed());
+                self.prune(&target);
                 Ok(true)
             }
             Err(BackupError::Interrupted) => Ok(false),
@@ -69,6 +81,23 @@ impl Upgrade<'_> {
                     source,
                 })
             }
+        }
+    }
+
+    /// Keeps the newest `WASMVISOR_BACKUP_KEEP` backups, never `this` one.
+    fn prune(&self, this: &std::path::Path) {
+        let name = this
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match backup::prune(&self.cfg.data_backup_dir, self.cfg.backup_keep, &name) {
+            Ok(removed) if !removed.is_empty() => tracing::info!(
+                removed = removed.join(", "),
+                keep = self.cfg.backup_keep,
+                "removed the oldest backups"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot remove old backups: {e}"),
         }
     }
 }

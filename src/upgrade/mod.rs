@@ -13,6 +13,10 @@
 //! commit            switch.rs      the journal's record of the finished upgrade
 //! ```
 //!
+//! A new binary that fails (cannot start, dies or is judged unhealthy before it proved itself) is
+//! rolled back by `rollback.rs` when `WASMVISOR_ON_FAILED_UPGRADE=rollback`, and never run for
+//! that upgrade again.
+//!
 //! Each phase is journaled before it starts and logs its duration. Nothing before `swap` changes
 //! which binary runs, and `swap` is a single rename, so an upgrade interrupted anywhere leaves
 //! `current` pointing at a complete binary; the journal tells the next supervisor how to finish.
@@ -23,6 +27,7 @@ mod fetch;
 pub mod plugins;
 mod preupgrade;
 mod resolve;
+mod rollback;
 mod stop;
 mod switch;
 
@@ -38,6 +43,7 @@ use crate::tree::backup::BackupError;
 use crate::tree::journal::{Journal, Phase};
 use crate::tree::{Layout, LayoutError, Plan};
 pub use resolve::{health_context, prepare, request};
+pub use rollback::{EXIT_ROLLED_BACK, failed_before, short};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
@@ -88,6 +94,17 @@ pub enum UpgradeError {
         binary: PathBuf,
         outcome: String,
     },
+    #[error(
+        "upgrade {upgrade:?}: the binary in upgrades/{dir}/bin (sha256 {sha256}) failed before ({reason}) and was rolled back; it is not run for this upgrade again: stage a different binary (`wasmvisor add-upgrade {upgrade} <path> --force`)"
+    )]
+    FailedBefore {
+        upgrade: String,
+        dir: String,
+        sha256: String,
+        reason: String,
+    },
+    #[error("upgrade {upgrade:?}: the rollback is not finished: {message}")]
+    Rollback { upgrade: String, message: String },
 }
 
 impl UpgradeError {
@@ -179,6 +196,14 @@ impl Upgrade<'_> {
             && !self.phase_fetch(&plan, &dir_name, artifacts).await?
         {
             return Ok(false);
+        }
+        if let Some(failed) = failed_before(self.layout, self.journal, &plan).await {
+            return Err(UpgradeError::FailedBefore {
+                upgrade: plan.name.clone(),
+                dir: dir_name,
+                sha256: failed.sha256,
+                reason: failed.reason,
+            });
         }
         self.phase_swap(&plan, &dir_name)?;
         let done = self.finish_after_swap(plan.clone()).await?;

@@ -7,13 +7,41 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::cancel::Cancel;
-use crate::config::{Config, PLUGIN_CACHE_DIR};
-use crate::plugin::{PluginSet, Plugins};
+use crate::config::{Config, OnFailedUpgrade, PLUGIN_CACHE_DIR};
+use crate::plugin::{OnUnhealthy, PluginSet, PluginSpec, Plugins};
 
 /// The plugin configuration in effect (`over`, from `--plugins`, replaces the configuration's).
+/// A health check told to `exit` while `WASMVISOR_ON_FAILED_UPGRADE=rollback` is a contradiction,
+/// refused here rather than settled silently one way.
 pub fn configured(cfg: &Config, over: Option<&Path>) -> Result<Plugins, String> {
     let path = over.map(Path::to_path_buf).or_else(|| cfg.plugins_path());
-    Plugins::load(path.as_deref()).map_err(|e| e.to_string())
+    let plugins = Plugins::load(path.as_deref()).map_err(|e| e.to_string())?;
+    if cfg.on_failed_upgrade == OnFailedUpgrade::Rollback {
+        let contradicting: Vec<&str> = plugins
+            .health
+            .iter()
+            .filter(|h| h.on_unhealthy == Some(OnUnhealthy::Exit))
+            .map(|h| h.name.as_str())
+            .collect();
+        if !contradicting.is_empty() {
+            return Err(format!(
+                "{}: the health check(s) {} say on-unhealthy = \"exit\" but WASMVISOR_ON_FAILED_UPGRADE=rollback; remove on-unhealthy (it then follows WASMVISOR_ON_FAILED_UPGRADE), or set it to \"rollback\" or \"warn\", or set WASMVISOR_ON_FAILED_UPGRADE=exit",
+                path.as_deref()
+                    .map_or("plugins.toml".into(), |p| p.display().to_string()),
+                contradicting.join(", ")
+            ));
+        }
+    }
+    Ok(plugins)
+}
+
+/// What an unhealthy verdict of `spec` does: its `on-unhealthy`, or, unset, a rollback when
+/// `WASMVISOR_ON_FAILED_UPGRADE=rollback` and a warning otherwise.
+pub fn on_unhealthy(spec: &PluginSpec, cfg: &Config) -> OnUnhealthy {
+    spec.on_unhealthy.unwrap_or(match cfg.on_failed_upgrade {
+        OnFailedUpgrade::Rollback => OnUnhealthy::Rollback,
+        OnFailedUpgrade::Exit => OnUnhealthy::Warn,
+    })
 }
 
 /// The compile cache folder: `WASMVISOR_PLUGIN_CACHE` where the operator put it, else

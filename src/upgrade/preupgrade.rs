@@ -93,10 +93,12 @@ impl Upgrade<'_> {
                 "running `{} pre-upgrade`",
                 binary.display()
             );
-            let exit = match self
-                .run_helper(Command::new(&binary).arg("pre-upgrade"))
-                .await
-            {
+            let mut cmd = Command::new(&binary);
+            cmd.arg("pre-upgrade");
+            if let Some(libs) = self.layout.library_path(&current) {
+                cmd.env("LD_LIBRARY_PATH", libs);
+            }
+            let exit = match self.run_helper(&mut cmd).await {
                 Ok(Some(exit)) => exit,
                 Ok(None) => return Ok(false),
                 Err(e) => return Err(fail(format!("could not be started: {e}"))),

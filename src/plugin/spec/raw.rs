@@ -163,7 +163,7 @@ impl RawPlugin {
             read_idle,
             interval,
             deadline,
-            on_unhealthy: self.on_unhealthy.unwrap_or(OnUnhealthy::Warn),
+            on_unhealthy: self.on_unhealthy,
         })
     }
 }

@@ -34,7 +34,7 @@ fn entries_are_read_with_relative_paths_and_settings() {
     assert_eq!(r.timeout, Duration::from_secs(2));
     assert!(r.settings.contains(&("sha256".into(), "b".into())));
     assert!(r.settings.contains(&("n".into(), "3".into())));
-    assert_eq!(p.health[0].on_unhealthy, OnUnhealthy::Exit);
+    assert_eq!(p.health[0].on_unhealthy, Some(OnUnhealthy::Exit));
     assert_eq!(p.sources[0].origin, Origin::Bundled("http"));
 }
 

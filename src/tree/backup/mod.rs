@@ -1,0 +1,405 @@
+//! Snapshot backups of `data/`, taken before an upgrade, listed and restored.
+//!
+//! A backup is `<DAEMON_DATA_BACKUP_DIR>/data-backup-<UTC time>-<upgrade>-h<height>`, a name no
+//! second upgrade can clash with. Files are captured the cheapest way that keeps their bytes
+//! (`capture.rs`: reflinks, hard links to immutable table files, copies of the rest), so a backup
+//! costs the number of files and the size of the mutable ones, not the size of the data. Free
+//! space is checked first, for what will be copied. It is made under a `.partial` name; the
+//! manifest (`manifest.rs`) is written last and the folder renamed, so a crash leaves nothing that
+//! looks like a backup. The last `WASMVISOR_BACKUP_KEEP` backups are kept.
+//!
+//! A restore checks the backup against its manifest, captures it into a temporary folder beside
+//! the data folder, and renames it into place; the old data stays until that rename succeeded.
+
+mod capture;
+mod manifest;
+mod signing;
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cap_fs_ext::DirExt;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use serde::Serialize;
+
+pub use manifest::{MANIFEST_FILE, Manifest, Totals};
+
+use crate::cancel::Cancel;
+use crate::fs;
+use crate::output::Progress;
+
+/// The prefix of a backup's folder name.
+pub const PREFIX: &str = "data-backup-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(
+        "not enough free space for the backup in {dir}: it copies {needed} bytes (of {total} in data/; the rest is linked) plus a margin of {margin} bytes kept free for the node, and {available} are free; free some space, set DAEMON_DATA_BACKUP_DIR to a larger disk on the same filesystem as data/, or set UNSAFE_SKIP_BACKUP=true"
+    )]
+    NoSpace {
+        dir: PathBuf,
+        needed: u64,
+        total: u64,
+        margin: u64,
+        available: u64,
+    },
+    #[error(
+        "not enough free inodes for the backup in {dir}: it creates {needed} files and folders and {available} inodes are free; free some, or set DAEMON_DATA_BACKUP_DIR to another filesystem"
+    )]
+    NoInodes {
+        dir: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    #[error(
+        "DAEMON_DATA_BACKUP_DIR ({dir}) is inside the data folder; choose a folder outside {data}"
+    )]
+    InsideData { dir: PathBuf, data: PathBuf },
+    #[error("backup of {data} into {dir} failed: {source}")]
+    Io {
+        data: PathBuf,
+        dir: PathBuf,
+        source: io::Error,
+    },
+    #[error("backup interrupted by a stop request")]
+    Interrupted,
+    #[error("{0}")]
+    Restore(String),
+}
+
+/// The path of a backup taken now in `dir` for the upgrade folder `dir_name` at `height`: one
+/// no other backup has (a second attempt within the same second gets a suffix).
+pub fn new_backup_path(dir: &Path, dir_name: &str, height: u64) -> PathBuf {
+    let now = time::OffsetDateTime::now_utc();
+    let name = format!(
+        "{PREFIX}{:04}{:02}{:02}T{:02}{:02}{:02}Z-{dir_name}-h{height}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let taken = |n: &str| {
+        dir.join(n).symlink_metadata().is_ok() || dir.join(partial(n)).symlink_metadata().is_ok()
+    };
+    let mut candidate = name.clone();
+    let mut n = 1;
+    while taken(&candidate) {
+        n += 1;
+        candidate = format!("{name}-{n}");
+    }
+    dir.join(candidate)
+}
+
+fn partial(name: &str) -> String {
+    format!("{name}.partial")
+}
+
+/// Removes what an interrupted backup left behind (a link in its place is removed, not followed).
+pub fn discard_partial(target: &Path) {
+    if let (Some(parent), Some(name)) = (target.parent(), target.file_name())
+        && let Ok(dir) = Dir::open_ambient_dir(parent, ambient_authority())
+    {
+        let _ = dir.remove_dir_all(partial(&name.to_string_lossy()));
+    }
+}
+
+/// Whether `path` is a complete backup (it has its manifest).
+pub fn is_complete(path: &Path) -> bool {
+    Dir::open_ambient_dir(path, ambient_authority())
+        .is_ok_and(|d| matches!(Manifest::read(&d), Ok(Some(_))))
+}
+
+/// What a backup took.
+#[derive(Debug, Clone, Copy)]
+pub struct Taken {
+    pub totals: Totals,
+    pub seconds: f64,
+}
+
+/// Room kept free for the node: 64 MiB, or a twentieth of a small disk.
+fn margin(total_space: u64) -> u64 {
+    (64u64 << 20).min(total_space / 20)
+}
+
+/// Takes a backup of `data` as `target` (whose parent must exist) for `upgrade` at `height`.
+pub fn create(
+    data: &Path,
+    target: &Path,
+    upgrade: &str,
+    height: u64,
+    cancel: &Cancel,
+) -> Result<Taken, BackupError> {
+    let started = Instant::now();
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let io_err = |source| BackupError::Io {
+        data: data.to_path_buf(),
+        dir: parent.to_path_buf(),
+        source,
+    };
+    let canonical_parent = std::fs::canonicalize(parent).map_err(io_err)?;
+    let canonical_data = std::fs::canonicalize(data).map_err(io_err)?;
+    if canonical_parent.starts_with(&canonical_data) {
+        return Err(BackupError::InsideData {
+            dir: parent.to_path_buf(),
+            data: data.to_path_buf(),
+        });
+    }
+    let src = Dir::open_ambient_dir(&canonical_data, ambient_authority()).map_err(io_err)?;
+    let dst_parent = Dir::open_ambient_dir(parent, ambient_authority()).map_err(io_err)?;
+    let same_fs = same_filesystem(&canonical_data, &canonical_parent);
+    let sizes = capture::sizes(&src, same_fs).map_err(io_err)?;
+    let (available, space) = fs::space(&dst_parent).map_err(io_err)?;
+    let margin = margin(space);
+    if sizes.copied + margin > available {
+        return Err(BackupError::NoSpace {
+            dir: parent.to_path_buf(),
+            needed: sizes.copied,
+            total: sizes.total,
+            margin,
+            available,
+        });
+    }
+    if let Some(free) = fs::inodes_free(&dst_parent).map_err(io_err)?
+        && sizes.inodes + 1 > free
+    {
+        return Err(BackupError::NoInodes {
+            dir: parent.to_path_buf(),
+            needed: sizes.inodes + 1,
+            available: free,
+        });
+    }
+    let total = sizes.total;
+
+    let tmp = partial(&name);
+    let _ = dst_parent.remove_dir_all(&tmp);
+    let dst = fs::own_dir(&dst_parent, &tmp).map_err(io_err)?;
+    let mut progress = Progress::new("backup", total, "backing up data/", "backed up data/");
+    let mut capture = capture::Capture::new(cancel, &mut progress, same_fs);
+    let result = capture
+        .tree(&src, &dst, Path::new(""), None)
+        .and_then(|()| {
+            let manifest = Manifest::new(upgrade, height, &canonical_data, capture.entries);
+            manifest.write(&dst)?;
+            Ok(manifest)
+        });
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = dst_parent.remove_dir_all(&tmp);
+            return Err(match e.kind() {
+                io::ErrorKind::Interrupted => BackupError::Interrupted,
+                _ => io_err(e),
+            });
+        }
+    };
+    fs::sync_dir(&dst).map_err(io_err)?;
+    dst_parent
+        .rename(&tmp, &dst_parent, &name)
+        .map_err(io_err)?;
+    fs::sync_dir(&dst_parent).map_err(io_err)?;
+    progress.finish();
+    Ok(Taken {
+        totals: manifest.totals,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn same_filesystem(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// A backup as `backup list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub path: PathBuf,
+    pub upgrade: String,
+    pub height: u64,
+    pub created_unix_ms: u64,
+    pub totals: Totals,
+}
+
+/// The complete backups in `dir` (those with a manifest), oldest first, and the names of the
+/// folders that look like backups but are not (no manifest, or an unreadable one).
+pub fn list(dir: &Path) -> io::Result<(Vec<Listed>, Vec<String>)> {
+    let parent = Dir::open_ambient_dir(dir, ambient_authority())?;
+    let mut complete = Vec::new();
+    let mut incomplete = Vec::new();
+    for entry in parent.entries()? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        if !name.starts_with(PREFIX) || !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let manifest = parent
+            .open_dir_nofollow(&name)
+            .map_err(|e| e.to_string())
+            .and_then(|d| Manifest::read(&d));
+        match manifest {
+            Ok(Some(m)) => complete.push(Listed {
+                path: dir.join(&name),
+                name,
+                upgrade: m.upgrade,
+                height: m.height,
+                created_unix_ms: m.created_unix_ms,
+                totals: m.totals,
+            }),
+            _ => incomplete.push(name),
+        }
+    }
+    complete.sort_by_key(|b| (b.created_unix_ms, b.name.clone()));
+    incomplete.sort();
+    Ok((complete, incomplete))
+}
+
+/// Deletes the oldest complete backups in `dir` beyond the newest `keep`, never `protect`.
+/// Folders without a manifest (Cosmovisor's, or unfinished ones) are left alone.
+pub fn prune(dir: &Path, keep: u32, protect: &str) -> io::Result<Vec<String>> {
+    let (complete, _) = list(dir)?;
+    let parent = Dir::open_ambient_dir(dir, ambient_authority())?;
+    let excess = complete.len().saturating_sub(keep.max(1) as usize);
+    let mut removed = Vec::new();
+    for backup in complete.iter().take(excess) {
+        if backup.name == protect {
+            continue;
+        }
+        parent.remove_dir_all(&backup.name)?;
+        removed.push(backup.name.clone());
+    }
+    Ok(removed)
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Copy)]
+pub struct Restored {
+    pub totals: Totals,
+    /// Whether the validator's signing state was kept from the replaced data (it was ahead of
+    /// the backup's, so restoring it could let the validator sign a height twice).
+    pub kept_signing_state: bool,
+}
+
+/// Replaces the data folder `data` with the backup `backup`: checked against its manifest,
+/// captured into a temporary folder beside the (real) data folder, exchanged with it in one
+/// rename; the old data is kept until then, and removed after. The validator's signing state
+/// (`priv_validator_state.json`) never goes back: the newer of the two is kept.
+pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, BackupError> {
+    let fail = |what: String| BackupError::Restore(what);
+    let from = Dir::open_ambient_dir(backup, ambient_authority())
+        .map_err(|e| fail(format!("{}: {e}", backup.display())))?;
+    let manifest = Manifest::read(&from)
+        .map_err(|e| fail(format!("{}: {e}", backup.display())))?
+        .ok_or_else(|| {
+            fail(format!(
+                "{} has no {MANIFEST_FILE}: it is not a complete backup",
+                backup.display()
+            ))
+        })?;
+    manifest.verify(&from).map_err(|e| {
+        fail(format!(
+            "{} does not match its manifest: {e}; it cannot be restored",
+            backup.display()
+        ))
+    })?;
+    // Beside the real data folder (data/ may be a link to another disk), on its filesystem.
+    let real = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    let parent_path = real.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let base = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let parent = Dir::open_ambient_dir(&parent_path, ambient_authority())
+        .map_err(|e| fail(format!("{}: {e}", parent_path.display())))?;
+    // Fixed names: the caller holds the home's lock, and a restore interrupted by a crash is
+    // cleaned up by the next one.
+    let incoming = format!(".{base}.restoring");
+    let outgoing = format!(".{base}.replaced");
+    let io = |what: &str, e: io::Error| fail(format!("{what}: {e}"));
+    for leftover in [&incoming, &outgoing] {
+        if let Err(e) = parent.remove_dir_all(leftover)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            return Err(io(&format!("removing the leftover {leftover}"), e));
+        }
+    }
+    let into = fs::own_dir(&parent, &incoming).map_err(|e| io(&incoming, e))?;
+    let mut progress = Progress::new(
+        "restore",
+        manifest.totals.bytes,
+        "restoring data/",
+        "restored data/",
+    );
+    let same_fs = same_filesystem(backup, &parent_path);
+    let mut capture = capture::Capture::new(cancel, &mut progress, same_fs);
+    let captured = capture
+        .tree(&from, &into, Path::new(""), Some(MANIFEST_FILE))
+        .and_then(|()| match parent.open_dir_nofollow(&base) {
+            Ok(old) => signing::keep_newer(&old, &into),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        })
+        .and_then(|kept| fs::sync_dir(&into).map(|()| kept));
+    let kept_signing_state = match captured {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ = parent.remove_dir_all(&incoming);
+            return Err(match e.kind() {
+                io::ErrorKind::Interrupted => BackupError::Interrupted,
+                _ => io("capturing the backup", e),
+            });
+        }
+    };
+    let had_data = parent.symlink_metadata(&base).is_ok();
+    if had_data {
+        exchange(&parent, &incoming, &base, &outgoing).map_err(|e| {
+            let _ = parent.remove_dir_all(&incoming);
+            io("putting the restored data in place", e)
+        })?;
+    } else {
+        parent
+            .rename(&incoming, &parent, &base)
+            .map_err(|e| io("putting the restored data in place", e))?;
+    }
+    fs::sync_dir(&parent).map_err(|e| io(&parent_path.display().to_string(), e))?;
+    progress.finish();
+    if had_data && let Err(e) = parent.remove_dir_all(&outgoing) {
+        tracing::warn!(
+            "cannot remove the replaced data {}: {e}",
+            parent_path.join(&outgoing).display()
+        );
+    }
+    Ok(Restored {
+        totals: manifest.totals,
+        kept_signing_state,
+    })
+}
+
+/// Puts `incoming` in place of `base` in one step (`RENAME_EXCHANGE`), leaving the old folder
+/// as `outgoing`; where the filesystem cannot exchange, two renames (the old folder first out of
+/// the way, put back if the second fails).
+fn exchange(parent: &Dir, incoming: &str, base: &str, outgoing: &str) -> io::Result<()> {
+    use nix::fcntl::{RenameFlags, renameat2};
+    match renameat2(parent, incoming, parent, base, RenameFlags::RENAME_EXCHANGE) {
+        Ok(()) => parent.rename(incoming, parent, outgoing),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
+            parent.rename(base, parent, outgoing)?;
+            parent.rename(incoming, parent, base).inspect_err(|_| {
+                let _ = parent.rename(outgoing, parent, base);
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
