@@ -58,6 +58,7 @@ fn default_path(server: &Server) -> (Home, Vec<u8>) {
         "genesis",
         json!({"version": "genesis", "ordinal": 1, "rpc_port": port}),
     );
+    plant_databases(&home);
     let archive = sim_archive(
         &home,
         json!({"version": "v2", "ordinal": 2, "handles": "v2", "rpc_port": port}),
@@ -88,8 +89,10 @@ fn entries(home: &Home, pred: impl Fn(&str) -> bool) -> usize {
         .count()
 }
 
-/// Kills wasmvisor at `point`, restarts it, and checks that it converged.
+/// Kills wasmvisor at `point`, restarts it, and checks that it converged: the new binary runs
+/// on the data as it was, which the one backup holds.
 fn kill_and_converge(mut home: Home, point: &str) {
+    let before = tree(&home.data(), &[]);
     home.set("WASMVISOR_TEST_KILL_AT", point);
     let out = home.run(&[]).finish(Duration::from_secs(30));
     assert_eq!(
@@ -127,6 +130,19 @@ fn kill_and_converge(mut home: Home, point: &str) {
         home.journal()["active"].is_null(),
         "{point}: the upgrade is committed"
     );
+    // The databases went through the kill and the restart untouched, and into the backup.
+    let after = tree(&home.data(), &[]);
+    let backup = std::fs::read_dir(&home.path)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("wasmvisor-backup.json").exists())
+        .expect("a complete backup");
+    let backed_up = tree(&backup, &[]);
+    for (path, sum) in &before {
+        assert_eq!(after.get(path), Some(sum), "{point}: data/{path}");
+        assert_eq!(backed_up.get(path), Some(sum), "{point}: backup {path}");
+    }
     assert_eq!(
         (
             entries(&home, |n| n.starts_with("data-backup-")

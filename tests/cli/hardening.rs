@@ -245,17 +245,6 @@ fn download_plan(home: &mut Home, server: &Server, path: &str, bytes: &[u8]) {
 }
 
 /// A payload of `len` bytes that gzip cannot shrink.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545f4914f6cdd1d;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[test]
 fn a_stop_request_cancels_a_stalled_download_at_once() {
@@ -494,39 +483,11 @@ fn binaries_to_stage_must_be_regular_files() {
 }
 
 /// A small tmpfs, unmounted when dropped; `None` where the kernel refuses to mount one.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(at).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .stderr(Stdio::null())
-            .status();
-        if status.is_ok_and(|s| s.success()) {
-            Some(Tmpfs(at.to_path_buf()))
-        } else {
-            eprintln!("skipped: cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)");
-            None
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 /// A home whose cosmovisor tree is on a 48 MiB tmpfs.
 fn home_on_small_disk() -> Option<(Home, Tmpfs)> {
     let home = Home::new();
     let disk = home.path.join("disk");
-    let tmpfs = Tmpfs::mount(&disk, "48m")?;
+    let tmpfs = Tmpfs::mount(&disk, "size=48m")?;
     let root = home.root();
     let copied = std::process::Command::new("cp")
         .arg("-a")
@@ -678,12 +639,13 @@ fn the_backup_space_refusal_names_its_margin() {
     let Some((mut home, _disk)) = home_on_small_disk() else {
         return;
     };
-    // data/ holds 40 MiB; the backup goes beside it on the same 48 MiB disk.
+    // data/ holds 46 MiB on another disk: all of it is copied, onto the 48 MiB one, and the
+    // margin kept free does not fit beside it.
     let data_on_disk = home.root().join("../data-big");
     std::fs::create_dir_all(&data_on_disk).unwrap();
     home.set("UNSAFE_SKIP_BACKUP", "false")
         .set("DAEMON_DATA_BACKUP_DIR", data_on_disk.to_str().unwrap());
-    std::fs::write(home.data().join("big"), noise(40 << 20)).unwrap();
+    std::fs::write(home.data().join("big"), noise(46 << 20)).unwrap();
     home.upgrade("v2", 2, json!({}));
     home.chain(&[("v2", 3)]);
     let done = home.run(&[]).finish(Duration::from_secs(60));

@@ -10,4 +10,5 @@ mod hardening;
 mod manual;
 mod plugins;
 mod process;
+mod safety;
 mod upgrade;

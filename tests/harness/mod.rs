@@ -6,6 +6,7 @@
 
 pub mod serve;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 
@@ -380,15 +381,7 @@ pub fn sim_archive_with_payload(home: &Home, config: Value, payload: usize) -> V
             .unwrap();
     }
     if payload > 0 {
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let bytes: Vec<u8> = (0..payload)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let bytes = noise(payload);
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
@@ -409,3 +402,102 @@ pub fn plan_with_binary(home: &Home, name: &str, height: u64, url: &str) {
     )
     .unwrap();
 }
+
+/// `len` incompressible bytes (xorshift), the same for every call.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tmpfs mounted for a test (unmounted when dropped), where the machine allows mounting one.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs with `options` (`size=48m`, `nr_inodes=64`, …) at `at`; `None`, with the
+    /// reason printed, where mounting is not allowed.
+    pub fn mount(at: &Path, options: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status();
+        if status.is_ok_and(|s| s.success()) {
+            Some(Tmpfs(at.to_path_buf()))
+        } else {
+            eprintln!("skipped: cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)");
+            None
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+// Data folders: a node's shape, and their content as checksums.
+
+/// Lays out data/ as a node's: goleveldb stores with table files (`*.ldb`), their logs and
+/// MANIFEST, a RocksDB-style `*.sst`, CometBFT's consensus WAL.
+pub fn plant_databases(home: &Home) {
+    let data = home.data();
+    for (db, tables) in [("application.db", 3usize), ("blockstore.db", 2)] {
+        let dir = data.join(db);
+        std::fs::create_dir_all(&dir).unwrap();
+        for t in 0..tables {
+            let bytes = noise(256 << 10 | t);
+            std::fs::write(dir.join(format!("{:06}.ldb", 5 + t)), bytes).unwrap();
+        }
+        std::fs::write(dir.join("CURRENT"), "MANIFEST-000004\n").unwrap();
+        std::fs::write(dir.join("MANIFEST-000004"), noise(4096)).unwrap();
+        std::fs::write(
+            dir.join("LOG"),
+            "=============== Nov 25 (UTC) ===============\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("000004.log"), noise(64 << 10)).unwrap();
+    }
+    std::fs::create_dir_all(data.join("state.db")).unwrap();
+    std::fs::write(data.join("state.db/000009.sst"), noise(128 << 10)).unwrap();
+    std::fs::create_dir_all(data.join("cs.wal")).unwrap();
+    std::fs::write(data.join("cs.wal/wal"), noise(32 << 10)).unwrap();
+}
+
+/// Every entry under `dir` (relative path → its sha256, `dir`, or `-> target`), without the
+/// names in `skip`.
+pub fn tree(dir: &Path, skip: &[&str]) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, skip: &[&str], out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(base).unwrap().display().to_string();
+            if skip.contains(&rel.as_str()) {
+                continue;
+            }
+            let ft = entry.file_type().unwrap();
+            if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+                );
+            } else if ft.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(base, &path, skip, out);
+            } else {
+                out.insert(rel, sha256(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, skip, &mut out);
+    out
+}
+

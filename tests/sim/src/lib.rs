@@ -1,7 +1,7 @@
 //! The simulated node as its users see it from outside: installed as the node binary of a tree
 //! (one simulator plays every version, configured by the `sim.json` beside its wrapper), and the
-//! records it keeps in the node's data folder (`sim-state.json`: which version executed which
-//! blocks; `sim-events.jsonl`: everything it did, with CLOCK_MONOTONIC stamps).
+//! records it keeps: in the node's data folder, `sim-state.json` (which version executed which
+//! blocks); in its home, `sim-events.jsonl` (everything it did, with CLOCK_MONOTONIC stamps).
 
 use std::path::Path;
 
@@ -46,9 +46,9 @@ pub fn history(home: &Path) -> Vec<(String, u64, u64)> {
         .unwrap_or_default()
 }
 
-/// Everything the simulator did in `<home>/data`, in order: one JSON object per event.
+/// Everything the simulator did, in order: one JSON object per event (`<home>/sim-events.jsonl`).
 pub fn events(home: &Path) -> Vec<Value> {
-    std::fs::read_to_string(home.join("data/sim-events.jsonl"))
+    std::fs::read_to_string(home.join("sim-events.jsonl"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

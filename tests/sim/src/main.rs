@@ -1,7 +1,8 @@
 //! A simulated Cosmos SDK node, for wasmvisor's integration tests, benchmarks and demo.
 //!
 //! It behaves like a real node where a supervisor can see it:
-//! - keeps its height in `<home>/data/sim-state.json` and commits a block every `block_ms`;
+//! - keeps its height in `<home>/data/sim-state.json` and commits a block every `block_ms`,
+//!   recording what it signed in `data/priv_validator_state.json` as CometBFT does;
 //! - serves CometBFT-shaped `/status`, `/block` (the block store's height) and `/abci_info` (the
 //!   application's height) JSON on `127.0.0.1:<rpc_port>`;
 //! - honours `--halt-height X` the way each Cosmos SDK line does (`sdk_halt`):
@@ -12,11 +13,14 @@
 //!   `data/upgrade-info.json` as x/upgrade does (truncate, then write), logs
 //!   `UPGRADE "<name>" NEEDED at height: <h>: <info>`, then exits or stays alive failed;
 //! - refuses to start on data migrated by a newer version, or before its own upgrade height;
-//! - handles SIGTERM with a configurable flush delay, answers `pre-upgrade` and `version`.
+//! - handles SIGTERM with a configurable flush delay, answers `pre-upgrade` and `version`;
+//! - can fail the way a broken release does: exit at start (`fail_at_start`), or crash after a
+//!   height (`exit_after_height`).
 //!
 //! One binary plays every version: it is installed as a small wrapper script per upgrade folder
 //! that passes `--sim-config <that folder>/sim.json`. Everything it does is appended to
-//! `<home>/data/sim-events.jsonl` with a CLOCK_MONOTONIC timestamp, for the tests to read.
+//! `<home>/sim-events.jsonl` (outside data/, so a restored backup does not rewrite it) with a
+//! CLOCK_MONOTONIC timestamp, for the tests to read.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -64,6 +68,8 @@ struct SimConfig {
     /// Start a helper that leaves the node's process group and session (`setsid`), as a
     /// daemonising child would.
     spawn_daemon: bool,
+    /// Exit with this status right after starting, as a release that cannot run does.
+    fail_at_start: Option<i32>,
 }
 
 impl Default for SimConfig {
@@ -89,6 +95,7 @@ impl Default for SimConfig {
             sdk_halt: "before".into(),
             shutdown_ms: 300,
             spawn_daemon: false,
+            fail_at_start: None,
         }
     }
 }
@@ -133,6 +140,8 @@ fn monotonic_ns() -> u64 {
 struct Node {
     cfg: SimConfig,
     data: PathBuf,
+    /// Where the event log is (`<home>`).
+    home: PathBuf,
     state: Mutex<State>,
     /// (when, application height, block store height), oldest first: what the RPC reports.
     heights: Mutex<Vec<(Instant, u64, u64)>>,
@@ -180,7 +189,7 @@ impl Node {
         value["mono_ns"] = json!(monotonic_ns());
         value["version"] = json!(self.cfg.version);
         value["pid"] = json!(std::process::id());
-        append_event(&self.data, &value);
+        append_event(&self.home, &value);
     }
 
     fn save(&self, state: &State) {
@@ -190,16 +199,29 @@ impl Node {
             let _ = fs::rename(&tmp, self.data.join("sim-state.json"));
         }
     }
+
+    /// Records the last height signed, as CometBFT's `priv_validator_state.json` (height as a
+    /// string, round, step 3 = precommit).
+    fn signed(&self, height: u64) {
+        let tmp = self.data.join(".priv_validator_state.json.tmp");
+        let bytes = serde_json::to_vec_pretty(
+            &json!({"height": height.to_string(), "round": 0, "step": 3}),
+        )
+        .expect("state serializes");
+        if fs::write(&tmp, bytes).is_ok() {
+            let _ = fs::rename(&tmp, self.data.join("priv_validator_state.json"));
+        }
+    }
 }
 
-/// The event log, one JSON object per line.
+/// The event log in `<home>`, one JSON object per line.
 const EVENTS: &str = "sim-events.jsonl";
 
-fn append_event(data: &Path, value: &Value) {
+fn append_event(home: &Path, value: &Value) {
     if let Ok(mut f) = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(data.join(EVENTS))
+        .open(home.join(EVENTS))
     {
         let _ = writeln!(f, "{value}");
     }
@@ -292,8 +314,8 @@ fn home(args: &[String]) -> PathBuf {
 }
 
 fn pre_upgrade(cfg: &SimConfig, args: &[String]) {
-    let data = home(args).join("data");
-    let counter = data.join(format!("sim-preupgrade-{}.count", cfg.version));
+    let home = home(args);
+    let counter = home.join(format!("sim-preupgrade-{}.count", cfg.version));
     let attempt: usize = fs::read_to_string(&counter)
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -306,7 +328,7 @@ fn pre_upgrade(cfg: &SimConfig, args: &[String]) {
     };
     let code = codes[attempt.min(codes.len() - 1)];
     append_event(
-        &data,
+        &home,
         &json!({"event": "pre-upgrade", "version": cfg.version, "attempt": attempt + 1, "code": code, "cwd": std::env::current_dir().ok(), "mono_ns": monotonic_ns()}),
     );
     println!(
@@ -318,7 +340,8 @@ fn pre_upgrade(cfg: &SimConfig, args: &[String]) {
 }
 
 fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
-    let data = home(&args).join("data");
+    let home = home(&args);
+    let data = home.join("data");
     fs::create_dir_all(&data).unwrap_or_else(|e| die(&format!("{}: {e}", data.display()), 2));
     // Block the handled signals in every thread; one thread takes them with sigwait.
     let mut signals = SigSet::empty();
@@ -350,10 +373,11 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         .unwrap_or(0);
     let skips = skip_heights(&args);
 
-    let earlier_runs = previous_starts(&data, &cfg.version);
+    let earlier_runs = previous_starts(&home, &cfg.version);
     let node = Arc::new(Node {
         cfg: cfg.clone(),
         data: data.clone(),
+        home: home.clone(),
         heights: Mutex::new(vec![(Instant::now(), state.height, state.height)]),
         rpc_lag: if earlier_runs < cfg.rpc_lag_runs {
             Duration::from_millis(cfg.rpc_lag_ms)
@@ -363,7 +387,13 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         state: Mutex::new(state.clone()),
         stopping: AtomicBool::new(false),
     });
-    node.event(json!({"event": "start", "args": args, "height": state.height, "born_ns": born}));
+    node.event(json!({
+        "event": "start",
+        "args": args,
+        "height": state.height,
+        "born_ns": born,
+        "ld_library_path": std::env::var("LD_LIBRARY_PATH").ok(),
+    }));
     println!(
         "sim {}: starting at height {} (pid {})",
         cfg.version,
@@ -371,6 +401,10 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         std::process::id()
     );
 
+    if let Some(code) = cfg.fail_at_start {
+        node.event(json!({"event": "failed", "code": code}));
+        die("panic: this release cannot start (simulated)", code);
+    }
     if state.ordinal > cfg.ordinal {
         node.event(json!({"event": "refused", "reason": "newer data"}));
         die(
@@ -484,6 +518,7 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
             }),
         }
         node.set_heights(h, h);
+        node.signed(h);
         node.save(&state);
         drop(state);
         if cfg.sdk_halt == "exit-after" && halt_height > 0 && h >= halt_height {
@@ -569,8 +604,8 @@ fn handle_signals(node: Arc<Node>, set: SigSet) {
 }
 
 /// How many times this version started before, from the event log.
-fn previous_starts(data: &Path, version: &str) -> u32 {
-    let events = fs::read_to_string(data.join(EVENTS)).unwrap_or_default();
+fn previous_starts(home: &Path, version: &str) -> u32 {
+    let events = fs::read_to_string(home.join(EVENTS)).unwrap_or_default();
     events
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
