@@ -24,6 +24,8 @@ use wasmvisor::bench::{backup, restore};
 use wasmvisor::cancel::Cancel;
 
 const MIB: u64 = 1 << 20;
+/// About what the mutable files below take.
+const MUTABLE: u64 = 10 * MIB;
 
 fn env_or(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -87,27 +89,13 @@ fn generate(data: &Path, target: u64) -> Shape {
         ("state.db", 6, MIB),
         ("tx_index.db", 4, MIB / 2),
     ];
-    for (store, _, log) in stores {
-        let dir = data.join(store);
-        std::fs::create_dir_all(&dir).unwrap();
-        add(&dir.join("CURRENT"), 16, true, &mut shape);
-        add(&dir.join("LOG"), 96 << 10, true, &mut shape);
-        add(&dir.join("MANIFEST-000002"), 512 << 10, true, &mut shape);
-        add(&dir.join("000003.log"), log, true, &mut shape);
-    }
-    std::fs::create_dir_all(data.join("cs.wal")).unwrap();
-    add(&data.join("cs.wal/wal"), MIB, true, &mut shape);
-    add(
-        &data.join("priv_validator_state.json"),
-        140,
-        true,
-        &mut shape,
-    );
     // Table files of 2 to 64 MiB, as leveldb's compaction levels leave them.
     let sizes = [2, 64, 4, 32, 8, 16, 2, 64, 24, 48];
-    let tables = target.saturating_sub(shape.bytes);
+    // What the mutable files (written next) leave of the target.
+    let tables = target.saturating_sub(MUTABLE);
     for (store, share, _) in stores {
         let dir = data.join(store);
+        std::fs::create_dir_all(&dir).unwrap();
         let mut budget = tables * share / 100;
         let mut n = 0usize;
         while budget > 0 {
@@ -122,6 +110,22 @@ fn generate(data: &Path, target: u64) -> Shape {
             n += 1;
         }
     }
+    // Then each store's mutable files: its MANIFEST is newer than every table it references.
+    for (store, _, log) in stores {
+        let dir = data.join(store);
+        add(&dir.join("CURRENT"), 16, true, &mut shape);
+        add(&dir.join("LOG"), 96 << 10, true, &mut shape);
+        add(&dir.join("MANIFEST-000002"), 512 << 10, true, &mut shape);
+        add(&dir.join("000003.log"), log, true, &mut shape);
+    }
+    std::fs::create_dir_all(data.join("cs.wal")).unwrap();
+    add(&data.join("cs.wal/wal"), MIB, true, &mut shape);
+    add(
+        &data.join("priv_validator_state.json"),
+        140,
+        true,
+        &mut shape,
+    );
     shape
 }
 

@@ -75,7 +75,9 @@ pub fn restore(cfg: &Config, name: &str) -> Result<(), String> {
     }
     let path = cfg.data_backup_dir.join(name);
     let data = cfg.home.join("data");
-    let restored = backup::restore(&path, &data, &Cancel::new()).map_err(|e| e.to_string())?;
+    let cancel = Cancel::new();
+    crate::node::signals::cancel_on_stop(cancel.clone());
+    let restored = backup::restore(&path, &data, &cancel).map_err(|e| e.to_string())?;
     output::line(format!(
         "restored {} from {} ({} files, {:.1} MiB){}",
         data.display(),

@@ -258,9 +258,10 @@ impl Status {
                     f.reason,
                     f.dir,
                     short(&f.sha256),
-                    match &f.restored {
-                        Some(b) => format!("restored from {}", b.display()),
-                        None => "not restored (no backup)".into(),
+                    match (&f.restored, &f.unrestored) {
+                        (Some(b), _) => format!("restored from {}", b.display()),
+                        (None, Some(why)) => format!("not restored: {why}"),
+                        (None, None) => "not restored".into(),
                     }
                 ),
             );

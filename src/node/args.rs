@@ -7,6 +7,19 @@ pub fn insert_halt_height(args: &mut Vec<String>, height: u64) {
     args.splice(at..at, ["--halt-height".to_string(), height.to_string()]);
 }
 
+/// Whether the operator's arguments tell the node to stop by itself (`--halt-height`,
+/// `--halt-time`, with one or two dashes, before a `--` terminator): its exit 0 is then
+/// expected.
+pub fn has_halt(args: &[String]) -> bool {
+    args.iter().take_while(|a| *a != "--").any(|a| {
+        let flag = a.trim_start_matches('-');
+        a.starts_with('-')
+            && ["halt-height", "halt-time"]
+                .iter()
+                .any(|h| flag == *h || flag.starts_with(&format!("{h}=")))
+    })
+}
+
 /// Heights given to the node with `--unsafe-skip-upgrades` (`--unsafe-skip-upgrades 10 20`,
 /// `--unsafe-skip-upgrades=10,20`, repeated flags).
 pub fn skip_heights(args: &[String]) -> Vec<u64> {

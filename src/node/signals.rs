@@ -149,3 +149,26 @@ pub fn unblock_forwarded_signals() {
 pub fn is_stop_signal(sig: Signal) -> bool {
     matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT)
 }
+
+/// For a command that is not the supervisor (`backup restore`): a stop signal (TERM, INT, QUIT)
+/// cancels `cancel`, so the work under way stops at its next step and cleans up, instead of the
+/// process dying in the middle. Call it before any other thread starts: the signals are held in
+/// every thread and taken by one that waits for them.
+pub fn cancel_on_stop(cancel: crate::cancel::Cancel) {
+    let mut set = signal::SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        set.add(sig);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            crate::output::error(format!(
+                "wasmvisor: {}: stopping at the next step and removing what was written",
+                sig.as_str()
+            ));
+            cancel.cancel();
+        }
+    });
+}

@@ -113,7 +113,11 @@ pub(super) fn on_verdict(
     if let Err(e) = journal.record_health(verdict) {
         tracing::warn!("cannot journal the health verdict: {e}");
     }
-    if let Err(e) = journal.end_probation() {
+    // A rollback ends the probation itself, once journaled: until then a restart must still
+    // see the node on probation.
+    if action != Some(OnUnhealthy::Rollback)
+        && let Err(e) = journal.end_probation()
+    {
         tracing::warn!("cannot journal the end of the probation: {e}");
     }
     action

@@ -73,8 +73,7 @@ impl Supervisor {
             ));
         }
         let current = self.layout.current()?;
-        if let Some(last) = &self.journal.state.last
-            && last.probation
+        if let Some(last) = self.journal.on_probation()
             && current == Current::Upgrade(last.to.clone())
         {
             self.after_upgrade = Some(last.plan.clone());

@@ -86,7 +86,11 @@ impl Supervisor {
         let mut probation = None;
         if let Some(plan) = after_upgrade {
             tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
-            if let Err(e) = self.journal.record_launch(spawn_took) {
+            let window = match self.plugins.health.iter().map(|h| h.spec.deadline).max() {
+                Some(deadline) => deadline,
+                None => self.cfg.probation,
+            };
+            if let Err(e) = self.journal.record_launch(spawn_took, window) {
                 tracing::warn!("cannot journal the launch: {e}");
             }
             let until = if self.plugins.health.is_empty() {
@@ -133,6 +137,12 @@ impl Supervisor {
                         Exit::Code(c) => c != 0,
                         Exit::Signal(s) => !forwarded.contains(&s),
                     };
+                    // A node's `start` ends with 0 only at a halt it was given; on probation,
+                    // any other end is a failure (a binary that prints its usage and exits 0).
+                    let died = died
+                        || (probation.is_some()
+                            && halt_at.is_none()
+                            && !node::args::has_halt(&self.node_args));
                     break self.after_exit(exit, died, halt_at.as_ref(), probation.take(), node).await;
                 }
                 sig = self.signals.recv() => {
@@ -207,6 +217,12 @@ impl Supervisor {
                             );
                             node.stop(self.cfg.shutdown_grace).await;
                             node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
+                            if probation.take().is_some() {
+                                tracing::info!("the relaunch ends the upgraded node's probation");
+                                if let Err(e) = self.journal.end_probation() {
+                                    tracing::warn!("cannot journal the end of the probation: {e}");
+                                }
+                            }
                             break Ended::Relaunch;
                         }
                         Decision::Refuse { plan, reason } => {

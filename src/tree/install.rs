@@ -59,3 +59,124 @@ impl Layout {
         Ok(())
     }
 }
+
+/// ELF `e_machine` of the architecture wasmvisor runs on, and whether its ELF class is 64-bit.
+fn this_machine() -> (u16, bool, &'static str) {
+    match std::env::consts::ARCH {
+        "x86_64" => (62, true, "x86_64"),
+        "aarch64" => (183, true, "aarch64"),
+        "riscv64" => (243, true, "riscv64"),
+        "x86" => (3, false, "x86"),
+        "arm" => (40, false, "arm"),
+        other => (0, true, other),
+    }
+}
+
+/// Whether a file starting with `head` (its first 64 bytes) is something this machine executes:
+/// an ELF executable for its architecture, or a script (`#!`). The error says what it is instead.
+pub fn executable(head: &[u8]) -> Result<(), String> {
+    if head.starts_with(b"#!") {
+        return Ok(());
+    }
+    let (machine, is64, arch) = this_machine();
+    if head.starts_with(b"\x7fELF") && head.len() >= 20 {
+        let class64 = head[4] == 2;
+        let little = head[5] == 1;
+        let e_machine = if little {
+            u16::from_le_bytes([head[18], head[19]])
+        } else {
+            u16::from_be_bytes([head[18], head[19]])
+        };
+        if e_machine == machine && class64 == is64 {
+            return Ok(());
+        }
+        let theirs = match e_machine {
+            62 => "x86_64",
+            183 => "aarch64",
+            243 => "riscv64",
+            3 => "x86",
+            40 => "arm",
+            _ => "another architecture",
+        };
+        return Err(format!(
+            "is an ELF executable for {theirs}, not for this machine ({arch}): the plan's binary for another platform?"
+        ));
+    }
+    Err(format!(
+        "is not an executable for this machine (an ELF for {arch}, or a script): it is {}",
+        describe(head)
+    ))
+}
+
+/// What a file's first bytes show, in words.
+pub fn describe(head: &[u8]) -> &'static str {
+    match head {
+        [] => "empty",
+        [0x7f, b'E', b'L', b'F', ..] => "a truncated ELF file",
+        [b'M', b'Z', ..] => "a Windows executable",
+        [0xcf, 0xfa, 0xed, 0xfe, ..]
+        | [0xfe, 0xed, 0xfa, 0xcf, ..]
+        | [0xca, 0xfe, 0xba, 0xbe, ..] => "a macOS executable",
+        [0x1f, 0x8b, ..] => "a gzip archive",
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => "an xz archive",
+        [b'B', b'Z', b'h', ..] => "a bzip2 archive",
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => "a zstd archive",
+        [b'P', b'K', 3, 4, ..] => "a zip archive",
+        _ => {
+            let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+            if text.contains("<html") || text.contains("<!doctype") {
+                "an HTML page (an error page instead of the binary?)"
+            } else if head
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+            {
+                "text"
+            } else {
+                "of no executable format"
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::executable;
+
+    fn elf(class: u8, machine: u16) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = class;
+        h[5] = 1;
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn only_this_machines_executables_and_scripts_pass() {
+        assert!(executable(b"#!/bin/sh\nexec x\n").is_ok());
+        let (ours, other) = if cfg!(target_arch = "x86_64") {
+            (62, 183)
+        } else {
+            (183, 62)
+        };
+        assert!(executable(&elf(2, ours)).is_ok());
+        assert!(
+            executable(&elf(2, other))
+                .unwrap_err()
+                .contains("not for this machine")
+        );
+        assert!(executable(&elf(1, ours)).is_err());
+        assert!(
+            executable(b"\x1f\x8b\x08\x00")
+                .unwrap_err()
+                .contains("gzip")
+        );
+        assert!(executable(b"\xfd7zXZ\x00\x00").unwrap_err().contains("xz"));
+        assert!(
+            executable(b"<!DOCTYPE html><html>")
+                .unwrap_err()
+                .contains("HTML")
+        );
+        assert!(executable(b"").unwrap_err().contains("empty"));
+    }
+}

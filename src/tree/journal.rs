@@ -130,6 +130,10 @@ pub struct Finished {
     /// A supervisor restarted meanwhile puts the next launch on probation again.
     #[serde(default)]
     pub probation: bool,
+    /// When the probation of the launched binary ends (Unix ms): a restart after it does not put
+    /// the node on probation again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation_until_unix_ms: Option<u64>,
     /// Set when its new binary failed and the upgrade was rolled back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_back: bool,
@@ -154,11 +158,18 @@ pub struct Failed {
     pub plan: Plan,
     /// The upgrade folder.
     pub dir: String,
-    /// The lower-case hex sha256 of the binary that failed.
+    /// The lower-case hex sha256 of the binary that failed (empty if it could not be read).
     pub sha256: String,
+    /// The binary's identity on disk (device, inode, size, modification time), which also
+    /// recognises it when it could not be read.
+    #[serde(default)]
+    pub fingerprint: String,
     pub reason: String,
     /// The backup data/ was restored from (none: data/ was left as the new binary left it).
     pub restored: Option<PathBuf>,
+    /// Why data/ was not restored, when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrestored: Option<String>,
     pub at_unix_ms: u64,
 }
 
@@ -171,10 +182,15 @@ pub struct Rollback {
     pub from: String,
     pub backup: Option<PathBuf>,
     pub sha256: String,
+    #[serde(default)]
+    pub fingerprint: String,
     pub reason: String,
     /// Set once data/ is restored (a resumed rollback does not restore twice).
     #[serde(default)]
     pub restored: bool,
+    /// Why data/ was not restored (no backup, or one that cannot be used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrestored: Option<String>,
     pub started_unix_ms: u64,
 }
 
@@ -195,6 +211,21 @@ pub struct Journal {
     dir: Dir,
     pub state: State,
     kill_at: Option<String>,
+}
+
+/// The test hook outside the journal's own points (inside a restore): kills the process when
+/// `WASMVISOR_TEST_KILL_AT` names `point`.
+pub fn kill_hook(point: &str) {
+    if std::env::var(KILL_HOOK_ENV).is_ok_and(|v| v == point) {
+        die_at(point);
+    }
+}
+
+fn die_at(point: &str) {
+    crate::output::error(format!(
+        "wasmvisor: {KILL_HOOK_ENV}={point}: killing myself"
+    ));
+    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
 }
 
 pub fn unix_ms() -> u64 {
@@ -260,10 +291,7 @@ impl Journal {
 
     fn hook(&self, point: &str) {
         if self.kill_at.as_deref() == Some(point) {
-            crate::output::error(format!(
-                "wasmvisor: {KILL_HOOK_ENV}={point}: killing myself"
-            ));
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            die_at(point);
         }
     }
 
@@ -324,10 +352,12 @@ impl Journal {
         Ok(())
     }
 
-    /// Records (durably) that the rollback restored data/.
-    pub fn rollback_restored(&mut self) -> std::io::Result<()> {
+    /// Records (durably) that the rollback is done with data/: restored, or, with `unrestored`
+    /// saying why, left as it was.
+    pub fn rollback_restored(&mut self, unrestored: Option<String>) -> std::io::Result<()> {
         if let Some(r) = self.state.rollback.as_mut() {
-            r.restored = true;
+            r.restored = unrestored.is_none();
+            r.unrestored = unrestored;
         }
         self.save()?;
         self.hook("rollback:restored");
@@ -345,8 +375,10 @@ impl Journal {
                 plan: r.plan,
                 dir: r.dir,
                 sha256: r.sha256,
+                fingerprint: r.fingerprint,
                 reason: r.reason,
                 restored: r.backup.filter(|_| r.restored),
+                unrestored: r.unrestored,
                 at_unix_ms: unix_ms(),
             });
         }
@@ -355,11 +387,14 @@ impl Journal {
         Ok(())
     }
 
-    /// The failure recorded for `plan` with the binary `sha256`, if it failed before.
-    pub fn failed(&self, plan: &Plan, sha256: &str) -> Option<&Failed> {
-        self.state.failed.iter().rev().find(|f| {
-            f.plan.name == plan.name && f.plan.height == plan.height && f.sha256 == sha256
-        })
+    /// The failures recorded for `plan`, newest first.
+    pub fn failures(&self, plan: &Plan) -> impl Iterator<Item = &Failed> {
+        let plan = plan.clone();
+        self.state
+            .failed
+            .iter()
+            .rev()
+            .filter(move |f| f.plan.name == plan.name && f.plan.height == plan.height)
     }
 
     /// Remembers the application height seen while `upgrade` is pending.
@@ -420,20 +455,31 @@ impl Journal {
             resumed: active.resumed,
             health: None,
             probation: true,
+            probation_until_unix_ms: None,
             rolled_back: false,
         });
         self.save()
     }
 
-    /// The upgraded node proved itself (or its verdict is in): its probation is over.
+    /// The upgraded node proved itself (or its verdict is in): its probation is over, durably.
     pub fn end_probation(&mut self) -> std::io::Result<()> {
         match self.state.last.as_mut() {
             Some(last) if last.probation => {
                 last.probation = false;
-                self.save_fast()
+                self.save()
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether the last upgrade's binary, in `current`, is still on probation: it was launched
+    /// (or not yet) and the window of its probation has not passed.
+    pub fn on_probation(&self) -> Option<&Finished> {
+        self.state.last.as_ref().filter(|l| {
+            l.probation
+                && l.probation_until_unix_ms
+                    .is_none_or(|until| unix_ms() < until)
+        })
     }
 
     /// What a rollback of `plan` goes back to: the upgrade folder it switched to, the folder
@@ -465,9 +511,10 @@ impl Journal {
     }
 
     /// Adds the launch of the upgraded node to the last upgrade's timings (a relaunch after a
-    /// restarted supervisor replaces it).
-    pub fn record_launch(&mut self, took: Duration) -> std::io::Result<()> {
+    /// restarted supervisor replaces it), and when its probation ends.
+    pub fn record_launch(&mut self, took: Duration, probation: Duration) -> std::io::Result<()> {
         if let Some(last) = self.state.last.as_mut() {
+            last.probation_until_unix_ms = Some(unix_ms() + probation.as_millis() as u64);
             last.phases.retain(|p| p.phase != Phase::Launch);
             last.phases.push(PhaseTiming {
                 phase: Phase::Launch,

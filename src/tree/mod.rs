@@ -14,7 +14,7 @@
 //! binary that can run.
 
 pub mod backup;
-mod install;
+pub mod install;
 pub mod journal;
 pub mod lock;
 mod names;
@@ -56,7 +56,7 @@ pub enum LayoutError {
     )]
     MissingBinary { path: PathBuf },
     #[error(
-        "{path}: not an executable file ({why}); fix it with `chmod +x` or replace it with the binary itself"
+        "{path} {why}; replace it with the right binary (`wasmvisor add-upgrade <name> <binary> --force`)"
     )]
     BadBinary { path: PathBuf, why: String },
     #[error(
@@ -126,6 +126,20 @@ impl Layout {
             }
         })?;
         let data_path = cfg.home.join("data");
+        // A restore killed between its two renames left the data aside: put it back before an
+        // empty folder could take its place.
+        match backup::recover(&data_path) {
+            Ok(true) => {
+                tracing::warn!(data = %data_path.display(), "put back the data folder an interrupted restore had moved aside")
+            }
+            Ok(false) => {}
+            Err(source) => {
+                return Err(LayoutError::Io {
+                    path: data_path,
+                    source,
+                });
+            }
+        }
         if let Err(source) = std::fs::create_dir_all(&data_path) {
             return Err(LayoutError::Io {
                 path: data_path,
@@ -228,13 +242,30 @@ impl Layout {
         match self.root.metadata(&rel) {
             Ok(meta) if !meta.is_file() => Err(LayoutError::BadBinary {
                 path,
-                why: "not a regular file".into(),
+                why: "is not a regular file".into(),
             }),
             Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(LayoutError::BadBinary {
                 path,
-                why: "no execute permission".into(),
+                why: "has no execute permission (`chmod +x` it)".into(),
             }),
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // A binary for another machine (or an archive taken for one) fails here, not at
+                // the launch after the switch.
+                let mut head = Vec::new();
+                let read = self.root.open(&rel).and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head)
+                });
+                match read {
+                    Ok(_) => install::executable(&head)
+                        .map_err(|why| LayoutError::BadBinary { path, why }),
+                    // Execute-only: nothing to look at, the kernel will judge it.
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+                    Err(e) => Err(LayoutError::BadBinary {
+                        path,
+                        why: format!("cannot be read: {e}"),
+                    }),
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(LayoutError::MissingBinary { path })
             }
@@ -246,7 +277,7 @@ impl Layout {
                 },
                 None => LayoutError::BadBinary {
                     path,
-                    why: e.to_string(),
+                    why: format!("cannot be used: {e}"),
                 },
             }),
         }

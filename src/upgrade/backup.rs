@@ -84,13 +84,24 @@ impl Upgrade<'_> {
         }
     }
 
-    /// Keeps the newest `WASMVISOR_BACKUP_KEEP` backups, never `this` one.
+    /// Keeps the newest `WASMVISOR_BACKUP_KEEP` backups of this data folder (other homes' in a
+    /// shared folder are theirs to keep), never `this` one.
     fn prune(&self, this: &std::path::Path) {
-        let name = this
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        match backup::prune(&self.cfg.data_backup_dir, self.cfg.backup_keep, &name) {
+        let name = |p: &std::path::Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        // Only this upgrade can still be rolled back: the last one's node halted for it.
+        let this = name(this);
+        let protect = [this.as_str()];
+        let data = self.cfg.home.join("data");
+        match backup::prune(
+            &self.cfg.data_backup_dir,
+            self.cfg.backup_keep,
+            &protect,
+            &data,
+        ) {
             Ok(removed) if !removed.is_empty() => tracing::info!(
                 removed = removed.join(", "),
                 keep = self.cfg.backup_keep,

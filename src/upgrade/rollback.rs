@@ -47,9 +47,10 @@ impl Upgrade<'_> {
         })?;
         let binary = self.layout.binary_path(&Current::Upgrade(dir.clone()));
         let sha256 = hash(binary.clone()).await.unwrap_or_else(|e| {
-            tracing::warn!(binary = %binary.display(), "cannot hash the failed binary ({e}); it is recorded as failed without its sha256");
+            tracing::warn!(binary = %binary.display(), "cannot hash the failed binary ({e}); it is recorded by its identity on disk instead");
             String::new()
         });
+        let fingerprint = fingerprint(&binary);
         tracing::error!(
             upgrade = %plan.name,
             height = plan.height,
@@ -64,8 +65,10 @@ impl Upgrade<'_> {
                 from,
                 backup,
                 sha256,
+                fingerprint,
                 reason,
                 restored: false,
+                unrestored: None,
                 started_unix_ms: journal::unix_ms(),
             })
             .map_err(|e| fail(format!("cannot write the journal: {e}")))?;
@@ -87,18 +90,21 @@ impl Upgrade<'_> {
             node::gone(self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
             tracing::info!(status = %exit, "the failed node stopped");
         }
-        if !r.restored {
-            if let Some(path) = &r.backup {
-                if !self.restore(path, &fail).await? {
-                    return Ok(false);
+        if !r.restored && r.unrestored.is_none() {
+            let unrestored = match &r.backup {
+                Some(path) => match self.restore(path, &fail).await? {
+                    None => return Ok(false),
+                    Some(outcome) => outcome,
+                },
+                None => {
+                    tracing::warn!(
+                        "no backup of data/ was taken for this upgrade (UNSAFE_SKIP_BACKUP=true): data/ stays as the failed binary left it; if it ran past the upgrade height, restore data/ from a snapshot of your own before the next attempt"
+                    );
+                    Some("no backup was taken (UNSAFE_SKIP_BACKUP=true)".to_string())
                 }
-            } else {
-                tracing::warn!(
-                    "no backup of data/ was taken for this upgrade (UNSAFE_SKIP_BACKUP=true): data/ stays as the failed binary left it; if it ran past the upgrade height, restore data/ from a snapshot of your own before the next attempt"
-                );
-            }
+            };
             self.journal
-                .rollback_restored()
+                .rollback_restored(unrestored)
                 .map_err(|e| fail(format!("cannot write the journal: {e}")))?;
         }
         let back = if r.from == GENESIS_DIR {
@@ -117,9 +123,10 @@ impl Upgrade<'_> {
             height = r.plan.height,
             "ROLLED BACK: {}; data/ is {}, `current` points at {} again and the binary in upgrades/{}/bin (sha256 {}) will not be run for this upgrade again. To retry, stage a fixed binary (`wasmvisor add-upgrade {} <path> --force`) and start wasmvisor: it upgrades as soon as a different binary is in place",
             r.reason,
-            match &r.backup {
-                Some(b) => format!("restored from {}", b.display()),
-                None => "as the failed binary left it (no backup)".into(),
+            match (&r.backup, self.journal.state.failed.last().and_then(|f| f.unrestored.as_deref())) {
+                (_, Some(why)) => format!("as the failed binary left it ({why})"),
+                (Some(b), None) => format!("restored from {}", b.display()),
+                (None, None) => "as the failed binary left it".into(),
             },
             r.from,
             r.dir,
@@ -129,13 +136,16 @@ impl Upgrade<'_> {
         Ok(true)
     }
 
-    /// Restores data/ from `path` off the runtime. Returns false if a stop request interrupted
-    /// it (the restore then removes what it wrote; data/ is untouched).
+    /// Restores data/ from `path` off the runtime. Returns `None` if a stop request interrupted
+    /// it (the restore then removes what it wrote; data/ is untouched), `Some(None)` once data/
+    /// is restored, and `Some(Some(why))` when the backup cannot be used at all (gone, incomplete,
+    /// damaged): the rollback then goes on without it rather than never finishing. An error that
+    /// may pass (no space, I/O) fails the rollback, for the next start to finish.
     async fn restore(
         &mut self,
         path: &std::path::Path,
         fail: &impl Fn(String) -> UpgradeError,
-    ) -> Result<bool, UpgradeError> {
+    ) -> Result<Option<Option<String>>, UpgradeError> {
         tracing::warn!(backup = %path.display(), "restoring data/ from the pre-upgrade backup");
         let data = self.cfg.home.join("data");
         let mut job = {
@@ -144,7 +154,14 @@ impl Upgrade<'_> {
         };
         let restored = match self.signals.until_stop(&mut job).await {
             Some(Ok(Ok(restored))) => restored,
-            Some(Ok(Err(BackupError::Interrupted))) => return Ok(false),
+            Some(Ok(Err(BackupError::Interrupted))) => return Ok(None),
+            Some(Ok(Err(BackupError::Unusable(why)))) => {
+                tracing::error!(
+                    backup = %path.display(),
+                    "the pre-upgrade backup cannot be restored: {why}; rolling back without it: data/ stays as the failed binary left it (restore a snapshot of your own before the next attempt if it ran past the upgrade height)"
+                );
+                return Ok(Some(Some(format!("the backup cannot be restored: {why}"))));
+            }
             Some(Ok(Err(e))) => {
                 return Err(fail(format!(
                     "data/ cannot be restored: {e}; data/ is as the failed binary left it and `current` still points at the failed binary: fix the cause and start wasmvisor again to finish the rollback"
@@ -154,7 +171,7 @@ impl Upgrade<'_> {
             None => {
                 // The capture stops at its next chunk and removes what it wrote.
                 let _ = tokio::time::timeout(Duration::from_secs(2), job).await;
-                return Ok(false);
+                return Ok(None);
             }
         };
         tracing::info!(
@@ -162,6 +179,7 @@ impl Upgrade<'_> {
             files = restored.totals.files,
             bytes = restored.totals.bytes,
             kept_signing_state = restored.kept_signing_state,
+            in_place = restored.in_place,
             "data/ restored{}",
             if restored.kept_signing_state {
                 " (the newer priv_validator_state.json kept: the validator never signs a height twice)"
@@ -169,26 +187,57 @@ impl Upgrade<'_> {
                 ""
             }
         );
-        Ok(true)
+        Ok(Some(None))
     }
 }
 
 /// The failure recorded for `plan` with the binary now staged in its folder, if that very
-/// binary failed before. Hashes only when the journal records a failure of `plan`.
+/// binary failed before: the same sha256, or, for a failure recorded without one, the same file
+/// on disk. A staged binary that cannot be read to be compared counts as the failed one (never
+/// run on a guess). Hashes only when the journal records a failure of `plan`.
 pub async fn failed_before(layout: &Layout, journal: &Journal, plan: &Plan) -> Option<Failed> {
-    let recorded = journal
-        .state
-        .failed
-        .iter()
-        .any(|f| f.plan.name == plan.name && f.plan.height == plan.height);
-    if !recorded {
+    let latest = journal.failures(plan).next()?.clone();
+    let dir = layout.dir_name(&plan.name).ok()?;
+    let binary = layout.binary_path(&Current::Upgrade(dir));
+    if std::fs::symlink_metadata(&binary).is_err() {
+        // Nothing staged: the resolvers fetch a binary, compared again before the switch.
         return None;
     }
-    let dir = layout.dir_name(&plan.name).ok()?;
-    let sha256 = hash(layout.binary_path(&Current::Upgrade(dir)))
-        .await
-        .ok()?;
-    journal.failed(plan, &sha256).cloned()
+    let print = fingerprint(&binary);
+    let sha256 = match hash(binary).await {
+        Ok(sha) => sha,
+        Err(e) => {
+            return Some(Failed {
+                reason: format!(
+                    "{}; and the staged binary cannot be read to tell whether it is another: {e}",
+                    latest.reason
+                ),
+                ..latest
+            });
+        }
+    };
+    journal
+        .failures(plan)
+        .find(|f| f.sha256 == sha256 || (f.sha256.is_empty() && f.fingerprint == print))
+        .cloned()
+}
+
+/// A file's identity on disk: device, inode, size and modification time.
+pub fn fingerprint(path: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or_else(
+        |_| String::new(),
+        |m| {
+            format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        },
+    )
 }
 
 /// The sha256 of a file, off the runtime (a node binary is 100 MB or more).

@@ -271,7 +271,13 @@ fn in_exit_mode_a_failed_upgrade_is_left_as_cosmovisor_leaves_it() {
 /// restart: the rollback is finished, once.
 #[test]
 fn killed_anywhere_in_a_rollback_a_restart_finishes_it() {
-    for point in ["launch", "rollback", "rollback:restored", "rollback:end"] {
+    for point in [
+        "launch",
+        "rollback",
+        "restore:swapped",
+        "rollback:restored",
+        "rollback:end",
+    ] {
         let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
         home.set("WASMVISOR_TEST_KILL_AT", point);
         let killed = home.run(&[]).finish(T);
@@ -565,4 +571,103 @@ fn an_upgrade_folder_lib_is_on_the_library_path_of_its_binary_only() {
     assert_eq!(starts[0]["ld_library_path"], Value::Null);
     let lib = home.root().join("upgrades/v2/lib").display().to_string();
     assert_eq!(starts[1]["ld_library_path"].as_str(), Some(lib.as_str()));
+}
+
+#[test]
+fn a_restore_killed_between_its_two_renames_is_put_right_by_the_next_start() {
+    // A filesystem without RENAME_EXCHANGE: the old data goes aside before the restored data
+    // takes its place. Killed in between, data/ is missing; the next start puts it back, then
+    // restores again, keeping the newest signing state.
+    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
+    home.set("WASMVISOR_TEST_NO_EXCHANGE", "1")
+        .set("WASMVISOR_TEST_KILL_AT", "restore:aside");
+    let killed = home.run(&[]).finish(T);
+    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
+    assert!(!home.data().exists(), "the kill came between the renames");
+    home.unset("WASMVISOR_TEST_KILL_AT");
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 4, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("put back the data folder"),
+        "{}",
+        done.stderr
+    );
+    assert_rolled_back(&home, "two renames");
+    assert_eq!(signed_height(&home.data()), 4);
+}
+
+#[test]
+fn a_backup_that_cannot_be_restored_does_not_wedge_the_rollback() {
+    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
+    home.set("WASMVISOR_TEST_KILL_AT", "rollback");
+    let killed = home.run(&[]).finish(T);
+    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
+    // The backup is damaged before the restart finishes the rollback.
+    let backup = backups(&home).remove(0);
+    std::fs::write(backup.join("application.db/MANIFEST-000004"), "damaged").unwrap();
+    home.unset("WASMVISOR_TEST_KILL_AT");
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 4, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("cannot be restored"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(home.current(), "genesis");
+    let failed = &home.journal()["failed"][0];
+    assert!(failed["restored"].is_null(), "{failed}");
+    assert!(
+        failed["unrestored"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its manifest"),
+        "{failed}"
+    );
+    let text = String::from_utf8(home.output(&["status"]).stdout).unwrap();
+    assert!(
+        text.contains("not restored: the backup cannot be restored"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_upgraded_node_that_exits_0_unasked_on_probation_has_failed() {
+    // A release that prints its usage and exits 0, say.
+    let home = rolling_home(json!({"exit_after_height": 3, "exit_code": 0}));
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 4, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("died (exit code 0)"),
+        "{}",
+        done.stderr
+    );
+    assert_rolled_back(&home, "exit 0 on probation");
+}
+
+#[test]
+fn a_data_folder_on_a_disk_of_its_own_is_restored_inside_it() {
+    let home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
+    // data/ becomes a mount point holding what it held.
+    let staged = home.path.join("data-before");
+    std::fs::rename(home.data(), &staged).unwrap();
+    let Some(_disk) = Tmpfs::mount(&home.data(), "size=64m") else {
+        return;
+    };
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", staged.display()))
+        .arg(home.data())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 4, "{}", done.stderr);
+    assert!(done.stderr.contains("in_place=true"), "{}", done.stderr);
+    assert_rolled_back(&home, "in place");
+    assert_ne!(
+        std::fs::metadata(home.data()).unwrap().dev(),
+        std::fs::metadata(&home.path).unwrap().dev(),
+        "data/ is still its own disk"
+    );
+    assert_eq!(signed_height(&home.data()), 4);
 }

@@ -6,7 +6,10 @@
 //!    tables of LSM trees (goleveldb/LevelDB `*.ldb`, RocksDB/Pebble `*.sst`). Those stores write a
 //!    table once, sync it and only ever read it afterwards; compaction writes new tables and deletes
 //!    old ones. A hard link shares the inode, so the backup keeps the exact bytes, and when the node
-//!    later deletes its name the inode lives on through the backup's;
+//!    later deletes its name the inode lives on through the backup's. One exception is copied: a
+//!    table written after its store's newest `MANIFEST-*` is not (yet) part of the store — an
+//!    orphan of a compaction the halt interrupted — and the store may reuse its number, truncating
+//!    that very inode;
 //! 3. a copy of everything else (write-ahead logs, MANIFEST, CURRENT, LOG, CometBFT's WAL,
 //!    `priv_validator_state.json`, …), and of a table file where a link cannot be made (another
 //!    filesystem).
@@ -71,6 +74,12 @@ impl<'a> Capture<'a> {
             .map(|e| e.map(|e| e.file_name()))
             .collect::<io::Result<_>>()?;
         names.sort();
+        // The store's newest MANIFEST: tables written after it are not referenced yet.
+        let manifest_written = names
+            .iter()
+            .filter(|n| n.to_str().is_some_and(|n| n.starts_with("MANIFEST-")))
+            .filter_map(|n| src.symlink_metadata(n).ok()?.modified().ok())
+            .max();
         for name in names {
             if self.cancel.is_cancelled() {
                 return Err(io::Error::from(io::ErrorKind::Interrupted));
@@ -98,7 +107,11 @@ impl<'a> Capture<'a> {
                 entry.target = Some(target);
                 self.entries.push(entry);
             } else if ft.is_file() {
-                let how = self.file(src, dst, &name, meta.len())?;
+                let referenced = match (manifest_written, meta.modified()) {
+                    (Some(manifest), Ok(written)) => written <= manifest,
+                    _ => true,
+                };
+                let how = self.file(src, dst, &name, meta.len(), referenced)?;
                 self.entries.push(Entry::of(&path, Kind::File, &meta, how));
             } else {
                 let what = if ft.is_fifo() {
@@ -114,12 +127,15 @@ impl<'a> Capture<'a> {
         Ok(())
     }
 
+    /// Captures one file; `referenced` is false for a table its store does not reference yet
+    /// (copied, not linked).
     fn file(
         &mut self,
         src: &Dir,
         dst: &Dir,
         name: &std::ffi::OsStr,
         len: u64,
+        referenced: bool,
     ) -> io::Result<Captured> {
         let input = src.open(name)?;
         if !self.reflink_refused {
@@ -140,7 +156,7 @@ impl<'a> Capture<'a> {
                 Err(e) => return Err(e),
             }
         }
-        if !self.link_refused && name.to_str().is_some_and(immutable) {
+        if !self.link_refused && referenced && name.to_str().is_some_and(immutable) {
             match src.hard_link(name, dst, name) {
                 Ok(()) => {
                     self.progress.skip(len);

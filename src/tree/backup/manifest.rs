@@ -155,6 +155,14 @@ impl Manifest {
                         e.size
                     ));
                 }
+                // A copy keeps its source's time and a link shares it: another time means the
+                // file was written since (a linked table rewritten by the node, a hand edit).
+                Kind::File
+                    if i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+                        != e.mtime_ns =>
+                {
+                    return Err(format!("{shown} was modified after the backup was taken"));
+                }
                 _ => {}
             }
         }

@@ -13,6 +13,7 @@
 
 mod capture;
 mod manifest;
+mod restore;
 mod signing;
 
 use std::io;
@@ -25,7 +26,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use serde::Serialize;
 
-pub use manifest::{MANIFEST_FILE, Manifest, Totals};
+pub use manifest::{Manifest, Totals};
+pub use restore::{recover, restore};
 
 use crate::cancel::Cancel;
 use crate::fs;
@@ -37,7 +39,7 @@ pub const PREFIX: &str = "data-backup-";
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     #[error(
-        "not enough free space for the backup in {dir}: it copies {needed} bytes (of {total} in data/; the rest is linked) plus a margin of {margin} bytes kept free for the node, and {available} are free; free some space, set DAEMON_DATA_BACKUP_DIR to a larger disk on the same filesystem as data/, or set UNSAFE_SKIP_BACKUP=true"
+        "not enough free space for the backup in {dir}: it copies {needed} bytes (of {total} in data/; the rest is linked) plus a margin of {margin} bytes kept free for the node, and {available} are free; free some space, point DAEMON_DATA_BACKUP_DIR at a folder with more room (on the data's filesystem, so that table files are linked rather than copied), or set UNSAFE_SKIP_BACKUP=true"
     )]
     NoSpace {
         dir: PathBuf,
@@ -66,6 +68,10 @@ pub enum BackupError {
     },
     #[error("backup interrupted by a stop request")]
     Interrupted,
+    /// The backup cannot be restored, now or later: missing, incomplete or damaged.
+    #[error("{0}")]
+    Unusable(String),
+    /// The restore failed (an I/O error, no space): trying again may succeed.
     #[error("{0}")]
     Restore(String),
 }
@@ -122,7 +128,7 @@ pub struct Taken {
 }
 
 /// Room kept free for the node: 64 MiB, or a twentieth of a small disk.
-fn margin(total_space: u64) -> u64 {
+pub(super) fn margin(total_space: u64) -> u64 {
     (64u64 << 20).min(total_space / 20)
 }
 
@@ -213,7 +219,7 @@ pub fn create(
     })
 }
 
-fn same_filesystem(a: &Path, b: &Path) -> bool {
+pub(super) fn same_filesystem(a: &Path, b: &Path) -> bool {
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev(),
         _ => false,
@@ -225,6 +231,8 @@ fn same_filesystem(a: &Path, b: &Path) -> bool {
 pub struct Listed {
     pub name: String,
     pub path: PathBuf,
+    /// The data folder it is a backup of.
+    pub source: PathBuf,
     pub upgrade: String,
     pub height: u64,
     pub created_unix_ms: u64,
@@ -252,6 +260,7 @@ pub fn list(dir: &Path) -> io::Result<(Vec<Listed>, Vec<String>)> {
         match manifest {
             Ok(Some(m)) => complete.push(Listed {
                 path: dir.join(&name),
+                source: m.source,
                 name,
                 upgrade: m.upgrade,
                 height: m.height,
@@ -266,15 +275,19 @@ pub fn list(dir: &Path) -> io::Result<(Vec<Listed>, Vec<String>)> {
     Ok((complete, incomplete))
 }
 
-/// Deletes the oldest complete backups in `dir` beyond the newest `keep`, never `protect`.
-/// Folders without a manifest (Cosmovisor's, or unfinished ones) are left alone.
-pub fn prune(dir: &Path, keep: u32, protect: &str) -> io::Result<Vec<String>> {
+/// Deletes the oldest complete backups of the data folder `source` in `dir` beyond the newest
+/// `keep`, never one named in `protect` (the one just taken, one a rollback may need). Backups of
+/// another data folder (homes sharing the folder) and folders without a manifest (Cosmovisor's,
+/// unfinished ones) are left alone.
+pub fn prune(dir: &Path, keep: u32, protect: &[&str], source: &Path) -> io::Result<Vec<String>> {
     let (complete, _) = list(dir)?;
+    let source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let ours: Vec<&Listed> = complete.iter().filter(|b| b.source == source).collect();
     let parent = Dir::open_ambient_dir(dir, ambient_authority())?;
-    let excess = complete.len().saturating_sub(keep.max(1) as usize);
+    let excess = ours.len().saturating_sub(keep.max(1) as usize);
     let mut removed = Vec::new();
-    for backup in complete.iter().take(excess) {
-        if backup.name == protect {
+    for backup in ours.iter().take(excess) {
+        if protect.contains(&backup.name.as_str()) {
             continue;
         }
         parent.remove_dir_all(&backup.name)?;
@@ -283,123 +296,5 @@ pub fn prune(dir: &Path, keep: u32, protect: &str) -> io::Result<Vec<String>> {
     Ok(removed)
 }
 
-/// What a restore did.
-#[derive(Debug, Clone, Copy)]
-pub struct Restored {
-    pub totals: Totals,
-    /// Whether the validator's signing state was kept from the replaced data (it was ahead of
-    /// the backup's, so restoring it could let the validator sign a height twice).
-    pub kept_signing_state: bool,
-}
-
-/// Replaces the data folder `data` with the backup `backup`: checked against its manifest,
-/// captured into a temporary folder beside the (real) data folder, exchanged with it in one
-/// rename; the old data is kept until then, and removed after. The validator's signing state
-/// (`priv_validator_state.json`) never goes back: the newer of the two is kept.
-pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, BackupError> {
-    let fail = |what: String| BackupError::Restore(what);
-    let from = Dir::open_ambient_dir(backup, ambient_authority())
-        .map_err(|e| fail(format!("{}: {e}", backup.display())))?;
-    let manifest = Manifest::read(&from)
-        .map_err(|e| fail(format!("{}: {e}", backup.display())))?
-        .ok_or_else(|| {
-            fail(format!(
-                "{} has no {MANIFEST_FILE}: it is not a complete backup",
-                backup.display()
-            ))
-        })?;
-    manifest.verify(&from).map_err(|e| {
-        fail(format!(
-            "{} does not match its manifest: {e}; it cannot be restored",
-            backup.display()
-        ))
-    })?;
-    // Beside the real data folder (data/ may be a link to another disk), on its filesystem.
-    let real = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
-    let parent_path = real.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let base = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "data".into());
-    let parent = Dir::open_ambient_dir(&parent_path, ambient_authority())
-        .map_err(|e| fail(format!("{}: {e}", parent_path.display())))?;
-    // Fixed names: the caller holds the home's lock, and a restore interrupted by a crash is
-    // cleaned up by the next one.
-    let incoming = format!(".{base}.restoring");
-    let outgoing = format!(".{base}.replaced");
-    let io = |what: &str, e: io::Error| fail(format!("{what}: {e}"));
-    for leftover in [&incoming, &outgoing] {
-        if let Err(e) = parent.remove_dir_all(leftover)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            return Err(io(&format!("removing the leftover {leftover}"), e));
-        }
-    }
-    let into = fs::own_dir(&parent, &incoming).map_err(|e| io(&incoming, e))?;
-    let mut progress = Progress::new(
-        "restore",
-        manifest.totals.bytes,
-        "restoring data/",
-        "restored data/",
-    );
-    let same_fs = same_filesystem(backup, &parent_path);
-    let mut capture = capture::Capture::new(cancel, &mut progress, same_fs);
-    let captured = capture
-        .tree(&from, &into, Path::new(""), Some(MANIFEST_FILE))
-        .and_then(|()| match parent.open_dir_nofollow(&base) {
-            Ok(old) => signing::keep_newer(&old, &into),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        })
-        .and_then(|kept| fs::sync_dir(&into).map(|()| kept));
-    let kept_signing_state = match captured {
-        Ok(kept) => kept,
-        Err(e) => {
-            let _ = parent.remove_dir_all(&incoming);
-            return Err(match e.kind() {
-                io::ErrorKind::Interrupted => BackupError::Interrupted,
-                _ => io("capturing the backup", e),
-            });
-        }
-    };
-    let had_data = parent.symlink_metadata(&base).is_ok();
-    if had_data {
-        exchange(&parent, &incoming, &base, &outgoing).map_err(|e| {
-            let _ = parent.remove_dir_all(&incoming);
-            io("putting the restored data in place", e)
-        })?;
-    } else {
-        parent
-            .rename(&incoming, &parent, &base)
-            .map_err(|e| io("putting the restored data in place", e))?;
-    }
-    fs::sync_dir(&parent).map_err(|e| io(&parent_path.display().to_string(), e))?;
-    progress.finish();
-    if had_data && let Err(e) = parent.remove_dir_all(&outgoing) {
-        tracing::warn!(
-            "cannot remove the replaced data {}: {e}",
-            parent_path.join(&outgoing).display()
-        );
-    }
-    Ok(Restored {
-        totals: manifest.totals,
-        kept_signing_state,
-    })
-}
-
-/// Puts `incoming` in place of `base` in one step (`RENAME_EXCHANGE`), leaving the old folder
-/// as `outgoing`; where the filesystem cannot exchange, two renames (the old folder first out of
-/// the way, put back if the second fails).
-fn exchange(parent: &Dir, incoming: &str, base: &str, outgoing: &str) -> io::Result<()> {
-    use nix::fcntl::{RenameFlags, renameat2};
-    match renameat2(parent, incoming, parent, base, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => parent.rename(incoming, parent, outgoing),
-        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
-            parent.rename(base, parent, outgoing)?;
-            parent.rename(incoming, parent, base).inspect_err(|_| {
-                let _ = parent.rename(outgoing, parent, base);
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
+#[cfg(test)]
+mod tests;
