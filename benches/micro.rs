@@ -55,7 +55,7 @@ fn plugins(c: &mut Criterion) {
     let path = dir.path().join("out");
     c.bench_function("plugin/http fetch, unsupported URL (fresh instance)", |b| {
         b.iter_batched(
-            || Download::open_path(&path, false, 1 << 20, "bench").unwrap(),
+            || Download::open_path(&path, &[], 1 << 20, "bench").unwrap(),
             |out| host.fetch(&source, black_box(&artifact), out, &call),
             criterion::BatchSize::SmallInput,
         )

@@ -85,7 +85,7 @@ fn main() {
                 for i in 0..2000 {
                     let path = scratch.with_extension(format!("{i}"));
                     let out =
-                        Download::open_path(&path, false, 1 << 20, "bench").expect("scratch file");
+                        Download::open_path(&path, &[], 1 << 20, "bench").expect("scratch file");
                     let t = Instant::now();
                     let (_, r) = host.fetch(&loaded, &artifact, out, &call);
                     calls.push(t.elapsed());

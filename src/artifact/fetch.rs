@@ -1,14 +1,18 @@
 //! Fetching an artifact: the sources in order, each with retries (back-off, resuming from the
-//! bytes already written) within its timeout, and the checksum over the bytes as written.
+//! bytes already written) within its timeout, and the checksums over the bytes as written. A
+//! `file://` URL (or an absolute path, as go-getter reads one) names a file on this host: the host
+//! reads it itself, so no plugin is given any access to the filesystem for it.
 
 use std::time::{Duration, Instant};
 
 use cap_std::fs::Dir;
 
+use wasmvisor_plugin_support::getter::{Algorithm, Digest};
+
 use super::Limits;
-use super::output::Download;
+use super::output::{Digests, Download};
 use crate::cancel::Cancel;
-use crate::plugin::{self, Artifact, FetchError, HashAlgorithm, Host, Source};
+use crate::plugin::{self, Artifact, FetchError, Host, Sink, Source};
 
 /// A downloaded, verified artifact file.
 #[derive(Debug)]
@@ -16,7 +20,7 @@ pub struct Fetched {
     /// The file's name in the work folder.
     pub name: String,
     pub size: u64,
-    pub sha256_or_512: String,
+    pub digests: Digests,
     pub source: String,
 }
 
@@ -42,22 +46,20 @@ pub enum FetchFailure {
     Io(String),
 }
 
-/// Runs the sources in order until one fetches `artifact` and its checksum matches. The partial
-/// file lives in `work` (named after the URL), so a restart resumes it after a transient
-/// failure; a final failure (a wrong checksum, an oversized artifact, every source refusing)
-/// deletes it. Each source's `timeout` bounds all of its tries, back-off included.
+/// Runs the sources in order until one fetches `artifact` and every `expected` digest matches.
+/// The partial file lives in `work` (named after the URL), so a restart resumes it after a
+/// transient failure; a final failure (a wrong checksum, an oversized artifact, every source
+/// refusing) deletes it. Each source's `timeout` bounds all of its tries, back-off included.
 pub fn fetch(
     host: &Host,
     sources: &[Source],
     artifact: &Artifact,
+    expected: &[Digest],
     work: &Dir,
     limits: &Limits,
     cancel: &Cancel,
 ) -> Result<Fetched, FetchFailure> {
-    let sha512 = matches!(
-        artifact.checksum.as_ref().map(|c| c.algorithm),
-        Some(HashAlgorithm::Sha512)
-    );
+    let algorithms: Vec<Algorithm> = expected.iter().map(|d| d.algorithm).collect();
     let key = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(artifact.url.as_bytes())[..8]);
     let partial = format!("{key}.part");
     let label = artifact
@@ -70,6 +72,49 @@ pub fn fetch(
     let discard = || {
         let _ = crate::fs::remove_if_present(work, &partial);
     };
+    let verified = |download: Download, source: &str| -> Result<Fetched, FetchFailure> {
+        let (size, digests) = download
+            .finish()
+            .map_err(|e| FetchFailure::Io(format!("cannot sync {partial}: {e}")))?;
+        for want in expected {
+            let actual = digests.get(want.algorithm).unwrap_or_default();
+            if !want.matches(actual) {
+                discard();
+                return Err(FetchFailure::Mismatch {
+                    url: artifact.url.clone(),
+                    source_name: source.to_string(),
+                    expected: want.to_string(),
+                    actual: format!("{}:{actual}", want.algorithm),
+                });
+            }
+        }
+        if expected.is_empty() {
+            tracing::warn!(url = %artifact.url, sha256 = %digests.sha256(), "artifact has no checksum to verify");
+        }
+        Ok(Fetched {
+            name: partial.clone(),
+            size,
+            digests,
+            source: source.to_string(),
+        })
+    };
+    if let Some(path) = local_path(&artifact.url) {
+        // Read again from the start: a local file has nothing to resume.
+        discard();
+        let mut download = Download::open(work, &partial, &algorithms, limits.download, &label)
+            .map_err(|e| FetchFailure::Io(format!("cannot open {partial}: {e}")))?;
+        if let Err(reason) = read_local(&path, &mut download, cancel) {
+            discard();
+            if cancel.is_cancelled() {
+                return Err(FetchFailure::Cancelled);
+            }
+            return Err(FetchFailure::Failed {
+                url: artifact.url.clone(),
+                reasons: reason,
+            });
+        }
+        return verified(download, "the local file");
+    }
     let mut reasons = Vec::new();
     let mut resumable = false;
     'sources: for source in sources {
@@ -84,7 +129,7 @@ pub fn fetch(
             if cancel.is_cancelled() {
                 return Err(FetchFailure::Cancelled);
             }
-            let download = Download::open(work, &partial, sha512, limits.download, &label)
+            let download = Download::open(work, &partial, &algorithms, limits.download, &label)
                 .map_err(|e| FetchFailure::Io(format!("cannot open {partial}: {e}")))?;
             if download.written() > 0 {
                 tracing::info!(source = %name, bytes = download.written(), "resuming a partial download");
@@ -106,31 +151,7 @@ pub fn fetch(
                 continue 'sources;
             }
             match result {
-                Ok(Ok(())) => {
-                    let (size, digest) = download
-                        .finish()
-                        .map_err(|e| FetchFailure::Io(format!("cannot sync {partial}: {e}")))?;
-                    if let Some(expected) = &artifact.checksum {
-                        let expected = expected.hex.to_ascii_lowercase();
-                        if expected != digest {
-                            discard();
-                            return Err(FetchFailure::Mismatch {
-                                url: artifact.url.clone(),
-                                source_name: name.clone(),
-                                expected,
-                                actual: digest,
-                            });
-                        }
-                    } else {
-                        tracing::warn!(url = %artifact.url, sha256 = %digest, "artifact has no checksum to verify");
-                    }
-                    return Ok(Fetched {
-                        name: partial,
-                        size,
-                        sha256_or_512: digest,
-                        source: name.clone(),
-                    });
-                }
+                Ok(Ok(())) => return verified(download, name),
                 Ok(Err(FetchError::Unsupported)) => {
                     tracing::debug!(source = %name, url = %artifact.url, "source does not handle this URL");
                     continue 'sources;
@@ -188,4 +209,37 @@ pub fn fetch(
         url: artifact.url.clone(),
         reasons: reasons.join("; "),
     })
+}
+
+/// The file a `file://` URL (or an absolute path) names on this host.
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        // `file:///path`, or `file://localhost/path`.
+        let path = rest.strip_prefix("localhost").unwrap_or(rest);
+        return Some(wasmvisor_plugin_support::getter::percent_decode(path).into());
+    }
+    url.starts_with('/').then(|| url.into())
+}
+
+/// Copies the regular file `path` into `download`, in chunks (a stop request is noticed
+/// between them).
+fn read_local(
+    path: &std::path::Path,
+    download: &mut Download,
+    cancel: &Cancel,
+) -> Result<(), String> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut file = crate::fs::open_regular_path(path).map_err(|e| format!("{shown}: {e}"))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if cancel.is_cancelled() {
+            return Err("stopped".into());
+        }
+        let n = file.read(&mut buf).map_err(|e| format!("{shown}: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        download.write(&buf[..n])?;
+    }
 }

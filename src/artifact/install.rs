@@ -1,23 +1,35 @@
 //! Installing a fetched artifact: unpacked into a staging folder of wasmvisor's own beside the
-//! upgrade folder, merged into `upgrades/<dir>` (files already there are kept), the binary moved
-//! into place last — its presence means the installation is complete.
+//! upgrade folder, the binary found in it (`bin/<daemon>`, `<daemon>`, the archive's only file,
+//! or its only file of that name — in the `//subfolder` the URL names, if any), checked to be an
+//! executable for this machine, the rest merged into `upgrades/<dir>` (files already there are
+//! kept), and the binary moved into place last: its presence means the installation is complete.
 
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::Dir;
+use wasmvisor_plugin_support::getter::{Archive, Format, glob_match};
 
 use super::Limits;
-use super::unpack;
-use crate::plugin::ArchiveFormat;
+use super::unpack::{self, Packing};
 
-/// Unpacks the file `name` of `work` (per `format`) and installs the binary as
-/// `upgrades/<dir>/bin/<daemon>` under `root`, with any other files of the archive beside it
-/// (existing ones are kept).
+/// How the fetched file is to be unpacked, from the URL and the resolver's answer.
+#[derive(Debug, Clone)]
+pub struct Unpack {
+    pub archive: Archive,
+    /// The format the URL's path names by its extension.
+    pub extension: Option<Format>,
+    /// `//subfolder`: where in the archive the binary and its files are.
+    pub subdir: Option<String>,
+}
+
+/// Unpacks the file `name` of `work` and installs the binary as `upgrades/<dir>/bin/<daemon>`
+/// under `root`, with the other files of its folder beside it (existing ones are kept).
 pub fn install(
     root: &Dir,
     work: &Dir,
     name: &str,
-    format: ArchiveFormat,
+    how: &Unpack,
     dir: &str,
     daemon: &str,
     limits: &Limits,
@@ -37,58 +49,199 @@ pub fn install(
                 .map(|f| f.into_std())
                 .map_err(|e| format!("cannot open the downloaded file {name}: {e}"))
         };
-        let format = match format {
-            ArchiveFormat::Auto => unpack::sniff(&mut open()?)?,
-            f => f,
-        };
-        match format {
-            ArchiveFormat::Raw | ArchiveFormat::Auto => {
+        let packing = unpack::detect(&mut open()?, how.archive, how.extension)?;
+        let binary_path = Path::new("bin").join(daemon);
+        match packing {
+            Packing::Raw => {
                 staging.create_dir("bin").map_err(|e| e.to_string())?;
                 unpack::copy_limited(
                     &mut open()?,
                     &staging,
-                    Path::new("bin").join(daemon).as_path(),
+                    &binary_path,
                     limits.unpacked,
                     limits.unpacked,
                 )?;
             }
-            ArchiveFormat::TarGz => unpack::tar_gz(open()?, &staging, &limits)?,
-            ArchiveFormat::Zip => unpack::zip(open()?, &staging, &limits)?,
+            Packing::Single(c) => {
+                staging.create_dir("bin").map_err(|e| e.to_string())?;
+                let mut reader = unpack::decoder(c, BufReader::new(open()?))?;
+                unpack::copy_limited(
+                    &mut reader,
+                    &staging,
+                    &binary_path,
+                    limits.unpacked,
+                    limits.unpacked,
+                )?;
+            }
+            Packing::Tar(None) => unpack::tar(BufReader::new(open()?), &staging, &limits)?,
+            Packing::Tar(Some(c)) => unpack::tar(
+                unpack::decoder(c, BufReader::new(open()?))?,
+                &staging,
+                &limits,
+            )?,
+            Packing::Zip => unpack::zip(open()?, &staging, &limits)?,
         }
-        let binary = [Path::new("bin").join(daemon), PathBuf::from(daemon)]
-            .into_iter()
-            .find(|p| staging.symlink_metadata(p).is_ok_and(|m| m.is_file()))
-            .ok_or_else(|| format!("the archive holds neither bin/{daemon} nor {daemon}"))?;
-        unpack::set_mode(&staging, &binary, 0o755)?;
+        tracing::debug!(?packing, "unpacked the download");
+        let (base, binary) = find_binary(&staging, how.subdir.as_deref(), daemon)?;
+        check_executable(&staging, &base.join(&binary))?;
+        let from = if base.as_os_str().is_empty() {
+            staging.try_clone().map_err(|e| e.to_string())?
+        } else {
+            staging.open_dir(&base).map_err(|e| e.to_string())?
+        };
+        unpack::set_mode(&from, &binary, 0o755)?;
         let target = format!("upgrades/{dir}");
         root.create_dir_all(format!("{target}/bin"))
             .map_err(|e| format!("cannot create {target}/bin: {e}"))?;
         // Everything else first (files already there are kept), the binary last.
-        merge(&staging, Path::new(""), root, Path::new(&target), &binary)?;
+        merge(&from, Path::new(""), root, Path::new(&target), &binary)?;
         let final_path = format!("{target}/bin/{daemon}");
-        staging
-            .rename(&binary, root, &final_path)
+        from.rename(&binary, root, &final_path)
             .map_err(|e| format!("cannot install {final_path}: {e}"))?;
         let bin_dir = root
             .open_dir(format!("{target}/bin"))
             .map_err(|e| e.to_string())?;
         crate::fs::sync_dir(&bin_dir).map_err(|e| format!("cannot sync {target}/bin: {e}"))?;
-        tracing::info!(binary = %final_path, "installed the downloaded binary");
+        tracing::info!(binary = %final_path, from = %base.join(&binary).display(), "installed the downloaded binary");
         Ok(())
     })();
     let _ = upgrades.remove_dir_all(&staging_name);
     result
 }
 
+/// Where the binary is in the unpacked tree: `(folder, binary within it)`. The folder is the
+/// `//subfolder` (its parts may be globs matching exactly one entry) or the top; in it,
+/// `bin/<daemon>`, then `<daemon>`, then its only regular file (go-getter's single-file archive),
+/// then its only file named `<daemon>` at any depth (an archive with a top-level folder).
+fn find_binary(
+    staging: &Dir,
+    subdir: Option<&str>,
+    daemon: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let mut base = PathBuf::new();
+    for part in subdir.unwrap_or("").split('/').filter(|p| !p.is_empty()) {
+        let here = open(staging, &base)?;
+        let matches: Vec<String> = names(&here)?
+            .into_iter()
+            .filter(|n| glob_match(part, n) && here.metadata(n).is_ok_and(|m| m.is_dir()))
+            .collect();
+        match matches.as_slice() {
+            [one] => base.push(one),
+            [] => {
+                return Err(format!(
+                    "the archive has no folder {} (//{})",
+                    base.join(part).display(),
+                    subdir.unwrap_or("")
+                ));
+            }
+            many => {
+                return Err(format!(
+                    "//{} matches several folders: {}",
+                    subdir.unwrap_or(""),
+                    many.join(", ")
+                ));
+            }
+        }
+    }
+    let folder = open(staging, &base)?;
+    for candidate in [Path::new("bin").join(daemon), PathBuf::from(daemon)] {
+        if folder
+            .symlink_metadata(&candidate)
+            .is_ok_and(|m| m.is_file())
+        {
+            return Ok((base, candidate));
+        }
+    }
+    let mut files = Vec::new();
+    walk(&folder, Path::new(""), &mut files)?;
+    if let [only] = files.as_slice() {
+        return Ok((base, only.clone()));
+    }
+    let named: Vec<&PathBuf> = files
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == daemon))
+        .collect();
+    if let [only] = named.as_slice() {
+        // Its folder (the one holding `bin/`, when it is in one) comes with it.
+        let parent = only.parent().unwrap_or(Path::new(""));
+        let home = if parent.file_name().is_some_and(|n| n == "bin") {
+            parent.parent().unwrap_or(Path::new(""))
+        } else {
+            parent
+        };
+        let binary = only.strip_prefix(home).unwrap_or(only).to_path_buf();
+        return Ok((base.join(home), binary));
+    }
+    let mut listed: Vec<String> = files
+        .iter()
+        .take(8)
+        .map(|f| f.display().to_string())
+        .collect();
+    if files.len() > 8 {
+        listed.push(format!("… ({} files)", files.len()));
+    }
+    Err(format!(
+        "the archive holds neither bin/{daemon} nor {daemon}{} but: {} (name the folder that holds it with //<folder> after the URL)",
+        subdir.map(|s| format!(" in //{s}")).unwrap_or_default(),
+        if listed.is_empty() {
+            "no files".into()
+        } else {
+            listed.join(", ")
+        }
+    ))
+}
+
+fn open(staging: &Dir, rel: &Path) -> Result<Dir, String> {
+    if rel.as_os_str().is_empty() {
+        staging.try_clone().map_err(|e| e.to_string())
+    } else {
+        staging
+            .open_dir(rel)
+            .map_err(|e| format!("{}: {e}", rel.display()))
+    }
+}
+
+fn names(dir: &Dir) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = dir
+        .entries()
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Every regular file under `dir`, relative to it, sorted.
+fn walk(dir: &Dir, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    let here = open(dir, rel)?;
+    for name in names(&here)? {
+        let meta = here.symlink_metadata(&name).map_err(|e| e.to_string())?;
+        if meta.is_dir() {
+            walk(dir, &rel.join(&name), out)?;
+        } else if meta.is_file() {
+            out.push(rel.join(&name));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses what this machine cannot execute: only an ELF for its architecture, or a script
+/// (`#!`), is installed — never an archive taken for the binary, an error page, or a build for
+/// another platform, which would leave the node down at its next launch.
+fn check_executable(dir: &Dir, path: &Path) -> Result<(), String> {
+    let mut file = dir
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, 64), &mut head)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    crate::tree::install::executable(&head).map_err(|why| format!("{} {why}", path.display()))
+}
+
 /// Moves what `from/rel` holds into `to/rel` under `root`, entry by entry, keeping what is
 /// already there and leaving `skip` (the binary) for last.
 fn merge(from: &Dir, rel: &Path, root: &Dir, to: &Path, skip: &Path) -> Result<(), String> {
-    let dir = if rel.as_os_str().is_empty() {
-        from.try_clone().map_err(|e| e.to_string())?
-    } else {
-        from.open_dir(rel)
-            .map_err(|e| format!("cannot open {}: {e}", rel.display()))?
-    };
+    let dir = open(from, rel)?;
     for entry in dir.entries().map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
         let child = rel.join(entry.file_name());

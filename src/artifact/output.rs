@@ -1,43 +1,101 @@
-//! What a source writes into: a file that is hashed as it grows and capped in size (the host side
-//! of the plugins' `output` resource). A partial file left by an interrupted fetch is hashed
-//! again and resumed.
+//! What a source writes into: a file that is hashed as it grows (with every algorithm its
+//! checksums need) and capped in size (the host side of the plugins' `output` resource). A partial
+//! file left by an interrupted fetch is hashed again and resumed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256, Sha512};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256, Sha512};
+use wasmvisor_plugin_support::getter::Algorithm;
 
 use crate::output::Progress;
 
-/// The digest being computed, of the algorithm the artifact's checksum names (sha256 without one).
+/// One digest being computed.
 #[derive(Clone)]
-pub enum Hasher {
+enum One {
+    Md5(Md5),
+    Sha1(Sha1),
     Sha256(Sha256),
     Sha512(Sha512),
 }
 
+/// The digests being computed over the bytes as written: always sha256 (for the log and the
+/// journal), and whatever else the expected checksums need.
+#[derive(Clone)]
+pub struct Hasher(Vec<(Algorithm, One)>);
+
 impl Hasher {
-    pub fn new(sha512: bool) -> Hasher {
-        if sha512 {
-            Hasher::Sha512(Sha512::new())
-        } else {
-            Hasher::Sha256(Sha256::new())
-        }
+    pub fn new(algorithms: &[Algorithm]) -> Hasher {
+        let mut all: Vec<Algorithm> = algorithms.to_vec();
+        all.push(Algorithm::Sha256);
+        all.sort();
+        all.dedup();
+        Hasher(
+            all.into_iter()
+                .map(|a| {
+                    let one = match a {
+                        Algorithm::Md5 => One::Md5(Md5::new()),
+                        Algorithm::Sha1 => One::Sha1(Sha1::new()),
+                        Algorithm::Sha256 => One::Sha256(Sha256::new()),
+                        Algorithm::Sha512 => One::Sha512(Sha512::new()),
+                    };
+                    (a, one)
+                })
+                .collect(),
+        )
     }
 
     fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
+        for (_, one) in &mut self.0 {
+            match one {
+                One::Md5(h) => h.update(bytes),
+                One::Sha1(h) => h.update(bytes),
+                One::Sha256(h) => h.update(bytes),
+                One::Sha512(h) => h.update(bytes),
+            }
         }
     }
 
-    pub fn hex(&self) -> String {
-        match self.clone() {
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::Sha512(h) => hex::encode(h.finalize()),
-        }
+    /// Every digest, lower-case hex.
+    pub fn digests(&self) -> Digests {
+        Digests(
+            self.0
+                .iter()
+                .map(|(a, one)| {
+                    let hex = match one.clone() {
+                        One::Md5(h) => hex::encode(h.finalize()),
+                        One::Sha1(h) => hex::encode(h.finalize()),
+                        One::Sha256(h) => hex::encode(h.finalize()),
+                        One::Sha512(h) => hex::encode(h.finalize()),
+                    };
+                    (*a, hex)
+                })
+                .collect(),
+        )
+    }
+
+    fn algorithms(&self) -> Vec<Algorithm> {
+        self.0.iter().map(|(a, _)| *a).collect()
+    }
+}
+
+/// The digests of a finished download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests(Vec<(Algorithm, String)>);
+
+impl Digests {
+    pub fn get(&self, algorithm: Algorithm) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, h)| h.as_str())
+    }
+
+    pub fn sha256(&self) -> &str {
+        self.get(Algorithm::Sha256).unwrap_or_default()
     }
 }
 
@@ -46,7 +104,6 @@ pub struct Download {
     pub path: PathBuf,
     file: File,
     hasher: Hasher,
-    sha512: bool,
     written: u64,
     limit: u64,
     /// Set when a write went over the size limit: the partial file is worthless.
@@ -60,7 +117,7 @@ impl Download {
     pub fn open(
         dir: &cap_std::fs::Dir,
         name: &str,
-        sha512: bool,
+        algorithms: &[Algorithm],
         limit: u64,
         label: &str,
     ) -> io::Result<Download> {
@@ -72,23 +129,28 @@ impl Download {
             .create(true)
             .follow(FollowSymlinks::No);
         let file = dir.open_with(name, &options)?.into_std();
-        Self::from_file(file, Path::new(name), sha512, limit, label)
+        Self::from_file(file, Path::new(name), algorithms, limit, label)
     }
 
     /// Opens (or resumes) a file anywhere: `plugin call`'s `--out`.
-    pub fn open_path(path: &Path, sha512: bool, limit: u64, label: &str) -> io::Result<Download> {
+    pub fn open_path(
+        path: &Path,
+        algorithms: &[Algorithm],
+        limit: u64,
+        label: &str,
+    ) -> io::Result<Download> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)?;
-        Self::from_file(file, path, sha512, limit, label)
+        Self::from_file(file, path, algorithms, limit, label)
     }
 
     fn from_file(
         mut file: File,
         path: &Path,
-        sha512: bool,
+        algorithms: &[Algorithm],
         limit: u64,
         label: &str,
     ) -> io::Result<Download> {
@@ -98,7 +160,7 @@ impl Download {
                 path.display()
             )));
         }
-        let mut hasher = Hasher::new(sha512);
+        let mut hasher = Hasher::new(algorithms);
         let mut written = 0u64;
         file.seek(SeekFrom::Start(0))?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -116,7 +178,6 @@ impl Download {
             path: path.to_path_buf(),
             file,
             hasher,
-            sha512,
             written,
             limit,
             over_limit: false,
@@ -146,12 +207,12 @@ impl Download {
         self.written
     }
 
-    /// The size and digest of everything written, after syncing the file.
-    pub fn finish(mut self) -> io::Result<(u64, String)> {
+    /// The size and digests of everything written, after syncing the file.
+    pub fn finish(mut self) -> io::Result<(u64, Digests)> {
         self.file.flush()?;
         self.file.sync_all()?;
         self.progress.finish();
-        Ok((self.written, self.hasher.hex()))
+        Ok((self.written, self.hasher.digests()))
     }
 }
 
@@ -167,7 +228,7 @@ impl crate::plugin::Sink for Download {
     fn reset(&mut self) {
         if self.file.set_len(0).is_ok() {
             self.written = 0;
-            self.hasher = Hasher::new(self.sha512);
+            self.hasher = Hasher::new(&self.hasher.algorithms());
         }
     }
 }

@@ -1,23 +1,135 @@
 //! Unpacking archives safely: regular files and directories only (no symlinks, hard links or
 //! devices), no absolute or `..` paths, a cap on the unpacked size and on the number of entries
 //! (no decompression bombs), everything written through the staging folder's capability handle.
+//!
+//! The formats are go-getter's: tar, with gzip, xz, bzip2 or zstd around it or not; zip; and a
+//! single gzip, xz, bzip2 or zstd file (the binary itself). Which one is decided from the bytes
+//! (`detect`), with the URL's extension or `?archive=` where the bytes leave it open.
 
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use cap_std::fs::Dir;
+use wasmvisor_plugin_support::getter::{Archive, Format};
 
 use super::Limits;
-use crate::plugin::ArchiveFormat;
 
-/// The format from the first bytes.
-pub(super) fn sniff(file: &mut std::fs::File) -> Result<ArchiveFormat, String> {
-    let mut head = [0u8; 4];
-    let n = file.read(&mut head).map_err(|e| e.to_string())?;
-    Ok(match &head[..n] {
-        [0x1f, 0x8b, ..] => ArchiveFormat::TarGz,
-        [b'P', b'K', 3, 4] => ArchiveFormat::Zip,
-        _ => ArchiveFormat::Raw,
+/// What the fetched bytes are, decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    /// The binary as it is.
+    Raw,
+    /// A tar, compressed by this format (`Gz`, `Xz`, `Bz2`, `Zst`) or not.
+    Tar(Option<Format>),
+    Zip,
+    /// One compressed file: the binary.
+    Single(Format),
+}
+
+/// The compression or archive the first bytes announce.
+fn magic(head: &[u8]) -> Option<Format> {
+    match head {
+        [0x1f, 0x8b, ..] => Some(Format::Gz),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Some(Format::Xz),
+        [b'B', b'Z', b'h', ..] => Some(Format::Bz2),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(Format::Zst),
+        [b'P', b'K', 3, 4, ..] | [b'P', b'K', 5, 6, ..] => Some(Format::Zip),
+        _ if is_tar(head) => Some(Format::Tar),
+        _ => None,
+    }
+}
+
+/// A POSIX (ustar) or GNU tar header.
+fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 262 && &head[257..262] == b"ustar"
+}
+
+/// Reads up to `n` bytes (fewer only at the end).
+fn head(reader: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n);
+    reader.take(n as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Decides how to unpack `file`: `archive=false` takes it as it is; `archive=<format>` names the
+/// format, which the bytes must match; otherwise the bytes decide, and the URL's `extension`
+/// where they leave it open (a compressed tar and a compressed single file start alike, so the
+/// decompressed bytes are looked at too).
+pub fn detect(
+    file: &mut std::fs::File,
+    archive: Archive,
+    extension: Option<Format>,
+) -> Result<Packing, String> {
+    let start = head(file, 512).map_err(|e| e.to_string())?;
+    let found = magic(&start);
+    let wanted = match archive {
+        Archive::Off => return Ok(Packing::Raw),
+        Archive::Format(f) => Some(f),
+        Archive::Detect => None,
+    };
+    if let Some(f) = wanted {
+        let expected = f.compression().unwrap_or(f);
+        if found != Some(expected) && !(f == Format::Tar && found.is_none()) {
+            return Err(format!(
+                "?archive={} but the bytes are {}",
+                f.name(),
+                crate::tree::install::describe(&start)
+            ));
+        }
+    }
+    let format = match (wanted, found) {
+        (Some(f), _) => f,
+        (None, Some(Format::Zip)) => Format::Zip,
+        (None, Some(Format::Tar)) => Format::Tar,
+        (None, Some(c)) => {
+            // Compressed: a tar inside, or the binary?
+            io::Seek::rewind(file).map_err(|e| e.to_string())?;
+            let mut inner = decoder(
+                c,
+                BufReader::new(file.try_clone().map_err(|e| e.to_string())?),
+            )?;
+            let inside = head(&mut inner, 512)
+                .map_err(|e| format!("cannot decompress the {} download: {e}", c.name()))?;
+            let tar = is_tar(&inside) || extension.is_some_and(Format::is_tar);
+            match (tar, c) {
+                (true, Format::Gz) => Format::TarGz,
+                (true, Format::Xz) => Format::TarXz,
+                (true, Format::Bz2) => Format::TarBz2,
+                (true, Format::Zst) => Format::TarZst,
+                _ => c,
+            }
+        }
+        // An old tar without the ustar mark is known by its name only.
+        (None, None) if extension == Some(Format::Tar) => Format::Tar,
+        (None, None) => match extension {
+            Some(ext) => {
+                return Err(format!(
+                    "the URL names a .{} file but the bytes are {}",
+                    ext.name(),
+                    crate::tree::install::describe(&start)
+                ));
+            }
+            None => return Ok(Packing::Raw),
+        },
+    };
+    Ok(match format {
+        Format::Zip => Packing::Zip,
+        f if f.is_tar() => Packing::Tar(f.compression()),
+        f => Packing::Single(f),
+    })
+}
+
+/// A reader of `c`-compressed bytes.
+pub fn decoder<R: io::BufRead + 'static>(c: Format, reader: R) -> Result<Box<dyn Read>, String> {
+    Ok(match c {
+        Format::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        Format::Xz => Box::new(lzma_rust2::XzReader::new(reader, true)),
+        Format::Bz2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
+        Format::Zst => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(reader)
+                .map_err(|e| format!("not a zstd stream: {e}"))?,
+        ),
+        other => return Err(format!("{} is not a compression", other.name())),
     })
 }
 
@@ -79,15 +191,16 @@ pub(super) fn set_mode(dir: &Dir, path: &Path, mode: u32) -> Result<(), String> 
     .map_err(|e| format!("cannot set the mode of {}: {e}", path.display()))
 }
 
-pub(super) fn tar_gz(file: std::fs::File, dir: &Dir, limits: &Limits) -> Result<(), String> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+/// Unpacks a tar read from `reader` (already decompressed) into `dir`.
+pub(super) fn tar(reader: impl Read, dir: &Dir, limits: &Limits) -> Result<(), String> {
+    let mut archive = tar::Archive::new(reader);
     let mut left = limits.unpacked;
     let mut count = 0u64;
     for entry in archive
         .entries()
-        .map_err(|e| format!("not a tar.gz archive: {e}"))?
+        .map_err(|e| format!("not a tar archive: {e}"))?
     {
-        let mut entry = entry.map_err(|e| format!("corrupt tar.gz archive: {e}"))?;
+        let mut entry = entry.map_err(|e| format!("corrupt tar archive: {e}"))?;
         count += 1;
         if count > limits.entries {
             return Err(format!(

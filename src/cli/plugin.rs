@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use wasmvisor_plugin_support::getter::{self, Digest};
 
 use crate::artifact::{Download, Limits};
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::plugin::{
-    ArchiveFormat, Artifact, Call, Checksum, Decision, HashAlgorithm, Health, Host, PluginSet,
-    World,
+    ArchiveFormat, Artifact, Call, Decision, HashAlgorithm, Health, Host, PluginSet, World,
 };
 use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
 use crate::tree::{Layout, Plan, Read};
@@ -177,6 +177,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
                 .artifact
                 .ok_or("a source needs --artifact <url> to fetch")?;
             let checksum = args.checksum.as_deref().map(parse_checksum).transpose()?;
+            let algorithms: Vec<_> = checksum.iter().map(|d| d.algorithm).collect();
             let out = args.out.unwrap_or_else(|| {
                 PathBuf::from(
                     url.rsplit('/')
@@ -187,28 +188,23 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
             });
             let artifact = Artifact {
                 url: url.clone(),
-                checksum,
+                checksum: None,
                 format: ArchiveFormat::Raw,
             };
-            let sha512 = matches!(
-                artifact.checksum.as_ref().map(|c| c.algorithm),
-                Some(HashAlgorithm::Sha512)
-            );
             let _ = std::fs::remove_file(&out);
-            let download = Download::open_path(&out, sha512, Limits::default().download, &url)
+            let download = Download::open_path(&out, &algorithms, Limits::default().download, &url)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             let source = host.load(spec).map_err(|e| e.to_string())?;
             let (download, result) = host.fetch(&source, &artifact, download, &call);
             let download = download.ok_or("the download was lost by the plugin host")?;
-            let (size, digest) = download.finish().map_err(|e| e.to_string())?;
+            let (size, digests) = download.finish().map_err(|e| e.to_string())?;
             let path = out;
             match result.map_err(|e| e.to_string())? {
                 Ok(()) => {
-                    let verified = artifact
-                        .checksum
+                    let verified = checksum
                         .as_ref()
-                        .map(|c| c.hex.eq_ignore_ascii_case(&digest));
-                    json!({"fetched": path, "bytes": size, "digest": digest, "checksum_ok": verified})
+                        .map(|d| d.matches(digests.get(d.algorithm).unwrap_or_default()));
+                    json!({"fetched": path, "bytes": size, "digest": digests.sha256(), "checksum_ok": verified})
                 }
                 Err(e) => json!({"error": format!("{e:?}"), "bytes": size}),
             }
@@ -246,23 +242,16 @@ pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, Strin
     }
 }
 
-fn parse_checksum(s: &str) -> Result<Checksum, String> {
-    let (alg, hex) = s
-        .split_once(':')
-        .ok_or_else(|| format!("--checksum {s:?}: use sha256:<hex> or sha512:<hex>"))?;
-    let algorithm = match alg {
-        "sha256" => HashAlgorithm::Sha256,
-        "sha512" => HashAlgorithm::Sha512,
-        _ => {
-            return Err(format!(
-                "--checksum {s:?}: use sha256:<hex> or sha512:<hex>"
-            ));
-        }
-    };
-    Ok(Checksum {
-        algorithm,
-        hex: hex.to_ascii_lowercase(),
-    })
+/// `--checksum`: a digest as a plan's `?checksum=` gives one (`sha256:<hex>`, any of md5, sha1,
+/// sha256, sha512, or a bare hex whose length names the algorithm).
+fn parse_checksum(s: &str) -> Result<Digest, String> {
+    match getter::parse_checksum(s) {
+        Ok(getter::Checksum::Digest(d)) => Ok(d),
+        Ok(getter::Checksum::File(_)) => Err(format!(
+            "--checksum {s:?}: give the digest itself, not a checksum file"
+        )),
+        Err(e) => Err(format!("--checksum {s:?}: {e}")),
+    }
 }
 
 pub fn decision_json(d: &Decision) -> Value {

@@ -4,6 +4,8 @@
 //! its RPC (`rpc.rs`).
 
 pub mod args;
+mod http2;
+pub mod plan;
 mod proc;
 mod reaper;
 pub mod record;

@@ -46,7 +46,7 @@ pub async fn app_height(endpoint: &Endpoint, timeout: Duration) -> Result<u64, S
     }
 }
 
-async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
+pub(super) async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
     let body = get(endpoint, path).await?;
     serde_json::from_slice(&body).map_err(|e| format!("{path}: not JSON: {e}"))
 }

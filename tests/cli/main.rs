@@ -6,6 +6,7 @@ mod harness;
 mod commands;
 mod config;
 mod crash;
+mod formats;
 mod hardening;
 mod manual;
 mod plugins;

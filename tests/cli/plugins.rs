@@ -534,11 +534,19 @@ fn plugin_commands_list_check_and_report_bad_configuration() {
 fn prepare_upgrade_stages_the_binary_before_the_halt() {
     let server = Server::start();
     let mut home = Home::new();
-    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
+        .set("DAEMON_GRPC_ADDRESS", &format!("127.0.0.1:{}", free_port()))
+        .set(
+            "WASMVISOR_RPC_ADDRESS",
+            &format!("http://127.0.0.1:{}", free_port()),
+        );
+    // No node to ask, nothing pending: the error names both addresses.
     let out = home.output(&["prepare-upgrade"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no pending upgrade"),
+        stderr(&out).contains("answers neither on gRPC at 127.0.0.1:")
+            && stderr(&out).contains("DAEMON_GRPC_ADDRESS")
+            && stderr(&out).contains("WASMVISOR_RPC_ADDRESS"),
         "{}",
         stderr(&out)
     );

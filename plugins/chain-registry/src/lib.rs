@@ -1,26 +1,36 @@
-//! A resolver that finds an upgrade's binaries in a cosmos chain-registry `chain.json`.
+//! A resolver that finds an upgrade's binaries in the cosmos chain-registry.
 //!
-//! Settings:
-//! - `chain-json` (required): the file, as seen inside the plugin (grant its directory, e.g.
-//!   `dirs = [["/srv/registry/osmosis", "/registry"]]` and `chain-json = "/registry/chain.json"`),
-//!   or an http(s) URL (allowlist its host).
+//! The registry keeps a chain's versions in `<chain>/versions.json` (`versions[]`, since late
+//! 2024) and, before that, in `<chain>/chain.json` (`codebase.versions[]`); both are read.
+//!
+//! Settings (one of the two ways):
+//! - `chain-json`: one file in either layout, as seen inside the plugin (grant its folder, e.g.
+//!   `dirs = [["/srv/chain-registry/osmosis", "/registry"]]` and
+//!   `chain-json = "/registry/versions.json"`), or an http(s) URL (allowlist its host);
+//! - `registry` and `chain`: a registry checkout (a granted folder) or its base URL, e.g.
+//!   `registry = "https://raw.githubusercontent.com/cosmos/chain-registry/master"`, and the chain's
+//!   folder in it (`osmosis`, `testnets/osmosistestnet`): `versions.json` is read, and
+//!   `chain.json` where there is none.
 //! - `prefer-staged` (default `true`): a binary already in the upgrade folder wins.
 //!
-//! The version is the entry of `codebase.versions[]` whose `name` equals the plan's name
-//! (ignoring case); its `binaries` map gives the URL for `<os>/<arch>` (then `any`), with the
-//! checksum in `?checksum=` as in Cosmovisor's maps.
+//! Redirects are followed (up to five), each request within the plugin's `allow-hosts`. The
+//! version is the entry whose `name` equals the plan's name, ignoring case (the one at the
+//! plan's height, if several are); its `binaries` map gives the URL for `<os>/<arch>` (then
+//! `any`), which goes to the host as the registry wrote it, `?checksum=` and all.
 
 use serde_json::Value;
-use wasmvisor_plugin_support::{pick_binary, read_all, setting, split_checksum};
+use wasmvisor_plugin_support::getter;
+use wasmvisor_plugin_support::{pick_binary, read_all, setting};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
 use wasmvisor::plugin::http;
-use wasmvisor::plugin::types::{
-    ArchiveFormat, Artifact, Checksum, Decision, HashAlgorithm, Request, Settings,
-};
+use wasmvisor::plugin::types::{ArchiveFormat, Artifact, Decision, Request, Settings};
+
+/// The largest registry file read (osmosis/versions.json is about 100 KiB).
+const MAX_FILE: usize = 8 << 20;
 
 struct ChainRegistry;
 
@@ -33,78 +43,161 @@ impl Guest for ChainRegistry {
         if prefer_staged && request.staged.as_ref().is_some_and(|s| s.has_binary) {
             return Decision::UseStaged;
         }
-        let Some(source) = setting(&settings, "chain-json") else {
-            return Decision::Refuse("chain-registry: the setting chain-json is missing".into());
-        };
-        let document = match load(source) {
-            Ok(d) => d,
-            Err(e) => return Decision::Refuse(format!("chain-registry: {e}")),
-        };
-        match find(
-            &document,
-            &request.plan.name,
-            &request.platform.os,
-            &request.platform.arch,
-        ) {
-            Ok(url) => match split_checksum(&url) {
-                Ok((url, checksum)) => {
-                    if checksum.is_none() && request.checksum_required {
-                        return Decision::Refuse(format!(
-                            "chain-registry: {url} has no checksum and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on"
-                        ));
-                    }
-                    log(
-                        Level::Info,
-                        &format!("{}: {url} from {source}", request.plan.name),
-                    );
-                    Decision::Fetch(vec![Artifact {
-                        url,
-                        checksum: checksum.map(|c| Checksum {
-                            algorithm: if c.algorithm == "sha512" {
-                                HashAlgorithm::Sha512
-                            } else {
-                                HashAlgorithm::Sha256
-                            },
-                            hex: c.hex,
-                        }),
-                        format: ArchiveFormat::Auto,
-                    }])
-                }
-                Err(e) => Decision::Refuse(format!("chain-registry: {e}")),
-            },
-            Err(e) => Decision::Refuse(format!("chain-registry: {source}: {e}")),
+        match resolve(&request, &settings) {
+            Ok(decision) => decision,
+            Err(e) => Decision::Refuse(format!("chain-registry: {e}")),
         }
     }
 }
 
-fn load(source: &str) -> Result<Value, String> {
-    let bytes = if source.starts_with("http://") || source.starts_with("https://") {
-        let response =
-            http::get(source, &[]).map_err(|e| format!("cannot fetch {source}: {e:?}"))?;
-        if response.status() != 200 {
-            return Err(format!("{source}: HTTP {}", response.status()));
+fn resolve(request: &Request, settings: &Settings) -> Result<Decision, String> {
+    let (source, document) = match (
+        setting(settings, "chain-json"),
+        setting(settings, "registry"),
+        setting(settings, "chain"),
+    ) {
+        (Some(file), _, _) => (
+            file.to_string(),
+            load(file)?.ok_or_else(|| format!("{file} does not exist"))?,
+        ),
+        (None, Some(registry), Some(chain)) => {
+            let base = format!(
+                "{}/{}",
+                registry.trim_end_matches('/'),
+                chain.trim_matches('/')
+            );
+            let versions = format!("{base}/versions.json");
+            match load(&versions)? {
+                Some(d) => (versions, d),
+                None => {
+                    let chain_json = format!("{base}/chain.json");
+                    let d = load(&chain_json)?
+                        .ok_or_else(|| format!("neither {versions} nor {chain_json} exists"))?;
+                    (chain_json, d)
+                }
+            }
         }
-        read_all(source, 8 << 20, |n| response.read(n))?
-    } else {
-        std::fs::read(source)
-            .map_err(|e| format!("cannot read {source} (is its directory granted?): {e}"))?
+        _ => {
+            return Err(
+                "set chain-json (a versions.json or chain.json), or registry and chain".into(),
+            );
+        }
     };
-    serde_json::from_slice(&bytes).map_err(|e| format!("{source} is not valid JSON: {e}"))
+    let platform = &request.platform;
+    let url = find(
+        &document,
+        &request.plan.name,
+        request.plan.height,
+        &platform.os,
+        &platform.arch,
+    )
+    .map_err(|e| format!("{source}: {e}"))?;
+    let parsed = getter::parse_url(&url).map_err(|e| format!("{url}: {e}"))?;
+    if parsed.checksum.is_none() && request.checksum_required {
+        return Err(format!(
+            "{url} has no checksum and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on"
+        ));
+    }
+    log(
+        Level::Info,
+        &format!("{}: {url} from {source}", request.plan.name),
+    );
+    Ok(Decision::Fetch(vec![Artifact {
+        url,
+        checksum: None,
+        format: ArchiveFormat::Auto,
+    }]))
 }
 
-/// The binary URL for the upgrade `name` on `os/arch`.
-pub fn find(document: &Value, name: &str, os: &str, arch: &str) -> Result<String, String> {
-    let versions = document["codebase"]["versions"]
+/// Reads a registry file from a granted folder or over http(s); `None` when it does not exist.
+fn load(source: &str) -> Result<Option<Value>, String> {
+    let bytes = if source.starts_with("http://") || source.starts_with("https://") {
+        match get(source)? {
+            Some(b) => b,
+            None => return Ok(None),
+        }
+    } else {
+        match std::fs::read(source) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read {source} (is its folder granted with dirs?): {e}"
+                ));
+            }
+        }
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("{source} is not valid JSON: {e}"))
+}
+
+/// GETs `url`, following up to five redirects; `None` on 404.
+fn get(url: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut url = url.to_string();
+    for _ in 0..=5 {
+        let response = http::get(&url, &[]).map_err(|e| format!("cannot fetch {url}: {e:?}"))?;
+        match response.status() {
+            200 => return read_all(&url, MAX_FILE, |n| response.read(n)).map(Some),
+            404 => return Ok(None),
+            status @ (301 | 302 | 303 | 307 | 308) => {
+                let location = response
+                    .header("location")
+                    .ok_or_else(|| format!("{url}: HTTP {status} without a location"))?;
+                url = absolute(&url, &location);
+            }
+            status => return Err(format!("{url}: HTTP {status}")),
+        }
+    }
+    Err(format!("{url}: more than five redirects"))
+}
+
+/// A redirect's `Location`, made absolute against the URL it answered.
+fn absolute(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let origin_end = base
+        .find("://")
+        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
+        .unwrap_or(base.len());
+    if location.starts_with('/') {
+        format!("{}{location}", &base[..origin_end])
+    } else {
+        let dir_end = base
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .unwrap_or(origin_end);
+        format!("{}/{location}", &base[..dir_end])
+    }
+}
+
+/// The binary URL for the upgrade `name` at `height` on `os/arch`, from a versions.json
+/// (`versions[]`) or a chain.json (`codebase.versions[]`).
+pub fn find(
+    document: &Value,
+    name: &str,
+    height: u64,
+    os: &str,
+    arch: &str,
+) -> Result<String, String> {
+    let versions = document["versions"]
         .as_array()
-        .ok_or("no codebase.versions list")?;
-    let version = versions
+        .or_else(|| document["codebase"]["versions"].as_array())
+        .ok_or("neither versions[] (versions.json) nor codebase.versions[] (chain.json)")?;
+    let named: Vec<&Value> = versions
         .iter()
-        .find(|v| {
+        .filter(|v| {
             v["name"]
                 .as_str()
                 .is_some_and(|n| n.eq_ignore_ascii_case(name))
         })
-        .ok_or_else(|| format!("no version named {name:?} in codebase.versions"))?;
+        .collect();
+    let version = named
+        .iter()
+        .find(|v| v["height"].as_u64() == Some(height))
+        .or(named.first())
+        .ok_or_else(|| format!("no version named {name:?}"))?;
     pick_binary(&version["binaries"], os, arch)
         .map(str::to_string)
         .ok_or_else(|| format!("version {name:?} has no binary for {os}/{arch} (nor any)"))
@@ -115,34 +208,4 @@ pub fn find(document: &Value, name: &str, os: &str, arch: &str) -> Result<String
 export!(ChainRegistry);
 
 #[cfg(test)]
-mod tests {
-    use super::find;
-    use serde_json::json;
-
-    #[test]
-    fn finds_the_version_by_name_and_platform() {
-        let doc = json!({"codebase": {"versions": [
-            {"name": "v1", "binaries": {"linux/amd64": "https://a/v1"}},
-            {"name": "V2", "binaries": {"linux/amd64": "https://a/v2", "linux/arm64": "https://a/v2-arm"}},
-        ]}});
-        assert_eq!(
-            find(&doc, "v2", "linux", "arm64").unwrap(),
-            "https://a/v2-arm"
-        );
-        assert!(
-            find(&doc, "v3", "linux", "amd64")
-                .unwrap_err()
-                .contains("no version")
-        );
-        assert!(
-            find(&doc, "v1", "linux", "arm64")
-                .unwrap_err()
-                .contains("linux/arm64")
-        );
-        assert!(
-            find(&json!({}), "v1", "linux", "arm64")
-                .unwrap_err()
-                .contains("codebase")
-        );
-    }
-}
+mod tests;

@@ -3,27 +3,30 @@
 //! 1. The plan's upgrade folder holds `bin/<daemon>`: use it.
 //! 2. Otherwise, when `DAEMON_ALLOW_DOWNLOAD_BINARIES` is on, take the URL for this platform
 //!    (`<os>/<arch>`, then `any`) from the `binaries` map in the plan's `info`, where `info` is
-//!    the JSON document itself or a URL to it. The URL's `?checksum=<type>:<hex>` becomes the
-//!    artifact's checksum; with `DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM` every URL must carry one
-//!    (the document's URL too, which Cosmovisor forgets).
+//!    the JSON document itself or an http(s) URL to it (verified against the URL's own
+//!    `?checksum=`, in any of go-getter's forms). The binary's URL goes to the host as the plan
+//!    wrote it: the host reads its go-getter forms (`?checksum=`, `?archive=`, `//subfolder`).
+//!    With `DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM` every URL must carry a checksum (the document's
+//!    URL too); a malformed one is refused here, naming what is wrong.
 //! 3. Otherwise refuse, saying what the operator can do.
 //!
 //! A decision from an earlier resolver is kept as it is: this policy only fills a gap.
 
+use md5::Md5;
 use serde_json::Value;
-use sha2::{Digest, Sha256, Sha512};
-use wasmvisor_plugin_support::{UrlChecksum, pick_binary, read_all, split_checksum};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256, Sha512};
+use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum, Digest, GetterUrl};
+use wasmvisor_plugin_support::{pick_binary, read_all};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
 use wasmvisor::plugin::http;
-use wasmvisor::plugin::types::{
-    ArchiveFormat, Artifact, Checksum, Decision, HashAlgorithm, Request, Settings,
-};
+use wasmvisor::plugin::types::{ArchiveFormat, Artifact, Decision, Request, Settings};
 
-/// The largest `info` document fetched from a URL.
+/// The largest `info` document (or checksum file) fetched from a URL.
 const MAX_DOCUMENT: usize = 1 << 20;
 
 struct Cosmovisor;
@@ -52,21 +55,31 @@ fn decide(request: &Request) -> Result<Decision, String> {
         ));
     }
     let info = request.plan.info.trim();
-    let document: Value = if info.starts_with('{') {
-        serde_json::from_str(info)
-            .map_err(|e| format!("{missing}, and the plan's info is not valid JSON: {e}"))?
-    } else if info.starts_with("http://") || info.starts_with("https://") {
-        let (url, checksum) = checked_url(info, request.checksum_required)?;
-        let bytes = get(&url)?;
-        if let Some(sum) = &checksum {
-            verify(&bytes, sum).map_err(|e| format!("the document at {url}: {e}"))?;
+    if info.is_empty() {
+        return Err(format!(
+            "{missing}, and the plan's info is empty: there is no binaries map to download from"
+        ));
+    }
+    let document: Value = if getter::is_url(info) {
+        let url = checked(info, request.checksum_required)?;
+        if !url.url.starts_with("http://") && !url.url.starts_with("https://") {
+            return Err(format!(
+                "{missing}, and the plan's info names {info:?}, a file on this host: resolvers cannot read local files; stage the binary, or serve the document over http(s)"
+            ));
+        }
+        let bytes = get(&url.url)?;
+        if let Some(checksum) = &url.checksum {
+            let want = match checksum {
+                Checksum::Digest(d) => d.clone(),
+                Checksum::File(file) => from_checksum_file(file, &url.url)?,
+            };
+            verify(&bytes, &want).map_err(|e| format!("the document at {}: {e}", url.url))?;
         }
         serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the document at {url} is not valid JSON: {e}"))?
+            .map_err(|e| format!("the document at {} is not valid JSON: {e}", url.url))?
     } else {
-        return Err(format!(
-            "{missing}, and the plan's info holds no binaries map (neither JSON nor a URL to it)"
-        ));
+        serde_json::from_str(info)
+            .map_err(|e| format!("{missing}, and the plan's info is neither JSON nor a URL: {e}"))?
     };
     let platform = &request.platform;
     let url =
@@ -76,33 +89,44 @@ fn decide(request: &Request) -> Result<Decision, String> {
                 platform.os, platform.arch
             )
         })?;
-    let (url, checksum) = checked_url(url, request.checksum_required)?;
+    checked(url, request.checksum_required)?;
     log(
         Level::Info,
         &format!("download for {}: {url}", request.plan.name),
     );
     Ok(Decision::Fetch(vec![Artifact {
-        url,
-        checksum: checksum.map(|c| Checksum {
-            algorithm: if c.algorithm == "sha512" {
-                HashAlgorithm::Sha512
-            } else {
-                HashAlgorithm::Sha256
-            },
-            hex: c.hex,
-        }),
+        url: url.to_string(),
+        checksum: None,
         format: ArchiveFormat::Auto,
     }]))
 }
 
-fn checked_url(url: &str, required: bool) -> Result<(String, Option<UrlChecksum>), String> {
-    let (bare, checksum) = split_checksum(url).map_err(|e| format!("{url}: {e}"))?;
-    if required && checksum.is_none() {
+/// The URL taken apart, refused when its go-getter parameters are malformed or, with
+/// `required`, when it has no checksum.
+fn checked(url: &str, required: bool) -> Result<GetterUrl, String> {
+    let parsed = getter::parse_url(url).map_err(|e| format!("{url}: {e}"))?;
+    if required && parsed.checksum.is_none() {
         return Err(format!(
             "{url} has no ?checksum= and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on: add one to the plan's URL"
         ));
     }
-    Ok((bare, checksum))
+    Ok(parsed)
+}
+
+/// The digest for `target` in the checksum file at `file`.
+fn from_checksum_file(file: &str, target: &str) -> Result<Digest, String> {
+    let url = checked(file, false)?;
+    let bytes = get(&url.url)?;
+    if let Some(Checksum::Digest(d)) = &url.checksum {
+        verify(&bytes, d).map_err(|e| format!("the checksum file {file}: {e}"))?;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    getter::checksum_from_file(
+        &text,
+        &getter::url_path(target),
+        &getter::url_path(&url.url),
+    )
+    .map_err(|e| format!("the checksum file {file}: {e}"))
 }
 
 /// Fetches a small document, following up to five redirects.
@@ -125,17 +149,19 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
     Err(format!("{url}: too many redirects"))
 }
 
-fn verify(bytes: &[u8], sum: &UrlChecksum) -> Result<(), String> {
-    let actual = match sum.algorithm.as_str() {
-        "sha512" => hex(&Sha512::digest(bytes)),
-        _ => hex(&Sha256::digest(bytes)),
+fn verify(bytes: &[u8], want: &Digest) -> Result<(), String> {
+    let actual = match want.algorithm {
+        Algorithm::Md5 => hex(&Md5::digest(bytes)),
+        Algorithm::Sha1 => hex(&Sha1::digest(bytes)),
+        Algorithm::Sha256 => hex(&Sha256::digest(bytes)),
+        Algorithm::Sha512 => hex(&Sha512::digest(bytes)),
     };
-    if actual == sum.hex {
+    if want.matches(&actual) {
         Ok(())
     } else {
         Err(format!(
             "{} checksum mismatch: expected {}, got {actual}",
-            sum.algorithm, sum.hex
+            want.algorithm, want.hex
         ))
     }
 }

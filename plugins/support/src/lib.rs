@@ -1,7 +1,10 @@
-//! Plain-Rust helpers shared by wasmvisor's plugins. Nothing here touches the WIT bindings, so
-//! it is tested natively with `cargo test`.
+//! Plain-Rust helpers shared by wasmvisor's plugins — and by its host, which reads go-getter's
+//! URL forms with the same code (`getter`). Nothing here touches the WIT bindings, so it is tested
+//! natively with `cargo test`.
 
 use serde_json::Value;
+
+pub mod getter;
 
 /// The last value of `key` in the plugin's settings.
 pub fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -22,92 +25,6 @@ pub fn setting_list(settings: &[(String, String)], key: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
-}
-
-/// A digest named in a URL's `checksum` query parameter (go-getter's syntax,
-/// `?checksum=sha256:<hex>`), as Cosmovisor reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlChecksum {
-    /// `sha256` or `sha512`.
-    pub algorithm: String,
-    pub hex: String,
-}
-
-/// Splits the `checksum` parameter off a URL. Returns the URL without it and the digest, or an
-/// error naming what is wrong with the parameter (unknown type, wrong length, not hex).
-pub fn split_checksum(url: &str) -> Result<(String, Option<UrlChecksum>), String> {
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let Some((path, query)) = base.split_once('?') else {
-        return Ok((url.to_string(), None));
-    };
-    let mut checksum = None;
-    let mut kept = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.strip_prefix("checksum=") {
-            Some(value) => checksum = Some(parse_checksum(&percent_decode(value))?),
-            None => kept.push(pair),
-        }
-    }
-    let mut out = path.to_string();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    Ok((out, checksum))
-}
-
-/// Parses `sha256:<hex>` or `sha512:<hex>`.
-pub fn parse_checksum(value: &str) -> Result<UrlChecksum, String> {
-    let (algorithm, hex) = value
-        .split_once(':')
-        .ok_or_else(|| format!("checksum {value:?} is not of the form <type>:<hex>"))?;
-    let algorithm = algorithm.to_ascii_lowercase();
-    let want = match algorithm.as_str() {
-        "sha256" => 64,
-        "sha512" => 128,
-        other => {
-            return Err(format!(
-                "checksum type {other:?} is not supported (sha256, sha512)"
-            ));
-        }
-    };
-    if hex.len() != want || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{algorithm} checksum {hex:?} is not {want} hex digits"
-        ));
-    }
-    Ok(UrlChecksum {
-        algorithm,
-        hex: hex.to_ascii_lowercase(),
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes[i + 2].is_ascii_hexdigit()
-        {
-            let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
-            out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Picks the URL for a platform from a Cosmovisor-style binaries map: `<os>/<arch>`, then `any`.
@@ -149,43 +66,6 @@ pub fn file_name(url: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn checksum_is_split_off_and_other_parameters_kept() {
-        let hex = "ab".repeat(32);
-        let (url, sum) =
-            split_checksum(&format!("https://x.io/g?a=1&checksum=sha256:{hex}&b=2#f")).unwrap();
-        assert_eq!(url, "https://x.io/g?a=1&b=2#f");
-        assert_eq!(sum.unwrap().algorithm, "sha256");
-        let (url, sum) = split_checksum("https://x.io/g").unwrap();
-        assert_eq!((url.as_str(), sum), ("https://x.io/g", None));
-        let (url, sum) = split_checksum(&format!(
-            "https://x.io/g?checksum=SHA512%3A{}",
-            "C".repeat(128)
-        ))
-        .unwrap();
-        assert_eq!(url, "https://x.io/g");
-        assert_eq!(sum.unwrap().hex, "c".repeat(128));
-    }
-
-    #[test]
-    fn bad_checksums_are_named() {
-        assert!(
-            split_checksum("https://x/g?checksum=md5:abc")
-                .unwrap_err()
-                .contains("md5")
-        );
-        assert!(
-            split_checksum("https://x/g?checksum=sha256:abc")
-                .unwrap_err()
-                .contains("64 hex")
-        );
-        assert!(
-            split_checksum("https://x/g?checksum=abc")
-                .unwrap_err()
-                .contains("<type>:<hex>")
-        );
-    }
 
     #[test]
     fn platform_then_any() {

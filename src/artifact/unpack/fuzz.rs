@@ -92,8 +92,8 @@ proptest! {
         let file_path = scratch.path().join("artifact.tar.gz");
         std::fs::File::create(&file_path).unwrap().write_all(&archive(&entries)).unwrap();
         let dir = Dir::open_ambient_dir(&staging, ambient_authority()).unwrap();
-        let result = tar_gz(
-            std::fs::File::open(&file_path).unwrap(),
+        let result = tar(
+            flate2::read::GzDecoder::new(std::fs::File::open(&file_path).unwrap()),
             &dir,
             &crate::artifact::Limits::default(),
         );

@@ -3,8 +3,9 @@
 //! It behaves like a real node where a supervisor can see it:
 //! - keeps its height in `<home>/data/sim-state.json` and commits a block every `block_ms`,
 //!   recording what it signed in `data/priv_validator_state.json` as CometBFT does;
-//! - serves CometBFT-shaped `/status`, `/block` (the block store's height) and `/abci_info` (the
-//!   application's height) JSON on `127.0.0.1:<rpc_port>`;
+//! - serves CometBFT-shaped `/status`, `/block` (the block store's height), `/abci_info` (the
+//!   application's height) and `/abci_query` (the upgrade module's `CurrentPlan`) JSON on
+//!   `127.0.0.1:<rpc_port>`, and that query over gRPC on `127.0.0.1:<grpc_port>`;
 //! - honours `--halt-height X` the way each Cosmos SDK line does (`sdk_halt`):
 //!   `before` (v0.50.10 and later) commits X - 1, stores block X, fails to execute it and stays
 //!   up; `stay-after` (v0.50.0 to v0.50.9) commits X, fails at X + 1 and stays up; `exit-after`
@@ -21,6 +22,8 @@
 //! that passes `--sim-config <that folder>/sim.json`. Everything it does is appended to
 //! `<home>/sim-events.jsonl` (outside data/, so a restored backup does not rewrite it) with a
 //! CLOCK_MONOTONIC timestamp, for the tests to read.
+
+mod grpc;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -70,6 +73,10 @@ struct SimConfig {
     spawn_daemon: bool,
     /// Exit with this status right after starting, as a release that cannot run does.
     fail_at_start: Option<i32>,
+    /// Serve the gRPC `CurrentPlan` query here (0: no gRPC server).
+    grpc_port: u16,
+    /// Answer every gRPC call with this status (as a node whose query service is broken does).
+    grpc_error: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -96,6 +103,8 @@ impl Default for SimConfig {
             shutdown_ms: 300,
             spawn_daemon: false,
             fail_at_start: None,
+            grpc_port: 0,
+            grpc_error: None,
         }
     }
 }
@@ -139,6 +148,8 @@ fn monotonic_ns() -> u64 {
 
 struct Node {
     cfg: SimConfig,
+    /// The plans governance passed (`data/sim-chain.json`).
+    chain: Vec<ChainPlan>,
     data: PathBuf,
     /// Where the event log is (`<home>`).
     home: PathBuf,
@@ -376,6 +387,7 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
     let earlier_runs = previous_starts(&home, &cfg.version);
     let node = Arc::new(Node {
         cfg: cfg.clone(),
+        chain: chain.plans.clone(),
         data: data.clone(),
         home: home.clone(),
         heights: Mutex::new(vec![(Instant::now(), state.height, state.height)]),
@@ -462,6 +474,10 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
     if cfg.rpc_port != 0 {
         let node = node.clone();
         thread::spawn(move || serve_rpc(node));
+    }
+    if cfg.grpc_port != 0 {
+        let node = node.clone();
+        thread::spawn(move || grpc::serve(node));
     }
 
     let block = Duration::from_millis(cfg.block_ms);
@@ -646,13 +662,26 @@ fn answer(node: &Node, mut stream: TcpStream) {
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let (app, stored) = node.reported();
-    let body = match path.split('?').next().unwrap_or("") {
+    let route = path.split('?').next().unwrap_or("");
+    let body = match route {
         "/status" => json!({"jsonrpc": "2.0", "id": -1, "result": {
             "node_info": {"network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
             "sync_info": {"latest_block_height": stored.to_string(), "catching_up": false},
         }}),
         "/block" => {
             json!({"jsonrpc": "2.0", "id": -1, "result": {"block": {"header": {"height": stored.to_string(), "chain_id": "sim-1"}}}})
+        }
+        "/abci_query"
+            if path.contains("cosmos.upgrade.v1beta1.Query%2FCurrentPlan")
+                || path.contains("cosmos.upgrade.v1beta1.Query/CurrentPlan") =>
+        {
+            let message = grpc::current_plan(node);
+            let mut response = json!({"height": app.to_string(), "codespace": "", "log": ""});
+            // Empty bytes are left out, as CometBFT's JSON does.
+            if !message.is_empty() {
+                response["value"] = json!(grpc::base64(&message));
+            }
+            json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}})
         }
         // Amino JSON leaves out zero values, as CometBFT does.
         "/abci_info" => {

@@ -1,0 +1,583 @@
+//! Just enough HTTP/2 (RFC 9113) for one unary gRPC call on a cleartext connection with prior
+//! knowledge, and the HPACK decoder (RFC 7541) its answer needs — Huffman-coded strings and the
+//! dynamic table included, since real servers (grpc-go, h2) use both. A general-purpose HTTP/2
+//! library would cost the static binary a fifth of a megabyte for this one query.
+//!
+//! The request: the preface, SETTINGS (no push; a stream window large enough for the whole
+//! answer, so no flow control is needed on our side), a WINDOW_UPDATE of the connection to match,
+//! the HEADERS (HPACK literals, never indexed: nothing for the server to remember) and one DATA
+//! frame. The answer: the server's SETTINGS and PINGs are acknowledged, the response headers,
+//! DATA and trailers of stream 1 collected; RST_STREAM or GOAWAY before the end is an error.
+
+use std::collections::VecDeque;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PUSH_PROMISE: u8 = 0x5;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const CONTINUATION: u8 = 0x9;
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+/// The largest frame a peer may send without our asking for more (SETTINGS_MAX_FRAME_SIZE).
+const MAX_FRAME: usize = 16_384;
+/// The one stream used.
+const STREAM: u32 = 1;
+
+/// An answer.
+#[derive(Debug, Default)]
+pub struct Response {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl Response {
+    /// A header of the response, or of its trailers (where gRPC puts its status).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.trailers
+            .iter()
+            .chain(&self.headers)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// POSTs `body` to `path` on `authority` over `stream`, with the extra `headers`, and reads the
+/// whole answer (at most `limit` bytes of body).
+pub async fn post(
+    mut stream: TcpStream,
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: usize,
+) -> Result<Response, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let window = (limit as u32).clamp(65_535, 0x7fff_ffff);
+    let mut out = PREFACE.to_vec();
+    // SETTINGS_ENABLE_PUSH = 0, SETTINGS_INITIAL_WINDOW_SIZE = window.
+    let mut settings = Vec::new();
+    settings.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
+    settings.extend_from_slice(&[0, 4]);
+    settings.extend_from_slice(&window.to_be_bytes());
+    frame(&mut out, SETTINGS, 0, 0, &settings);
+    frame(
+        &mut out,
+        WINDOW_UPDATE,
+        0,
+        0,
+        &(window - 65_535).max(1).to_be_bytes(),
+    );
+    let mut block = Vec::new();
+    block.push(0x83); // :method POST (static index 3)
+    block.push(0x86); // :scheme http (static index 6)
+    literal(&mut block, 4, path); // :path
+    literal(&mut block, 1, authority); // :authority
+    for (name, value) in headers {
+        block.push(0x00);
+        string(&mut block, name);
+        string(&mut block, value);
+    }
+    frame(&mut out, HEADERS, END_HEADERS, STREAM, &block);
+    frame(&mut out, DATA, END_STREAM, STREAM, body);
+    stream.write_all(&out).await.map_err(io)?;
+
+    let mut decoder = Decoder::new();
+    let mut response = Response::default();
+    let mut got_headers = false;
+    let mut pending: Option<(Vec<u8>, bool)> = None;
+    loop {
+        let (kind, flags, id, payload) = read_frame(&mut stream).await?;
+        match (kind, id) {
+            (SETTINGS, 0) if flags & ACK == 0 => {
+                let mut ack = Vec::new();
+                frame(&mut ack, SETTINGS, ACK, 0, &[]);
+                stream.write_all(&ack).await.map_err(io)?;
+            }
+            (PING, 0) if flags & ACK == 0 => {
+                let mut pong = Vec::new();
+                frame(&mut pong, PING, ACK, 0, &payload);
+                stream.write_all(&pong).await.map_err(io)?;
+            }
+            (GOAWAY, 0) => {
+                let code = payload
+                    .get(4..8)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                return Err(format!(
+                    "the server closed the connection (HTTP/2 GOAWAY, error code {code})"
+                ));
+            }
+            (RST_STREAM, STREAM) => {
+                let code = payload
+                    .get(..4)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                return Err(format!(
+                    "the server reset the stream (HTTP/2 error code {code})"
+                ));
+            }
+            (PUSH_PROMISE, _) => return Err("the server pushed, which was not allowed".into()),
+            (HEADERS, STREAM) => {
+                let fragment = unpad(&payload, flags, true)?;
+                pending = Some((fragment.to_vec(), flags & END_STREAM != 0));
+                if flags & END_HEADERS == 0 {
+                    continue;
+                }
+            }
+            (CONTINUATION, STREAM) => {
+                let (block, _) = pending
+                    .as_mut()
+                    .ok_or("a CONTINUATION frame out of place")?;
+                block.extend_from_slice(&payload);
+                if block.len() > limit {
+                    return Err("the answer's headers are too large".into());
+                }
+                if flags & END_HEADERS == 0 {
+                    continue;
+                }
+            }
+            (DATA, STREAM) => {
+                response
+                    .body
+                    .extend_from_slice(unpad(&payload, flags, false)?);
+                if response.body.len() > limit {
+                    return Err(format!("the answer is larger than {limit} bytes"));
+                }
+                if flags & END_STREAM != 0 {
+                    return Ok(response);
+                }
+                continue;
+            }
+            _ => continue,
+        }
+        // A complete header block (HEADERS, and any CONTINUATION).
+        if let Some((block, end)) = pending.take() {
+            let fields = decoder.decode(&block)?;
+            if got_headers {
+                response.trailers = fields;
+            } else {
+                response.headers = fields;
+                got_headers = true;
+            }
+            if end {
+                return Ok(response);
+            }
+        }
+    }
+}
+
+/// Appends a frame.
+fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Result<(u8, u8, u32, Vec<u8>), String> {
+    let mut head = [0u8; 9];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| format!("the connection ended early: {e}"))?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    if len > MAX_FRAME {
+        return Err(format!("a frame of {len} bytes, larger than allowed"));
+    }
+    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| format!("the connection ended early: {e}"))?;
+    Ok((head[3], head[4], id, payload))
+}
+
+/// A frame's payload without its padding (and, for HEADERS, its priority fields).
+fn unpad(payload: &[u8], flags: u8, headers: bool) -> Result<&[u8], String> {
+    let mut p = payload;
+    let mut pad = 0usize;
+    if flags & PADDED != 0 {
+        pad = *p.first().ok_or("a padded frame without its pad length")? as usize;
+        p = &p[1..];
+    }
+    if headers && flags & PRIORITY != 0 {
+        p = p.get(5..).ok_or("a HEADERS frame cut short")?;
+    }
+    p.len()
+        .checked_sub(pad)
+        .map(|end| &p[..end])
+        .ok_or_else(|| "a frame's padding is longer than the frame".into())
+}
+
+/// A literal header field never indexed, its name the static table's `index`.
+fn literal(out: &mut Vec<u8>, index: u8, value: &str) {
+    out.push(0x10 | index);
+    string(out, value);
+}
+
+/// A string literal, not Huffman-coded.
+fn string(out: &mut Vec<u8>, s: &str) {
+    integer(out, 0x00, 7, s.len());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// An HPACK integer with an `n`-bit prefix after the bits `first`.
+fn integer(out: &mut Vec<u8>, first: u8, n: u32, mut value: usize) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(first | value as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128) as u8 | 0x80);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+/// RFC 7541 Appendix A.
+const STATIC: [(&str, &str); 61] = [
+    (":authority", ""),
+    (":method", "GET"),
+    (":method", "POST"),
+    (":path", "/"),
+    (":path", "/index.html"),
+    (":scheme", "http"),
+    (":scheme", "https"),
+    (":status", "200"),
+    (":status", "204"),
+    (":status", "206"),
+    (":status", "304"),
+    (":status", "400"),
+    (":status", "404"),
+    (":status", "500"),
+    ("accept-charset", ""),
+    ("accept-encoding", "gzip, deflate"),
+    ("accept-language", ""),
+    ("accept-ranges", ""),
+    ("accept", ""),
+    ("access-control-allow-origin", ""),
+    ("age", ""),
+    ("allow", ""),
+    ("authorization", ""),
+    ("cache-control", ""),
+    ("content-disposition", ""),
+    ("content-encoding", ""),
+    ("content-language", ""),
+    ("content-length", ""),
+    ("content-location", ""),
+    ("content-range", ""),
+    ("content-type", ""),
+    ("cookie", ""),
+    ("date", ""),
+    ("etag", ""),
+    ("expect", ""),
+    ("expires", ""),
+    ("from", ""),
+    ("host", ""),
+    ("if-match", ""),
+    ("if-modified-since", ""),
+    ("if-none-match", ""),
+    ("if-range", ""),
+    ("if-unmodified-since", ""),
+    ("last-modified", ""),
+    ("link", ""),
+    ("location", ""),
+    ("max-forwards", ""),
+    ("proxy-authenticate", ""),
+    ("proxy-authorization", ""),
+    ("range", ""),
+    ("referer", ""),
+    ("refresh", ""),
+    ("retry-after", ""),
+    ("server", ""),
+    ("set-cookie", ""),
+    ("strict-transport-security", ""),
+    ("transfer-encoding", ""),
+    ("user-agent", ""),
+    ("vary", ""),
+    ("via", ""),
+    ("www-authenticate", ""),
+];
+
+/// The HPACK decoder of one connection: the dynamic table outlives a header block.
+pub struct Decoder {
+    table: VecDeque<(String, String)>,
+    size: usize,
+    max: usize,
+}
+
+/// The dynamic table size we allow (SETTINGS_HEADER_TABLE_SIZE, left at its default).
+const TABLE_SIZE: usize = 4096;
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder {
+            table: VecDeque::new(),
+            size: 0,
+            max: TABLE_SIZE,
+        }
+    }
+
+    pub fn decode(&mut self, mut block: &[u8]) -> Result<Vec<(String, String)>, String> {
+        let mut fields = Vec::new();
+        while let Some(&first) = block.first() {
+            if first & 0x80 != 0 {
+                let index = read_integer(&mut block, 7)?;
+                fields.push(self.entry(index)?);
+            } else if first & 0xc0 == 0x40 {
+                let field = self.literal(&mut block, 6)?;
+                self.insert(field.clone());
+                fields.push(field);
+            } else if first & 0xe0 == 0x20 {
+                let size = read_integer(&mut block, 5)?;
+                if size > TABLE_SIZE {
+                    return Err(format!(
+                        "a dynamic table of {size} bytes, over {TABLE_SIZE}"
+                    ));
+                }
+                self.max = size;
+                self.evict();
+            } else {
+                // Without indexing (0000) or never indexed (0001).
+                fields.push(self.literal(&mut block, 4)?);
+            }
+        }
+        Ok(fields)
+    }
+
+    fn literal(&self, block: &mut &[u8], prefix: u32) -> Result<(String, String), String> {
+        let index = read_integer(block, prefix)?;
+        let name = if index == 0 {
+            read_string(block)?
+        } else {
+            self.entry(index)?.0
+        };
+        Ok((name, read_string(block)?))
+    }
+
+    fn entry(&self, index: usize) -> Result<(String, String), String> {
+        match index {
+            1..=61 => {
+                let (n, v) = STATIC[index - 1];
+                Ok((n.into(), v.into()))
+            }
+            _ => self
+                .table
+                .get(index.wrapping_sub(62))
+                .cloned()
+                .ok_or_else(|| format!("HPACK index {index} refers to nothing")),
+        }
+    }
+
+    fn insert(&mut self, field: (String, String)) {
+        self.size += field.0.len() + field.1.len() + 32;
+        self.table.push_front(field);
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.size > self.max {
+            match self.table.pop_back() {
+                Some((n, v)) => self.size -= n.len() + v.len() + 32,
+                None => self.size = 0,
+            }
+        }
+    }
+}
+
+fn read_integer(block: &mut &[u8], n: u32) -> Result<usize, String> {
+    let (&first, rest) = block.split_first().ok_or("an HPACK block cut short")?;
+    *block = rest;
+    let max = (1usize << n) - 1;
+    let mut value = (first as usize) & max;
+    if value < max {
+        return Ok(value);
+    }
+    for shift in (0..28).step_by(7) {
+        let (&b, rest) = block.split_first().ok_or("an HPACK integer cut short")?;
+        *block = rest;
+        value += ((b & 0x7f) as usize) << shift;
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("an HPACK integer too large".into())
+}
+
+fn read_string(block: &mut &[u8]) -> Result<String, String> {
+    let huffman = block.first().is_some_and(|b| b & 0x80 != 0);
+    let len = read_integer(block, 7)?;
+    let bytes = block.get(..len).ok_or("an HPACK string cut short")?;
+    *block = &block[len..];
+    let bytes = if huffman {
+        huffman_decode(bytes)?
+    } else {
+        bytes.to_vec()
+    };
+    String::from_utf8(bytes).map_err(|_| "a header that is not UTF-8".into())
+}
+
+/// The code length of each symbol of HPACK's Huffman code (RFC 7541 Appendix B; 256 is EOS).
+/// The code is canonical: the codes follow from the lengths.
+const LENGTHS: [u8; 257] = [
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28,
+    28, 28, 28, 28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5,
+    5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6,
+    6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23, 22,
+    23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22,
+    21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20,
+    22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19,
+    21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22,
+    22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, 30,
+];
+const EOS: usize = 256;
+
+/// For each length: the first canonical code of that length, how many there are, and where
+/// their symbols start in the symbols sorted by (length, value).
+struct Canonical {
+    first: [u32; 31],
+    count: [u32; 31],
+    offset: [usize; 31],
+    symbols: [u16; 257],
+}
+
+fn canonical() -> &'static Canonical {
+    static TABLE: std::sync::OnceLock<Canonical> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut c = Canonical {
+            first: [0; 31],
+            count: [0; 31],
+            offset: [0; 31],
+            symbols: [0; 257],
+        };
+        for &l in &LENGTHS {
+            c.count[l as usize] += 1;
+        }
+        let mut code = 0u32;
+        let mut at = 0usize;
+        for len in 1..31 {
+            c.first[len] = code;
+            c.offset[len] = at;
+            at += c.count[len] as usize;
+            code = (code + c.count[len]) << 1;
+        }
+        let mut next = c.offset;
+        for (symbol, &l) in LENGTHS.iter().enumerate() {
+            c.symbols[next[l as usize]] = symbol as u16;
+            next[l as usize] += 1;
+        }
+        c
+    })
+}
+
+/// Decodes a Huffman-coded string: the padding must be the most significant bits of EOS (all
+/// ones), shorter than a byte, and EOS itself must not appear.
+pub fn huffman_decode(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let c = canonical();
+    let mut out = Vec::with_capacity(bytes.len() * 8 / 5);
+    let (mut code, mut len) = (0u32, 0usize);
+    for &byte in bytes {
+        for bit in (0..8).rev() {
+            code = code << 1 | u32::from(byte >> bit & 1);
+            len += 1;
+            if len > 30 {
+                return Err("an invalid Huffman code".into());
+            }
+            let index = code.wrapping_sub(c.first[len]);
+            if code >= c.first[len] && index < c.count[len] {
+                let symbol = c.symbols[c.offset[len] + index as usize] as usize;
+                if symbol == EOS {
+                    return Err("a Huffman-coded string holds EOS".into());
+                }
+                out.push(symbol as u8);
+                code = 0;
+                len = 0;
+            }
+        }
+    }
+    if len >= 8 || code != (1 << len) - 1 {
+        return Err("a Huffman-coded string padded wrongly".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn huffman_strings_of_rfc_7541_appendix_c() {
+        assert_eq!(
+            huffman_decode(&hex("f1e3 c2e5 f23a 6ba0 ab90 f4ff")).unwrap(),
+            b"www.example.com"
+        );
+        assert_eq!(huffman_decode(&hex("a8eb 1064 9cbf")).unwrap(), b"no-cache");
+        assert_eq!(huffman_decode(&hex("6402")).unwrap(), b"302");
+        assert_eq!(huffman_decode(&hex("aec3 771a 4b")).unwrap(), b"private");
+        assert!(huffman_decode(&hex("f1e3 c2e5 f23a 6ba0 ab90 f400")).is_err());
+    }
+
+    #[test]
+    fn requests_of_rfc_7541_c4_share_their_dynamic_table() {
+        let mut d = Decoder::new();
+        let first = d
+            .decode(&hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"))
+            .unwrap();
+        assert_eq!(
+            first,
+            [
+                (":method".into(), "GET".into()),
+                (":scheme".into(), "http".into()),
+                (":path".into(), "/".into()),
+                (":authority".into(), "www.example.com".into())
+            ]
+        );
+        let second = d.decode(&hex("8286 84be 5886 a8eb 1064 9cbf")).unwrap();
+        assert_eq!(second[3], (":authority".into(), "www.example.com".into()));
+        assert_eq!(second[4], ("cache-control".into(), "no-cache".into()));
+        assert_eq!(d.size, 110);
+        assert!(d.decode(&hex("ff")).is_err());
+        assert!(Decoder::new().decode(&hex("be")).is_err());
+    }
+
+    #[test]
+    fn integers_round_trip() {
+        for (n, v) in [
+            (5u32, 10usize),
+            (5, 1337),
+            (7, 126),
+            (7, 127),
+            (4, 1_000_000),
+        ] {
+            let mut out = Vec::new();
+            integer(&mut out, 0, n, v);
+            let mut slice = out.as_slice();
+            assert_eq!(read_integer(&mut slice, n).unwrap(), v, "{n} {v}");
+            assert!(slice.is_empty());
+        }
+    }
+}
