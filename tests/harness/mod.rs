@@ -500,4 +500,3 @@ pub fn tree(dir: &Path, skip: &[&str]) -> BTreeMap<String, String> {
     walk(dir, dir, skip, &mut out);
     out
 }
-
