@@ -3,8 +3,9 @@
 //!
 //! The binary is a thin layer over these modules. Dependencies point one way:
 //! `cli` → `supervisor` → `upgrade` → `node`, `tree`, `artifact`, `plugin` → `config` and the
-//! leaf utilities (`fs`, `cancel`, `duration`, `output`, `logging`). `plugin` is a sandbox that
-//! knows nothing of the home it serves.
+//! leaf utilities (`fs`, `cancel`, `duration`, `output`, `logging`, `observe`). `plugin` is a
+//! sandbox that knows nothing of the home it serves; `observe` is told what happens and knows
+//! nothing of how.
 
 pub(crate) mod artifact;
 pub mod cancel;
@@ -14,6 +15,7 @@ pub mod duration;
 pub(crate) mod fs;
 pub(crate) mod logging;
 pub(crate) mod node;
+pub(crate) mod observe;
 pub(crate) mod output;
 pub mod plugin;
 pub(crate) mod supervisor;

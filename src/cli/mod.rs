@@ -47,6 +47,19 @@ enum LogFormatArg {
     Json,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The command line, as clap knows it: for completions and the man page.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
     Text,
@@ -130,6 +143,11 @@ enum Cmd {
         plugins: Option<PathBuf>,
         #[command(subcommand)]
         action: PluginCmd,
+    },
+    /// Print the completion script for a shell (e.g. `wasmvisor completions bash > /etc/bash_completion.d/wasmvisor`).
+    Completions {
+        /// bash, zsh or fish.
+        shell: CompletionShell,
     },
     /// Run a self-contained demo: a simulated node upgraded twice, genesis → v2 → v3.
     Demo {
@@ -230,6 +248,18 @@ pub fn main(argv: Vec<OsString>) -> i32 {
     {
         return report(info::print_version(output, None));
     }
+    if let Cmd::Completions { shell } = cmd {
+        let shell = match shell {
+            CompletionShell::Bash => clap_complete::Shell::Bash,
+            CompletionShell::Zsh => clap_complete::Shell::Zsh,
+            CompletionShell::Fish => clap_complete::Shell::Fish,
+        };
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command(), "wasmvisor", &mut script);
+        return report(crate::output::text(
+            String::from_utf8_lossy(&script).into_owned(),
+        ));
+    }
     if let Cmd::Demo { keep, block_ms } = cmd {
         logging::init(LogSettings::default());
         return report(demo::run(keep, block_ms));
@@ -304,7 +334,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
                 PluginCmd::Call(args) => plugin::call(&cfg, over, args),
             })
         }
-        Cmd::Demo { .. } => unreachable!("handled above"),
+        Cmd::Demo { .. } | Cmd::Completions { .. } => unreachable!("handled above"),
     }
 }
 

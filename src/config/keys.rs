@@ -200,6 +200,28 @@ pub(super) const KEYS: &[Key] = &[
         pin: |c| text(c.rpc.to_string()),
     },
     Key {
+        name: "WASMVISOR_METRICS_ADDRESS",
+        read: |l, d| {
+            d.metrics = l
+                .string("WASMVISOR_METRICS_ADDRESS")
+                .filter(|s| !s.is_empty())
+                .and_then(|s| match Endpoint::parse(&s) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        l.fail("WASMVISOR_METRICS_ADDRESS", e);
+                        None
+                    }
+                })
+        },
+        show: |c| {
+            c.metrics
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default()
+        },
+        pin: |c| c.metrics.as_ref().and_then(|m| text(m.to_string())),
+    },
+    Key {
         name: "WASMVISOR_LOG_FORMAT",
         read: |l, d| {
             d.log_format = l.choice(

@@ -65,6 +65,8 @@ pub struct Config {
     pub probation: Duration,
     pub restart_on_crash: bool,
     pub max_restarts: u32,
+    /// `WASMVISOR_METRICS_ADDRESS`: where metrics and probes are served (none: nowhere).
+    pub metrics: Option<Endpoint>,
     /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
     pub plugins_file: Option<PathBuf>,
     /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept, when set explicitly.
@@ -101,6 +103,7 @@ pub(super) struct Draft {
     probation: Duration,
     restart_on_crash: bool,
     max_restarts: u32,
+    metrics: Option<Endpoint>,
     plugins_file: Option<PathBuf>,
     plugin_cache: Option<PathBuf>,
 }
@@ -206,6 +209,7 @@ impl Config {
             probation: DEFAULT_PROBATION,
             restart_on_crash: false,
             max_restarts: 5,
+            metrics: None,
             plugins_file: None,
             plugin_cache: None,
         };
@@ -266,6 +270,7 @@ impl Config {
                 probation: draft.probation,
                 restart_on_crash: draft.restart_on_crash,
                 max_restarts: draft.max_restarts,
+                metrics: draft.metrics,
                 plugins_file: draft.plugins_file,
                 plugin_cache: draft.plugin_cache,
                 file: file.map(Path::to_path_buf),

@@ -16,6 +16,8 @@ pub struct Signals {
     stop: Option<Signal>,
     /// Cancelled on a stop request: plugin calls, downloads and copies end with it.
     cancel: Cancel,
+    /// Told of the stop request, once (the service manager hears of it).
+    on_stop: Option<Box<dyn Fn() + Send>>,
 }
 
 impl Signals {
@@ -28,7 +30,13 @@ impl Signals {
             rx,
             stop: None,
             cancel,
+            on_stop: None,
         })
+    }
+
+    /// What to tell when a stop is requested.
+    pub fn on_stop(&mut self, tell: Box<dyn Fn() + Send>) {
+        self.on_stop = Some(tell);
     }
 
     /// What a stop request cancels.
@@ -63,6 +71,9 @@ impl Signals {
             );
             self.stop = Some(sig);
             self.cancel.cancel();
+            if let Some(tell) = &self.on_stop {
+                tell();
+            }
         }
     }
 

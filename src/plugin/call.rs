@@ -12,7 +12,7 @@ use super::bindings::{Decision, FetchError, HashAlgorithm, Health, HealthContext
 use super::host::Loaded;
 use super::sink::{Output, Sink};
 use super::store::{self, State};
-use super::{Artifact, Call, ErrorKind, Host, PluginError};
+use super::{Artifact, Call, ErrorKind, Host, PluginError, World};
 
 /// Limits on what a plugin may answer.
 pub const MAX_TEXT: usize = 4096;
@@ -28,11 +28,20 @@ impl Host {
         body: impl FnOnce(&mut Store<State>, &P) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
         let spec = &plugin.spec;
+        let started = std::time::Instant::now();
         let _tick = self.ticker.enter();
         let mut store = store::store(&self.engine, spec, call);
         let result = body(&mut store, &plugin.pre);
         store::after_call(spec, &store);
-        result.map_err(|e| store::classify(spec, &store, e))
+        let result = result.map_err(|e| store::classify(spec, &store, e));
+        if let Some(hook) = CALL_HOOK.get() {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind.label(),
+            };
+            hook(&spec.name, spec.world, outcome, started.elapsed());
+        }
+        result
     }
 
     /// Asks a resolver.
@@ -120,6 +129,16 @@ impl Host {
             Health::Pending(t) => Health::Pending(plain(t)),
         })
     }
+}
+
+/// Told of every call: the plugin, its world, how it ended and how long it took.
+pub type CallHook = Box<dyn Fn(&str, World, &'static str, std::time::Duration) + Send + Sync>;
+
+static CALL_HOOK: std::sync::OnceLock<CallHook> = std::sync::OnceLock::new();
+
+/// Sets what is told of every plugin call (once per process: the supervisor's metrics).
+pub fn on_call(hook: CallHook) {
+    let _ = CALL_HOOK.set(hook);
 }
 
 /// An answer the host cannot use.

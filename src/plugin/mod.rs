@@ -27,7 +27,7 @@ pub use bindings::{
     ArchiveFormat, Artifact, Checksum, Decision, FetchError, HashAlgorithm, Health, HealthContext,
     Plan, Platform, Request, Staged, bundled,
 };
-pub use call::{MAX_ARTIFACTS, MAX_TEXT, MAX_URL};
+pub use call::{CallHook, MAX_ARTIFACTS, MAX_TEXT, MAX_URL, on_call};
 pub use host::{HealthCheck, Host, Loaded, Resolver, Source, WorldPre};
 pub use set::{PluginSet, off_runtime};
 pub use sink::Sink;
@@ -63,6 +63,20 @@ pub enum ErrorKind {
     Answer(String),
     #[error("was stopped: wasmvisor is shutting down")]
     Cancelled,
+}
+
+impl ErrorKind {
+    /// A word for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ErrorKind::Load(_) | ErrorKind::Pin { .. } => "load",
+            ErrorKind::Trap(_) => "trap",
+            ErrorKind::Timeout(_) => "timeout",
+            ErrorKind::Memory(_) => "memory",
+            ErrorKind::Answer(_) => "answer",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// What bounds one call besides the plugin's own limits.

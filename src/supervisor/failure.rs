@@ -50,7 +50,14 @@ impl Supervisor {
         reason: String,
         node: Option<Child>,
     ) -> Result<i32, RunError> {
-        let done = self.upgrade_context().rollback(&plan, reason, node).await?;
+        self.observer.rolling_back(&plan.name);
+        let done = self
+            .upgrade_context()
+            .rollback(&plan, reason.clone(), node)
+            .await?;
+        if done {
+            self.observer.rolled_back(&plan.name, &reason);
+        }
         Ok(if done {
             EXIT_ROLLED_BACK
         } else {
@@ -90,6 +97,10 @@ impl Supervisor {
                 .map_or(String::new(), |b| format!(", data/ restored from {}", b.display())),
             plan.name,
         );
+        self.observer.halted(&format!(
+            "the binary staged for {} failed for it before; waiting for a different one",
+            plan.name
+        ));
         let mut seen = fingerprint(&binary);
         let tick = self.cfg.poll_interval.max(Duration::from_millis(50));
         loop {
@@ -154,6 +165,7 @@ impl Supervisor {
             return Some(exit.code());
         }
         let delay = backoff(deaths);
+        self.observer.restarting(delay, deaths, max);
         tracing::warn!(
             status = %exit,
             deaths,

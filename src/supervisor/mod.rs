@@ -31,6 +31,7 @@ use crate::cancel::Cancel;
 use crate::config::{Config, OnFailedUpgrade};
 use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
+use crate::observe::Observer;
 use crate::plugin::PluginSet;
 use crate::tree::journal::Journal;
 use crate::tree::{Layout, LayoutError, Plan, Read, lock};
@@ -134,6 +135,8 @@ pub struct Supervisor {
     after_upgrade: Option<Plan>,
     /// When the node died on its own, within the last `RESTART_WINDOW`.
     deaths: VecDeque<Instant>,
+    /// What systemd, Prometheus and the probes are told.
+    observer: Observer,
 }
 
 /// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
@@ -176,6 +179,26 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
                 "{w}; starting a new journal (the decision from the upgrade files still applies)"
             );
         }
+        let observer = Observer::new();
+        if let Some(address) = &cfg.metrics {
+            let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
+                .await
+                .map_err(|source| RunError::Io {
+                    what: format!(
+                        "cannot serve metrics and probes on {address} (WASMVISOR_METRICS_ADDRESS)"
+                    ),
+                    source,
+                })?;
+            tracing::info!(address = %address, "serving /metrics, /readyz and /livez");
+            tokio::spawn(crate::observe::serve(listener, observer.clone()));
+        }
+        tokio::spawn(observer.clone().keepalive());
+        {
+            let observer = observer.clone();
+            crate::plugin::on_call(Box::new(move |plugin, world, result, took| {
+                observer.plugin_call(plugin, world.as_str(), result, took)
+            }));
+        }
         let cancel = Cancel::new();
         let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
             what: "cannot handle signals".into(),
@@ -203,7 +226,12 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         };
         let plugins = loaded.map_err(RunError::Plugins)??;
         let seen = journal.state.seen.clone();
+        {
+            let observer = observer.clone();
+            signals.on_stop(Box::new(move || observer.stopping()));
+        }
         let mut supervisor = Supervisor {
+            observer: observer.clone(),
             manual: Manual::new(&cfg, seen),
             plugins,
             skip_heights: node::args::skip_heights(&args),
@@ -218,7 +246,9 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             after_upgrade: None,
             deaths: VecDeque::new(),
         };
-        supervisor.supervise().await
+        let status = supervisor.supervise().await;
+        observer.finished();
+        status
     });
     // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
     // hold the exit.
@@ -281,6 +311,7 @@ impl Supervisor {
             signals: &mut self.signals,
             reaper: &self.reaper,
             plugins: &self.plugins,
+            observer: &self.observer,
         }
     }
 
@@ -312,6 +343,14 @@ impl Supervisor {
         plan: Plan,
         applied: Result<bool, UpgradeError>,
     ) -> Result<Option<i32>, RunError> {
+        match &applied {
+            Ok(true) => self.observer.upgrade_ended("success"),
+            Ok(false) | Err(UpgradeError::FailedBefore { .. }) => {}
+            Err(e) if e.is_refusal() => self.observer.upgrade_ended("refused"),
+            Err(UpgradeError::AppPreupgrade { .. })
+                if self.cfg.on_failed_upgrade == OnFailedUpgrade::Rollback => {}
+            Err(_) => self.observer.upgrade_ended("failed"),
+        }
         match applied {
             Ok(true) => {
                 self.upgraded(plan);
@@ -357,11 +396,21 @@ impl Supervisor {
             }
         };
         self.complain_about(&files.upgrade_info);
+        self.observer.current(
+            files.current.label(),
+            files.applied.as_ref().map(|p| p.name.as_str()),
+        );
         if let Some(e) = &files.batch_error {
             tracing::error!("{e}; manual upgrades are ignored until it is fixed");
         }
         let chain_height = self.manual.known_height(&files.batch);
         let snapshot = files.snapshot(&self.skip_heights, chain_height, self.layout.names);
+        self.observer.pending(match snapshot.governance() {
+            Some((plan, None)) => Some((plan.name.as_str(), plan.height, "governance")),
+            _ => snapshot
+                .next_manual()
+                .map(|p| (p.name.as_str(), p.height, "manual")),
+        });
         if let Some((plan, Some(Settled::Skipped))) = snapshot.governance() {
             tracing::info!(upgrade = %plan.name, height = plan.height, "height is in --unsafe-skip-upgrades; not upgrading");
         }

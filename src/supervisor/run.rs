@@ -56,6 +56,10 @@ impl Supervisor {
             tracing::debug!(LD_LIBRARY_PATH = %libs.to_string_lossy(), "the node's libraries");
             cmd.env("LD_LIBRARY_PATH", libs);
         }
+        // The service manager's channel is wasmvisor's, not the node's.
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            cmd.env_remove(name);
+        }
         let mut node = match self.reaper.spawn(&mut cmd, true) {
             Ok(node) => node,
             Err(source) => {
@@ -82,6 +86,8 @@ impl Supervisor {
             None => tracing::warn!("the node exited as soon as it started"),
         }
         tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
+        self.observer
+            .node_started(current.label(), node.pid.as_raw());
         let mut health = None;
         let mut probation = None;
         if let Some(plan) = after_upgrade {
@@ -92,6 +98,15 @@ impl Supervisor {
             };
             if let Err(e) = self.journal.record_launch(spawn_took, window) {
                 tracing::warn!("cannot journal the launch: {e}");
+            }
+            if let Some(last) = &self.journal.state.last {
+                let ms: f64 = last
+                    .phases
+                    .iter()
+                    .filter(|p| p.phase != crate::tree::journal::Phase::Health)
+                    .map(|p| p.ms)
+                    .sum();
+                self.observer.downtime(Duration::from_secs_f64(ms / 1000.0));
             }
             let until = if self.plugins.health.is_empty() {
                 tracing::info!(
@@ -127,6 +142,7 @@ impl Supervisor {
         let ended = loop {
             tokio::select! {
                 exit = node.wait() => {
+                    self.observer.node_ended();
                     node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
                     // The poller may have read a height that this loop has not taken yet.
                     if let Some((_, rx)) = follow.as_mut() {
@@ -152,6 +168,7 @@ impl Supervisor {
                         continue;
                     }
                     let exit = node.stop_with(sig, self.cfg.shutdown_grace).await;
+                    self.observer.node_ended();
                     node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
                     tracing::info!(status = %exit, "node stopped");
                     break Ended::Exit(exit.code());
@@ -160,6 +177,7 @@ impl Supervisor {
                     health = None;
                     let Ok(verdict) = verdict else { continue };
                     let detail = verdict.detail.clone();
+                    self.observer.health(verdict.healthy, &detail);
                     let Some(plan) = probation.take().map(|p| p.plan) else { continue };
                     match health::on_verdict(&self.plugins, &self.cfg, &mut self.journal, verdict) {
                         None | Some(OnUnhealthy::Warn) => {}
@@ -187,6 +205,9 @@ impl Supervisor {
                 }
                 Ok(()) = async { follow.as_mut().expect("guarded").1.changed().await }, if follow.is_some() => {
                     let h = *follow.as_mut().expect("guarded").1.borrow_and_update();
+                    if let Some(height) = h {
+                        self.observer.chain_height(height);
+                    }
                     self.manual.note(h, halt_at.as_ref(), &mut self.journal);
                     // The node can go no further: nothing to wait for.
                     if self.manual.reached(halt_at.as_ref()) {

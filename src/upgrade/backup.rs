@@ -69,6 +69,8 @@ impl Upgrade<'_> {
                     took = %crate::duration::format(Duration::from_secs_f64(taken.seconds)),
                     "backup complete"
                 );
+                self.observer
+                    .backup(taken.seconds, t2.reflinked, t2.linked, t2.copied);
                 self.done(Phase::Backup, t.elapsed());
                 self.prune(&target);
                 Ok(true)

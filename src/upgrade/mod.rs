@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::node::signals::Signals;
 use crate::node::{Child, Reaper};
+use crate::observe::Observer;
 use crate::plugin::PluginSet;
 use crate::tree::backup::BackupError;
 use crate::tree::journal::{Journal, Phase};
@@ -132,6 +133,7 @@ pub struct Upgrade<'a> {
     pub signals: &'a mut Signals,
     pub reaper: &'a Reaper,
     pub plugins: &'a Arc<PluginSet>,
+    pub observer: &'a Observer,
 }
 
 impl Upgrade<'_> {
@@ -225,6 +227,7 @@ impl Upgrade<'_> {
 
     fn enter(&mut self, plan: &Plan, phase: Phase) -> Result<(), UpgradeError> {
         tracing::debug!(phase = phase.name(), "phase starting");
+        self.observer.phase(&plan.name, phase.name());
         self.journal
             .enter(phase)
             .map_err(|source| io_error(plan, phase, "cannot write the journal", source))
@@ -232,6 +235,7 @@ impl Upgrade<'_> {
 
     fn done(&mut self, phase: Phase, took: Duration) {
         tracing::info!(phase = phase.name(), duration = %crate::duration::format(took), "phase done");
+        self.observer.phase_done(phase.name(), took);
         self.journal.done(phase, took);
     }
 }

@@ -9,6 +9,7 @@ mod crash;
 mod formats;
 mod hardening;
 mod manual;
+mod observe;
 mod plugins;
 mod process;
 mod safety;

@@ -405,6 +405,8 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         "height": state.height,
         "born_ns": born,
         "ld_library_path": std::env::var("LD_LIBRARY_PATH").ok(),
+        "notify_socket": std::env::var("NOTIFY_SOCKET").ok(),
+        "ppid": nix::unistd::getppid().as_raw(),
     }));
     println!(
         "sim {}: starting at height {} (pid {})",

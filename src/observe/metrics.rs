@@ -1,0 +1,207 @@
+//! The Prometheus metrics (`wasmvisor_` prefix; units in the names, as Prometheus' conventions
+//! ask), encoded in the Prometheus text format (0.0.4) for `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Binary {
+    /// The folder `current` points at (`genesis` or the upgrade's).
+    pub upgrade: String,
+    /// The plan the binary applied (empty for genesis).
+    pub applied: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlanLabels {
+    pub name: String,
+    /// `governance` (upgrade-info.json) or `manual`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+    pub world: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginTiming {
+    pub plugin: String,
+    pub world: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CaptureLabels {
+    /// `reflinked`, `linked` or `copied`.
+    pub how: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+fn seconds_buckets() -> Histogram {
+    // 1 ms to about 17 minutes.
+    Histogram::new(exponential_buckets(0.001, 4.0, 11))
+}
+
+/// Every series wasmvisor exports.
+pub struct Metrics {
+    pub registry: Registry,
+    pub current_binary: Family<Binary, Gauge>,
+    pub pending_upgrade: Family<PlanLabels, Gauge>,
+    pub node_up: Gauge,
+    pub node_start_time: F64Gauge,
+    pub node_restarts: Counter,
+    pub upgrades: Family<ResultLabels, Counter>,
+    pub upgrade_in_progress: Gauge,
+    pub phase_duration: Family<PhaseLabels, Histogram, fn() -> Histogram>,
+    pub last_downtime: F64Gauge,
+    pub health_healthy: Gauge,
+    pub plugin_calls: Family<PluginLabels, Counter>,
+    pub plugin_duration: Family<PluginTiming, Histogram, fn() -> Histogram>,
+    pub chain_height: Gauge,
+    pub backups: Counter,
+    pub backup_duration: F64Gauge,
+    pub backup_bytes: Family<CaptureLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("wasmvisor");
+        registry.register(
+            "build",
+            "wasmvisor's version and the Cosmovisor release whose behaviour it follows",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("cosmovisor", crate::COSMOVISOR_COMPAT),
+            ]),
+        );
+        let m = Metrics {
+            registry: Registry::default(),
+            current_binary: Family::default(),
+            pending_upgrade: Family::default(),
+            node_up: Gauge::default(),
+            node_start_time: F64Gauge::default(),
+            node_restarts: Counter::default(),
+            upgrades: Family::default(),
+            upgrade_in_progress: Gauge::default(),
+            phase_duration: Family::new_with_constructor(seconds_buckets),
+            last_downtime: F64Gauge::default(),
+            health_healthy: Gauge::default(),
+            plugin_calls: Family::default(),
+            plugin_duration: Family::new_with_constructor(seconds_buckets),
+            chain_height: Gauge::default(),
+            backups: Counter::default(),
+            backup_duration: F64Gauge::default(),
+            backup_bytes: Family::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "current_binary",
+            "The binary `current` points at (1 for the one series)",
+            m.current_binary.clone(),
+        );
+        r.register(
+            "pending_upgrade_height",
+            "The height of the upgrade the chain will halt for next, by name",
+            m.pending_upgrade.clone(),
+        );
+        r.register(
+            "node_up",
+            "Whether the node runs (1) or not (0)",
+            m.node_up.clone(),
+        );
+        r.register_with_unit(
+            "node_start_time",
+            "When the node was last launched, Unix time",
+            Unit::Seconds,
+            m.node_start_time.clone(),
+        );
+        r.register(
+            "node_restarts",
+            "Relaunches of a node that died outside an upgrade",
+            m.node_restarts.clone(),
+        );
+        r.register(
+            "upgrades",
+            "Upgrades by result: success, rolled_back, failed (exited), refused",
+            m.upgrades.clone(),
+        );
+        r.register(
+            "upgrade_in_progress",
+            "Whether an upgrade is under way (1) or not (0)",
+            m.upgrade_in_progress.clone(),
+        );
+        r.register_with_unit(
+            "upgrade_phase_duration",
+            "How long each phase of an upgrade took",
+            Unit::Seconds,
+            m.phase_duration.clone(),
+        );
+        r.register_with_unit(
+            "last_upgrade_downtime",
+            "The last upgrade's downtime: from the node's halt to the new binary's launch",
+            Unit::Seconds,
+            m.last_downtime.clone(),
+        );
+        r.register(
+            "health_healthy",
+            "The last health verdict on an upgraded node: 1 healthy, 0 unhealthy",
+            m.health_healthy.clone(),
+        );
+        r.register(
+            "plugin_calls",
+            "Plugin calls by plugin, world and result (ok, trap, timeout, memory, answer, cancelled, error)",
+            m.plugin_calls.clone(),
+        );
+        r.register_with_unit(
+            "plugin_call_duration",
+            "How long plugin calls took",
+            Unit::Seconds,
+            m.plugin_duration.clone(),
+        );
+        r.register(
+            "chain_height",
+            "The height the node's application last reported on its RPC",
+            m.chain_height.clone(),
+        );
+        r.register("backups", "Snapshot backups taken", m.backups.clone());
+        r.register_with_unit(
+            "backup_last_duration",
+            "How long the last snapshot backup took",
+            Unit::Seconds,
+            m.backup_duration.clone(),
+        );
+        r.register_with_unit(
+            "backup_last",
+            "The last snapshot backup's bytes, by how they were captured (reflinked, linked, copied)",
+            Unit::Bytes,
+            m.backup_bytes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}

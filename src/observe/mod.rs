@@ -1,0 +1,310 @@
+//! What an operator's tools see of the supervisor: the systemd notify protocol (`notify.rs`),
+//! Prometheus metrics and the readiness and liveness probes on `WASMVISOR_METRICS_ADDRESS`
+//! (`metrics.rs`, `serve.rs`). One [`Observer`] is told what happens — the node started, a phase
+//! began, a verdict came — and keeps the state all three report.
+
+mod metrics;
+mod notify;
+mod serve;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use serve::serve;
+
+use metrics::{
+    Binary, CaptureLabels, Metrics, PhaseLabels, PlanLabels, PluginLabels, PluginTiming,
+    ResultLabels,
+};
+
+/// What the supervisor is doing, as `STATUS=` and `/readyz` say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    Starting,
+    Running { version: String, pid: i32 },
+    Upgrading { upgrade: String, phase: String },
+    RollingBack { upgrade: String },
+    RolledBack { upgrade: String, reason: String },
+    Halted { reason: String },
+    Restarting { seconds: u64, death: u32, of: u32 },
+    Stopping,
+}
+
+impl Activity {
+    fn describe(&self) -> String {
+        match self {
+            Activity::Starting => "starting".into(),
+            Activity::Running { version, pid } => format!("running {version} (pid {pid})"),
+            Activity::Upgrading { upgrade, phase } => format!("upgrading to {upgrade}: {phase}"),
+            Activity::RollingBack { upgrade } => format!("rolling back {upgrade}"),
+            Activity::RolledBack { upgrade, reason } => {
+                format!("rolled back {upgrade}: {reason}")
+            }
+            Activity::Halted { reason } => format!("halted: {reason}"),
+            Activity::Restarting { seconds, death, of } => {
+                format!("the node died; relaunching in {seconds}s (death {death} of at most {of})")
+            }
+            Activity::Stopping => "stopping".into(),
+        }
+    }
+}
+
+struct State {
+    activity: Activity,
+    /// The last health verdict on an upgraded node (`None`: none yet, or it passed).
+    unhealthy: Option<String>,
+    /// Set when the supervisor's loop has ended.
+    finished: bool,
+}
+
+struct Inner {
+    metrics: Metrics,
+    state: Mutex<State>,
+    notify: notify::Notify,
+}
+
+/// The supervisor's observable state. Cheap to clone; every method is quick and never fails.
+#[derive(Clone)]
+pub struct Observer(Arc<Inner>);
+
+impl Default for Observer {
+    fn default() -> Self {
+        Observer::new()
+    }
+}
+
+impl Observer {
+    pub fn new() -> Observer {
+        Observer(Arc::new(Inner {
+            metrics: Metrics::new(),
+            state: Mutex::new(State {
+                activity: Activity::Starting,
+                unhealthy: None,
+                finished: false,
+            }),
+            notify: notify::Notify::from_env(),
+        }))
+    }
+
+    fn set(&self, activity: Activity) {
+        let text = activity.describe();
+        if let Ok(mut s) = self.0.state.lock() {
+            s.activity = activity;
+        }
+        self.0.notify.status(&text);
+    }
+
+    /// The node was launched with `version`'s binary: the service is ready.
+    pub fn node_started(&self, version: &str, pid: i32) {
+        let m = &self.0.metrics;
+        m.node_up.set(1);
+        m.node_start_time.set(unix_seconds());
+        m.upgrade_in_progress.set(0);
+        self.set(Activity::Running {
+            version: version.into(),
+            pid,
+        });
+        self.0.notify.ready();
+    }
+
+    pub fn node_ended(&self) {
+        self.0.metrics.node_up.set(0);
+    }
+
+    /// `current` points at `upgrade`, whose binary applied `applied`.
+    pub fn current(&self, upgrade: &str, applied: Option<&str>) {
+        let m = &self.0.metrics.current_binary;
+        m.clear();
+        m.get_or_create(&Binary {
+            upgrade: upgrade.into(),
+            applied: applied.unwrap_or("").into(),
+        })
+        .set(1);
+    }
+
+    /// The plan the chain halts for next (`kind`: governance or manual), if any.
+    pub fn pending(&self, plan: Option<(&str, u64, &str)>) {
+        let m = &self.0.metrics.pending_upgrade;
+        m.clear();
+        if let Some((name, height, kind)) = plan {
+            m.get_or_create(&PlanLabels {
+                name: name.into(),
+                kind: kind.into(),
+            })
+            .set(height as i64);
+        }
+    }
+
+    /// A phase of the upgrade to `upgrade` begins.
+    pub fn phase(&self, upgrade: &str, phase: &str) {
+        self.0.metrics.upgrade_in_progress.set(1);
+        self.set(Activity::Upgrading {
+            upgrade: upgrade.into(),
+            phase: phase.into(),
+        });
+        self.0.notify.long_phase(notify::is_long(phase));
+    }
+
+    pub fn phase_done(&self, phase: &str, took: Duration) {
+        self.0
+            .metrics
+            .phase_duration
+            .get_or_create(&PhaseLabels {
+                phase: phase.into(),
+            })
+            .observe(took.as_secs_f64());
+        self.0.notify.long_phase(false);
+    }
+
+    /// An upgrade ended: `success`, `rolled_back`, `failed` or `refused`.
+    pub fn upgrade_ended(&self, result: &str) {
+        let m = &self.0.metrics;
+        m.upgrade_in_progress.set(0);
+        m.upgrades
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+        if result == "success"
+            && let Ok(mut s) = self.0.state.lock()
+        {
+            s.unhealthy = None;
+        }
+    }
+
+    /// The time from the node's halt to the new binary's launch.
+    pub fn downtime(&self, took: Duration) {
+        self.0.metrics.last_downtime.set(took.as_secs_f64());
+    }
+
+    pub fn health(&self, healthy: bool, detail: &str) {
+        self.0.metrics.health_healthy.set(i64::from(healthy));
+        if let Ok(mut s) = self.0.state.lock() {
+            s.unhealthy = (!healthy).then(|| detail.to_string());
+        }
+    }
+
+    pub fn rolling_back(&self, upgrade: &str) {
+        self.set(Activity::RollingBack {
+            upgrade: upgrade.into(),
+        });
+        self.0.notify.long_phase(true);
+    }
+
+    pub fn rolled_back(&self, upgrade: &str, reason: &str) {
+        self.upgrade_ended("rolled_back");
+        self.0.notify.long_phase(false);
+        self.set(Activity::RolledBack {
+            upgrade: upgrade.into(),
+            reason: reason.into(),
+        });
+    }
+
+    pub fn halted(&self, reason: &str) {
+        self.0.metrics.node_up.set(0);
+        self.set(Activity::Halted {
+            reason: reason.into(),
+        });
+    }
+
+    pub fn restarting(&self, delay: Duration, death: u32, of: u32) {
+        self.0.metrics.node_restarts.inc();
+        self.set(Activity::Restarting {
+            seconds: delay.as_secs(),
+            death,
+            of,
+        });
+    }
+
+    /// A stop request: the service is stopping.
+    pub fn stopping(&self) {
+        if let Ok(s) = self.0.state.lock()
+            && s.activity == Activity::Stopping
+        {
+            return;
+        }
+        self.set(Activity::Stopping);
+        self.0.notify.stopping();
+    }
+
+    /// The supervisor's loop has ended: `/livez` fails from now on, and the watchdog stops.
+    pub fn finished(&self) {
+        if let Ok(mut s) = self.0.state.lock() {
+            s.finished = true;
+        }
+    }
+
+    pub fn chain_height(&self, height: u64) {
+        self.0.metrics.chain_height.set(height as i64);
+    }
+
+    pub fn backup(&self, seconds: f64, reflinked: u64, linked: u64, copied: u64) {
+        let m = &self.0.metrics;
+        m.backups.inc();
+        m.backup_duration.set(seconds);
+        for (how, bytes) in [
+            ("reflinked", reflinked),
+            ("linked", linked),
+            ("copied", copied),
+        ] {
+            m.backup_bytes
+                .get_or_create(&CaptureLabels { how: how.into() })
+                .set(bytes as i64);
+        }
+    }
+
+    pub fn plugin_call(&self, plugin: &str, world: &str, result: &str, took: Duration) {
+        let m = &self.0.metrics;
+        m.plugin_calls
+            .get_or_create(&PluginLabels {
+                plugin: plugin.into(),
+                world: world.into(),
+                result: result.into(),
+            })
+            .inc();
+        m.plugin_duration
+            .get_or_create(&PluginTiming {
+                plugin: plugin.into(),
+                world: world.into(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Why the node is not ready for traffic, if it is not: the node must run, no upgrade may be
+    /// under way, and the last health verdict must not be unhealthy.
+    pub fn readiness(&self) -> Result<String, String> {
+        let s = self
+            .0
+            .state
+            .lock()
+            .map_err(|_| "state unavailable".to_string())?;
+        match (&s.activity, &s.unhealthy) {
+            (Activity::Running { .. }, None) => Ok(s.activity.describe()),
+            (Activity::Running { .. }, Some(detail)) => {
+                Err(format!("the upgraded node is unhealthy: {detail}"))
+            }
+            (other, _) => Err(other.describe()),
+        }
+    }
+
+    /// Whether the supervisor's loop is alive.
+    pub fn alive(&self) -> bool {
+        self.0.state.lock().is_ok_and(|s| !s.finished)
+    }
+
+    pub fn metrics(&self) -> String {
+        self.0.metrics.encode()
+    }
+
+    /// Sends the systemd watchdog and timeout extensions while the loop is alive; run it on the
+    /// supervisor's runtime, so a stuck runtime stops the watchdog too.
+    pub async fn keepalive(self) {
+        notify::keepalive(self).await
+    }
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
