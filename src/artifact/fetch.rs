@@ -98,6 +98,15 @@ pub fn fetch(
             source: source.to_string(),
         })
     };
+    if artifact.url.starts_with("file://")
+        && !artifact.url.starts_with("file:///")
+        && !artifact.url.starts_with("file://localhost/")
+    {
+        return Err(FetchFailure::Failed {
+            url: artifact.url.clone(),
+            reasons: "a file URL names a file on this host: write it file:///absolute/path".into(),
+        });
+    }
     if let Some(path) = local_path(&artifact.url) {
         // Read again from the start: a local file has nothing to resume.
         discard();

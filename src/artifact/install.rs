@@ -11,7 +11,14 @@ use cap_std::fs::Dir;
 use wasmvisor_plugin_support::getter::{Archive, Format, glob_match};
 
 use super::Limits;
+use super::guard::TarStream;
 use super::unpack::{self, Packing};
+
+/// The most a tar stream may take, headers and skipped entries included: twice what its files
+/// may unpack to.
+fn stream_limit(limits: &Limits) -> u64 {
+    limits.unpacked.saturating_mul(2)
+}
 
 /// How the fetched file is to be unpacked, from the URL and the resolver's answer.
 #[derive(Debug, Clone)]
@@ -73,9 +80,16 @@ pub fn install(
                     limits.unpacked,
                 )?;
             }
-            Packing::Tar(None) => unpack::tar(BufReader::new(open()?), &staging, &limits)?,
+            Packing::Tar(None) => unpack::tar(
+                TarStream::new(BufReader::new(open()?), stream_limit(&limits)),
+                &staging,
+                &limits,
+            )?,
             Packing::Tar(Some(c)) => unpack::tar(
-                unpack::decoder(c, BufReader::new(open()?))?,
+                TarStream::new(
+                    unpack::decoder(c, BufReader::new(open()?))?,
+                    stream_limit(&limits),
+                ),
                 &staging,
                 &limits,
             )?,
@@ -155,7 +169,10 @@ fn find_binary(
     let mut files = Vec::new();
     walk(&folder, Path::new(""), &mut files)?;
     if let [only] = files.as_slice() {
-        return Ok((base, only.clone()));
+        // The archive's only file, at any depth: its folder comes with it (nothing else does).
+        let parent = only.parent().unwrap_or(Path::new(""));
+        let name = only.file_name().map(PathBuf::from).unwrap_or_default();
+        return Ok((base.join(parent), name));
     }
     let named: Vec<&PathBuf> = files
         .iter()

@@ -14,6 +14,7 @@
 //! installation is complete.
 
 mod fetch;
+mod guard;
 mod install;
 mod output;
 mod unpack;

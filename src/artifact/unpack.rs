@@ -62,6 +62,11 @@ pub fn detect(
 ) -> Result<Packing, String> {
     let start = head(file, 512).map_err(|e| e.to_string())?;
     let found = magic(&start);
+    if found == Some(Format::Xz) {
+        // Before any decoder allocates what its headers ask for.
+        super::guard::check_xz(file)?;
+        io::Seek::rewind(file).map_err(|e| e.to_string())?;
+    }
     let wanted = match archive {
         Archive::Off => return Ok(Packing::Raw),
         Archive::Format(f) => Some(f),
@@ -123,7 +128,7 @@ pub fn detect(
 pub fn decoder<R: io::BufRead + 'static>(c: Format, reader: R) -> Result<Box<dyn Read>, String> {
     Ok(match c {
         Format::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        Format::Xz => Box::new(lzma_rust2::XzReader::new(reader, true)),
+        Format::Xz => Box::new(lzma_rust2::XzReader::new(reader, false)),
         Format::Bz2 => Box::new(bzip2::bufread::MultiBzDecoder::new(reader)),
         Format::Zst => Box::new(
             ruzstd::decoding::StreamingDecoder::new(reader)

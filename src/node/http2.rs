@@ -323,6 +323,8 @@ pub struct Decoder {
 
 /// The dynamic table size we allow (SETTINGS_HEADER_TABLE_SIZE, left at its default).
 const TABLE_SIZE: usize = 4096;
+/// The most a header block may decode to (a gRPC answer's are a few hundred bytes).
+const MAX_DECODED: usize = 64 << 10;
 
 impl Decoder {
     pub fn new() -> Decoder {
@@ -334,15 +336,17 @@ impl Decoder {
     }
 
     pub fn decode(&mut self, mut block: &[u8]) -> Result<Vec<(String, String)>, String> {
-        let mut fields = Vec::new();
+        let mut fields: Vec<(String, String)> = Vec::new();
+        // One byte may name a table entry of 4 KiB: what is bounded is the decoded size.
+        let mut decoded = 0usize;
         while let Some(&first) = block.first() {
-            if first & 0x80 != 0 {
+            let field = if first & 0x80 != 0 {
                 let index = read_integer(&mut block, 7)?;
-                fields.push(self.entry(index)?);
+                self.entry(index)?
             } else if first & 0xc0 == 0x40 {
                 let field = self.literal(&mut block, 6)?;
                 self.insert(field.clone());
-                fields.push(field);
+                field
             } else if first & 0xe0 == 0x20 {
                 let size = read_integer(&mut block, 5)?;
                 if size > TABLE_SIZE {
@@ -352,10 +356,18 @@ impl Decoder {
                 }
                 self.max = size;
                 self.evict();
+                continue;
             } else {
                 // Without indexing (0000) or never indexed (0001).
-                fields.push(self.literal(&mut block, 4)?);
+                self.literal(&mut block, 4)?
+            };
+            decoded += field.0.len() + field.1.len();
+            if decoded > MAX_DECODED {
+                return Err(format!(
+                    "the answer's headers decode to more than {MAX_DECODED} bytes"
+                ));
             }
+            fields.push(field);
         }
         Ok(fields)
     }
@@ -562,6 +574,12 @@ mod tests {
         assert_eq!(d.size, 110);
         assert!(d.decode(&hex("ff")).is_err());
         assert!(Decoder::new().decode(&hex("be")).is_err());
+        // A big entry named again and again: bounded by what it decodes to, not its bytes.
+        let mut bomb = Decoder::new();
+        let mut block = vec![0x40, 0x01, b'x', 0x7f, 0xa1, 0x1e];
+        block.extend(vec![b'v'; 4000]);
+        block.extend(vec![0xbe; 100]);
+        assert!(bomb.decode(&block).unwrap_err().contains("more than"));
     }
 
     #[test]

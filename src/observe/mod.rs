@@ -193,6 +193,10 @@ impl Observer {
 
     pub fn rolled_back(&self, upgrade: &str, reason: &str) {
         self.upgrade_ended("rolled_back");
+        // The verdict was on the binary that is gone.
+        if let Ok(mut s) = self.0.state.lock() {
+            s.unhealthy = None;
+        }
         self.0.notify.long_phase(false);
         self.set(Activity::RolledBack {
             upgrade: upgrade.into(),

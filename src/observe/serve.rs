@@ -13,18 +13,26 @@ use super::Observer;
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 8192;
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections answered at once; more are closed at once (a scraper and two probes need three).
+const MAX_CONNECTIONS: usize = 16;
 
 /// Serves the probes and metrics on `listener` until the runtime ends.
 pub async fn serve(listener: TcpListener, observer: Observer) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(socket);
+            continue;
+        };
         let observer = observer.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(READ_TIMEOUT, answer(socket, &observer)).await;
+            drop(slot);
         });
     }
 }

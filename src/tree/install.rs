@@ -87,6 +87,18 @@ pub fn executable(head: &[u8]) -> Result<(), String> {
         } else {
             u16::from_be_bytes([head[18], head[19]])
         };
+        let e_type = if little {
+            u16::from_le_bytes([head[16], head[17]])
+        } else {
+            u16::from_be_bytes([head[16], head[17]])
+        };
+        // ET_EXEC, or ET_DYN (position-independent executables, and shared libraries, which
+        // the ELF header alone cannot tell apart); never an object file or a core dump.
+        if !matches!(e_type, 2 | 3) {
+            return Err(format!(
+                "is an ELF file of type {e_type} (an object file or a core dump), not an executable"
+            ));
+        }
         if e_machine == machine && class64 == is64 {
             return Ok(());
         }
@@ -147,6 +159,7 @@ mod tests {
         h[..4].copy_from_slice(b"\x7fELF");
         h[4] = class;
         h[5] = 1;
+        h[16] = 2;
         h[18..20].copy_from_slice(&machine.to_le_bytes());
         h
     }
@@ -166,6 +179,9 @@ mod tests {
                 .contains("not for this machine")
         );
         assert!(executable(&elf(1, ours)).is_err());
+        let mut object = elf(2, ours);
+        object[16] = 1;
+        assert!(executable(&object).unwrap_err().contains("object file"));
         assert!(
             executable(b"\x1f\x8b\x08\x00")
                 .unwrap_err()

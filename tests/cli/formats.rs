@@ -352,6 +352,7 @@ fn what_this_machine_cannot_execute_is_never_installed() {
     foreign[..4].copy_from_slice(b"\x7fELF");
     foreign[4] = 2;
     foreign[5] = 1;
+    foreign[16] = 2; // ET_EXEC
     let machine: u16 = if cfg!(target_arch = "aarch64") {
         62
     } else {
@@ -389,11 +390,113 @@ fn what_this_machine_cannot_execute_is_never_installed() {
     // A URL named .tar.xz whose bytes are something else is refused, not installed as is.
     server.put("/simd.tar.xz", b"not an archive at all".to_vec());
     let out = prepare(&home, &server.url("/simd.tar.xz"));
+    assert!(!out.status.success());
     assert!(
         err(&out).contains("names a .tar.xz file but the bytes are text"),
         "{}",
         err(&out)
     );
+    assert!(installed(&home).is_empty());
+}
+
+/// A tar header by hand: the `tar` crate refuses to write the hostile ones.
+fn raw_header(name: &str, kind: u8, size: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[148..156].copy_from_slice(b"        ");
+    h[156] = kind;
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// The CRC-32 xz puts in its headers.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn memory_bombs_in_the_new_formats_are_refused_before_they_allocate() {
+    let server = Server::start();
+    let home = home();
+    let started = std::time::Instant::now();
+    // A GNU long name of 4 GiB (the tar crate would read it whole into memory), in a few bytes.
+    let mut bomb = raw_header("././@LongLink", b'L', 4 << 30);
+    bomb.extend(vec![b'a'; 4096]);
+    let packed = gz(&bomb);
+    server.put("/longname.tar.gz", packed.clone());
+    let out = prepare(
+        &home,
+        &format!(
+            "{}?checksum={}",
+            server.url("/longname.tar.gz"),
+            sha256(&packed)
+        ),
+    );
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains("a long name of 4294967296 bytes"),
+        "{}",
+        err(&out)
+    );
+    // An xz file whose block asks for a 4 GiB dictionary: its header is patched (and its CRC).
+    let mut xzed = xz(b"#!/bin/sh\nexit 0\n");
+    let at = 12; // the block header, after the stream header
+    let size = (usize::from(xzed[at]) + 1) * 4;
+    // flags 0 (one filter, no sizes): id 0x21, one byte of properties, the dictionary.
+    assert_eq!(&xzed[at + 2..at + 4], &[0x21, 0x01]);
+    xzed[at + 4] = 40;
+    let crc = crc32(&xzed[at..at + size - 4]).to_le_bytes();
+    xzed[at + size - 4..at + size].copy_from_slice(&crc);
+    server.put("/dict.xz", xzed.clone());
+    let out = prepare(
+        &home,
+        &format!("{}?checksum={}", server.url("/dict.xz"), sha256(&xzed)),
+    );
+    assert!(!out.status.success());
+    assert!(
+        err(&out).contains("a dictionary of 4095 MiB"),
+        "{}",
+        err(&out)
+    );
+    assert!(installed(&home).is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn the_only_file_of_an_archive_is_the_binary_at_any_depth() {
+    let server = Server::start();
+    let home = home();
+    let binary = standalone(&home, "v2");
+    let nested = zip(&[("simd-v2/linux/simd-linux-amd64", &binary)]);
+    server.put("/nested.zip", nested.clone());
+    let out = prepare(
+        &home,
+        &format!("{}?checksum={}", server.url("/nested.zip"), sha256(&nested)),
+    );
+    assert!(out.status.success(), "{}", err(&out));
+    assert_eq!(installed(&home), binary);
+    // Nothing else of the archive's tree lands in the upgrade folder.
+    let mut left: Vec<String> = std::fs::read_dir(home.root().join("upgrades/v2"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["bin"]);
 }
 
 #[test]

@@ -423,6 +423,10 @@ pub fn checksum_from_file(text: &str, target: &str, checksum_path: &str) -> Resu
         format!("./{relative}"),
         target.to_string(),
     ];
+    // A line naming this file wins; a line naming no file (a lone digest) is taken only when
+    // none does (go-getter takes the first of either, so a file holding a nameless line before
+    // the right one would give the wrong digest).
+    let mut nameless = None;
     for line in text.lines() {
         let parts: Vec<&str> = line.split_whitespace().collect();
         let parsed = match parts.as_slice() {
@@ -439,11 +443,13 @@ pub fn checksum_from_file(text: &str, target: &str, checksum_path: &str) -> Resu
         let Ok((digest, file)) = parsed else {
             continue;
         };
-        if file.is_empty() || options.iter().any(|o| !o.is_empty() && o == file) {
+        if file.is_empty() {
+            nameless.get_or_insert(digest);
+        } else if options.iter().any(|o| !o.is_empty() && o == file) {
             return Ok(digest);
         }
     }
-    Err(format!("it has no line for {name}"))
+    nameless.ok_or_else(|| format!("it has no line for {name}"))
 }
 
 /// `to` relative to the folder `from` (both absolute paths, `/`-separated).
@@ -476,20 +482,31 @@ pub fn is_url(info: &str) -> bool {
 }
 
 /// Matches a name against a pattern of go-getter's subfolder glob: `*` any run of characters,
-/// `?` one character, anything else itself.
+/// `?` one character, anything else itself. Linear in both lengths (the last `*` is the only
+/// backtracking point), so no pattern can make it run long.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match (p.first(), n.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
-            (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
-            _ => false,
-        }
-    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
+    let (mut i, mut j) = (0, 0);
+    // Where the last `*` was, and where in the name it started matching.
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if i < p.len() && (p[i] == '?' || p[i] == n[j]) {
+            i += 1;
+            j += 1;
+        } else if let Some((si, sj)) = star {
+            // Let the last `*` take one more character.
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]

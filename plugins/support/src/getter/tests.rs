@@ -273,4 +273,13 @@ fn paths_info_urls_and_globs() {
     assert!(glob_match("simd-v?", "simd-v2"));
     assert!(!glob_match("simd-v?", "simd-v20"));
     assert!(glob_match("a*b*c", "axxbyyc"));
+    assert!(!glob_match("a*b*c", "axxbyy"));
+    assert!(glob_match("**", ""));
+    // A pattern that makes a backtracking matcher run for ages answers at once.
+    let started = std::time::Instant::now();
+    assert!(!glob_match(
+        &format!("{}x", "*".repeat(30)),
+        &"a".repeat(100)
+    ));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
