@@ -576,6 +576,42 @@ fn must_have_checksum_counts_every_form_and_nothing_else() {
         "{}",
         err(&out)
     );
+    // Every other form, with its checksum and without: a local file, a subfolder of an
+    // archive, an archive taken as it is, each archive format.
+    let local = home.path.join("gaiad-local");
+    std::fs::write(&local, &binary).unwrap();
+    let tarball = gz(&tar(&[("gaiad-v2/bin/simd", &binary)]));
+    server.put("/gaiad-v2.tar.gz", tarball.clone());
+    let xzball = xz(&tar(&[("bin/simd", &binary)]));
+    server.put("/gaiad-v2.tar.xz", xzball.clone());
+    server.put("/gaiad.tar.gz", binary.clone());
+    for (bare, sum) in [
+        (format!("file://{}", local.display()), sha256(&binary)),
+        (
+            format!("{}//gaiad-v2", server.url("/gaiad-v2.tar.gz")),
+            sha256(&tarball),
+        ),
+        (server.url("/gaiad-v2.tar.xz"), sha256(&xzball)),
+        (
+            format!("{}?archive=false", server.url("/gaiad.tar.gz")),
+            sha256(&binary),
+        ),
+    ] {
+        let with = if bare.contains('?') {
+            format!("{bare}&checksum={sum}")
+        } else {
+            format!("{bare}?checksum={sum}")
+        };
+        let out = prepare(&home, &with);
+        assert!(out.status.success(), "{with}: {}", err(&out));
+        let out = prepare(&home, &bare);
+        assert!(
+            err(&out).contains("DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM"),
+            "{bare}: {}",
+            err(&out)
+        );
+        assert!(installed(&home).is_empty(), "{bare}");
+    }
     // The info document's URL too.
     let document = json!({"binaries": {platform(): format!("{url}?checksum={}", sha256(&binary))}})
         .to_string();
