@@ -1,7 +1,7 @@
 //! Just enough HTTP/2 (RFC 9113) for one unary gRPC call on a cleartext connection with prior
 //! knowledge, and the HPACK decoder (RFC 7541) its answer needs — Huffman-coded strings and the
 //! dynamic table included, since real servers (grpc-go, h2) use both. A general-purpose HTTP/2
-//! library would cost the static binary a fifth of a megabyte for this one query.
+//! library (the `h2` crate) cost the static binary 0.36 MiB for this one query.
 //!
 //! The request: the preface, SETTINGS (no push; a stream window large enough for the whole
 //! answer, so no flow control is needed on our side), a WINDOW_UPDATE of the connection to match,

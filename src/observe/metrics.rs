@@ -163,7 +163,7 @@ impl Metrics {
         );
         r.register(
             "health_healthy",
-            "The last health verdict on an upgraded node: 1 healthy, 0 unhealthy",
+            "0 when the last health verdict on an upgraded node was unhealthy, else 1",
             m.health_healthy.clone(),
         );
         r.register(
@@ -195,6 +195,8 @@ impl Metrics {
             Unit::Bytes,
             m.backup_bytes.clone(),
         );
+        // Healthy until a verdict says otherwise: an alert on 0 means an unhealthy verdict.
+        m.health_healthy.set(1);
         Metrics { registry, ..m }
     }
 
