@@ -131,6 +131,17 @@ impl TimeFormat {
     }
 }
 
+/// A time in seconds since the Unix epoch as RFC 3339 (UTC), for operators.
+pub fn rfc3339(unix_seconds: u64) -> String {
+    i64::try_from(unix_seconds)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map_or_else(
+            || format!("{unix_seconds} s after 1970"),
+            |t| TimeFormat::Rfc3339.render(t),
+        )
+}
+
 /// Logging settings, taken from the configuration when it loads (and defaults before that).
 #[derive(Debug, Clone, Copy)]
 pub struct LogSettings {

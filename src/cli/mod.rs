@@ -264,7 +264,20 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         logging::init(LogSettings::default());
         return report(demo::run(keep, block_ms));
     }
-    let (cfg, warnings) = match Config::from_process(config_file.as_deref()) {
+    // A plugin author's `plugin ... --plugins FILE` needs no node's home.
+    let detached = matches!(
+        &cmd,
+        Cmd::Plugin {
+            plugins: Some(_),
+            ..
+        }
+    ) && std::env::var_os("DAEMON_HOME").is_none_or(|h| h.is_empty());
+    let loaded = if detached {
+        plugin::detached_config(config_file.as_deref())
+    } else {
+        Config::from_process(config_file.as_deref())
+    };
+    let (cfg, warnings) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             crate::output::error(format!("wasmvisor: {}", e.to_string().trim_end()));
@@ -331,7 +344,10 @@ pub fn main(argv: Vec<OsString>) -> i32 {
             report(match action {
                 PluginCmd::List { json } => plugin::list(&cfg, over, json),
                 PluginCmd::Check | PluginCmd::Compile => plugin::check(&cfg, over),
-                PluginCmd::Call(args) => plugin::call(&cfg, over, args),
+                PluginCmd::Call(args) => match plugin::call(&cfg, over, args) {
+                    Ok(status) => return status,
+                    Err(e) => Err(e),
+                },
             })
         }
         Cmd::Demo { .. } | Cmd::Completions { .. } => unreachable!("handled above"),

@@ -1,5 +1,6 @@
 //! `wasmvisor plugin list|check|compile|call`: the configured plugins, checked, compiled and
-//! tried one at a time.
+//! tried one at a time. With `--plugins FILE` they work without a node's home (no
+//! `DAEMON_HOME`): a plugin author's loop.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,7 +12,7 @@ use crate::artifact::{Download, Limits};
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::plugin::{
-    ArchiveFormat, Artifact, Call, Decision, HashAlgorithm, Health, Host, PluginSet, World,
+    ArchiveFormat, Artifact, Call, Compile, Decision, HashAlgorithm, Health, Host, PluginSet, World,
 };
 use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
 use crate::tree::{Layout, Plan, Read};
@@ -72,11 +73,11 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
 pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
     let plugins = configured(cfg, over)?;
     let started = Instant::now();
-    let set = load(cfg, &plugins, Cancel::new())?;
+    let set = load(cfg, &plugins, Cancel::new(), Compile::Now)?;
     let summary = set.summary();
-    for (world, name, digest, cached) in &summary {
+    for (world, name, digest, version, cached) in &summary {
         crate::output::line(format!(
-            "ok  {:<9} {:<16} sha256 {}  {}",
+            "ok  {:<9} {:<16} wasmvisor:plugin@{version}  sha256 {}  {}",
             world.as_str(),
             name,
             &digest[..16],
@@ -116,9 +117,13 @@ pub struct CallArgs {
     out: Option<PathBuf>,
 }
 
+/// `plugin call`'s exit status when the plugin answered "no": a refusal or no binary (resolver),
+/// a failed fetch (source), unhealthy (health). A failed call exits 1.
+pub const EXIT_ANSWERED_NO: i32 = 3;
+
 /// Runs one plugin once, against a plan file (default: `data/upgrade-info.json`), and prints
-/// its answer as JSON.
-pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), String> {
+/// its answer as JSON. Returns the exit status: 0, or `EXIT_ANSWERED_NO`.
+pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, String> {
     let world = World::parse(&args.world).ok_or_else(|| {
         format!(
             "unknown world {:?}: use resolver, source or health",
@@ -146,6 +151,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
     let plan = read_plan(cfg, args.plan.as_deref())?;
     let call = Call::new(&Cancel::new());
     let started = Instant::now();
+    let mut said_no = false;
     let answer = match world {
         World::Resolver => {
             // The resolvers up to this one run, as in an upgrade: a policy plugin sees the
@@ -169,8 +175,28 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
             // Without a tree (`plugin call` anywhere), nothing is staged.
             let layout = Layout::open(cfg).ok();
             let request = crate::upgrade::request(&set, cfg, layout.as_ref(), &plan)?;
-            let (decision, _) = set.resolve(&request).map_err(|e| e.to_string())?;
-            decision_json(&decision)
+            let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
+            said_no = resolution.refusal().is_some();
+            let mut answer = decision_json(&resolution.decision);
+            answer["decided_by"] = json!(resolution.by);
+            if let Some((d, by)) = &resolution.not_before {
+                answer["not_before"] = json!({
+                    "at": d.at,
+                    "time": crate::logging::rfc3339(d.at),
+                    "reason": d.reason,
+                    "by": by,
+                });
+            }
+            answer["answers"] = resolution
+                .answers
+                .iter()
+                .map(|(name, d)| {
+                    let mut a = decision_json(d);
+                    a["plugin"] = json!(name);
+                    a
+                })
+                .collect();
+            answer
         }
         World::Source => {
             let url = args
@@ -206,7 +232,10 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
                         .map(|d| d.matches(digests.get(d.algorithm).unwrap_or_default()));
                     json!({"fetched": path, "bytes": size, "digest": digests.sha256(), "checksum_ok": verified})
                 }
-                Err(e) => json!({"error": format!("{e:?}"), "bytes": size}),
+                Err(e) => {
+                    said_no = true;
+                    json!({"error": format!("{e:?}"), "bytes": size})
+                }
             }
         }
         World::Health => {
@@ -217,7 +246,10 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
                 .map_err(|e| e.to_string())?;
             match health {
                 Health::Healthy(t) => json!({"healthy": t}),
-                Health::Unhealthy(t) => json!({"unhealthy": t}),
+                Health::Unhealthy(t) => {
+                    said_no = true;
+                    json!({"unhealthy": t})
+                }
                 Health::Pending(t) => json!({"pending": t}),
             }
         }
@@ -226,10 +258,14 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<(), Str
     answer["plugin"] = json!(spec.name);
     answer["world"] = json!(world);
     answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
-    crate::output::line(answer)
+    crate::output::line(answer)?;
+    Ok(if said_no { EXIT_ANSWERED_NO } else { 0 })
 }
 
 pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {
+    if path.is_none() && cfg.home == Path::new(DETACHED_HOME) {
+        return Err("without DAEMON_HOME there is no data/upgrade-info.json: give the plan with --plan FILE (upgrade-info.json format)".into());
+    }
     let path = path
         .map(Path::to_path_buf)
         .unwrap_or_else(|| cfg.home.join("data").join(UPGRADE_INFO_FILE));
@@ -254,10 +290,42 @@ fn parse_checksum(s: &str) -> Result<Digest, String> {
     }
 }
 
+/// The home of a configuration made for `plugin` commands run without `DAEMON_HOME`: it never
+/// exists, so nothing is staged and nothing of a node is read.
+pub const DETACHED_HOME: &str = "/nonexistent/wasmvisor-without-a-home";
+
+/// The configuration for `plugin ... --plugins FILE` where `DAEMON_HOME` is not set: the
+/// process's environment, a home that does not exist, `DAEMON_NAME` (if unset) `daemon`, and the
+/// compile cache in `WASMVISOR_PLUGIN_CACHE`, else `$XDG_CACHE_HOME/wasmvisor`, else
+/// `~/.cache/wasmvisor`.
+pub fn detached_config(
+    file: Option<&Path>,
+) -> Result<(Config, Vec<String>), crate::config::ConfigError> {
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let cache = env("WASMVISOR_PLUGIN_CACHE").or_else(|| {
+        env("XDG_CACHE_HOME")
+            .map(|c| format!("{c}/wasmvisor"))
+            .or_else(|| env("HOME").map(|h| format!("{h}/.cache/wasmvisor")))
+    });
+    Config::load(file, &|key| match key {
+        "DAEMON_HOME" => Some(DETACHED_HOME.into()),
+        "DAEMON_NAME" => env(key).or_else(|| Some("daemon".into())),
+        "WASMVISOR_PLUGIN_CACHE" => cache.clone(),
+        _ => std::env::var(key).ok(),
+    })
+}
+
 pub fn decision_json(d: &Decision) -> Value {
     match d {
         Decision::UseStaged => json!({"decision": "use-staged"}),
         Decision::Refuse(r) => json!({"decision": "refuse", "reason": r}),
+        Decision::Unresolved(r) => json!({"decision": "unresolved", "reason": r}),
+        Decision::NotBefore(d) => json!({
+            "decision": "not-before",
+            "at": d.at,
+            "time": crate::logging::rfc3339(d.at),
+            "reason": d.reason,
+        }),
         Decision::Fetch(list) => json!({
             "decision": "fetch",
             "artifacts": list.iter().map(|a| json!({

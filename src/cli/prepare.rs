@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::node::plan::{Answer, current_plan};
+use crate::plugin::Compile;
 use crate::supervisor::decide::Files;
 use crate::tree::{Layout, Plan};
 use crate::upgrade::plugins::{configured, load};
@@ -29,7 +30,7 @@ pub fn prepare_upgrade(cfg: &Config, plan_file: Option<&Path>) -> Result<(), Str
         },
     };
     let plugins = configured(cfg, None)?;
-    let set = load(cfg, &plugins, Cancel::new())?;
+    let set = load(cfg, &plugins, Cancel::new(), Compile::Now)?;
     let done = crate::upgrade::prepare(&set, cfg, &plan)
         .map_err(|e| format!("upgrade {:?}: {e}", plan.name))?;
     crate::output::line(format!(

@@ -219,12 +219,19 @@ impl Status {
             line(
                 &mut out,
                 "in progress",
-                match &active.refused {
-                    Some(r) => format!(
+                match (&active.refused, &active.waiting) {
+                    (Some(r), _) => format!(
                         "{} (phase {}; refused: {})",
                         active.plan.name, active.phase, r.reason
                     ),
-                    None => format!("{} (phase {})", active.plan.name, active.phase),
+                    (None, Some(w)) => format!(
+                        "{} (the node stays halted until {}: resolver {} deferred the switch: {})",
+                        active.plan.name,
+                        crate::logging::rfc3339(w.until_unix),
+                        w.by,
+                        w.reason
+                    ),
+                    (None, None) => format!("{} (phase {})", active.plan.name, active.phase),
                 },
             );
         }

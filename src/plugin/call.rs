@@ -1,15 +1,14 @@
 //! Calling a plugin: one routine instantiates the pre-instantiated component into a fresh store
-//! with the call's limits, runs it, and turns what went wrong into a `PluginError`; one thin
-//! function per world passes the arguments and bounds the answer.
+//! with the call's limits, runs it, and turns what went wrong into a `PluginError` (quoting what
+//! the plugin wrote); one thin function per world passes the arguments in the plugin's contract
+//! version and bounds the answer.
 
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
-use super::bindings::health::HealthPre;
-use super::bindings::resolver::ResolverPre;
-use super::bindings::source::SourcePre;
 use super::bindings::{Decision, FetchError, HashAlgorithm, Health, HealthContext, Request};
-use super::host::Loaded;
+use super::compat;
+use super::host::{HealthPre, Loaded, ResolverPre, SourcePre};
 use super::sink::{Output, Sink};
 use super::store::{self, State};
 use super::{Artifact, Call, ErrorKind, Host, PluginError, World};
@@ -18,6 +17,8 @@ use super::{Artifact, Call, ErrorKind, Host, PluginError, World};
 pub const MAX_TEXT: usize = 4096;
 pub const MAX_ARTIFACTS: usize = 32;
 pub const MAX_URL: usize = 8192;
+/// The latest time a `not-before` may name: 9999-12-31T23:59:59Z.
+pub const MAX_NOT_BEFORE: u64 = 253_402_300_799;
 
 impl Host {
     /// Runs `body` against a fresh instance's store, under the call's deadline and stop request.
@@ -28,12 +29,16 @@ impl Host {
         body: impl FnOnce(&mut Store<State>, &P) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
         let spec = &plugin.spec;
+        let pre = plugin.pre()?;
         let started = std::time::Instant::now();
         let _tick = self.ticker.enter();
         let mut store = store::store(&self.engine, spec, call);
-        let result = body(&mut store, &plugin.pre);
-        store::after_call(spec, &store);
-        let result = result.map_err(|e| store::classify(spec, &store, e));
+        let result = body(&mut store, pre);
+        let output = store::after_call(spec, &store);
+        let result = result.map_err(|e| PluginError {
+            output,
+            ..store::classify(spec, &store, e)
+        });
         if let Some(hook) = CALL_HOOK.get() {
             let outcome = match &result {
                 Ok(_) => "ok",
@@ -47,21 +52,37 @@ impl Host {
     /// Asks a resolver.
     pub fn resolve(
         &self,
-        plugin: &Loaded<ResolverPre<State>>,
+        plugin: &Loaded<ResolverPre>,
         request: &Request,
         previous: Option<&Decision>,
         call: &Call,
     ) -> Result<Decision, PluginError> {
         let settings = &plugin.spec.settings;
-        let decision = self.run(plugin, call, |store, pre| {
-            pre.instantiate(&mut *store)?
+        let decision = self.run(plugin, call, |store, pre| match pre {
+            ResolverPre::V0_1(pre) => pre
+                .instantiate(&mut *store)?
                 .wasmvisor_plugin_resolve()
-                .call_resolve(store, request, previous, settings)
+                .call_resolve(
+                    store,
+                    &compat::request(request),
+                    previous.map(compat::previous).as_ref(),
+                    settings,
+                )
+                .map(compat::decision),
+            ResolverPre::V0_2(pre) => pre
+                .instantiate(&mut *store)?
+                .wasmvisor_plugin_resolve()
+                .call_resolve(store, request, previous, settings),
         })?;
         validate_decision(&decision).map_err(|m| answer(plugin, m))?;
         // A reason is shown to the operator: it cannot add lines or drive a terminal.
         Ok(match decision {
             Decision::Refuse(reason) => Decision::Refuse(plain(reason)),
+            Decision::Unresolved(reason) => Decision::Unresolved(plain(reason)),
+            Decision::NotBefore(d) => Decision::NotBefore(super::Deferral {
+                at: d.at,
+                reason: plain(d.reason),
+            }),
             other => other,
         })
     }
@@ -70,7 +91,7 @@ impl Host {
     /// not hold it) whatever the outcome.
     pub fn fetch<S: Sink>(
         &self,
-        plugin: &Loaded<SourcePre<State>>,
+        plugin: &Loaded<SourcePre>,
         artifact: &Artifact,
         sink: S,
         call: &Call,
@@ -80,10 +101,17 @@ impl Host {
         let result = self.run(plugin, call, |store, pre| {
             let handle = store.data_mut().table.push(Output::new(sink))?;
             let borrowed = Resource::<Output>::new_borrow(handle.rep());
-            let result = pre.instantiate(&mut *store).and_then(|s| {
-                s.wasmvisor_plugin_fetch()
-                    .call_fetch(&mut *store, artifact, settings, borrowed)
-            });
+            let result = match pre {
+                SourcePre::V0_1(pre) => pre.instantiate(&mut *store).and_then(|s| {
+                    s.wasmvisor_plugin_fetch()
+                        .call_fetch(&mut *store, &compat::artifact(artifact), settings, borrowed)
+                        .map(|r| r.map_err(compat::fetch_error))
+                }),
+                SourcePre::V0_2(pre) => pre.instantiate(&mut *store).and_then(|s| {
+                    s.wasmvisor_plugin_fetch()
+                        .call_fetch(&mut *store, artifact, settings, borrowed)
+                }),
+            };
             back = store
                 .data_mut()
                 .table
@@ -106,15 +134,21 @@ impl Host {
     /// Asks a health check once.
     pub fn check(
         &self,
-        plugin: &Loaded<HealthPre<State>>,
+        plugin: &Loaded<HealthPre>,
         context: &HealthContext,
         call: &Call,
     ) -> Result<Health, PluginError> {
         let settings = &plugin.spec.settings;
-        let health = self.run(plugin, call, |store, pre| {
-            pre.instantiate(&mut *store)?
+        let health = self.run(plugin, call, |store, pre| match pre {
+            HealthPre::V0_1(pre) => pre
+                .instantiate(&mut *store)?
                 .wasmvisor_plugin_check()
-                .call_check(store, context, settings)
+                .call_check(store, &compat::health_context(context), settings)
+                .map(compat::health),
+            HealthPre::V0_2(pre) => pre
+                .instantiate(&mut *store)?
+                .wasmvisor_plugin_check()
+                .call_check(store, context, settings),
         })?;
         let (Health::Healthy(t) | Health::Unhealthy(t) | Health::Pending(t)) = &health;
         if t.len() > MAX_TEXT {
@@ -143,11 +177,7 @@ pub fn on_call(hook: CallHook) {
 
 /// An answer the host cannot use.
 fn answer<P>(plugin: &Loaded<P>, what: String) -> PluginError {
-    PluginError {
-        plugin: plugin.spec.name.clone(),
-        world: plugin.spec.world,
-        kind: ErrorKind::Answer(what),
-    }
+    PluginError::new(&plugin.spec, ErrorKind::Answer(what))
 }
 
 /// A plugin's text with its control characters escaped.
@@ -159,11 +189,23 @@ fn plain(text: String) -> String {
 fn validate_decision(decision: &Decision) -> Result<(), String> {
     match decision {
         Decision::UseStaged => Ok(()),
-        Decision::Refuse(reason) if reason.len() > MAX_TEXT => Err(format!(
-            "a refusal reason of {} bytes (the limit is {MAX_TEXT})",
-            reason.len()
+        Decision::Refuse(reason) | Decision::Unresolved(reason) if reason.len() > MAX_TEXT => {
+            Err(format!(
+                "a reason of {} bytes (the limit is {MAX_TEXT})",
+                reason.len()
+            ))
+        }
+        Decision::Refuse(_) | Decision::Unresolved(_) => Ok(()),
+        Decision::NotBefore(d) if d.reason.len() > MAX_TEXT => Err(format!(
+            "a deferral reason of {} bytes (the limit is {MAX_TEXT})",
+            d.reason.len()
         )),
-        Decision::Refuse(_) => Ok(()),
+        // Beyond the year 9999 a time is a bug, not a window.
+        Decision::NotBefore(d) if d.at > MAX_NOT_BEFORE => Err(format!(
+            "a deferral to {} seconds after 1970, past the year 9999",
+            d.at
+        )),
+        Decision::NotBefore(_) => Ok(()),
         Decision::Fetch(list) => {
             if list.is_empty() {
                 return Err("fetch with no artifact".into());

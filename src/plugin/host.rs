@@ -3,67 +3,151 @@
 //! compatibility hash and the wasm's sha256; what is kept in memory is an `InstancePre` of the
 //! world's bindings, instantiated into a fresh store by every call (`call.rs`).
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher as _};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
-use super::bindings::bundled;
-use super::bindings::health::HealthPre;
-use super::bindings::resolver::ResolverPre;
-use super::bindings::resolver::wasmvisor::plugin::{host as wit_host, http as wit_http};
-use super::bindings::source::SourcePre;
-use super::bindings::source::wasmvisor::plugin::sink as wit_sink;
+use super::bindings::{bundled, v0_1, v0_2};
 use super::store::State;
 use super::ticker::Ticker;
-use super::{ErrorKind, INTERFACE_VERSION, Origin, PluginError, PluginSpec, World};
+use super::{ErrorKind, Origin, PluginError, PluginSpec, World, inspect};
 
 /// Wasm stack per call: enough for real plugins, small enough that runaway recursion traps fast.
 const WASM_STACK: usize = 512 * 1024;
 
-/// What loading a plugin of a world produces: that world's pre-instantiated bindings.
+/// What loading a plugin of a world produces: that world's pre-instantiated bindings, in the
+/// contract version the component implements.
 pub trait WorldPre: Sized + Send + Sync + 'static {
     const WORLD: World;
-    fn new(pre: InstancePre<State>) -> wasmtime::Result<Self>;
+    fn new(pre: InstancePre<State>, version: &str) -> wasmtime::Result<Self>;
 }
 
-impl WorldPre for ResolverPre<State> {
-    const WORLD: World = World::Resolver;
-    fn new(pre: InstancePre<State>) -> wasmtime::Result<Self> {
-        ResolverPre::new(pre)
-    }
+macro_rules! world_pre {
+    ($name:ident, $world:ident, $module:ident, $pre:ident) => {
+        /// A loaded component of this world, in its contract version.
+        pub enum $name {
+            V0_1(v0_1::$module::$pre<State>),
+            V0_2(v0_2::$module::$pre<State>),
+        }
+
+        impl WorldPre for $name {
+            const WORLD: World = World::$world;
+            fn new(pre: InstancePre<State>, version: &str) -> wasmtime::Result<Self> {
+                Ok(match version {
+                    "0.1.0" => $name::V0_1(v0_1::$module::$pre::new(pre)?),
+                    _ => $name::V0_2(v0_2::$module::$pre::new(pre)?),
+                })
+            }
+        }
+    };
 }
 
-impl WorldPre for SourcePre<State> {
-    const WORLD: World = World::Source;
-    fn new(pre: InstancePre<State>) -> wasmtime::Result<Self> {
-        SourcePre::new(pre)
-    }
-}
+world_pre!(ResolverPre, Resolver, resolver, ResolverPre);
+world_pre!(SourcePre, Source, source, SourcePre);
+world_pre!(HealthPre, Health, health, HealthPre);
 
-impl WorldPre for HealthPre<State> {
-    const WORLD: World = World::Health;
-    fn new(pre: InstancePre<State>) -> wasmtime::Result<Self> {
-        HealthPre::new(pre)
-    }
-}
-
-/// A loaded plugin of one world: its spec and what is needed to instantiate it.
+/// A loaded plugin of one world: its spec, its digest and contract version (known once the
+/// file is read), and its compiled code (ready now, or once its compilation ends).
 pub struct Loaded<P> {
     pub spec: PluginSpec,
     /// sha256 of the .wasm.
     pub digest: String,
-    /// Whether the compiled code came from the cache.
-    pub cached: bool,
-    pub(super) pre: P,
+    /// The contract version it implements (`0.1.0`, `0.2.0`).
+    pub version: &'static str,
+    compiled: Arc<Slot<P>>,
 }
 
-pub type Resolver = Loaded<ResolverPre<State>>;
-pub type Source = Loaded<SourcePre<State>>;
-pub type HealthCheck = Loaded<HealthPre<State>>;
+/// Where a compilation leaves its result (once), and waiters wait for it.
+struct Slot<P> {
+    result: OnceLock<Result<Compiled<P>, PluginError>>,
+    lock: Mutex<()>,
+    ready: Condvar,
+}
+
+impl<P> Slot<P> {
+    fn new() -> Slot<P> {
+        Slot {
+            result: OnceLock::new(),
+            lock: Mutex::new(()),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn fill(&self, result: Result<Compiled<P>, PluginError>) {
+        let _ = self.result.set(result);
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.ready.notify_all();
+    }
+
+    fn wait(&self) -> &Result<Compiled<P>, PluginError> {
+        if let Some(r) = self.result.get() {
+            return r;
+        }
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(r) = self.result.get() {
+                return r;
+            }
+            guard = self
+                .ready
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+struct Compiled<P> {
+    pre: P,
+    cached: bool,
+}
+
+impl<P> Loaded<P> {
+    /// The compiled code, waiting for its compilation if it still runs.
+    pub(super) fn pre(&self) -> Result<&P, PluginError> {
+        match self.compiled.wait() {
+            Ok(c) => Ok(&c.pre),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Whether its compiled code came from the cache (waits for the compilation), or why it
+    /// could not be compiled.
+    pub fn cached(&self) -> Result<bool, PluginError> {
+        match self.compiled.wait() {
+            Ok(c) => Ok(c.cached),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// Whether the compilation has ended (either way).
+    pub fn compiled(&self) -> bool {
+        self.compiled.result.get().is_some()
+    }
+}
+
+/// A checked plugin whose compilation is still to run (`Host::compile_unit`).
+pub struct Unit<P> {
+    spec: PluginSpec,
+    bytes: Cow<'static, [u8]>,
+    digest: String,
+    version: &'static str,
+    slot: Arc<Slot<P>>,
+}
+
+impl<P> Unit<P> {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+pub type Resolver = Loaded<ResolverPre>;
+pub type Source = Loaded<SourcePre>;
+pub type HealthCheck = Loaded<HealthPre>;
 
 /// The host: one engine, one linker, a compile cache.
 pub struct Host {
@@ -93,15 +177,27 @@ impl Host {
             r.map_err(|e| format!("cannot link the host interfaces: {e}"))
         };
         link(wasmtime_wasi::p2::add_to_linker_sync(&mut linker))?;
-        link(wit_host::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::host::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
         ))?;
-        link(wit_http::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::http::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
         ))?;
-        link(wit_sink::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::sink::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        ))?;
+        link(v0_2::host::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        ))?;
+        link(v0_2::http::add_to_linker::<State, HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        ))?;
+        link(v0_2::sink::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,
         ))?;
@@ -129,27 +225,35 @@ impl Host {
     /// Reads, verifies, compiles (or loads from the cache) and pre-instantiates a plugin of the
     /// world `P` belongs to.
     pub fn load<P: WorldPre>(&self, spec: &PluginSpec) -> Result<Loaded<P>, PluginError> {
-        let fail = |kind| PluginError {
-            plugin: spec.name.clone(),
-            world: spec.world,
-            kind,
-        };
-        let owned;
-        let bytes: &[u8] = match &spec.origin {
-            Origin::Bundled(name) => bundled(name)
-                .map(|(_, b)| b)
-                .ok_or_else(|| fail(ErrorKind::Load(format!("no bundled plugin named {name}"))))?,
-            Origin::File(path) => {
-                owned = crate::fs::read_regular_path(path, MAX_COMPONENT).map_err(|e| {
+        let (loaded, unit) = self.prepare::<P>(spec)?;
+        self.compile_unit(unit)?;
+        Ok(loaded)
+    }
+
+    /// Reads a plugin and checks all that can be checked before compiling it: its pin, the
+    /// world and contract version it exports, the imports it needs. Returns it with its
+    /// compilation still to run (`compile_unit`), which its first call waits for.
+    pub fn prepare<P: WorldPre>(
+        &self,
+        spec: &PluginSpec,
+    ) -> Result<(Loaded<P>, Unit<P>), PluginError> {
+        let fail = |kind| PluginError::new(spec, kind);
+        let bytes: Cow<'static, [u8]> = match &spec.origin {
+            Origin::Bundled(name) => {
+                Cow::Borrowed(bundled(name).map(|(_, b)| b).ok_or_else(|| {
+                    fail(ErrorKind::Load(format!("no bundled plugin named {name}")))
+                })?)
+            }
+            Origin::File(path) => Cow::Owned(
+                crate::fs::read_regular_path(path, MAX_COMPONENT).map_err(|e| {
                     fail(ErrorKind::Load(format!(
                         "cannot read {}: {e}",
                         path.display()
                     )))
-                })?;
-                &owned
-            }
+                })?,
+            ),
         };
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = hex::encode(Sha256::digest(&bytes));
         if let Some(expected) = &spec.sha256
             && *expected != digest
         {
@@ -158,37 +262,73 @@ impl Host {
                 actual: digest,
             }));
         }
-        let (component, cached) = self
-            .compile(bytes, &digest)
+        let version = inspect::read(&bytes)
+            .and_then(|found| inspect::check(&found, P::WORLD))
             .map_err(|e| fail(ErrorKind::Load(e)))?;
-        check_world(&self.engine, &component, P::WORLD).map_err(|e| fail(ErrorKind::Load(e)))?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
-            fail(ErrorKind::Load(format!(
-                "it needs an import wasmvisor does not provide: {e:#}"
-            )))
-        })?;
-        let pre = P::new(pre).map_err(|e| fail(ErrorKind::Load(format!("{e:#}"))))?;
-        Ok(Loaded {
+        let slot = Arc::new(Slot::new());
+        let loaded = Loaded {
             spec: spec.clone(),
+            digest: digest.clone(),
+            version,
+            compiled: slot.clone(),
+        };
+        let unit = Unit {
+            spec: spec.clone(),
+            bytes,
             digest,
-            cached,
-            pre,
-        })
+            version,
+            slot,
+        };
+        Ok((loaded, unit))
     }
 
-    /// The compiled component, from the cache when it holds a compatible artifact.
-    fn compile(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool), String> {
+    /// Compiles (or loads from the cache) and pre-instantiates a checked plugin, and hands the
+    /// result to whoever waits for it. Compiled code is cached only once it linked.
+    pub fn compile_unit<P: WorldPre>(&self, unit: Unit<P>) -> Result<bool, PluginError> {
+        let spec = &unit.spec;
+        let fail = |kind| PluginError::new(spec, kind);
+        let result = (|| {
+            let (component, cached, fresh) = self
+                .compile(&unit.bytes, &unit.digest)
+                .map_err(|e| fail(ErrorKind::Load(e)))?;
+            let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+                fail(ErrorKind::Load(format!(
+                    "it needs an import wasmvisor does not provide: {e:#}"
+                )))
+            })?;
+            let pre =
+                P::new(pre, unit.version).map_err(|e| fail(ErrorKind::Load(format!("{e:#}"))))?;
+            if let Some((dir, name, compiled)) = fresh
+                && let Err(e) = crate::fs::replace(dir, &name, &compiled)
+            {
+                tracing::warn!(file = %name, "cannot cache the compiled plugin: {e}");
+            }
+            Ok(Compiled { pre, cached })
+        })();
+        let outcome = result.as_ref().map(|c| c.cached).map_err(Clone::clone);
+        unit.slot.fill(result);
+        outcome
+    }
+
+    /// The compiled component, from the cache when it holds a compatible artifact; else
+    /// compiled now, with what to write to the cache once it proved linkable.
+    #[allow(clippy::type_complexity)]
+    fn compile(
+        &self,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<(Component, bool, Option<(&Dir, String, Vec<u8>)>), String> {
         let Some(dir) = &self.cache else {
             return Component::new(&self.engine, bytes)
-                .map(|c| (c, false))
+                .map(|c| (c, false, None))
                 .map_err(|e| format!("not a valid component: {e:#}"));
         };
         let name = format!("{}-{}.cwasm", self.compat_key(), &digest[..32]);
         match crate::fs::read_regular(dir, &name, MAX_COMPILED, crate::fs::Follow::No) {
-            // SAFETY: the cache folder is wasmvisor's own (a link there is refused) and holds
-            // only what this build wrote, per the compatibility key in the name.
+            // SAFETY: the cache folder is the operator's or wasmvisor's own (a link there is
+            // refused) and holds only what this build wrote, per the compatibility key.
             Ok(Some(cached)) => match unsafe { Component::deserialize(&self.engine, &cached) } {
-                Ok(c) => return Ok((c, true)),
+                Ok(c) => return Ok((c, true, None)),
                 Err(e) => {
                     tracing::warn!(file = %name, "ignoring an unusable compiled plugin: {e:#}")
                 }
@@ -200,13 +340,10 @@ impl Host {
             .engine
             .precompile_component(bytes)
             .map_err(|e| format!("not a valid component: {e:#}"))?;
-        if let Err(e) = crate::fs::replace(dir, &name, &compiled) {
-            tracing::warn!(file = %name, "cannot cache the compiled plugin: {e}");
-        }
         // SAFETY: these bytes were produced by this engine a moment ago.
         let component = unsafe { Component::deserialize(&self.engine, &compiled) }
             .map_err(|e| format!("cannot load the compiled plugin: {e:#}"))?;
-        Ok((component, false))
+        Ok((component, false, Some((dir, name, compiled))))
     }
 
     /// A short key of everything that makes compiled code loadable by this engine.
@@ -216,39 +353,4 @@ impl Host {
         env!("CARGO_PKG_VERSION").hash(&mut h);
         format!("{:016x}", h.finish())
     }
-}
-
-/// Checks that a component exports this world's interface at the version this host implements,
-/// and names what it is otherwise.
-fn check_world(engine: &Engine, component: &Component, world: World) -> Result<(), String> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect();
-    let want = format!("{}@{INTERFACE_VERSION}", world.export());
-    if exports.contains(&want) {
-        return Ok(());
-    }
-    for e in &exports {
-        let (iface, version) = e.split_once('@').unwrap_or((e, "?"));
-        if iface == world.export() {
-            return Err(format!(
-                "it implements {iface} version {version}; this wasmvisor implements version {INTERFACE_VERSION}: rebuild it against wit/plugin-0.1"
-            ));
-        }
-        if let Some(other) = World::ALL.into_iter().find(|w| w.export() == iface) {
-            return Err(format!(
-                "it is a {other} plugin (exports {e}), configured as a {world}"
-            ));
-        }
-    }
-    Err(format!(
-        "it exports no wasmvisor plugin interface (expected {want}; found {})",
-        if exports.is_empty() {
-            "nothing".into()
-        } else {
-            exports.join(", ")
-        }
-    ))
 }

@@ -1,9 +1,13 @@
 //! The plugin host: a sandbox that runs WebAssembly components of the `resolver`, `source` and
-//! `health` worlds of `wit/plugin-0.1`, and knows nothing of Cosmos or of the home it serves.
+//! `health` worlds of `wit/plugin-0.1` and `wit/plugin-0.2`, and knows nothing of Cosmos or of
+//! the home it serves.
 //!
+//! - `bindings.rs`: one module of bindings per contract version; `compat.rs` converts 0.1's.
+//! - `inspect.rs`: what a component imports and exports, read before anything is compiled.
 //! - `host.rs`: one engine, the linker, the compile cache; loading a component as a world.
-//! - `store.rs`: the store of one call (grants, limits, host functions), `ticker.rs` its clock.
-//! - `call.rs`: the one calling routine, and a thin typed call per world.
+//! - `store.rs`: the store of one call (grants, limits, host functions), `ticker.rs` its clock,
+//!   `stdio.rs` its captured output.
+//! - `call.rs`: the one calling routine, and a thin typed call per world and version.
 //! - `http.rs`: the `http` host interface (allowlisted GET), `sink.rs`: the `output` resource.
 //! - `spec.rs`: `plugins.toml`; `set.rs`: the configured plugins, loaded, and their chains.
 //!
@@ -12,11 +16,14 @@
 
 mod bindings;
 mod call;
+mod compat;
 mod host;
 mod http;
+mod inspect;
 pub mod set;
 mod sink;
 pub mod spec;
+mod stdio;
 mod store;
 mod ticker;
 
@@ -24,26 +31,50 @@ use std::time::{Duration, Instant};
 
 pub use crate::cancel::Cancel;
 pub use bindings::{
-    ArchiveFormat, Artifact, Checksum, Decision, FetchError, HashAlgorithm, Health, HealthContext,
-    Plan, Platform, Request, Staged, bundled,
+    ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, HashAlgorithm, Health,
+    HealthContext, Plan, Platform, Request, Staged, bundled,
 };
 pub use call::{CallHook, MAX_ARTIFACTS, MAX_TEXT, MAX_URL, on_call};
 pub use host::{HealthCheck, Host, Loaded, Resolver, Source, WorldPre};
-pub use set::{PluginSet, off_runtime};
+pub use set::{Compile, PluginSet, Resolution, off_runtime};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 
-/// The version of `wasmvisor:plugin` this host implements.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+/// The versions of `wasmvisor:plugin` this host implements, newest first.
+pub const INTERFACE_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
 
 /// Why a plugin call did not produce a usable answer.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin {plugin} ({world}): {kind}")]
+#[derive(Debug, Clone)]
 pub struct PluginError {
     pub plugin: String,
     pub world: World,
     pub kind: ErrorKind,
+    /// The end of what the plugin wrote to stdout and stderr during the call.
+    pub output: Option<String>,
 }
+
+impl PluginError {
+    pub fn new(spec: &PluginSpec, kind: ErrorKind) -> PluginError {
+        PluginError {
+            plugin: spec.name.clone(),
+            world: spec.world,
+            kind,
+            output: None,
+        }
+    }
+}
+
+impl std::fmt::Display for PluginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "plugin {} ({}): {}", self.plugin, self.world, self.kind)?;
+        match &self.output {
+            Some(output) => write!(f, "; it wrote: {output}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for PluginError {}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ErrorKind {

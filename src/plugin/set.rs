@@ -1,15 +1,27 @@
 //! The configured plugins of every world, loaded: what the supervisor, `prepare-upgrade` and
 //! `plugin` use, and the chains they run in (resolvers in order, health checks until one is not
 //! healthy).
+//!
+//! Loading checks every plugin at once (file, pin, world, version, imports: all failures
+//! reported together), then compiles them in parallel — now, or in the background for a
+//! supervisor, whose node need not wait for code only an upgrade runs: a call waits for its
+//! plugin's compilation if it has not ended.
+//!
+//! The resolver chain (`wit/plugin-0.2`, `decision`): each resolver is given the decision in
+//! force; `use-staged`, `fetch` and `unresolved` replace it, `refuse` is a veto that ends the
+//! chain, `not-before` defers the switch and leaves the decision in force as it was. An
+//! `unresolved` still in force at the end refuses the upgrade with its reason. Every answer is
+//! kept with the name of the resolver that gave it.
 
 use cap_std::fs::Dir;
 
+use super::host::Unit;
 use super::{
-    Call, Cancel, Decision, Health, HealthCheck, HealthContext, Host, PluginError, Plugins,
-    Request, Resolver, Source, World,
+    Call, Cancel, Decision, Deferral, Health, HealthCheck, HealthContext, Host, PluginError,
+    Plugins, Request, Resolver, Source, World, WorldPre,
 };
 
-/// The plugins of every world, compiled and ready to instantiate.
+/// The plugins of every world, checked, and compiled or being compiled.
 pub struct PluginSet {
     pub host: &'static Host,
     pub resolvers: Vec<Resolver>,
@@ -19,45 +31,129 @@ pub struct PluginSet {
     pub cancel: Cancel,
 }
 
+/// When the plugins of a set are compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compile {
+    /// Before `load` returns.
+    Now,
+    /// On a thread of their own; a call waits for its plugin.
+    Background,
+}
+
+/// The resolver chain's answer.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// `use-staged` or `fetch`; `refuse` or `unresolved` when there is no binary to run.
+    pub decision: Decision,
+    /// The resolver that gave `decision`.
+    pub by: String,
+    /// The latest time a resolver deferred the switch to, and which one.
+    pub not_before: Option<(Deferral, String)>,
+    /// Every resolver's own answer, in order.
+    pub answers: Vec<(String, Decision)>,
+}
+
+impl Resolution {
+    /// The reason there is no binary to run, if there is none.
+    pub fn refusal(&self) -> Option<&str> {
+        match &self.decision {
+            Decision::Refuse(reason) | Decision::Unresolved(reason) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&Host) + Send>;
+
 impl PluginSet {
-    /// Loads every configured plugin. All failures are returned together.
+    /// Checks every configured plugin (all failures are returned together) and compiles them.
     pub fn load(
         plugins: &Plugins,
         cache: Option<Dir>,
         cancel: Cancel,
+        compile: Compile,
     ) -> Result<PluginSet, Vec<PluginError>> {
         let host = Host::shared(cache).map_err(|e| {
             vec![PluginError {
                 plugin: "(engine)".into(),
                 world: World::Resolver,
                 kind: super::ErrorKind::Load(e),
+                output: None,
             }]
         })?;
         let mut errors = Vec::new();
-        let resolvers = load_all(host, &plugins.resolvers, &mut errors);
-        let sources = load_all(host, &plugins.sources, &mut errors);
-        let health = load_all(host, &plugins.health, &mut errors);
+        let mut jobs: Vec<Job> = Vec::new();
+        let resolvers = check_all(host, &plugins.resolvers, &mut errors, &mut jobs);
+        let sources = check_all(host, &plugins.sources, &mut errors, &mut jobs);
+        let health = check_all(host, &plugins.health, &mut errors, &mut jobs);
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(PluginSet {
+        let set = PluginSet {
             host,
             resolvers,
             sources,
             health,
             cancel,
-        })
+        };
+        match compile {
+            Compile::Now => {
+                run_jobs(host, jobs);
+                let errors = set.compile_errors();
+                if !errors.is_empty() {
+                    return Err(errors);
+                }
+            }
+            Compile::Background => {
+                let spawned = std::thread::Builder::new()
+                    .name("wasmvisor-compile".into())
+                    .spawn(move || run_jobs(host, jobs));
+                if let Err(e) = spawned {
+                    return Err(vec![PluginError {
+                        plugin: "(engine)".into(),
+                        world: World::Resolver,
+                        kind: super::ErrorKind::Load(format!(
+                            "cannot start the compiling thread: {e}"
+                        )),
+                        output: None,
+                    }]);
+                }
+            }
+        }
+        Ok(set)
     }
 
-    /// (world, name, sha256, compiled code from the cache) of every plugin, in order.
-    pub fn summary(&self) -> Vec<(World, &str, &str, bool)> {
-        fn rows<P>(list: &[super::Loaded<P>]) -> impl Iterator<Item = (World, &str, &str, bool)> {
+    /// Waits for every compilation and returns the failures.
+    pub fn compile_errors(&self) -> Vec<PluginError> {
+        fn errs<P>(list: &[super::Loaded<P>]) -> impl Iterator<Item = PluginError> + '_ {
+            list.iter().filter_map(|p| p.cached().err())
+        }
+        errs(&self.resolvers)
+            .chain(errs(&self.sources))
+            .chain(errs(&self.health))
+            .collect()
+    }
+
+    /// Whether every compilation has ended.
+    pub fn compiled(&self) -> bool {
+        self.resolvers.iter().all(|p| p.compiled())
+            && self.sources.iter().all(|p| p.compiled())
+            && self.health.iter().all(|p| p.compiled())
+    }
+
+    /// (world, name, sha256, contract version, compiled code from the cache) of every plugin,
+    /// in order; waits for the compilations.
+    pub fn summary(&self) -> Vec<(World, &str, &str, &str, bool)> {
+        fn rows<P>(
+            list: &[super::Loaded<P>],
+        ) -> impl Iterator<Item = (World, &str, &str, &str, bool)> {
             list.iter().map(|p| {
                 (
                     p.spec.world,
                     p.spec.name.as_str(),
                     p.digest.as_str(),
-                    p.cached,
+                    p.version,
+                    p.cached().unwrap_or(false),
                 )
             })
         }
@@ -74,25 +170,53 @@ impl PluginSet {
             .all(|r| r.spec.origin == super::Origin::Bundled("cosmovisor"))
     }
 
-    /// Runs the resolvers in order. A plugin failure fails closed (the upgrade is refused).
-    pub fn resolve(&self, request: &Request) -> Result<(Decision, String), PluginError> {
+    /// Runs the resolver chain (see the module's documentation). A plugin failure fails closed:
+    /// the upgrade is refused.
+    pub fn resolve(&self, request: &Request) -> Result<Resolution, PluginError> {
         let call = Call::new(&self.cancel);
-        let mut decision: Option<Decision> = None;
-        let mut by = String::new();
+        let mut in_force: Option<(Decision, String)> = None;
+        let mut not_before: Option<(Deferral, String)> = None;
+        let mut answers = Vec::new();
         for r in &self.resolvers {
-            let d = self.host.resolve(r, request, decision.as_ref(), &call)?;
-            tracing::info!(plugin = %r.spec.name, decision = %describe(&d), "resolver answered");
-            by = r.spec.name.clone();
-            let refused = matches!(d, Decision::Refuse(_));
-            decision = Some(d);
-            if refused {
-                break;
+            let name = r.spec.name.clone();
+            let d = self
+                .host
+                .resolve(r, request, in_force.as_ref().map(|(d, _)| d), &call)?;
+            tracing::info!(plugin = %name, decision = %describe(&d), "resolver answered");
+            answers.push((name.clone(), d.clone()));
+            match d {
+                Decision::Refuse(_) => {
+                    return Ok(Resolution {
+                        decision: d,
+                        by: name,
+                        not_before,
+                        answers,
+                    });
+                }
+                Decision::NotBefore(deferral) => {
+                    if not_before.as_ref().is_none_or(|(n, _)| deferral.at > n.at) {
+                        not_before = Some((deferral, name));
+                    }
+                }
+                other => in_force = Some((other, name)),
             }
         }
-        Ok((
-            decision.unwrap_or_else(|| Decision::Refuse("no resolver is configured".into())),
+        let (decision, by) = in_force.unwrap_or_else(|| match answers.last() {
+            None => (
+                Decision::Refuse("no resolver is configured".into()),
+                "(none)".into(),
+            ),
+            Some((last, _)) => (
+                Decision::Unresolved("no resolver named a binary (they only deferred)".into()),
+                last.clone(),
+            ),
+        });
+        Ok(Resolution {
+            decision,
             by,
-        ))
+            not_before,
+            answers,
+        })
     }
 
     /// Asks every health check once; the first non-healthy answer wins.
@@ -109,15 +233,62 @@ impl PluginSet {
     }
 }
 
-fn load_all<P: super::WorldPre>(
+/// Checks each of `specs`, collecting failures and the compilations to run.
+fn check_all<P: WorldPre>(
     host: &Host,
     specs: &[super::PluginSpec],
     errors: &mut Vec<PluginError>,
+    jobs: &mut Vec<Job>,
 ) -> Vec<super::Loaded<P>> {
-    specs
-        .iter()
-        .filter_map(|s| host.load::<P>(s).map_err(|e| errors.push(e)).ok())
-        .collect()
+    let mut loaded = Vec::new();
+    for spec in specs {
+        match host.prepare::<P>(spec) {
+            Ok((plugin, unit)) => {
+                loaded.push(plugin);
+                jobs.push(job(unit));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    loaded
+}
+
+fn job<P: WorldPre>(unit: Unit<P>) -> Job {
+    Box::new(move |host: &Host| {
+        let name = unit.name().to_string();
+        let started = std::time::Instant::now();
+        match host.compile_unit(unit) {
+            Ok(true) => tracing::debug!(plugin = %name, "compiled code loaded from the cache"),
+            Ok(false) => {
+                tracing::info!(plugin = %name, took = %crate::duration::format(started.elapsed()), "plugin compiled")
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+    })
+}
+
+/// Runs the compilations on as many threads as there are cores (each compilation is
+/// single-threaded): a JavaScript and a Python component take the time of the larger one.
+fn run_jobs(host: &Host, jobs: Vec<Job>) {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(jobs.len());
+    let queue = std::sync::Mutex::new(jobs);
+    let next = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                while let Some(job) = next() {
+                    job(host);
+                }
+            });
+        }
+    });
 }
 
 /// A decision in a few words, for logs.
@@ -132,6 +303,10 @@ pub fn describe(d: &Decision) -> String {
                 .join(" or ")
         ),
         Decision::Refuse(reason) => format!("refuse: {reason}"),
+        Decision::Unresolved(reason) => format!("unresolved: {reason}"),
+        Decision::NotBefore(d) => {
+            format!("not before {}: {}", crate::logging::rfc3339(d.at), d.reason)
+        }
     }
 }
 

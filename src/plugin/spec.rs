@@ -8,6 +8,7 @@
 //! config = { chain-json = "/registry/chain.json" }
 //! allow-hosts = ["github.com", "*.githubusercontent.com", "127.0.0.1:26657"]
 //! dirs = [["/srv/registry", "/registry"]]   # host dir, path inside the plugin (read-only)
+//! env = ["CHAIN_ID"]                     # variables of wasmvisor's environment it may read
 //! memory = "64MiB"
 //! timeout = "5s"                         # the whole call; for a source, every retry too
 //! idle-timeout = "30s"                   # an HTTP response silent this long fails (and retries)
@@ -100,6 +101,9 @@ pub struct PluginSpec {
     pub settings: Vec<(String, String)>,
     pub allow_hosts: Vec<String>,
     pub dirs: Vec<(PathBuf, String)>,
+    /// The environment variables exposed to it (their values in wasmvisor's environment at
+    /// each call; an unset one stays unset).
+    pub env: Vec<String>,
     pub memory: u64,
     pub timeout: Duration,
     /// The longest an HTTP response may stay silent before the request fails (a stalled
@@ -143,6 +147,7 @@ impl PluginSpec {
             settings: Vec::new(),
             allow_hosts: vec!["*".into()],
             dirs: Vec::new(),
+            env: Vec::new(),
             memory: DEFAULT_MEMORY,
             timeout: default_timeout(world),
             read_idle: DEFAULT_READ_IDLE,

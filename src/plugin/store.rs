@@ -1,6 +1,7 @@
-//! The store of one call: the plugin's grants (read-only directories, allowlisted hosts), its
-//! limits (memory, a wall-clock deadline, a log budget) and the host functions it may call
-//! (`host.log`, `http.get`, the `sink.output` resource).
+//! The store of one call: the plugin's grants (read-only directories, allowlisted hosts, named
+//! environment variables), its limits (memory, a wall-clock deadline, a log budget), its captured
+//! stdout and stderr, and the host functions it may call (`host.log`, `http.get`, the
+//! `sink.output` resource) in every contract version.
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +9,9 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::resolver::wasmvisor::plugin::{host as wit_host, http as wit_http};
-use super::bindings::source::wasmvisor::plugin::sink as wit_sink;
+use super::bindings::{v0_1, v0_2};
 use super::sink::Output;
+use super::stdio::{self, Captured};
 use super::{Call, ErrorKind, PluginError, PluginSpec, http};
 use crate::cancel::Cancel;
 
@@ -30,6 +31,8 @@ pub struct State {
     memory_hit: bool,
     log_left: usize,
     logs_dropped: usize,
+    stdout: Captured,
+    stderr: Captured,
 }
 
 impl WasiView for State {
@@ -77,102 +80,110 @@ impl wasmtime::ResourceLimiter for State {
     }
 }
 
-impl wit_host::Host for State {
-    fn log(&mut self, level: wit_host::Level, message: String) -> wasmtime::Result<()> {
-        if message.len() > self.log_left {
-            self.logs_dropped += 1;
-            return Ok(());
+/// The host interfaces, identical in every contract version.
+macro_rules! host_interfaces {
+    ($v:ident) => {
+        impl $v::host::Host for State {
+            fn log(&mut self, level: $v::host::Level, message: String) -> wasmtime::Result<()> {
+                if message.len() > self.log_left {
+                    self.logs_dropped += 1;
+                    return Ok(());
+                }
+                self.log_left -= message.len();
+                let plugin = self.plugin.as_str();
+                match level {
+                    $v::host::Level::Trace => tracing::trace!(plugin, "{message}"),
+                    $v::host::Level::Debug => tracing::debug!(plugin, "{message}"),
+                    $v::host::Level::Info => tracing::info!(plugin, "{message}"),
+                    $v::host::Level::Warn => tracing::warn!(plugin, "{message}"),
+                    $v::host::Level::Error => tracing::error!(plugin, "{message}"),
+                }
+                Ok(())
+            }
         }
-        self.log_left -= message.len();
-        let plugin = self.plugin.as_str();
-        match level {
-            wit_host::Level::Trace => tracing::trace!(plugin, "{message}"),
-            wit_host::Level::Debug => tracing::debug!(plugin, "{message}"),
-            wit_host::Level::Info => tracing::info!(plugin, "{message}"),
-            wit_host::Level::Warn => tracing::warn!(plugin, "{message}"),
-            wit_host::Level::Error => tracing::error!(plugin, "{message}"),
+
+        impl $v::http::Host for State {
+            fn get(
+                &mut self,
+                url: String,
+                headers: Vec<(String, String)>,
+            ) -> wasmtime::Result<Result<Resource<http::Response>, $v::http::HttpError>> {
+                let bounds = http::Bounds {
+                    deadline: self.deadline,
+                    read_idle: self.read_idle,
+                    cancel: &self.cancel,
+                };
+                Ok(
+                    match http::get(&self.allow, &self.plugin, &url, &headers, &bounds) {
+                        Ok(response) => Ok(self.table.push(response)?),
+                        Err(http::GetError::Denied(m)) => Err($v::http::HttpError::Denied(m)),
+                        Err(http::GetError::Failed(m)) => Err($v::http::HttpError::Failed(m)),
+                    },
+                )
+            }
         }
-        Ok(())
-    }
-}
 
-impl wit_http::Host for State {
-    fn get(
-        &mut self,
-        url: String,
-        headers: Vec<(String, String)>,
-    ) -> wasmtime::Result<Result<Resource<http::Response>, wit_http::HttpError>> {
-        let bounds = http::Bounds {
-            deadline: self.deadline,
-            read_idle: self.read_idle,
-            cancel: &self.cancel,
-        };
-        Ok(
-            match http::get(&self.allow, &self.plugin, &url, &headers, &bounds) {
-                Ok(response) => Ok(self.table.push(response)?),
-                Err(http::GetError::Denied(m)) => Err(wit_http::HttpError::Denied(m)),
-                Err(http::GetError::Failed(m)) => Err(wit_http::HttpError::Failed(m)),
-            },
-        )
-    }
-}
+        impl $v::http::HostResponse for State {
+            fn status(&mut self, this: Resource<http::Response>) -> wasmtime::Result<u16> {
+                Ok(self.table.get(&this)?.status)
+            }
 
-impl wit_http::HostResponse for State {
-    fn status(&mut self, this: Resource<http::Response>) -> wasmtime::Result<u16> {
-        Ok(self.table.get(&this)?.status)
-    }
+            fn header(
+                &mut self,
+                this: Resource<http::Response>,
+                name: String,
+            ) -> wasmtime::Result<Option<String>> {
+                Ok(http::header(self.table.get(&this)?, &name))
+            }
 
-    fn header(
-        &mut self,
-        this: Resource<http::Response>,
-        name: String,
-    ) -> wasmtime::Result<Option<String>> {
-        Ok(http::header(self.table.get(&this)?, &name))
-    }
+            fn read(
+                &mut self,
+                this: Resource<http::Response>,
+                max: u32,
+            ) -> wasmtime::Result<Result<Vec<u8>, $v::http::HttpError>> {
+                let response = self.table.get_mut(&this)?;
+                Ok(http::read(response, max).map_err($v::http::HttpError::Failed))
+            }
 
-    fn read(
-        &mut self,
-        this: Resource<http::Response>,
-        max: u32,
-    ) -> wasmtime::Result<Result<Vec<u8>, wit_http::HttpError>> {
-        let response = self.table.get_mut(&this)?;
-        Ok(http::read(response, max).map_err(wit_http::HttpError::Failed))
-    }
-
-    fn drop(&mut self, this: Resource<http::Response>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
-        Ok(())
-    }
-}
-
-impl wit_sink::Host for State {}
-
-impl wit_sink::HostOutput for State {
-    fn write(
-        &mut self,
-        this: Resource<Output>,
-        bytes: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        if self.cancel.is_cancelled() {
-            return Ok(Err("stopped: wasmvisor is shutting down".into()));
+            fn drop(&mut self, this: Resource<http::Response>) -> wasmtime::Result<()> {
+                self.table.delete(this)?;
+                Ok(())
+            }
         }
-        Ok(self.table.get_mut(&this)?.0.write(&bytes))
-    }
 
-    fn written(&mut self, this: Resource<Output>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&this)?.0.written())
-    }
+        impl $v::sink::Host for State {}
 
-    fn reset(&mut self, this: Resource<Output>) -> wasmtime::Result<()> {
-        self.table.get_mut(&this)?.0.reset();
-        Ok(())
-    }
+        impl $v::sink::HostOutput for State {
+            fn write(
+                &mut self,
+                this: Resource<Output>,
+                bytes: Vec<u8>,
+            ) -> wasmtime::Result<Result<(), String>> {
+                if self.cancel.is_cancelled() {
+                    return Ok(Err("stopped: wasmvisor is shutting down".into()));
+                }
+                Ok(self.table.get_mut(&this)?.0.write(&bytes))
+            }
 
-    fn drop(&mut self, _this: Resource<Output>) -> wasmtime::Result<()> {
-        // The host owns the output and takes it back after the call.
-        Ok(())
-    }
+            fn written(&mut self, this: Resource<Output>) -> wasmtime::Result<u64> {
+                Ok(self.table.get(&this)?.0.written())
+            }
+
+            fn reset(&mut self, this: Resource<Output>) -> wasmtime::Result<()> {
+                self.table.get_mut(&this)?.0.reset();
+                Ok(())
+            }
+
+            fn drop(&mut self, _this: Resource<Output>) -> wasmtime::Result<()> {
+                // The host owns the output and takes it back after the call.
+                Ok(())
+            }
+        }
+    };
 }
+
+host_interfaces!(v0_1);
+host_interfaces!(v0_2);
 
 /// The marker error of a call stopped at its deadline.
 #[derive(Debug)]
@@ -204,6 +215,14 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
     wasi.allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    let (stdout, stderr) = (Captured::default(), Captured::default());
+    wasi.stdout(stdout.clone()).stderr(stderr.clone());
+    for name in &spec.env {
+        // Read at each call, so the value is the process's now; an unset variable stays unset.
+        if let Some(value) = std::env::var_os(name).and_then(|v| v.into_string().ok()) {
+            wasi.env(name, value);
+        }
+    }
     for (host_dir, guest) in &spec.dirs {
         if let Err(e) = wasi.preopened_dir(host_dir, guest, FsPerms::ReadOnly) {
             tracing::warn!(plugin = %spec.name, dir = %host_dir.display(), "cannot grant directory: {e:#}");
@@ -223,6 +242,8 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
         memory_hit: false,
         log_left: LOG_BUDGET,
         logs_dropped: 0,
+        stdout,
+        stderr,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| s);
@@ -262,15 +283,30 @@ pub(super) fn classify(spec: &PluginSpec, store: &Store<State>, e: wasmtime::Err
     } else {
         ErrorKind::Trap(format!("{e:#}"))
     };
-    PluginError {
-        plugin: spec.name.clone(),
-        world: spec.world,
-        kind,
-    }
+    PluginError::new(spec, kind)
 }
 
-pub(super) fn after_call(spec: &PluginSpec, store: &Store<State>) {
-    if store.data().logs_dropped > 0 {
-        tracing::warn!(plugin = %spec.name, dropped = store.data().logs_dropped, "plugin log lines dropped over the per-call limit");
+/// Logs what the call left behind (its stdout and stderr, dropped log lines) and returns its
+/// output for an error to quote.
+pub(super) fn after_call(spec: &PluginSpec, store: &Store<State>) -> Option<String> {
+    let data = store.data();
+    if data.logs_dropped > 0 {
+        tracing::warn!(plugin = %spec.name, dropped = data.logs_dropped, "plugin log lines dropped over the per-call limit");
     }
+    let mut quoted = String::new();
+    for (stream, captured) in [("stdout", &data.stdout), ("stderr", &data.stderr)] {
+        let (text, dropped) = captured.take();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let line = crate::output::escape_controls(line);
+            tracing::info!(plugin = %spec.name, stream, "{line}");
+        }
+        if dropped > 0 {
+            tracing::warn!(plugin = %spec.name, stream, dropped, "plugin output beyond {} bytes per call dropped", stdio::KEPT);
+        }
+        if !text.trim().is_empty() {
+            quoted.push_str(text.trim());
+            quoted.push('\n');
+        }
+    }
+    (!quoted.is_empty()).then(|| crate::output::escape_controls(stdio::tail(&quoted)).into_owned())
 }

@@ -32,7 +32,7 @@ use crate::config::{Config, OnFailedUpgrade};
 use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::observe::Observer;
-use crate::plugin::PluginSet;
+use crate::plugin::{Compile, PluginSet};
 use crate::tree::journal::Journal;
 use crate::tree::{Layout, LayoutError, Plan, Read, lock};
 use crate::upgrade::{Upgrade, UpgradeError};
@@ -139,19 +139,21 @@ pub struct Supervisor {
     observer: Observer,
 }
 
-/// Loads the configured plugins, so a broken configuration or plugin stops wasmvisor before it
-/// launches anything, and the upgrade's hot path finds them compiled.
+/// Checks the configured plugins, so a broken configuration or plugin stops wasmvisor before it
+/// launches anything, and compiles them in the background: the node's launch does not wait for
+/// code only an upgrade runs, and the upgrade's hot path finds them compiled (or waits for it).
 fn load_plugins(cfg: &Config, cancel: Cancel) -> Result<Arc<PluginSet>, RunError> {
     let started = Instant::now();
     let plugins = crate::upgrade::plugins::configured(cfg, None).map_err(RunError::Plugins)?;
-    let set = crate::upgrade::plugins::load(cfg, &plugins, cancel).map_err(RunError::Plugins)?;
+    let set = crate::upgrade::plugins::load(cfg, &plugins, cancel, Compile::Background)
+        .map_err(RunError::Plugins)?;
     let names = |list: Vec<&str>| list.join(",");
     tracing::info!(
         resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),
         sources = names(set.sources.iter().map(|p| p.spec.name.as_str()).collect()),
         health = names(set.health.iter().map(|p| p.spec.name.as_str()).collect()),
         took = %crate::duration::format(started.elapsed()),
-        "plugins ready"
+        "plugins checked; compiling in the background"
     );
     Ok(Arc::new(set))
 }

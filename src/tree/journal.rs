@@ -31,6 +31,7 @@ pub enum Phase {
     CustomPreupgrade,
     Resolve,
     Fetch,
+    Wait,
     Swap,
     AppPreupgrade,
     Launch,
@@ -47,6 +48,7 @@ impl Phase {
             Phase::CustomPreupgrade => "custom-preupgrade",
             Phase::Resolve => "resolve",
             Phase::Fetch => "fetch",
+            Phase::Wait => "wait",
             Phase::Swap => "swap",
             Phase::AppPreupgrade => "app-preupgrade",
             Phase::Launch => "launch",
@@ -88,6 +90,17 @@ pub struct Active {
     /// only when something it depended on changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<Refusal>,
+    /// Set while a resolver's `not-before` holds the switch back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// A switch held back until a time a resolver named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub until_unix: u64,
+    pub by: String,
+    pub reason: String,
 }
 
 /// Why an upgrade was refused, and the state of what it depended on.
@@ -325,6 +338,7 @@ impl Journal {
             phases: Vec::new(),
             resumed,
             refused: None,
+            waiting: None,
         });
         self.save()
     }
@@ -333,6 +347,14 @@ impl Journal {
     pub fn refuse(&mut self, refusal: Refusal) -> std::io::Result<()> {
         if let Some(active) = self.state.active.as_mut() {
             active.refused = Some(refusal);
+        }
+        self.save()
+    }
+
+    /// Records that the switch waits (durably: `status` shows it), or no longer does.
+    pub fn wait(&mut self, waiting: Option<Waiting>) -> std::io::Result<()> {
+        if let Some(active) = self.state.active.as_mut() {
+            active.waiting = waiting;
         }
         self.save()
     }

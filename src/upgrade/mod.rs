@@ -8,6 +8,8 @@
 //! custom-preupgrade preupgrade.rs  COSMOVISOR_CUSTOM_PREUPGRADE
 //! resolve           resolve.rs     the resolver plugins choose the binary
 //! fetch             fetch.rs       the source plugins download it; verified, unpacked, installed
+//! wait              resolve.rs     a resolver's `not-before`: the node stays halted until then,
+//!                                  and the resolvers are asked again
 //! swap              switch.rs      the plan record, then `current` renamed over in one step
 //! app-preupgrade    preupgrade.rs  `<new binary> pre-upgrade`
 //! commit            switch.rs      the journal's record of the finished upgrade
@@ -191,13 +193,30 @@ impl Upgrade<'_> {
         if self.signals.stop_requested() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        let Some(artifacts) = self.phase_resolve(&plan, &dir_name, early).await? else {
-            return Ok(false);
-        };
-        if let Some(artifacts) = artifacts
-            && !self.phase_fetch(&plan, &dir_name, artifacts).await?
-        {
-            return Ok(false);
+        // Resolve, fetch, and hold the switch while a resolver defers it; at the time it named,
+        // the chain is asked again (it may defer again, refuse, or name another binary).
+        let mut early = early;
+        let mut fetched: Option<String> = None;
+        loop {
+            let Some(chosen) = self.phase_resolve(&plan, &dir_name, early.take()).await? else {
+                return Ok(false);
+            };
+            if fetched.as_deref() != Some(chosen.decision.as_str()) {
+                if let Some(artifacts) = chosen.artifacts
+                    && !self.phase_fetch(&plan, &dir_name, artifacts).await?
+                {
+                    return Ok(false);
+                }
+                fetched = Some(chosen.decision);
+            }
+            match chosen.not_before {
+                Some(waiting) if waiting.until_unix > resolve::now_unix() => {
+                    if !self.phase_wait(&plan, waiting).await? {
+                        return Ok(false);
+                    }
+                }
+                _ => break,
+            }
         }
         if let Some(failed) = failed_before(self.layout, self.journal, &plan).await {
             return Err(UpgradeError::FailedBefore {

@@ -8,7 +8,7 @@ use cap_std::fs::Dir;
 
 use crate::cancel::Cancel;
 use crate::config::{Config, OnFailedUpgrade, PLUGIN_CACHE_DIR};
-use crate::plugin::{OnUnhealthy, PluginSet, PluginSpec, Plugins};
+use crate::plugin::{Compile, OnUnhealthy, PluginSet, PluginSpec, Plugins};
 
 /// The plugin configuration in effect (`over`, from `--plugins`, replaces the configuration's).
 /// A health check told to `exit` while `WASMVISOR_ON_FAILED_UPGRADE=rollback` is a contradiction,
@@ -66,9 +66,16 @@ pub fn cache_dir(cfg: &Config) -> Option<Dir> {
     }
 }
 
-/// Loads every plugin, whose calls `cancel` ends; all failures at once.
-pub fn load(cfg: &Config, plugins: &Plugins, cancel: Cancel) -> Result<PluginSet, String> {
-    PluginSet::load(plugins, cache_dir(cfg), cancel).map_err(|errors| {
+/// Loads every plugin, whose calls `cancel` ends; all failures at once (with `Compile::Background`,
+/// those found before compiling: a compilation that fails later is logged, and fails the first
+/// call that needs that plugin).
+pub fn load(
+    cfg: &Config,
+    plugins: &Plugins,
+    cancel: Cancel,
+    compile: Compile,
+) -> Result<PluginSet, String> {
+    PluginSet::load(plugins, cache_dir(cfg), cancel, compile).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
         format!(
             "{} plugin(s) cannot be used:\n{}",

@@ -2,26 +2,34 @@
 //! the platform and the upgrade folder; it is built on the plugin thread (describing a staged
 //! binary may hash it). Resolution starts while the node stops.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Upgrade, UpgradeError, tree_error};
 use crate::config::Config;
-use crate::plugin::{self, Decision, PluginSet, Request, Staged};
-use crate::tree::journal::Phase;
+use crate::plugin::{self, Artifact, Decision, PluginSet, Request, Resolution, Staged};
+use crate::tree::journal::{Phase, Waiting};
 use crate::tree::{Current, Layout, Plan};
 
-/// The resolvers' answer (decision, and the resolver that gave it), computed in the background.
-pub(super) type Resolution = tokio::task::JoinHandle<Result<(Decision, String), String>>;
+/// The resolvers' answer, computed in the background.
+pub(super) type Pending = tokio::task::JoinHandle<Result<Resolution, String>>;
+
+/// What the resolvers chose: the artifacts to fetch (`None`: the staged binary), and the time
+/// the switch must wait for.
+pub(super) struct Chosen {
+    pub artifacts: Option<Vec<Artifact>>,
+    pub not_before: Option<Waiting>,
+    /// The decision, to tell whether a later resolution changed it.
+    pub decision: String,
+}
 
 impl Upgrade<'_> {
-    /// Asks the resolvers which binary the upgrade runs. Returns the artifacts to fetch
-    /// (`Some(None)` when the staged binary is the one), or `None` if a stop request came first.
+    /// Asks the resolvers which binary the upgrade runs, or `None` if a stop request came first.
     pub(super) async fn phase_resolve(
         &mut self,
         plan: &Plan,
         dir_name: &str,
-        early: Option<Resolution>,
-    ) -> Result<Option<Option<Vec<crate::plugin::Artifact>>>, UpgradeError> {
+        early: Option<Pending>,
+    ) -> Result<Option<Chosen>, UpgradeError> {
         self.enter(plan, Phase::Resolve)?;
         let t = Instant::now();
         let early = match early {
@@ -31,15 +39,17 @@ impl Upgrade<'_> {
         let Some(answer) = self.signals.until_stop(early).await else {
             return Ok(None);
         };
-        let (decision, by) = answer
+        let resolution = answer
             .map_err(|e| format!("the resolution task failed: {e}"))
             .and_then(|r| r)
             .map_err(|message| UpgradeError::Plugin {
                 upgrade: plan.name.clone(),
                 message,
             })?;
+        let by = resolution.by.clone();
         let target = Current::Upgrade(dir_name.to_string());
-        let artifacts = match decision {
+        let decision = plugin::set::describe(&resolution.decision);
+        let artifacts = match resolution.decision {
             Decision::UseStaged => {
                 self.layout
                     .check_binary(&target)
@@ -47,7 +57,7 @@ impl Upgrade<'_> {
                 tracing::info!(binary = %self.layout.binary_path(&target).display(), resolver = %by, "upgrade binary found");
                 None
             }
-            Decision::Refuse(reason) => {
+            Decision::Refuse(reason) | Decision::Unresolved(reason) => {
                 return Err(UpgradeError::Refused {
                     upgrade: plan.name.clone(),
                     by,
@@ -55,15 +65,57 @@ impl Upgrade<'_> {
                 });
             }
             Decision::Fetch(list) => Some(list),
+            Decision::NotBefore(_) => unreachable!("the chain never leaves a deferral in force"),
         };
         self.done(Phase::Resolve, t.elapsed());
-        Ok(Some(artifacts))
+        Ok(Some(Chosen {
+            artifacts,
+            not_before: resolution.not_before.map(|(d, by)| Waiting {
+                until_unix: d.at,
+                by,
+                reason: d.reason,
+            }),
+            decision,
+        }))
+    }
+
+    /// Holds the switch until `waiting.until_unix`; the node stays halted. Returns false if a
+    /// stop request came first (the journal keeps the upgrade: the next start asks again).
+    pub(super) async fn phase_wait(
+        &mut self,
+        plan: &Plan,
+        waiting: Waiting,
+    ) -> Result<bool, UpgradeError> {
+        self.enter(plan, Phase::Wait)?;
+        let t = Instant::now();
+        let until = crate::logging::rfc3339(waiting.until_unix);
+        tracing::warn!(upgrade = %plan.name, until = %until, resolver = %waiting.by, reason = %waiting.reason, "the switch waits: the node stays halted until then");
+        self.observer
+            .phase(&plan.name, &format!("wait until {until} ({})", waiting.by));
+        let left = Duration::from_secs(waiting.until_unix.saturating_sub(now_unix()));
+        self.journal.wait(Some(waiting)).map_err(|source| {
+            super::io_error(plan, Phase::Wait, "cannot write the journal", source)
+        })?;
+        // Whole seconds: the deadline is a second, and a resolver asked again before it would
+        // only defer again.
+        let slept = self
+            .signals
+            .until_stop(tokio::time::sleep(left + Duration::from_millis(50)))
+            .await;
+        self.journal.wait(None).map_err(|source| {
+            super::io_error(plan, Phase::Wait, "cannot write the journal", source)
+        })?;
+        if slept.is_none() {
+            return Ok(false);
+        }
+        self.done(Phase::Wait, t.elapsed());
+        Ok(true)
     }
 
     /// Starts asking the resolvers about `plan` in the background.
     /// Describing the staged binary may hash it (for policy resolvers), so the request is built
     /// on the plugin thread too, never on the runtime's.
-    pub(super) fn start_resolution(&self, plan: &Plan) -> Resolution {
+    pub(super) fn start_resolution(&self, plan: &Plan) -> Pending {
         let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
         tokio::spawn(async move {
             crate::plugin::off_runtime(move || {
@@ -76,6 +128,13 @@ impl Upgrade<'_> {
             .and_then(|r| r)
         })
     }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The WIT form of a plan.
@@ -147,20 +206,33 @@ pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<String, Str
     let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
     let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
     let request = request(set, cfg, Some(&layout), plan)?;
-    let (decision, by) = set.resolve(&request).map_err(|e| e.to_string())?;
+    let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
+    let by = &resolution.by;
     let binary = format!("upgrades/{dir}/bin/{}", cfg.name);
-    match decision {
+    let done = match &resolution.decision {
         Decision::UseStaged => {
             layout
                 .check_binary(&Current::Upgrade(dir.clone()))
                 .map_err(|e| format!("resolver {by} chose the staged binary: {e}"))?;
-            Ok(format!("{binary} is staged"))
+            format!("{binary} is staged")
         }
-        Decision::Refuse(reason) => Err(format!("resolver {by} refused: {reason}")),
+        Decision::Refuse(reason) => return Err(format!("resolver {by} refused: {reason}")),
+        Decision::Unresolved(reason) => {
+            return Err(format!("no resolver named a binary: {by}: {reason}"));
+        }
         Decision::Fetch(list) => {
-            crate::artifact::stage(set, cfg, &layout, &dir, &list, &set.cancel)
+            crate::artifact::stage(set, cfg, &layout, &dir, list, &set.cancel)
                 .map_err(|e| e.to_string())?;
-            Ok(format!("{binary} downloaded, verified and staged"))
+            format!("{binary} downloaded, verified and staged")
         }
-    }
+        Decision::NotBefore(_) => unreachable!("the chain never leaves a deferral in force"),
+    };
+    Ok(match &resolution.not_before {
+        Some((d, by)) => format!(
+            "{done}; resolver {by} holds the switch until {} ({})",
+            crate::logging::rfc3339(d.at),
+            d.reason
+        ),
+        None => done,
+    })
 }

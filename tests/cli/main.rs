@@ -13,4 +13,5 @@ mod observe;
 mod plugins;
 mod process;
 mod safety;
+mod sdk;
 mod upgrade;

@@ -16,7 +16,7 @@
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum};
 use wasmvisor_plugin_support::{setting, setting_list};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::types::{Artifact, Decision, HashAlgorithm, Request, Settings};
@@ -39,7 +39,8 @@ impl Guest for Allowlist {
             None => Decision::Refuse(
                 "allowlist: nothing proposed a binary (put a resolver before this one)".into(),
             ),
-            Some(Decision::Refuse(reason)) => Decision::Refuse(reason),
+            // Nothing to judge: the chain's outcome stays what it was.
+            Some(d @ (Decision::Unresolved(_) | Decision::Refuse(_) | Decision::NotBefore(_))) => d,
             Some(Decision::UseStaged) => {
                 let sha = request.staged.and_then(|s| s.sha256).unwrap_or_default();
                 if rules.sha256.is_empty() || rules.sha256.contains(&sha) {

@@ -22,7 +22,7 @@ use serde_json::Value;
 use wasmvisor_plugin_support::getter;
 use wasmvisor_plugin_support::{pick_binary, read_all, setting};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
@@ -36,8 +36,10 @@ struct ChainRegistry;
 
 impl Guest for ChainRegistry {
     fn resolve(request: Request, previous: Option<Decision>, settings: Settings) -> Decision {
-        if matches!(previous, Some(Decision::Refuse(_))) {
-            return previous.unwrap();
+        // A binary named before is kept; otherwise this resolver looks (a fallback after the
+        // bundled one, or the first).
+        if let Some(d @ (Decision::UseStaged | Decision::Fetch(_))) = previous {
+            return d;
         }
         let prefer_staged = setting(&settings, "prefer-staged") != Some("false");
         if prefer_staged && request.staged.as_ref().is_some_and(|s| s.has_binary) {
@@ -45,7 +47,7 @@ impl Guest for ChainRegistry {
         }
         match resolve(&request, &settings) {
             Ok(decision) => decision,
-            Err(e) => Decision::Refuse(format!("chain-registry: {e}")),
+            Err(e) => Decision::Unresolved(format!("chain-registry: {e}")),
         }
     }
 }

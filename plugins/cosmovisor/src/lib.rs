@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum, Digest, GetterUrl};
 use wasmvisor_plugin_support::{pick_binary, read_all};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
@@ -33,10 +33,14 @@ struct Cosmovisor;
 
 impl Guest for Cosmovisor {
     fn resolve(request: Request, previous: Option<Decision>, _settings: Settings) -> Decision {
-        if let Some(decision) = previous {
-            return decision;
+        // A binary named before is kept; with none, this resolver looks, and says `unresolved`
+        // (not a veto) when it finds nothing, so a fallback after it can still supply one.
+        match previous {
+            Some(Decision::Unresolved(_)) | None => {
+                decide(&request).unwrap_or_else(Decision::Unresolved)
+            }
+            Some(decision) => decision,
         }
-        decide(&request).unwrap_or_else(Decision::Refuse)
     }
 }
 

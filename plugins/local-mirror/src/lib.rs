@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use wasmvisor_plugin_support::{file_name, setting};
 
-wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.1" });
+wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.2" });
 
 use exports::wasmvisor::plugin::fetch::Guest;
 use wasmvisor::plugin::host::{Level, log};

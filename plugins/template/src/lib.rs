@@ -9,7 +9,7 @@
 
 use wasmvisor_plugin_support::setting_list;
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.1" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
@@ -35,7 +35,7 @@ fn decide(name: &str, previous: Option<Decision>, deny: &[String]) -> Decision {
             "template: upgrade {name} is denied by configuration"
         ));
     }
-    previous.unwrap_or_else(|| Decision::Refuse("template: no resolver before this one".into()))
+    previous.unwrap_or_else(|| Decision::Unresolved("template: no resolver before this one".into()))
 }
 
 // Native builds (unit tests) leave the exports out: only the wasm component has them.
@@ -57,6 +57,6 @@ mod tests {
             decide("v2", Some(Decision::UseStaged), &deny),
             Decision::UseStaged
         ));
-        assert!(matches!(decide("v2", None, &deny), Decision::Refuse(_)));
+        assert!(matches!(decide("v2", None, &deny), Decision::Unresolved(_)));
     }
 }

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::plugin::bindings::{ArchiveFormat, Artifact, Checksum};
+use crate::plugin::bindings::{ArchiveFormat, Artifact, Checksum, Deferral};
 
 fn algorithm() -> impl Strategy<Value = HashAlgorithm> {
     prop_oneof![Just(HashAlgorithm::Sha256), Just(HashAlgorithm::Sha512)]
@@ -50,6 +50,12 @@ fn decision() -> impl Strategy<Value = Decision> {
         ]
         .prop_map(Decision::Refuse),
         prop::collection::vec(artifact(), 0..MAX_ARTIFACTS + 3).prop_map(Decision::Fetch),
+        ".{0,64}".prop_map(Decision::Unresolved),
+        (
+            prop_oneof![0..=MAX_NOT_BEFORE, MAX_NOT_BEFORE..=u64::MAX],
+            ".{0,64}"
+        )
+            .prop_map(|(at, reason)| Decision::NotBefore(Deferral { at, reason })),
     ]
 }
 
@@ -60,7 +66,12 @@ proptest! {
             Err(reason) => prop_assert!(!reason.is_empty()),
             Ok(()) => match &d {
                 Decision::UseStaged => {}
-                Decision::Refuse(reason) => prop_assert!(reason.len() <= MAX_TEXT),
+                Decision::Refuse(reason) | Decision::Unresolved(reason) => {
+                    prop_assert!(reason.len() <= MAX_TEXT)
+                }
+                Decision::NotBefore(d) => {
+                    prop_assert!(d.at <= MAX_NOT_BEFORE && d.reason.len() <= MAX_TEXT)
+                }
                 Decision::Fetch(list) => {
                     prop_assert!(!list.is_empty() && list.len() <= MAX_ARTIFACTS);
                     for a in list {

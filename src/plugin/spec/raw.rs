@@ -34,6 +34,8 @@ pub(super) struct RawPlugin {
     allow_hosts: Vec<String>,
     #[serde(default)]
     dirs: Vec<(PathBuf, String)>,
+    #[serde(default)]
+    env: Vec<String>,
     memory: Option<String>,
     timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -112,6 +114,16 @@ impl RawPlugin {
                 dirs.push((host_dir, guest));
             }
         }
+        for name in &self.env {
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                errs.push(format!(
+                    "env entry {name:?}: name an environment variable (letters, digits, _)"
+                ));
+            }
+        }
         let mut dur = |key: &str, v: Option<String>, default: Duration| match v {
             None => default,
             Some(s) => match duration::parse(&s) {
@@ -158,6 +170,7 @@ impl RawPlugin {
             settings,
             allow_hosts,
             dirs,
+            env: self.env,
             memory,
             timeout,
             read_idle,

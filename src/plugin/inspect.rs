@@ -1,0 +1,179 @@
+//! What a component imports and exports, read from its sections without compiling it: a
+//! component built for the wrong world, against a contract version this host lacks, or needing
+//! an interface it does not provide is refused in milliseconds, not after the seconds a large
+//! (JavaScript, Python) component takes to compile — and nothing is cached for it.
+
+use wasmtime::wasmparser::{Encoding, Parser, Payload};
+
+use super::{INTERFACE_VERSIONS, World};
+
+/// A component's top-level imports and exports, by name (`ns:pkg/iface@version`).
+#[derive(Debug, Default)]
+pub struct Interfaces {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// Reads the top-level imports and exports of a component.
+pub fn read(bytes: &[u8]) -> Result<Interfaces, String> {
+    let mut found = Interfaces::default();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| format!("not a valid component: {e}"))?;
+        match payload {
+            Payload::Version {
+                encoding: Encoding::Module,
+                ..
+            } if depth == 0 => {
+                return Err(
+                    "it is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+                        .into(),
+                );
+            }
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("not a valid component: {e}"))?;
+                    found.imports.push(import.name.name.to_string());
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| format!("not a valid component: {e}"))?;
+                    found.exports.push(export.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// The WASI packages whose 0.2 interfaces the host links (wasmtime-wasi's p2 set).
+const WASI_PACKAGES: [&str; 6] = [
+    "wasi:cli",
+    "wasi:clocks",
+    "wasi:filesystem",
+    "wasi:io",
+    "wasi:random",
+    "wasi:sockets",
+];
+const PLUGIN_INTERFACES: [&str; 4] = ["types", "host", "http", "sink"];
+
+/// Whether the host links an import of this name. WASI matches as wasmtime does: any 0.2.x.
+pub fn provided(import: &str) -> bool {
+    let (path, version) = import.split_once('@').unwrap_or((import, ""));
+    let Some((package, iface)) = path.split_once('/') else {
+        return false;
+    };
+    if WASI_PACKAGES.contains(&package) {
+        return version == "0.2" || version.starts_with("0.2.");
+    }
+    package == "wasmvisor:plugin"
+        && PLUGIN_INTERFACES.contains(&iface)
+        && INTERFACE_VERSIONS.contains(&version)
+}
+
+/// The world and contract version a component implements, checked against the world it is
+/// configured as, and its imports against what the host links.
+pub fn check(found: &Interfaces, world: World) -> Result<&'static str, String> {
+    let missing: Vec<&str> = found
+        .imports
+        .iter()
+        .map(String::as_str)
+        .filter(|i| !provided(i))
+        .collect();
+    let version = INTERFACE_VERSIONS
+        .into_iter()
+        .find(|v| found.exports.contains(&format!("{}@{v}", world.export())));
+    if let Some(version) = version {
+        if !missing.is_empty() {
+            return Err(format!(
+                "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d http fetch-event`)",
+                missing.join(", "),
+                INTERFACE_VERSIONS.join(" and ")
+            ));
+        }
+        return Ok(version);
+    }
+    for e in &found.exports {
+        let (iface, version) = e.split_once('@').unwrap_or((e, "?"));
+        if iface == world.export() {
+            return Err(format!(
+                "it implements {iface} version {version}; this wasmvisor implements versions {}: rebuild it against wit/plugin-{}",
+                INTERFACE_VERSIONS.join(" and "),
+                &INTERFACE_VERSIONS[0][..3]
+            ));
+        }
+        if let Some(other) = World::ALL.into_iter().find(|w| w.export() == iface) {
+            return Err(format!(
+                "it is a {other} plugin (exports {e}), configured as a {world}"
+            ));
+        }
+    }
+    Err(format!(
+        "it exports no wasmvisor plugin interface (expected {}@{}; found {})",
+        world.export(),
+        INTERFACE_VERSIONS[0],
+        if found.exports.is_empty() {
+            "nothing".into()
+        } else {
+            found.exports.join(", ")
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wasi_matches_any_0_2_patch_and_plugin_interfaces_their_versions() {
+        assert!(provided("wasi:io/streams@0.2.0"));
+        assert!(provided("wasi:cli/environment@0.2.10"));
+        assert!(!provided("wasi:io/streams@0.3.0-rc-2025-09-16"));
+        assert!(!provided("wasi:http/outgoing-handler@0.2.10"));
+        assert!(provided("wasmvisor:plugin/host@0.1.0"));
+        assert!(provided("wasmvisor:plugin/sink@0.2.0"));
+        assert!(!provided("wasmvisor:plugin/host@0.3.0"));
+        assert!(!provided("wasmvisor:plugin/secrets@0.2.0"));
+        assert!(!provided("no-slash"));
+    }
+
+    #[test]
+    fn a_missing_import_is_named_before_compiling() {
+        let found = Interfaces {
+            imports: vec![
+                "wasi:io/streams@0.2.10".into(),
+                "wasi:http/types@0.2.10".into(),
+            ],
+            exports: vec!["wasmvisor:plugin/resolve@0.2.0".into()],
+        };
+        let e = check(&found, World::Resolver).unwrap_err();
+        assert!(e.contains("wasi:http/types@0.2.10"), "{e}");
+        assert!(!e.contains("streams"), "{e}");
+    }
+
+    #[test]
+    fn the_version_and_world_are_read_from_the_exports() {
+        let of = |e: &str| Interfaces {
+            imports: Vec::new(),
+            exports: vec![e.into()],
+        };
+        assert_eq!(
+            check(&of("wasmvisor:plugin/fetch@0.1.0"), World::Source),
+            Ok("0.1.0")
+        );
+        assert_eq!(
+            check(&of("wasmvisor:plugin/check@0.2.0"), World::Health),
+            Ok("0.2.0")
+        );
+        let e = check(&of("wasmvisor:plugin/check@0.2.0"), World::Resolver).unwrap_err();
+        assert!(e.contains("health plugin"), "{e}");
+        let e = check(&of("wasmvisor:plugin/resolve@0.9.0"), World::Resolver).unwrap_err();
+        assert!(e.contains("version 0.9.0"), "{e}");
+        assert!(read(b"\0asm\x01\0\0\0").unwrap_err().contains("core"));
+        assert!(read(b"not wasm").is_err());
+    }
+}

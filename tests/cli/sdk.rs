@@ -1,0 +1,381 @@
+//! The plugin contract as authors meet it: 0.1 and 0.2 plugins side by side, the resolver
+//! chain's semantics and attribution, `not-before`, `env` grants, captured output, imports
+//! checked before compiling, and the `plugin` commands without a node's home.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Home, WASMVISOR, sha256, sim_archive, wasm};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_plugins(home: &Home, toml: &str) -> std::path::PathBuf {
+    let file = home.root().join("plugins.toml");
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+fn entry(name: &str, crate_name: &str, extra: &str) -> String {
+    format!(
+        "[[resolver]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n",
+        wasm(crate_name).display()
+    )
+}
+
+fn plan_file(home: &Home, name: &str) -> std::path::PathBuf {
+    let plan = home.path.join("plan.json");
+    std::fs::write(&plan, json!({"name": name, "height": 3}).to_string()).unwrap();
+    plan
+}
+
+fn call(home: &Home, name: &str, plan: &std::path::Path) -> (Option<i32>, Value, String) {
+    let out = home.output(&[
+        "plugin",
+        "call",
+        "resolver",
+        name,
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), answer, stderr(&out))
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn a_0_1_plugin_runs_beside_0_2_ones_in_a_real_upgrade() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}",
+            entry(
+                "legacy",
+                "wasmvisor-fixture-legacy",
+                "config = { deny = \"v9\" }"
+            )
+        ),
+    );
+    let out = home.output(&["plugin", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.contains("cosmovisor") && l.contains("wasmvisor:plugin@0.2.0")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("legacy") && l.contains("wasmvisor:plugin@0.1.0")),
+        "{text}"
+    );
+
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    let done = run.stop();
+    assert!(
+        done.stderr.contains("legacy 0.1 policy asked about v2"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(home.history()[1].0, "v2");
+}
+
+#[test]
+fn a_fallback_resolver_supplies_the_binary_and_a_policy_veto_stays_a_veto() {
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    // The plan carries no binaries map: the bundled resolver has nothing to offer.
+    home.chain(&[("v2", 3)]);
+    let archive = home.path.join("mirror-v2.tar.gz");
+    std::fs::write(
+        &archive,
+        sim_archive(
+            &home,
+            json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+        ),
+    )
+    .unwrap();
+    let fallback = entry(
+        "mirror",
+        "wasmvisor-fixture-probe",
+        &format!(
+            "config = {{ mode = \"fallback\", url = \"file://{}\" }}",
+            archive.display()
+        ),
+    );
+    write_plugins(
+        &home,
+        &format!("[[resolver]]\npath = \"bundled:cosmovisor\"\n{fallback}"),
+    );
+    let plan = plan_file(&home, "v2");
+    let (code, answer, err) = call(&home, "mirror", &plan);
+    assert_eq!(code, Some(0), "{answer} {err}");
+    assert_eq!(answer["decision"], "fetch", "{answer}");
+    assert_eq!(answer["decided_by"], "mirror", "{answer}");
+    assert_eq!(answer["answers"][0]["plugin"], "cosmovisor", "{answer}");
+    assert_eq!(answer["answers"][0]["decision"], "unresolved", "{answer}");
+    assert!(
+        answer["answers"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("info is empty"),
+        "{answer}"
+    );
+
+    // Asked alone, the bundled resolver's "no binary" is its own, and says no in the status.
+    let (code, answer, _) = call(&home, "cosmovisor", &plan);
+    assert_eq!(code, Some(3), "{answer}");
+    assert_eq!(answer["decided_by"], "cosmovisor", "{answer}");
+
+    // The mirror supplies the binary in a real upgrade.
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    run.stop();
+
+    // A policy after the mirror vetoes: the refusal is the policy's, and nothing runs.
+    let home = Home::new();
+    home.chain(&[("v2", 3)]);
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{fallback}{}",
+            entry(
+                "policy",
+                "wasmvisor-plugin-template",
+                "config = { deny = \"v2\" }"
+            )
+        ),
+    );
+    let plan = plan_file(&home, "v2");
+    let (code, answer, err) = call(&home, "policy", &plan);
+    assert_eq!(code, Some(3), "{answer} {err}");
+    assert_eq!(answer["decision"], "refuse", "{answer}");
+    assert_eq!(answer["decided_by"], "policy", "{answer}");
+    assert_eq!(answer["answers"].as_array().unwrap().len(), 3, "{answer}");
+}
+
+#[test]
+fn not_before_holds_the_switch_with_the_node_halted_until_the_time() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    // Far enough ahead that the node halts and the switch is plainly held back.
+    let at = now_unix() + 6;
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}",
+            entry(
+                "window",
+                "wasmvisor-fixture-probe",
+                &format!(
+                    "config = {{ mode = \"not-before\", at = {at}, reason = \"maintenance window\" }}"
+                )
+            )
+        ),
+    );
+    let run = home.run(&[]);
+    home.wait_for("the switch held back", Duration::from_secs(60), |h| {
+        let out = h.output(&["status"]);
+        String::from_utf8_lossy(&out.stdout).contains("stays halted until")
+    });
+    let status = String::from_utf8_lossy(&home.output(&["status"]).stdout).into_owned();
+    assert!(
+        status.contains("window") && status.contains("maintenance window"),
+        "{status}"
+    );
+    let json: Value = serde_json::from_slice(&home.output(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["upgrade_in_progress"]["waiting"]["until_unix"], at,
+        "{json}"
+    );
+    assert_eq!(home.current(), "genesis", "nothing switched while waiting");
+
+    home.wait_height("v2", 4);
+    assert!(
+        now_unix() >= at,
+        "the upgraded node ran before the time the resolver named"
+    );
+    let done = run.stop();
+    assert!(done.stderr.contains("the switch waits"), "{}", done.stderr);
+    let journal = home.journal();
+    let phases: Vec<&str> = journal["last"]["phases"]
+        .as_array()
+        .map(|p| p.iter().filter_map(|p| p["phase"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(phases.contains(&"wait"), "{journal}");
+}
+
+#[test]
+fn env_grants_expose_exactly_the_named_variables() {
+    let mut home = Home::new();
+    home.set("WASMVISOR_TEST_GRANTED", "yes");
+    let plan = plan_file(&home, "v2");
+    write_plugins(
+        &home,
+        &format!(
+            "{}{}",
+            entry(
+                "granted",
+                "wasmvisor-fixture-probe",
+                "config = { mode = \"env\", name = \"WASMVISOR_TEST_GRANTED\" }\nenv = [\"WASMVISOR_TEST_GRANTED\"]"
+            ),
+            entry(
+                "ungranted",
+                "wasmvisor-fixture-probe",
+                "config = { mode = \"env\", name = \"DAEMON_HOME\" }\nenv = [\"WASMVISOR_TEST_GRANTED\"]"
+            ),
+        ),
+    );
+    let (_, answer, err) = call(&home, "granted", &plan);
+    // The chain runs up to the plugin asked: `granted` first.
+    assert_eq!(
+        answer["answers"][0]["reason"], "env WASMVISOR_TEST_GRANTED=yes",
+        "{answer} {err}"
+    );
+    let (_, answer, err) = call(&home, "ungranted", &plan);
+    assert_eq!(
+        answer["answers"][1]["reason"], "env DAEMON_HOME unset",
+        "{answer} {err}"
+    );
+
+    write_plugins(
+        &home,
+        &entry("bad", "wasmvisor-fixture-probe", "env = [\"NOT-A NAME\"]"),
+    );
+    let out = home.output(&["plugin", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("env entry \"NOT-A NAME\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn what_a_failing_plugin_printed_is_logged_and_quoted_in_the_error() {
+    let home = Home::new();
+    let plan = plan_file(&home, "v2");
+    write_plugins(
+        &home,
+        &entry(
+            "loud",
+            "wasmvisor-fixture-probe",
+            "config = { mode = \"panic\", message = \"the registry answered 418\" }",
+        ),
+    );
+    let (code, _, err) = call(&home, "loud", &plan);
+    assert_eq!(code, Some(1), "{err}");
+    let error = err
+        .lines()
+        .find(|l| l.starts_with("wasmvisor:"))
+        .unwrap_or_default();
+    assert!(error.contains("plugin loud (resolver)"), "{err}");
+    assert!(error.contains("the registry answered 418"), "{err}");
+    assert!(error.contains("probe: details on stderr"), "{err}");
+    // Each line is also in the log, under the plugin's name and stream.
+    assert!(
+        err.lines()
+            .any(|l| l.contains("probe: about to fail (stdout)") && l.contains("stream=stdout")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_import_is_refused_before_compiling_and_nothing_is_cached() {
+    let home = Home::new();
+    write_plugins(&home, &entry("needs", "wasmvisor-fixture-needs", ""));
+    let out = home.output(&["plugin", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("it imports fixture:needs/secrets") && err.contains("does not provide"),
+        "{err}"
+    );
+    let digest = sha256(&std::fs::read(wasm("wasmvisor-fixture-needs")).unwrap());
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+    let cached: Vec<String> = std::fs::read_dir(cache)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !cached.iter().any(|n| n.contains(&digest[..32])),
+        "{cached:?}"
+    );
+}
+
+#[test]
+fn plugin_commands_work_without_a_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plugins.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n[[resolver]]\nname = \"policy\"\npath = \"{}\"\nconfig = {{ deny = \"v3\" }}\n",
+            wasm("wasmvisor-plugin-template").display()
+        ),
+    )
+    .unwrap();
+    let plan = dir.path().join("plan.json");
+    std::fs::write(&plan, json!({"name": "v3", "height": 9}).to_string()).unwrap();
+    let bare = |args: &[&str]| {
+        Command::new(WASMVISOR)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let file = file.to_str().unwrap();
+    let out = bare(&["plugin", "--plugins", file, "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Two resolvers and the bundled source.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 plugin(s) ready"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Compiled into the user's cache, not into a home.
+    assert!(dir.path().join(".cache/wasmvisor").is_dir());
+
+    let out = bare(&[
+        "plugin",
+        "--plugins",
+        file,
+        "call",
+        "resolver",
+        "policy",
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["decided_by"], "policy", "{answer}");
+
+    let out = bare(&["plugin", "--plugins", file, "call", "resolver", "policy"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--plan FILE"), "{}", stderr(&out));
+
+    // Without --plugins, the home is still required, and named.
+    let out = bare(&["plugin", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("DAEMON_HOME"), "{}", stderr(&out));
+}
