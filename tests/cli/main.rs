@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod crash;
 mod formats;
+mod guests;
 mod hardening;
 mod manual;
 mod observe;

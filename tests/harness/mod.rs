@@ -347,6 +347,20 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     Path::new(PLUGINS).join(format!("{}.wasm", crate_name.replace('-', "_")))
 }
 
+/// A plugin written in JavaScript or Python (`plugins/build-guests` builds them beside the Rust
+/// ones). Missing, the test fails and says how to build them.
+pub fn guest(name: &str) -> PathBuf {
+    let path = Path::new(PLUGINS)
+        .join("../../guest")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run plugins/build-guests (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
