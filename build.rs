@@ -27,6 +27,7 @@ fn main() {
         "http",
         "chain-registry",
         "allowlist",
+        "minisign",
         "local-mirror",
         "cometbft",
         "template",

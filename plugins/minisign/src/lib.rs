@@ -1,0 +1,293 @@
+//! A signed-release policy: only binaries whose sha256 a release manager signed are allowed.
+//!
+//! A release publishes, beside its binaries, a checksum file (`SHA256SUMS`: lines
+//! `<sha256>  <file name>`) and its minisign signature (`SHA256SUMS.minisig`, made with
+//! `minisign -Sm SHA256SUMS`). This resolver, placed after the ones that choose the binary:
+//! - for `fetch`: fetches the checksum file beside each artifact and its signature (beside it,
+//!   or from the plan), verifies the signature with a configured key, and keeps only the
+//!   artifacts the signed file lists — with the signed sha256 as their checksum, so the host
+//!   verifies the download against it; an artifact whose own checksum disagrees is dropped;
+//! - for `use-staged`: requires the staged binary's sha256 to be the signed one for the plan's
+//!   binary for this platform;
+//! - refuses, with the reason for each artifact, when nothing is left.
+//!
+//! Settings:
+//! - `public-key` (one or more, required): a minisign public key, the base64 line (`RW…`) of a
+//!   `minisign.pub`;
+//! - `signature` = `beside` (default: `<checksums>.minisig` beside the checksum file) or `plan`
+//!   (the plan's `info` JSON carries the signature file's text under `"minisig"`);
+//! - `checksums` (default `SHA256SUMS`): the checksum file's name beside the binaries.
+//!
+//! Only prehashed signatures (minisign's default since 0.8) are accepted.
+
+use minisign_verify::{PublicKey, Signature};
+use serde_json::Value;
+use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum};
+use wasmvisor_plugin_support::{pick_binary, read_all, setting, setting_list};
+
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
+
+use exports::wasmvisor::plugin::resolve::Guest;
+use wasmvisor::plugin::host::{Level, log};
+use wasmvisor::plugin::http;
+use wasmvisor::plugin::types::{Artifact, Checksum as WitChecksum, Decision, HashAlgorithm};
+use wasmvisor::plugin::types::{Request, Settings};
+
+/// The largest checksum or signature file read.
+const MAX_FILE: usize = 1 << 20;
+
+struct Minisign;
+
+/// Where the signature comes from.
+#[derive(Debug, Clone, PartialEq)]
+enum From {
+    Beside,
+    Plan(String),
+}
+
+struct Policy {
+    keys: Vec<PublicKey>,
+    from: From,
+    checksums: String,
+}
+
+impl Guest for Minisign {
+    fn resolve(request: Request, previous: Option<Decision>, settings: Settings) -> Decision {
+        let policy = match Policy::new(&settings, &request.plan.info) {
+            Ok(p) => p,
+            Err(e) => return Decision::Refuse(format!("minisign: {e}")),
+        };
+        match previous {
+            None => Decision::Refuse(
+                "minisign: nothing proposed a binary (put a resolver before this one)".into(),
+            ),
+            Some(Decision::Fetch(artifacts)) => {
+                let mut why = Vec::new();
+                let mut kept = Vec::new();
+                for a in artifacts {
+                    match policy.signed(&a.url, &mut |u| get(u)) {
+                        Ok(sha256) => match agrees(&a, &sha256) {
+                            Ok(()) => {
+                                log(Level::Info, &format!("{}: signed sha256 {sha256}", a.url));
+                                kept.push(Artifact {
+                                    checksum: Some(WitChecksum {
+                                        algorithm: HashAlgorithm::Sha256,
+                                        hex: sha256,
+                                    }),
+                                    ..a
+                                });
+                            }
+                            Err(e) => why.push(format!("{}: {e}", a.url)),
+                        },
+                        Err(e) => why.push(format!("{}: {e}", a.url)),
+                    }
+                }
+                if kept.is_empty() {
+                    Decision::Refuse(format!("minisign: {}", why.join("; ")))
+                } else {
+                    Decision::Fetch(kept)
+                }
+            }
+            Some(Decision::UseStaged) => match staged(&policy, &request) {
+                Ok(()) => Decision::UseStaged,
+                Err(e) => Decision::Refuse(format!("minisign: the staged binary: {e}")),
+            },
+            // Nothing to judge: the chain's outcome stays what it was.
+            Some(other) => other,
+        }
+    }
+}
+
+impl Policy {
+    fn new(settings: &Settings, info: &str) -> Result<Policy, String> {
+        let keys = setting_list(settings, "public-key")
+            .iter()
+            .map(|k| {
+                PublicKey::from_base64(k)
+                    .map_err(|e| format!("public-key {k:?} is not a minisign public key: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err("no public-key is configured: every binary would be refused".into());
+        }
+        let from = match setting(settings, "signature").unwrap_or("beside") {
+            "beside" => From::Beside,
+            "plan" => {
+                let info: Value = serde_json::from_str(info.trim()).map_err(|_| {
+                    "signature = \"plan\", but the plan's info is not JSON".to_string()
+                })?;
+                From::Plan(
+                    info["minisig"]
+                        .as_str()
+                        .ok_or("signature = \"plan\", but the plan's info has no \"minisig\"")?
+                        .to_string(),
+                )
+            }
+            other => {
+                return Err(format!("signature {other:?}: use \"beside\" or \"plan\""));
+            }
+        };
+        let checksums = setting(settings, "checksums")
+            .unwrap_or("SHA256SUMS")
+            .to_string();
+        if checksums.is_empty() || checksums.contains('/') {
+            return Err(format!("checksums {checksums:?}: give a file name"));
+        }
+        Ok(Policy {
+            keys,
+            from,
+            checksums,
+        })
+    }
+
+    /// The signed sha256 of the file at `url` (go-getter form), from the checksum file beside it.
+    fn signed(
+        &self,
+        url: &str,
+        fetch: &mut dyn FnMut(&str) -> Result<Vec<u8>, String>,
+    ) -> Result<String, String> {
+        let parsed = getter::parse_url(url)?;
+        let base = parsed.url.split(['?', '#']).next().unwrap_or("");
+        let (dir, _) = base
+            .rsplit_once('/')
+            .ok_or_else(|| format!("{base} has no folder"))?;
+        let sums_url = format!("{dir}/{}", self.checksums);
+        let sums = fetch(&sums_url)?;
+        let signature = match &self.from {
+            From::Beside => {
+                let sig_url = format!("{sums_url}.minisig");
+                String::from_utf8(fetch(&sig_url)?).map_err(|_| format!("{sig_url} is not text"))?
+            }
+            From::Plan(text) => text.clone(),
+        };
+        self.verify(&sums, &signature)
+            .map_err(|e| format!("{sums_url}: {e}"))?;
+        let text = String::from_utf8_lossy(&sums);
+        let digest = getter::checksum_from_file(
+            &text,
+            &getter::url_path(base),
+            &getter::url_path(&sums_url),
+        )
+        .map_err(|e| format!("the signed {}: {e}", self.checksums))?;
+        if digest.algorithm != Algorithm::Sha256 {
+            return Err(format!(
+                "the signed {} gives a {} digest, not a sha256",
+                self.checksums, digest.algorithm
+            ));
+        }
+        Ok(digest.hex.to_ascii_lowercase())
+    }
+
+    /// Whether `signature` (a `.minisig` file's text) is a valid signature of `data` by one of
+    /// the configured keys.
+    fn verify(&self, data: &[u8], signature: &str) -> Result<(), String> {
+        let signature = Signature::decode(signature)
+            .map_err(|e| format!("the signature is not a minisign signature: {e}"))?;
+        let mut last = String::from("no key");
+        for key in &self.keys {
+            match key.verify(data, &signature, false) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!(
+            "no configured public-key verifies its signature ({last})"
+        ))
+    }
+}
+
+/// Whether an artifact's own checksum (the resolver's, or the URL's `?checksum=`) agrees with
+/// the signed sha256.
+fn agrees(a: &Artifact, signed: &str) -> Result<(), String> {
+    if let Some(c) = &a.checksum
+        && c.algorithm == HashAlgorithm::Sha256
+        && !c.hex.eq_ignore_ascii_case(signed)
+    {
+        return Err(format!(
+            "its checksum {} is not the signed sha256 {signed}",
+            c.hex
+        ));
+    }
+    if let Ok(getter::GetterUrl {
+        checksum: Some(Checksum::Digest(d)),
+        ..
+    }) = getter::parse_url(&a.url)
+        && d.algorithm == Algorithm::Sha256
+        && !d.hex.eq_ignore_ascii_case(signed)
+    {
+        return Err(format!(
+            "its ?checksum= {} is not the signed sha256 {signed}",
+            d.hex
+        ));
+    }
+    Ok(())
+}
+
+/// The staged binary must be the signed one for the plan's binary for this platform.
+fn staged(policy: &Policy, request: &Request) -> Result<(), String> {
+    let sha = request
+        .staged
+        .as_ref()
+        .and_then(|s| s.sha256.clone())
+        .ok_or("wasmvisor gave no sha256 for it")?;
+    let info: Value = serde_json::from_str(request.plan.info.trim())
+        .map_err(|_| "the plan's info is not JSON, so no signed release names it".to_string())?;
+    let url = pick_binary(
+        &info["binaries"],
+        &request.platform.os,
+        &request.platform.arch,
+    )
+    .ok_or("the plan names no binary for this platform, so no signed release names it")?;
+    let signed = policy.signed(url, &mut |u| get(u))?;
+    if signed.eq_ignore_ascii_case(&sha) {
+        Ok(())
+    } else {
+        Err(format!("its sha256 {sha} is not the signed {signed}"))
+    }
+}
+
+/// Fetches a small file, following up to five redirects (each checked against the allowlist
+/// by the host).
+fn get(url: &str) -> Result<Vec<u8>, String> {
+    let mut url = url.to_string();
+    for _ in 0..5 {
+        let response = http::get(&url, &[]).map_err(|e| format!("cannot fetch {url}: {e:?}"))?;
+        let status = response.status();
+        if (300..400).contains(&status) {
+            let location = response
+                .header("location")
+                .ok_or_else(|| format!("{url}: HTTP {status} without a location"))?;
+            url = absolute(&url, &location);
+            continue;
+        }
+        if status != 200 {
+            return Err(format!("{url}: HTTP {status}"));
+        }
+        return read_all(&url, MAX_FILE, |n| response.read(n));
+    }
+    Err(format!("{url}: more than five redirects"))
+}
+
+/// A redirect's `Location`, made absolute against the URL it answered.
+fn absolute(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    if location.starts_with('/') {
+        format!("{}{location}", &base[..host_end])
+    } else {
+        let dir = base.rsplit_once('/').map_or(base, |(d, _)| d);
+        format!("{dir}/{location}")
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+// Native builds (unit tests) leave the exports out: only the wasm component has them.
+#[cfg(target_arch = "wasm32")]
+export!(Minisign);
