@@ -1,5 +1,8 @@
-//! Plugin costs for each bundled plugin: compile (cranelift), deserialize (from the compiled
-//! cache), and a fresh instantiate + call (what every plugin call pays).
+//! Plugin costs: compile (cranelift), deserialize (from the compiled cache), and a fresh
+//! instantiate + call (what every plugin call pays), for the bundled plugins and for a Rust, a
+//! JavaScript and a Python component of the same world doing the same work (a resolver passing
+//! the decision on; a health check whose one request is refused at once). The JavaScript and
+//! Python components come from `plugins/build-guests`.
 //!
 //! `cargo bench --bench plugins` — prints a table and one JSON line.
 
@@ -8,9 +11,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmvisor::bench::Download;
 use wasmvisor::plugin::{
-    ArchiveFormat, Artifact, Host, Plan, PluginSpec, Request, Staged, World, bundled, platform,
+    ArchiveFormat, Artifact, Decision, Health, HealthContext, Host, Origin, Plan, PluginSpec,
+    Request, Staged, World, bundled, platform,
 };
-use wasmvisor::plugin::{Resolver, Source};
+use wasmvisor::plugin::{HealthCheck, Resolver, Source};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -45,44 +49,130 @@ fn main() {
         format: ArchiveFormat::Raw,
     };
     let scratch = std::env::temp_dir().join(format!("wasmvisor-bench-{}", std::process::id()));
+    // A port nothing listens on: the health checks' one request fails at once, the same for
+    // the Rust and the Python check, so what differs is the component, not the I/O.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        l.local_addr().expect("bound").port()
+    };
+    let plugins = std::path::Path::new(env!("WASMVISOR_PLUGINS_DIR"));
+    let guest = plugins.join("../../guest");
+    let health_settings = vec![
+        ("rpc".to_string(), format!("http://127.0.0.1:{closed}")),
+        ("expect".to_string(), "v2".to_string()),
+    ];
+    // (label, language, world, origin, settings, calls)
+    let cases: Vec<(&str, &str, World, Origin, Vec<(String, String)>, usize)> = vec![
+        (
+            "cosmovisor",
+            "Rust",
+            World::Resolver,
+            Origin::Bundled("cosmovisor"),
+            vec![],
+            2000,
+        ),
+        (
+            "http",
+            "Rust",
+            World::Source,
+            Origin::Bundled("http"),
+            vec![],
+            2000,
+        ),
+        (
+            "template",
+            "Rust",
+            World::Resolver,
+            Origin::File(plugins.join("wasmvisor_plugin_template.wasm")),
+            vec![],
+            2000,
+        ),
+        (
+            "window",
+            "JavaScript",
+            World::Resolver,
+            Origin::File(guest.join("window.wasm")),
+            vec![
+                ("start".into(), "00:00".into()),
+                ("end".into(), "24:00".into()),
+            ],
+            200,
+        ),
+        (
+            "cometbft",
+            "Rust",
+            World::Health,
+            Origin::File(plugins.join("wasmvisor_plugin_cometbft.wasm")),
+            health_settings.clone(),
+            2000,
+        ),
+        (
+            "app-version",
+            "Python",
+            World::Health,
+            Origin::File(guest.join("app_version.wasm")),
+            health_settings,
+            200,
+        ),
+    ];
     let mut rows = Vec::new();
     println!(
-        "{:<12} {:>8} {:>12} {:>14} {:>16} {:>16}",
-        "plugin", "wasm KB", "compile ms", "deserialize ms", "call p50 µs", "call p99 µs"
+        "{:<12} {:<10} {:>8} {:>12} {:>14} {:>16} {:>16}",
+        "plugin",
+        "language",
+        "wasm KB",
+        "compile ms",
+        "deserialize ms",
+        "call p50 µs",
+        "call p99 µs"
     );
-    for (name, world) in [("cosmovisor", World::Resolver), ("http", World::Source)] {
-        let (_, bytes) = bundled(name).expect("bundled");
+    for (name, language, world, origin, settings, n_calls) in cases {
+        let bytes = match &origin {
+            Origin::Bundled(b) => bundled(b).expect("bundled").1.to_vec(),
+            Origin::File(path) => match std::fs::read(path) {
+                Ok(b) => b,
+                Err(_) => {
+                    println!("{name:<12} {language:<10} not built: run plugins/build-guests");
+                    continue;
+                }
+            },
+        };
         let engine = host.engine();
+        let big = bytes.len() > 4 << 20;
         let mut compile = Vec::new();
         let mut compiled = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..if big { 2 } else { 5 } {
             let t = Instant::now();
-            compiled = engine.precompile_component(bytes).expect("compiles");
+            compiled = engine.precompile_component(&bytes).expect("compiles");
             compile.push(t.elapsed());
         }
         let mut deserialize = Vec::new();
-        for _ in 0..50 {
+        for _ in 0..if big { 10 } else { 50 } {
             let t = Instant::now();
             // SAFETY: produced by this engine just above.
             let c = unsafe { Component::deserialize(engine, &compiled) }.expect("loads");
             deserialize.push(t.elapsed());
             drop(c);
         }
-        let spec = PluginSpec::bundled(world, name);
+        let mut spec = PluginSpec::bundled(world, "cosmovisor");
+        spec.name = name.to_string();
+        spec.origin = origin;
+        spec.settings = settings;
         let mut calls = Vec::new();
         match world {
             World::Resolver => {
                 let loaded: Resolver = host.load(&spec).expect("loads");
-                for _ in 0..2000 {
+                let previous = Decision::UseStaged;
+                for _ in 0..n_calls {
                     let t = Instant::now();
-                    host.resolve(&loaded, &request, None, &call)
+                    host.resolve(&loaded, &request, Some(&previous), &call)
                         .expect("answers");
                     calls.push(t.elapsed());
                 }
             }
-            _ => {
+            World::Source => {
                 let loaded: Source = host.load(&spec).expect("loads");
-                for i in 0..2000 {
+                for i in 0..n_calls {
                     let path = scratch.with_extension(format!("{i}"));
                     let out =
                         Download::open_path(&path, &[], 1 << 20, "bench").expect("scratch file");
@@ -91,6 +181,20 @@ fn main() {
                     calls.push(t.elapsed());
                     let _ = std::fs::remove_file(&path);
                     r.expect("answers").expect_err("not an http URL");
+                }
+            }
+            World::Health => {
+                let loaded: HealthCheck = host.load(&spec).expect("loads");
+                let context = HealthContext {
+                    plan: request.plan.clone(),
+                    elapsed_ms: 0,
+                    attempt: 1,
+                };
+                for _ in 0..n_calls {
+                    let t = Instant::now();
+                    let h = host.check(&loaded, &context, &call).expect("answers");
+                    calls.push(t.elapsed());
+                    assert!(matches!(h, Health::Pending(_)), "{h:?}");
                 }
             }
         }
@@ -104,19 +208,34 @@ fn main() {
             us(percentile(&deserialize, 0.5)) / 1e3,
             us(percentile(&calls, 0.5)),
             us(percentile(&calls, 0.99)),
+            language,
         );
         println!(
-            "{:<12} {:>8.0} {:>12.1} {:>14.3} {:>16.1} {:>16.1}",
-            row.0, row.1, row.2, row.3, row.4, row.5
+            "{:<12} {:<10} {:>8.0} {:>12.1} {:>14.3} {:>16.1} {:>16.1}",
+            row.0, row.6, row.1, row.2, row.3, row.4, row.5
         );
         rows.push(row);
+    }
+    let p50 = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.4);
+    if let (Some(rust), Some(js)) = (p50("template"), p50("window")) {
+        println!(
+            "a JavaScript resolver call costs {:.1}x a Rust one ({js:.0} µs vs {rust:.0} µs)",
+            js / rust
+        );
+    }
+    if let (Some(rust), Some(py)) = (p50("cometbft"), p50("app-version")) {
+        println!(
+            "a Python health call costs {:.1}x a Rust one ({py:.0} µs vs {rust:.0} µs)",
+            py / rust
+        );
     }
     let json: Vec<String> = rows
         .iter()
         .map(|r| {
             format!(
-                r#"{{"plugin":"{}","wasm_kb":{:.0},"compile_ms":{:.2},"deserialize_ms":{:.4},"call_p50_us":{:.1},"call_p99_us":{:.1},"compile_over_deserialize":{:.0}}}"#,
+                r#"{{"plugin":"{}","language":"{}","wasm_kb":{:.0},"compile_ms":{:.2},"deserialize_ms":{:.4},"call_p50_us":{:.1},"call_p99_us":{:.1},"compile_over_deserialize":{:.0}}}"#,
                 r.0,
+                r.6,
                 r.1,
                 r.2,
                 r.3,
