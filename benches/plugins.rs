@@ -62,7 +62,15 @@ fn main() {
         ("expect".to_string(), "v2".to_string()),
     ];
     // (label, language, world, origin, settings, calls)
-    let cases: Vec<(&str, &str, World, Origin, Vec<(String, String)>, usize)> = vec![
+    type Case = (
+        &'static str,
+        &'static str,
+        World,
+        Origin,
+        Vec<(String, String)>,
+        usize,
+    );
+    let cases: Vec<Case> = vec![
         (
             "cosmovisor",
             "Rust",
