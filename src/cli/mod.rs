@@ -7,6 +7,7 @@ mod info;
 mod init;
 pub(crate) mod plugin;
 mod prepare;
+mod scaffold;
 pub mod status;
 mod upgrades;
 
@@ -185,8 +186,17 @@ enum PluginCmd {
     Check,
     /// Precompile every plugin into the cache (what `check` does, named for scripts).
     Compile,
-    /// Call one plugin once and print its answer as JSON.
+    /// Call one plugin once and print its answer as JSON (exit 0; 3 when it says no).
     Call(plugin::CallArgs),
+    /// Start a plugin project in a new folder NAME: sources, its own copy of the contract,
+    /// pinned toolchains, a plugins.toml and a plan to try it with (no home needed).
+    New {
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        #[arg(long, value_enum, default_value = "resolver")]
+        world: scaffold::ScaffoldWorld,
+    },
 }
 
 /// Takes `--cosmovisor-config FILE` / `--cosmovisor-config=FILE` out of the node's arguments.
@@ -259,6 +269,13 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         return report(crate::output::text(
             String::from_utf8_lossy(&script).into_owned(),
         ));
+    }
+    if let Cmd::Plugin {
+        action: PluginCmd::New { name, lang, world },
+        ..
+    } = &cmd
+    {
+        return report(scaffold::new(name, *lang, *world));
     }
     if let Cmd::Demo { keep, block_ms } = cmd {
         logging::init(LogSettings::default());
@@ -348,6 +365,7 @@ pub fn main(argv: Vec<OsString>) -> i32 {
                     Ok(status) => return status,
                     Err(e) => Err(e),
                 },
+                PluginCmd::New { .. } => unreachable!("handled above"),
             })
         }
         Cmd::Demo { .. } | Cmd::Completions { .. } => unreachable!("handled above"),

@@ -1,0 +1,155 @@
+//! `wasmvisor plugin new NAME --lang rust|js|python [--world resolver|health]`: a plugin project
+//! that builds anywhere — its own copy of the contract (`wit/`), pinned toolchains, a
+//! `plugins.toml` and a plan to try it with `plugin --plugins plugins.toml call`, a README.
+
+use std::path::Path;
+
+/// The languages a plugin can be started in.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Js,
+    Python,
+}
+
+/// The worlds a scaffold exists for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaffoldWorld {
+    Resolver,
+    Health,
+}
+
+const WIT: &str = include_str!("../../wit/plugin-0.2/plugin.wit");
+const README: &str = include_str!("scaffold/README.md");
+const PLUGINS_RESOLVER: &str = include_str!("scaffold/plugins-resolver.toml");
+const PLUGINS_HEALTH: &str = include_str!("scaffold/plugins-health.toml");
+const RUST_CARGO: &str = include_str!("scaffold/rust-Cargo.toml");
+const RUST_RESOLVER: &str = include_str!("scaffold/rust-resolver.rs");
+const RUST_HEALTH: &str = include_str!("scaffold/rust-health.rs");
+const JS_PACKAGE: &str = include_str!("scaffold/js-package.json");
+const JS_RESOLVER: &str = include_str!("scaffold/js-resolver.js");
+const JS_HEALTH: &str = include_str!("scaffold/js-health.js");
+const PY_REQUIREMENTS: &str = include_str!("scaffold/py-requirements.txt");
+const PY_RESOLVER: &str = include_str!("scaffold/py-resolver.py");
+const PY_HEALTH: &str = include_str!("scaffold/py-health.py");
+
+/// Creates the project `name` in the current folder.
+pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !valid {
+        return Err(format!(
+            "{name:?}: a plugin name is lower-case letters, digits and '-', starting with a letter"
+        ));
+    }
+    let dir = Path::new(name);
+    if dir.symlink_metadata().is_ok() {
+        return Err(format!(
+            "{name} already exists: choose another name, or remove it"
+        ));
+    }
+    let world_name = match world {
+        ScaffoldWorld::Resolver => "resolver",
+        ScaffoldWorld::Health => "health",
+    };
+    let crate_name = name.replace('-', "_");
+    let (language, build, output, mut files): (&str, String, String, Vec<(&str, &str)>) =
+        match lang {
+            Lang::Rust => (
+                "Rust",
+                "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2, once"
+                    .into(),
+                format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
+                vec![
+                    ("Cargo.toml", RUST_CARGO),
+                    (
+                        "src/lib.rs",
+                        match world {
+                            ScaffoldWorld::Resolver => RUST_RESOLVER,
+                            ScaffoldWorld::Health => RUST_HEALTH,
+                        },
+                    ),
+                ],
+            ),
+            Lang::Js => (
+                "JavaScript",
+                "npm install && npm run build".into(),
+                format!("{name}.wasm"),
+                vec![
+                    ("package.json", JS_PACKAGE),
+                    (
+                        "plugin.js",
+                        match world {
+                            ScaffoldWorld::Resolver => JS_RESOLVER,
+                            ScaffoldWorld::Health => JS_HEALTH,
+                        },
+                    ),
+                ],
+            ),
+            Lang::Python => (
+                "Python",
+                format!(
+                    "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements.txt\n.venv/bin/componentize-py -d wit -w {world_name} componentize -p . app -o {name}.wasm"
+                ),
+                format!("{name}.wasm"),
+                vec![
+                    ("requirements.txt", PY_REQUIREMENTS),
+                    (
+                        "app.py",
+                        match world {
+                            ScaffoldWorld::Resolver => PY_RESOLVER,
+                            ScaffoldWorld::Health => PY_HEALTH,
+                        },
+                    ),
+                ],
+            ),
+        };
+    files.push(("wit/plugin.wit", WIT));
+    files.push(("README.md", README));
+    files.push((
+        "plugins.toml",
+        match world {
+            ScaffoldWorld::Resolver => PLUGINS_RESOLVER,
+            ScaffoldWorld::Health => PLUGINS_HEALTH,
+        },
+    ));
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{world}}", world_name)
+            .replace("{{language}}", language)
+            .replace("{{build}}", &build)
+            .replace("{{output}}", &output)
+    };
+    let write = |rel: &str, text: &str| {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    for (rel, text) in &files {
+        // The contract is copied as it is: it is not a template.
+        let text = if *rel == "wit/plugin.wit" {
+            text.to_string()
+        } else {
+            fill(text)
+        };
+        write(rel, &text)?;
+    }
+    write(
+        "plan.json",
+        &format!(
+            "{}\n",
+            serde_json::json!({"name": "v2", "height": 1000, "info": ""})
+        ),
+    )?;
+    crate::output::line(format!(
+        "created {name}/: a {world_name} plugin in {language}\nbuild it (in {name}/):\n  {}\ntry it:\n  wasmvisor plugin --plugins {name}/plugins.toml call {world_name} {name} --plan {name}/plan.json",
+        build.replace('\n', "\n  ")
+    ))
+}
