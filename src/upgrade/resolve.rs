@@ -92,22 +92,36 @@ impl Upgrade<'_> {
         tracing::warn!(upgrade = %plan.name, until = %until, resolver = %waiting.by, reason = %waiting.reason, "the switch waits: the node stays halted until then");
         self.observer
             .phase(&plan.name, &format!("wait until {until} ({})", waiting.by));
-        let left = Duration::from_secs(waiting.until_unix.saturating_sub(now_unix()));
+        let until_unix = waiting.until_unix;
         self.journal.wait(Some(waiting)).map_err(|source| {
             super::io_error(plan, Phase::Wait, "cannot write the journal", source)
         })?;
-        // Whole seconds: the deadline is a second, and a resolver asked again before it would
-        // only defer again.
-        let slept = self
-            .signals
-            .until_stop(tokio::time::sleep(left + Duration::from_millis(50)))
-            .await;
+        // By the wall clock, in steps of at most a minute: a clock set forward (NTP, a resumed
+        // VM) ends the wait on time, and no timer is asked for years ahead.
+        let mut stopped = false;
+        loop {
+            let left = until_unix.saturating_sub(now_unix());
+            if left == 0 {
+                break;
+            }
+            let step = Duration::from_secs(left.min(60)) + Duration::from_millis(50);
+            if self
+                .signals
+                .until_stop(tokio::time::sleep(step))
+                .await
+                .is_none()
+            {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            // The record stays: `status` shows the wait until a restart asks the resolvers again.
+            return Ok(false);
+        }
         self.journal.wait(None).map_err(|source| {
             super::io_error(plan, Phase::Wait, "cannot write the journal", source)
         })?;
-        if slept.is_none() {
-            return Ok(false);
-        }
         self.done(Phase::Wait, t.elapsed());
         Ok(true)
     }

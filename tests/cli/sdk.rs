@@ -204,6 +204,15 @@ fn not_before_holds_the_switch_with_the_node_halted_until_the_time() {
     );
     assert_eq!(home.current(), "genesis", "nothing switched while waiting");
 
+    // Stopped while it waits: the wait is still what `status` shows, and a restart asks the
+    // resolvers again, who defer again until the same time.
+    let stopped = run.stop();
+    // No node ran: a stop by SIGTERM ends supervision with 128 + 15.
+    assert_eq!(stopped.code(), 143, "{}", stopped.stderr);
+    let status = String::from_utf8_lossy(&home.output(&["status"]).stdout).into_owned();
+    assert!(status.contains("stays halted until"), "{status}");
+    assert_eq!(home.current(), "genesis");
+    let run = home.run(&[]);
     home.wait_height("v2", 4);
     assert!(
         now_unix() >= at,
