@@ -85,25 +85,37 @@ pub mod v0_2 {
     pub use source::wasmvisor::plugin::sink;
 }
 
+use std::sync::OnceLock;
+
 pub use v0_2::types::{
     ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, HashAlgorithm, Health,
     HealthContext, Plan, Platform, Request, Staged,
 };
 
 static COSMOVISOR_WASM: &[u8] = include_bytes!(concat!(
-    env!("WASMVISOR_PLUGINS_DIR"),
-    "/wasmvisor_plugin_cosmovisor.wasm"
+    env!("OUT_DIR"),
+    "/wasmvisor_plugin_cosmovisor.wasm.deflate"
 ));
 static HTTP_WASM: &[u8] = include_bytes!(concat!(
-    env!("WASMVISOR_PLUGINS_DIR"),
-    "/wasmvisor_plugin_http.wasm"
+    env!("OUT_DIR"),
+    "/wasmvisor_plugin_http.wasm.deflate"
 ));
 
-/// The plugins compiled into wasmvisor, by name.
+/// The plugins compiled into wasmvisor, by name: embedded compressed, inflated on first use.
 pub fn bundled(name: &str) -> Option<(&'static str, &'static [u8])> {
-    match name {
-        "cosmovisor" => Some(("cosmovisor", COSMOVISOR_WASM)),
-        "http" => Some(("http", HTTP_WASM)),
-        _ => None,
-    }
+    static COSMOVISOR: OnceLock<Vec<u8>> = OnceLock::new();
+    static HTTP: OnceLock<Vec<u8>> = OnceLock::new();
+    let (name, packed, cell) = match name {
+        "cosmovisor" => ("cosmovisor", COSMOVISOR_WASM, &COSMOVISOR),
+        "http" => ("http", HTTP_WASM, &HTTP),
+        _ => return None,
+    };
+    Some((name, cell.get_or_init(|| inflate(packed)).as_slice()))
+}
+
+fn inflate(packed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(packed.len() * 3);
+    std::io::Read::read_to_end(&mut flate2::read::DeflateDecoder::new(packed), &mut out)
+        .expect("the bundled plugins were compressed by the build script");
+    out
 }
