@@ -224,7 +224,10 @@ pub fn temp_name(name: &Path) -> PathBuf {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    name.with_file_name(format!(".{file}.tmp-{}", std::process::id()))
+    // Unique per process and per call: two threads (parallel plugin compilations) never share one.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    name.with_file_name(format!(".{file}.tmp-{}-{n}", std::process::id()))
 }
 
 /// Makes the directory's entries (renames, new links) durable. cap-std holds directories as

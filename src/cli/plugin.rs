@@ -30,6 +30,7 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
                 "sha256_pin": p.sha256,
                 "allow_hosts": p.allow_hosts,
                 "dirs": p.dirs.iter().map(|(h, g)| format!("{} -> {g}", h.display())).collect::<Vec<_>>(),
+                "env": p.env,
                 "settings": p.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
                 "memory": p.memory,
                 "timeout_ms": p.timeout.as_millis() as u64,
@@ -45,7 +46,7 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
     }
     for p in plugins.all() {
         crate::output::line(format!(
-            "{:<9} {:<16} {}  memory {} MiB, timeout {}, hosts [{}]{}",
+            "{:<9} {:<16} {}  memory {} MiB, timeout {}, hosts [{}]{}{}",
             p.world.as_str(),
             p.name,
             p.origin,
@@ -63,6 +64,11 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
+            },
+            if p.env.is_empty() {
+                String::new()
+            } else {
+                format!(", env [{}]", p.env.join(", "))
             }
         ))?;
     }
@@ -217,10 +223,11 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
                 checksum: None,
                 format: ArchiveFormat::Raw,
             };
+            // Loaded first: a plugin that cannot load leaves `--out` as it was.
+            let source = host.load(spec).map_err(|e| e.to_string())?;
             let _ = std::fs::remove_file(&out);
             let download = Download::open_path(&out, &algorithms, Limits::default().download, &url)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            let source = host.load(spec).map_err(|e| e.to_string())?;
             let (download, result) = host.fetch(&source, &artifact, download, &call);
             let download = download.ok_or("the download was lost by the plugin host")?;
             let (size, digests) = download.finish().map_err(|e| e.to_string())?;
@@ -230,6 +237,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
                     let verified = checksum
                         .as_ref()
                         .map(|d| d.matches(digests.get(d.algorithm).unwrap_or_default()));
+                    said_no = verified == Some(false);
                     json!({"fetched": path, "bytes": size, "digest": digests.sha256(), "checksum_ok": verified})
                 }
                 Err(e) => {

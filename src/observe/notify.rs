@@ -17,10 +17,18 @@ const RENEW: Duration = Duration::from_secs(10);
 
 /// The phases that may take long (a download of a few hundred MiB, a backup, a restore).
 pub fn is_long(phase: &str) -> bool {
-    matches!(
-        phase,
-        "stop" | "delay" | "backup" | "custom-preupgrade" | "resolve" | "fetch" | "app-preupgrade"
-    )
+    // A `not-before` wait ("wait until …") may begin before READY (a restart during it).
+    phase.starts_with("wait")
+        || matches!(
+            phase,
+            "stop"
+                | "delay"
+                | "backup"
+                | "custom-preupgrade"
+                | "resolve"
+                | "fetch"
+                | "app-preupgrade"
+        )
 }
 
 pub struct Notify {

@@ -145,6 +145,19 @@ impl<P> Unit<P> {
     }
 }
 
+impl<P> Drop for Unit<P> {
+    /// A compilation that never ran (its thread could not start, or it panicked) still ends:
+    /// whoever waits for it gets an error, not a wait without end.
+    fn drop(&mut self) {
+        if self.slot.result.get().is_none() {
+            self.slot.fill(Err(PluginError::new(
+                &self.spec,
+                ErrorKind::Load("its compilation ended without a result".into()),
+            )));
+        }
+    }
+}
+
 pub type Resolver = Loaded<ResolverPre>;
 pub type Source = Loaded<SourcePre>;
 pub type HealthCheck = Loaded<HealthPre>;

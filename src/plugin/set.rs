@@ -273,21 +273,31 @@ fn run_jobs(host: &Host, jobs: Vec<Job>) {
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(jobs.len());
-    let queue = std::sync::Mutex::new(jobs);
+    // In the configured order: resolvers, then sources, then health checks.
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(jobs));
     let next = || {
         queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
+            .pop_front()
+    };
+    let work = || {
+        while let Some(job) = next() {
+            job(host);
+        }
     };
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                while let Some(job) = next() {
-                    job(host);
-                }
-            });
+        for _ in 1..workers {
+            if let Err(e) = std::thread::Builder::new()
+                .name("wasmvisor-compile".into())
+                .spawn_scoped(scope, work)
+            {
+                tracing::warn!("cannot start another compiling thread ({e}): compiling on fewer");
+                break;
+            }
         }
+        // This thread works too: the queue empties even if no other thread could start.
+        work();
     });
 }
 

@@ -1,6 +1,7 @@
-//! A plugin's stdout and stderr: kept in memory up to a bound per call, the rest counted and
-//! dropped (a plugin that prints too much is never stopped for it), then logged under the
-//! plugin's name and quoted in the error of a failed call. This is how a Rust panic, a
+//! A plugin's stdout and stderr: the last bytes kept in memory up to a bound per call, what came
+//! before counted and dropped (a plugin that prints too much is never stopped for it; the end,
+//! where a panic message or traceback is, is what stays), then logged under the plugin's name and
+//! quoted in the error of a failed call. This is how a Rust panic, a
 //! JavaScript `throw` or a Python traceback reaches the operator instead of "unreachable".
 
 use std::future::Future;
@@ -30,10 +31,18 @@ pub struct Captured(Arc<Mutex<Buffer>>);
 impl Captured {
     fn append(&self, bytes: &[u8]) {
         let mut b = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = KEPT.saturating_sub(b.bytes.len());
-        let kept = bytes.len().min(room);
-        b.bytes.extend_from_slice(&bytes[..kept]);
-        b.dropped += bytes.len() - kept;
+        let bytes = if bytes.len() > KEPT {
+            b.dropped += bytes.len() - KEPT;
+            &bytes[bytes.len() - KEPT..]
+        } else {
+            bytes
+        };
+        b.bytes.extend_from_slice(bytes);
+        let over = b.bytes.len().saturating_sub(KEPT);
+        if over > 0 {
+            b.bytes.drain(..over);
+            b.dropped += over;
+        }
     }
 
     /// What was written (lossy UTF-8), and how many bytes were dropped over the bound.
@@ -126,15 +135,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_a_bounded_amount_and_counts_the_rest() {
+    fn keeps_the_last_bytes_and_counts_what_came_before() {
         let c = Captured::default();
         c.append(&vec![b'a'; KEPT - 1]);
         c.append(b"bcd");
         let (text, dropped) = c.take();
         assert_eq!(text.len(), KEPT);
-        assert!(text.ends_with("ab"));
+        assert!(text.starts_with("aa") && text.ends_with("abcd"));
         assert_eq!(dropped, 2);
         assert_eq!(c.take(), (String::new(), 0));
+        // One write larger than the bound keeps its end.
+        let mut big = vec![b'x'; KEPT * 2];
+        big.extend_from_slice(b"Traceback: boom");
+        c.append(&big);
+        let (text, dropped) = c.take();
+        assert!(text.ends_with("Traceback: boom") && text.len() == KEPT);
+        assert_eq!(dropped, KEPT + "Traceback: boom".len());
     }
 
     #[test]

@@ -301,7 +301,7 @@ pub(super) fn after_call(spec: &PluginSpec, store: &Store<State>) -> Option<Stri
             tracing::info!(plugin = %spec.name, stream, "{line}");
         }
         if dropped > 0 {
-            tracing::warn!(plugin = %spec.name, stream, dropped, "plugin output beyond {} bytes per call dropped", stdio::KEPT);
+            tracing::warn!(plugin = %spec.name, stream, dropped, "plugin output dropped: only the last {} bytes per call are kept", stdio::KEPT);
         }
         if !text.trim().is_empty() {
             quoted.push_str(text.trim());

@@ -193,12 +193,14 @@ impl Upgrade<'_> {
         if self.signals.stop_requested() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        // Resolve, fetch, and hold the switch while a resolver defers it; at the time it named,
-        // the chain is asked again (it may defer again, refuse, or name another binary).
-        let mut early = early;
+        // Resolve, fetch, and hold the switch while a resolver defers it. At the time it named
+        // — or at once, if that time passed while fetching — the chain is asked again, with the
+        // request it was first given (what was staged before wasmvisor's own fetch): it may
+        // defer again, refuse, or name another binary.
+        let mut pending = early;
         let mut fetched: Option<String> = None;
         loop {
-            let Some(chosen) = self.phase_resolve(&plan, &dir_name, early.take()).await? else {
+            let Some(chosen) = self.phase_resolve(&plan, &dir_name, pending.take()).await? else {
                 return Ok(false);
             };
             if fetched.as_deref() != Some(chosen.decision.as_str()) {
@@ -209,14 +211,43 @@ impl Upgrade<'_> {
                 }
                 fetched = Some(chosen.decision);
             }
-            match chosen.not_before {
-                Some(waiting) if waiting.until_unix > resolve::now_unix() => {
-                    if !self.phase_wait(&plan, waiting).await? {
-                        return Ok(false);
-                    }
-                }
-                _ => break,
+            let Some(waiting) = chosen.not_before else {
+                break;
+            };
+            // A time already past when the chain was asked holds nothing back.
+            if waiting.until_unix <= chosen.asked_unix {
+                break;
             }
+            if waiting.until_unix > resolve::now_unix() && !self.phase_wait(&plan, waiting).await? {
+                return Ok(false);
+            }
+            pending = Some(self.ask(&plan, Some(chosen.request)));
+        }
+        // Every plugin compiled (they compile in the background from the start): a health check
+        // that cannot run would judge the new binary unhealthy, so the switch waits for them and
+        // does not happen if one failed.
+        let plugins = self.plugins.clone();
+        let compiling = tokio::spawn(crate::plugin::off_runtime(move || plugins.compile_errors()));
+        let Some(compiled) = self.signals.until_stop(compiling).await else {
+            return Ok(false);
+        };
+        let errors = compiled
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|message| UpgradeError::Plugin {
+                upgrade: plan.name.clone(),
+                message,
+            })?;
+        if !errors.is_empty() {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Err(UpgradeError::Plugin {
+                upgrade: plan.name.clone(),
+                message: format!(
+                    "{} plugin(s) cannot be used: {}; fix plugins.toml or the plugin, then restart wasmvisor",
+                    errors.len(),
+                    lines.join("; ")
+                ),
+            });
         }
         if let Some(failed) = failed_before(self.layout, self.journal, &plan).await {
             return Err(UpgradeError::FailedBefore {

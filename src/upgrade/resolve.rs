@@ -10,16 +10,21 @@ use crate::plugin::{self, Artifact, Decision, PluginSet, Request, Resolution, St
 use crate::tree::journal::{Phase, Waiting};
 use crate::tree::{Current, Layout, Plan};
 
-/// The resolvers' answer, computed in the background.
-pub(super) type Pending = tokio::task::JoinHandle<Result<Resolution, String>>;
+/// The resolvers' answer, computed in the background, with the request they were asked (asked
+/// again after a wait, the chain is given the same one: what was staged before wasmvisor's own
+/// fetch) and when (Unix seconds).
+pub(super) type Pending = tokio::task::JoinHandle<Result<(Resolution, Request, u64), String>>;
 
 /// What the resolvers chose: the artifacts to fetch (`None`: the staged binary), and the time
 /// the switch must wait for.
 pub(super) struct Chosen {
     pub artifacts: Option<Vec<Artifact>>,
     pub not_before: Option<Waiting>,
-    /// The decision, to tell whether a later resolution changed it.
+    /// The whole decision (URLs, checksums, formats), to tell whether asking again changed it.
     pub decision: String,
+    pub request: Request,
+    /// When the resolvers were asked.
+    pub asked_unix: u64,
 }
 
 impl Upgrade<'_> {
@@ -39,7 +44,7 @@ impl Upgrade<'_> {
         let Some(answer) = self.signals.until_stop(early).await else {
             return Ok(None);
         };
-        let resolution = answer
+        let (resolution, request, asked_unix) = answer
             .map_err(|e| format!("the resolution task failed: {e}"))
             .and_then(|r| r)
             .map_err(|message| UpgradeError::Plugin {
@@ -48,7 +53,7 @@ impl Upgrade<'_> {
             })?;
         let by = resolution.by.clone();
         let target = Current::Upgrade(dir_name.to_string());
-        let decision = plugin::set::describe(&resolution.decision);
+        let decision = format!("{:?}", resolution.decision);
         let artifacts = match resolution.decision {
             Decision::UseStaged => {
                 self.layout
@@ -76,6 +81,8 @@ impl Upgrade<'_> {
                 reason: d.reason,
             }),
             decision,
+            request,
+            asked_unix,
         }))
     }
 
@@ -130,13 +137,27 @@ impl Upgrade<'_> {
     /// Describing the staged binary may hash it (for policy resolvers), so the request is built
     /// on the plugin thread too, never on the runtime's.
     pub(super) fn start_resolution(&self, plan: &Plan) -> Pending {
+        self.ask(plan, None)
+    }
+
+    /// Asks the resolvers about `plan` in the background: with `asked`, the request of an
+    /// earlier resolution; else one describing the tree now.
+    pub(super) fn ask(&self, plan: &Plan, asked: Option<Request>) -> Pending {
         let (set, cfg, plan) = (self.plugins.clone(), self.cfg.clone(), plan.clone());
         tokio::spawn(async move {
             crate::plugin::off_runtime(move || {
-                let layout = Layout::open(&cfg).map_err(|e| e.to_string())?;
-                let request = request(&set, &cfg, Some(&layout), &plan)?;
-                set.resolve(&request)
-                    .map_err(|e| format!("{e}; policy plugins fail closed"))
+                let request = match asked {
+                    Some(r) => r,
+                    None => {
+                        let layout = Layout::open(&cfg).map_err(|e| e.to_string())?;
+                        request(&set, &cfg, Some(&layout), &plan)?
+                    }
+                };
+                let asked_unix = now_unix();
+                let resolution = set
+                    .resolve(&request)
+                    .map_err(|e| format!("{e}; policy plugins fail closed"))?;
+                Ok((resolution, request, asked_unix))
             })
             .await
             .and_then(|r| r)

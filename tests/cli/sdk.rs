@@ -725,3 +725,96 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.path().join("../escape").exists());
 }
+
+/// `crate_name`'s component with one byte of a function body made an invalid opcode: its
+/// sections all read, so only compiling it finds the fault.
+fn miscompiling(home: &Home, crate_name: &str) -> std::path::PathBuf {
+    use wasmtime::wasmparser::{Parser, Payload};
+    let mut bytes = std::fs::read(wasm(crate_name)).unwrap();
+    let body = Parser::new(0)
+        .parse_all(&bytes)
+        .filter_map(Result::ok)
+        .find_map(|p| match p {
+            Payload::CodeSectionEntry(body) if body.range().len() > 16 => Some(body.range()),
+            _ => None,
+        })
+        .expect("a function body");
+    // The last byte of a body is its `end`: make it an opcode that does not exist.
+    bytes[body.end - 1] = 0xff;
+    let path = home.path.join("miscompiling.wasm");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_plugin_that_cannot_compile_stops_the_upgrade_before_the_switch() {
+    let mut home = Home::new();
+    // A cache of its own: nothing compiled earlier stands in for it.
+    let cache = home.path.join("cache");
+    home.set("WASMVISOR_PLUGIN_CACHE", cache.to_str().unwrap());
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    let broken = miscompiling(&home, "wasmvisor-plugin-cometbft");
+    write_plugins(
+        &home,
+        &format!(
+            "[[health]]\nname = \"broken\"\npath = \"{}\"\n",
+            broken.display()
+        ),
+    );
+    // `plugin check` compiles now and says so.
+    let out = home.output(&["plugin", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("plugin broken (health)"), "{}", stderr(&out));
+
+    // The supervisor checks it (it reads fine), launches the node, compiles in the background;
+    // at the upgrade, the switch waits for the compilation, and does not happen.
+    let done = home.run(&[]).finish(Duration::from_secs(60));
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("1 plugin(s) cannot be used")
+            && done.stderr.contains("plugin broken (health)"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(home.current(), "genesis", "nothing was switched");
+    assert_eq!(home.history()[0].0, "genesis");
+}
+
+#[test]
+fn a_policy_given_no_binary_refuses_so_nothing_after_it_goes_unjudged() {
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let plan = plan_file(&home, "v2");
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}{}",
+            entry(
+                "allowlist",
+                "wasmvisor-plugin-allowlist",
+                &format!("config = {{ sha256 = \"{}\" }}", "a".repeat(64))
+            ),
+            entry(
+                "late-mirror",
+                "wasmvisor-fixture-probe",
+                "config = { mode = \"fallback\", url = \"file:///nowhere\" }"
+            ),
+        ),
+    );
+    let (code, answer, err) = call(&home, "late-mirror", &plan);
+    assert_eq!(code, Some(3), "{answer} {err}");
+    assert_eq!(answer["decided_by"], "allowlist", "{answer}");
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("allowlist: no binary to judge"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["answers"].as_array().unwrap().len(),
+        2,
+        "the veto ends the chain: {answer}"
+    );
+}

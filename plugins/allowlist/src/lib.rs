@@ -39,8 +39,12 @@ impl Guest for Allowlist {
             None => Decision::Refuse(
                 "allowlist: nothing proposed a binary (put a resolver before this one)".into(),
             ),
-            // Nothing to judge: the chain's outcome stays what it was.
-            Some(d @ (Decision::Unresolved(_) | Decision::Refuse(_) | Decision::NotBefore(_))) => d,
+            // No binary to judge: fail closed, so a resolver placed after this policy cannot
+            // supply one it never saw.
+            Some(Decision::Unresolved(reason)) => {
+                Decision::Refuse(format!("allowlist: no binary to judge: {reason}"))
+            }
+            Some(d @ (Decision::Refuse(_) | Decision::NotBefore(_))) => d,
             Some(Decision::UseStaged) => {
                 let sha = request.staged.and_then(|s| s.sha256).unwrap_or_default();
                 if rules.sha256.is_empty() || rules.sha256.contains(&sha) {

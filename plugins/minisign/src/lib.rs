@@ -16,7 +16,11 @@
 //!   `minisign.pub`;
 //! - `signature` = `beside` (default: `<checksums>.minisig` beside the checksum file) or `plan`
 //!   (the plan's `info` JSON carries the signature file's text under `"minisig"`);
-//! - `checksums` (default `SHA256SUMS`): the checksum file's name beside the binaries.
+//! - `checksums` (default `SHA256SUMS`): the checksum file's name beside the binaries;
+//! - `bind-to-plan = true`: the signature's trusted comment (`minisign -t`, signed with the
+//!   file) must name the plan, so a signed checksum file of another release cannot be replayed
+//!   for this upgrade. Without it, any checksum file the key signed is accepted for any plan:
+//!   the key vouches for binaries, not for which upgrade runs which.
 //!
 //! Only prehashed signatures (minisign's default since 0.8) are accepted.
 
@@ -49,11 +53,13 @@ struct Policy {
     keys: Vec<PublicKey>,
     from: From,
     checksums: String,
+    /// The plan name the trusted comment must contain (`bind-to-plan`).
+    plan: Option<String>,
 }
 
 impl Guest for Minisign {
     fn resolve(request: Request, previous: Option<Decision>, settings: Settings) -> Decision {
-        let policy = match Policy::new(&settings, &request.plan.info) {
+        let policy = match Policy::new(&settings, &request.plan.info, &request.plan.name) {
             Ok(p) => p,
             Err(e) => return Decision::Refuse(format!("minisign: {e}")),
         };
@@ -92,14 +98,18 @@ impl Guest for Minisign {
                 Ok(()) => Decision::UseStaged,
                 Err(e) => Decision::Refuse(format!("minisign: the staged binary: {e}")),
             },
-            // Nothing to judge: the chain's outcome stays what it was.
+            // No binary to judge: fail closed, so a resolver placed after this policy cannot
+            // supply one it never verified.
+            Some(Decision::Unresolved(reason)) => {
+                Decision::Refuse(format!("minisign: no binary to judge: {reason}"))
+            }
             Some(other) => other,
         }
     }
 }
 
 impl Policy {
-    fn new(settings: &Settings, info: &str) -> Result<Policy, String> {
+    fn new(settings: &Settings, info: &str, plan: &str) -> Result<Policy, String> {
         let keys = setting_list(settings, "public-key")
             .iter()
             .map(|k| {
@@ -133,10 +143,16 @@ impl Policy {
         if checksums.is_empty() || checksums.contains('/') {
             return Err(format!("checksums {checksums:?}: give a file name"));
         }
+        let plan = match setting(settings, "bind-to-plan").unwrap_or("false") {
+            "true" => Some(plan.to_string()),
+            "false" => None,
+            other => return Err(format!("bind-to-plan {other:?}: use true or false")),
+        };
         Ok(Policy {
             keys,
             from,
             checksums,
+            plan,
         })
     }
 
@@ -184,15 +200,34 @@ impl Policy {
         let signature = Signature::decode(signature)
             .map_err(|e| format!("the signature is not a minisign signature: {e}"))?;
         let mut last = String::from("no key");
+        let mut verified = false;
         for key in &self.keys {
             match key.verify(data, &signature, false) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    verified = true;
+                    break;
+                }
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(format!(
-            "no configured public-key verifies its signature ({last})"
-        ))
+        if !verified {
+            return Err(format!(
+                "no configured public-key verifies its signature ({last})"
+            ));
+        }
+        // The trusted comment is covered by the signature: what it says, the key said.
+        if let Some(plan) = &self.plan {
+            let comment = signature.trusted_comment();
+            let named = comment
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_'))
+                .any(|word| word.eq_ignore_ascii_case(plan));
+            if !named {
+                return Err(format!(
+                    "its signature's trusted comment {comment:?} does not name the plan {plan} (bind-to-plan)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

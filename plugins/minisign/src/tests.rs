@@ -19,7 +19,7 @@ fn settings(pairs: &[(&str, &str)]) -> Settings {
 }
 
 fn policy() -> Policy {
-    Policy::new(&settings(&[("public-key", KEY)]), "").unwrap()
+    Policy::new(&settings(&[("public-key", KEY)]), "", "v2").unwrap()
 }
 
 #[test]
@@ -34,15 +34,16 @@ fn a_prehashed_signature_by_the_key_verifies_and_nothing_else_does() {
 
 #[test]
 fn the_settings_are_checked() {
-    let e = Policy::new(&settings(&[]), "").err().unwrap();
+    let e = Policy::new(&settings(&[]), "", "v2").err().unwrap();
     assert!(e.contains("no public-key"), "{e}");
-    let e = Policy::new(&settings(&[("public-key", "RWQnope")]), "")
+    let e = Policy::new(&settings(&[("public-key", "RWQnope")]), "", "v2")
         .err()
         .unwrap();
     assert!(e.contains("not a minisign public key"), "{e}");
     let e = Policy::new(
         &settings(&[("public-key", KEY), ("signature", "plan")]),
         r#"{"binaries": {}}"#,
+        "v2",
     )
     .err()
     .unwrap();
@@ -50,12 +51,17 @@ fn the_settings_are_checked() {
     let p = Policy::new(
         &settings(&[("public-key", KEY), ("signature", "plan")]),
         &serde_json::json!({"minisig": PREHASHED}).to_string(),
+        "v2",
     )
     .unwrap();
     assert_eq!(p.from, From::Plan(PREHASHED.into()));
-    let e = Policy::new(&settings(&[("public-key", KEY), ("checksums", "a/b")]), "")
-        .err()
-        .unwrap();
+    let e = Policy::new(
+        &settings(&[("public-key", KEY), ("checksums", "a/b")]),
+        "",
+        "v2",
+    )
+    .err()
+    .unwrap();
     assert!(e.contains("give a file name"), "{e}");
 }
 
@@ -126,4 +132,30 @@ fn redirects_are_made_absolute() {
     assert_eq!(absolute("https://a/b/c", "https://d/e"), "https://d/e");
     assert_eq!(absolute("https://a/b/c", "/x"), "https://a/x");
     assert_eq!(absolute("https://a/b/c", "y"), "https://a/b/y");
+}
+
+#[test]
+fn bound_to_the_plan_the_trusted_comment_must_name_it() {
+    // The vector's trusted comment is "timestamp:1633700835\tfile:test\tprehashed".
+    let bound = |plan: &str| {
+        Policy::new(
+            &settings(&[("public-key", KEY), ("bind-to-plan", "true")]),
+            "",
+            plan,
+        )
+        .unwrap()
+    };
+    assert_eq!(bound("test").verify(b"test", PREHASHED), Ok(()));
+    let e = bound("v2").verify(b"test", PREHASHED).unwrap_err();
+    assert!(e.contains("does not name the plan v2"), "{e}");
+    // A word, not a substring: "tes" is not named.
+    assert!(bound("tes").verify(b"test", PREHASHED).is_err());
+    assert!(
+        Policy::new(
+            &settings(&[("public-key", KEY), ("bind-to-plan", "yes")]),
+            "",
+            "v2"
+        )
+        .is_err()
+    );
 }
