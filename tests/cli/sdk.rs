@@ -765,7 +765,11 @@ fn a_plugin_that_cannot_compile_stops_the_upgrade_before_the_switch() {
     // `plugin check` compiles now and says so.
     let out = home.output(&["plugin", "check"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("plugin broken (health)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("plugin broken (health)"),
+        "{}",
+        stderr(&out)
+    );
 
     // The supervisor checks it (it reads fine), launches the node, compiles in the background;
     // at the upgrade, the switch waits for the compilation, and does not happen.
