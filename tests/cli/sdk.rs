@@ -822,3 +822,45 @@ fn a_policy_given_no_binary_refuses_so_nothing_after_it_goes_unjudged() {
         "the veto ends the chain: {answer}"
     );
 }
+
+#[test]
+fn a_deferral_that_passed_while_the_upgrade_prepared_is_asked_again() {
+    let mut home = Home::new();
+    // The resolvers are asked when the halt is detected; the delay then outlasts the deferral.
+    home.set("DAEMON_RESTART_DELAY", "6s");
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    let at = now_unix() + 3;
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}",
+            entry(
+                "window",
+                "wasmvisor-fixture-probe",
+                &format!("config = {{ mode = \"not-before\", at = {at}, reason = \"soon\" }}")
+            )
+        ),
+    );
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    let done = run.stop();
+    let answers: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.contains("resolver answered") && l.contains("plugin=window"))
+        .collect();
+    assert_eq!(
+        answers.len(),
+        2,
+        "asked once more after the time passed: {answers:#?}"
+    );
+    assert!(answers[0].contains("not before"), "{}", answers[0]);
+    assert!(
+        answers[1].contains("use the staged binary"),
+        "{}",
+        answers[1]
+    );
+    // Nothing waited: the time had passed by then.
+    assert!(!done.stderr.contains("the switch waits"), "{}", done.stderr);
+}
