@@ -74,6 +74,7 @@ pub struct Metrics {
     pub phase_duration: Family<PhaseLabels, Histogram, fn() -> Histogram>,
     pub last_downtime: F64Gauge,
     pub health_healthy: Gauge,
+    pub plugins_unusable: Gauge,
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub plugin_duration: Family<PluginTiming, Histogram, fn() -> Histogram>,
     pub chain_height: Gauge,
@@ -105,6 +106,7 @@ impl Metrics {
             phase_duration: Family::new_with_constructor(seconds_buckets),
             last_downtime: F64Gauge::default(),
             health_healthy: Gauge::default(),
+            plugins_unusable: Gauge::default(),
             plugin_calls: Family::default(),
             plugin_duration: Family::new_with_constructor(seconds_buckets),
             chain_height: Gauge::default(),
@@ -165,6 +167,11 @@ impl Metrics {
             "health_healthy",
             "0 when the last health verdict on an upgraded node was unhealthy, else 1",
             m.health_healthy.clone(),
+        );
+        r.register(
+            "plugins_unusable",
+            "Configured plugins whose background compilation failed: the next upgrade will be refused until they are fixed",
+            m.plugins_unusable.clone(),
         );
         r.register(
             "plugin_calls",

@@ -274,6 +274,12 @@ impl Observer {
             .observe(took.as_secs_f64());
     }
 
+    /// A configured plugin could not be compiled (in the background): counted, for alerting —
+    /// the next upgrade will be refused before its switch.
+    pub fn plugin_unusable(&self) {
+        self.0.metrics.plugins_unusable.inc();
+    }
+
     /// Why the node is not ready for traffic, if it is not: the node must run, no upgrade may be
     /// under way, and the last health verdict must not be unhealthy.
     pub fn readiness(&self) -> Result<String, String> {

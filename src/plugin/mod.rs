@@ -36,7 +36,7 @@ pub use bindings::{
 };
 pub use call::{CallHook, MAX_ARTIFACTS, MAX_TEXT, MAX_URL, on_call};
 pub use host::{HealthCheck, Host, Loaded, Resolver, Source, WorldPre};
-pub use set::{Compile, PluginSet, Resolution, off_runtime};
+pub use set::{Compile, PluginSet, Resolution, off_runtime, on_compile_failure};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 

@@ -65,6 +65,16 @@ impl Resolution {
 
 type Job = Box<dyn FnOnce(&Host) + Send>;
 
+/// Told of every plugin whose compilation failed (once per process: the supervisor's metrics).
+pub type CompileHook = Box<dyn Fn(&PluginError) + Send + Sync>;
+
+static COMPILE_HOOK: std::sync::OnceLock<CompileHook> = std::sync::OnceLock::new();
+
+/// Sets what is told of a failed compilation.
+pub fn on_compile_failure(hook: CompileHook) {
+    let _ = COMPILE_HOOK.set(hook);
+}
+
 impl PluginSet {
     /// Checks every configured plugin (all failures are returned together) and compiles them.
     pub fn load(
@@ -262,7 +272,12 @@ fn job<P: WorldPre>(unit: Unit<P>) -> Job {
             Ok(false) => {
                 tracing::info!(plugin = %name, took = %crate::duration::format(started.elapsed()), "plugin compiled")
             }
-            Err(e) => tracing::error!("{e}"),
+            Err(e) => {
+                tracing::error!("{e}; the next upgrade will be refused until it is fixed");
+                if let Some(hook) = COMPILE_HOOK.get() {
+                    hook(&e);
+                }
+            }
         }
     })
 }

@@ -201,6 +201,10 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
                 observer.plugin_call(plugin, world.as_str(), result, took)
             }));
         }
+        {
+            let observer = observer.clone();
+            crate::plugin::on_compile_failure(Box::new(move |_| observer.plugin_unusable()));
+        }
         let cancel = Cancel::new();
         let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
             what: "cannot handle signals".into(),

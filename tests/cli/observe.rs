@@ -434,3 +434,36 @@ fn as_pid_1_of_its_own_namespace_it_reaps_orphans_upgrades_and_stops_on_sigterm(
     );
     assert_eq!(home.history()[0], ("genesis".into(), 1, 2), "{log}");
 }
+
+#[test]
+fn a_plugin_whose_compilation_fails_is_counted_while_the_node_runs() {
+    let mut home = Home::new();
+    let port = free_port();
+    home.set("WASMVISOR_METRICS_ADDRESS", &format!("127.0.0.1:{port}"));
+    // A cache of its own: the broken plugin must really be compiled.
+    let cache = home.path.join("cache");
+    home.set("WASMVISOR_PLUGIN_CACHE", cache.to_str().unwrap());
+    let broken = crate::sdk::miscompiling(&home, "wasmvisor-plugin-cometbft");
+    std::fs::write(
+        home.root().join("plugins.toml"),
+        format!(
+            "[[health]]\nname = \"broken\"\npath = \"{}\"\n",
+            broken.display()
+        ),
+    )
+    .unwrap();
+    let run = home.run(&[]);
+    home.wait_height("genesis", 2);
+    home.wait_for(
+        "the failed compilation counted",
+        Duration::from_secs(60),
+        |_| value(&scrape(port), "wasmvisor_plugins_unusable", &[]) == Some(1.0),
+    );
+    let done = run.stop();
+    assert!(
+        done.stderr
+            .contains("the next upgrade will be refused until it is fixed"),
+        "{}",
+        done.stderr
+    );
+}

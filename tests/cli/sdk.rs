@@ -728,7 +728,7 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
 
 /// `crate_name`'s component with one byte of a function body made an invalid opcode: its
 /// sections all read, so only compiling it finds the fault.
-fn miscompiling(home: &Home, crate_name: &str) -> std::path::PathBuf {
+pub(crate) fn miscompiling(home: &Home, crate_name: &str) -> std::path::PathBuf {
     use wasmtime::wasmparser::{Parser, Payload};
     let mut bytes = std::fs::read(wasm(crate_name)).unwrap();
     let body = Parser::new(0)
