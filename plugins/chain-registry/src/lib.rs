@@ -20,7 +20,7 @@
 
 use serde_json::Value;
 use wasmvisor_plugin_support::getter;
-use wasmvisor_plugin_support::{pick_binary, read_all, setting};
+use wasmvisor_plugin_support::{absolute, pick_binary, read_all, setting};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
@@ -152,26 +152,6 @@ fn get(url: &str) -> Result<Option<Vec<u8>>, String> {
         }
     }
     Err(format!("{url}: more than five redirects"))
-}
-
-/// A redirect's `Location`, made absolute against the URL it answered.
-fn absolute(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        return location.to_string();
-    }
-    let origin_end = base
-        .find("://")
-        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
-        .unwrap_or(base.len());
-    if location.starts_with('/') {
-        format!("{}{location}", &base[..origin_end])
-    } else {
-        let dir_end = base
-            .rfind('/')
-            .filter(|&i| i >= origin_end)
-            .unwrap_or(origin_end);
-        format!("{}/{location}", &base[..dir_end])
-    }
 }
 
 /// The binary URL for the upgrade `name` at `height` on `os/arch`, from a versions.json

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{absolute, find};
+use super::find;
 
 fn fixture(name: &str) -> Value {
     let text = match name {
@@ -71,22 +71,5 @@ fn the_entry_at_the_plans_height_wins_among_namesakes() {
     assert_eq!(
         find(&doc, "v2", 7, "linux", "amd64").unwrap(),
         "https://a/old"
-    );
-}
-
-#[test]
-fn redirects_are_made_absolute() {
-    let base = "https://raw.example.com/cosmos/chain-registry/master/osmosis/versions.json";
-    assert_eq!(
-        absolute(base, "https://cdn.example.com/x"),
-        "https://cdn.example.com/x"
-    );
-    assert_eq!(
-        absolute(base, "/other/versions.json"),
-        "https://raw.example.com/other/versions.json"
-    );
-    assert_eq!(
-        absolute(base, "chain.json"),
-        "https://raw.example.com/cosmos/chain-registry/master/osmosis/chain.json"
     );
 }

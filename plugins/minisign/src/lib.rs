@@ -27,7 +27,7 @@
 use minisign_verify::{PublicKey, Signature};
 use serde_json::Value;
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum};
-use wasmvisor_plugin_support::{pick_binary, read_all, setting, setting_list};
+use wasmvisor_plugin_support::{absolute, pick_binary, read_all, setting, setting_list};
 
 wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
 
@@ -301,23 +301,6 @@ fn get(url: &str) -> Result<Vec<u8>, String> {
         return read_all(&url, MAX_FILE, |n| response.read(n));
     }
     Err(format!("{url}: more than five redirects"))
-}
-
-/// A redirect's `Location`, made absolute against the URL it answered.
-fn absolute(base: &str, location: &str) -> String {
-    if location.contains("://") {
-        return location.to_string();
-    }
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
-    if location.starts_with('/') {
-        format!("{}{location}", &base[..host_end])
-    } else {
-        let dir = base.rsplit_once('/').map_or(base, |(d, _)| d);
-        format!("{dir}/{location}")
-    }
 }
 
 #[cfg(test)]

@@ -128,13 +128,6 @@ fn an_artifact_checksum_must_agree_with_the_signed_one() {
 }
 
 #[test]
-fn redirects_are_made_absolute() {
-    assert_eq!(absolute("https://a/b/c", "https://d/e"), "https://d/e");
-    assert_eq!(absolute("https://a/b/c", "/x"), "https://a/x");
-    assert_eq!(absolute("https://a/b/c", "y"), "https://a/b/y");
-}
-
-#[test]
 fn bound_to_the_plan_the_trusted_comment_must_name_it() {
     // The vector's trusted comment is "timestamp:1633700835\tfile:test\tprehashed".
     let bound = |plan: &str| {

@@ -62,6 +62,26 @@ pub fn file_name(url: &str) -> Option<&str> {
     (!name.is_empty() && name != "." && name != "..").then_some(name)
 }
 
+/// A redirect's `Location`, made absolute against the URL it answered.
+pub fn absolute(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let origin_end = base
+        .find("://")
+        .and_then(|i| base[i + 3..].find('/').map(|j| i + 3 + j))
+        .unwrap_or(base.len());
+    if location.starts_with('/') {
+        format!("{}{location}", &base[..origin_end])
+    } else {
+        let dir_end = base
+            .rfind('/')
+            .filter(|&i| i >= origin_end)
+            .unwrap_or(origin_end);
+        format!("{}/{location}", &base[..dir_end])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +133,25 @@ mod tests {
         );
         assert_eq!(file_name("https://h/a/"), None);
         assert_eq!(file_name("https://h/.."), None);
+    }
+
+    #[test]
+    fn redirects_are_made_absolute() {
+        let base = "https://raw.example.com/cosmos/chain-registry/master/osmosis/versions.json";
+        assert_eq!(
+            absolute(base, "https://cdn.example.com/x"),
+            "https://cdn.example.com/x"
+        );
+        assert_eq!(
+            absolute(base, "/other/versions.json"),
+            "https://raw.example.com/other/versions.json"
+        );
+        assert_eq!(
+            absolute(base, "chain.json"),
+            "https://raw.example.com/cosmos/chain-registry/master/osmosis/chain.json"
+        );
+        assert_eq!(absolute("https://a/b/c", "https://d/e"), "https://d/e");
+        assert_eq!(absolute("https://a/b/c", "/x"), "https://a/x");
+        assert_eq!(absolute("https://a/b/c", "y"), "https://a/b/y");
     }
 }
