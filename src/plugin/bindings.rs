@@ -5,84 +5,57 @@
 //! The host works in the newest version's types (re-exported below); `compat.rs` converts an
 //! older plugin's arguments and answers at the call.
 
+/// One contract version's bindings: a module per world, sharing that version's types, and the
+/// host's own `http.response` and `sink.output` resources.
+macro_rules! contract {
+    ($path:literal) => {
+        pub mod resolver {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "resolver",
+                imports: { default: trappable },
+                with: { "wasmvisor:plugin/http.response": crate::plugin::http::Response },
+            });
+        }
+        pub mod source {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "source",
+                imports: { default: trappable },
+                with: {
+                    "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
+                    "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
+                    "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
+                    "wasmvisor:plugin/sink.output": crate::plugin::sink::Output,
+                },
+            });
+        }
+        pub mod health {
+            wasmtime::component::bindgen!({
+                path: $path,
+                world: "health",
+                imports: { default: trappable },
+                with: {
+                    "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
+                    "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
+                    "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
+                },
+            });
+        }
+        pub use resolver::wasmvisor::plugin::types;
+        pub use resolver::wasmvisor::plugin::{host, http};
+        pub use source::wasmvisor::plugin::sink;
+    };
+}
+
 /// `wit/plugin-0.1`.
 pub mod v0_1 {
-    pub mod resolver {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.1",
-            world: "resolver",
-            imports: { default: trappable },
-            with: { "wasmvisor:plugin/http.response": crate::plugin::http::Response },
-        });
-    }
-    pub mod source {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.1",
-            world: "source",
-            imports: { default: trappable },
-            with: {
-                "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
-                "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
-                "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
-                "wasmvisor:plugin/sink.output": crate::plugin::sink::Output,
-            },
-        });
-    }
-    pub mod health {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.1",
-            world: "health",
-            imports: { default: trappable },
-            with: {
-                "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
-                "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
-                "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
-            },
-        });
-    }
-    pub use resolver::wasmvisor::plugin::types;
-    pub use resolver::wasmvisor::plugin::{host, http};
-    pub use source::wasmvisor::plugin::sink;
+    contract!("wit/plugin-0.1");
 }
 
 /// `wit/plugin-0.2`.
 pub mod v0_2 {
-    pub mod resolver {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.2",
-            world: "resolver",
-            imports: { default: trappable },
-            with: { "wasmvisor:plugin/http.response": crate::plugin::http::Response },
-        });
-    }
-    pub mod source {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.2",
-            world: "source",
-            imports: { default: trappable },
-            with: {
-                "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
-                "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
-                "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
-                "wasmvisor:plugin/sink.output": crate::plugin::sink::Output,
-            },
-        });
-    }
-    pub mod health {
-        wasmtime::component::bindgen!({
-            path: "wit/plugin-0.2",
-            world: "health",
-            imports: { default: trappable },
-            with: {
-                "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
-                "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
-                "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
-            },
-        });
-    }
-    pub use resolver::wasmvisor::plugin::types;
-    pub use resolver::wasmvisor::plugin::{host, http};
-    pub use source::wasmvisor::plugin::sink;
+    contract!("wit/plugin-0.2");
 }
 
 use std::sync::OnceLock;

@@ -123,11 +123,6 @@ impl<P> Loaded<P> {
             Err(e) => Err(e.clone()),
         }
     }
-
-    /// Whether the compilation has ended (either way).
-    pub fn compiled(&self) -> bool {
-        self.compiled.result.get().is_some()
-    }
 }
 
 /// A checked plugin whose compilation is still to run (`Host::compile_unit`).

@@ -144,13 +144,6 @@ impl PluginSet {
             .collect()
     }
 
-    /// Whether every compilation has ended.
-    pub fn compiled(&self) -> bool {
-        self.resolvers.iter().all(|p| p.compiled())
-            && self.sources.iter().all(|p| p.compiled())
-            && self.health.iter().all(|p| p.compiled())
-    }
-
     /// (world, name, sha256, contract version, compiled code from the cache) of every plugin,
     /// in order; waits for the compilations.
     pub fn summary(&self) -> Vec<(World, &str, &str, &str, bool)> {
