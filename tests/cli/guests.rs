@@ -31,6 +31,17 @@ fn window_hours(from_now: u64) -> (String, String) {
     )
 }
 
+/// genesis and v2 serving CometBFT's RPC on one port, which is returned.
+fn with_rpc(home: &Home) -> u16 {
+    let port = free_port();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port}),
+    );
+    home.upgrade("v2", 2, json!({"rpc_port": port}));
+    port
+}
+
 fn health_entry(port: u16, expect: &str) -> String {
     format!(
         "[[health]]\nname = \"app-version\"\npath = \"{}\"\nconfig = {{ rpc = \"http://127.0.0.1:{port}\", expect = \"{expect}\", blocks = 2 }}\nallow-hosts = [\"127.0.0.1:{port}\"]\ninterval = \"200ms\"\ndeadline = \"60s\"\ntimeout = \"20s\"\n",
@@ -44,12 +55,7 @@ fn a_javascript_window_and_a_python_health_check_run_a_real_upgrade() {
     // A cache of its own: both components are compiled during this test, not before it.
     let cache = home.path.join("cache");
     home.set("WASMVISOR_PLUGIN_CACHE", cache.to_str().unwrap());
-    let port = free_port();
-    home.install(
-        "genesis",
-        json!({"version": "genesis", "ordinal": 1, "rpc_port": port}),
-    );
-    home.upgrade("v2", 2, json!({"rpc_port": port}));
+    let port = with_rpc(&home);
     home.chain(&[("v2", 40)]);
     // A window open now: from the current hour, for one hour… unless the hour ends during the
     // test; a window of the whole day is the same test without that edge.
@@ -183,12 +189,7 @@ fn outside_its_window_the_javascript_resolver_defers_to_the_next_start() {
 fn the_python_health_check_finds_the_wrong_binary() {
     let mut home = Home::new();
     home.set("WASMVISOR_ON_FAILED_UPGRADE", "exit");
-    let port = free_port();
-    home.install(
-        "genesis",
-        json!({"version": "genesis", "ordinal": 1, "rpc_port": port}),
-    );
-    home.upgrade("v2", 2, json!({"rpc_port": port}));
+    let port = with_rpc(&home);
     home.chain(&[("v2", 3)]);
     std::fs::write(
         home.root().join("plugins.toml"),

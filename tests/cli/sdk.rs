@@ -664,56 +664,40 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
             ),
         }
         let plugins = format!("{name}/plugins.toml");
-        // The plan the scaffold's policy denies (its plugins.toml says deny = ["v99"]).
-        if world == "resolver" {
+        // A resolver is asked about the plan its policy denies (its plugins.toml says
+        // deny = ["v99"]); a health check about the scaffold's own plan.
+        let plan = if world == "resolver" {
             std::fs::write(
                 project.join("v99.json"),
                 json!({"name": "v99", "height": 9}).to_string(),
             )
             .unwrap();
-            let plan = format!("{name}/v99.json");
-            let out = wasmvisor(&[
-                "plugin",
-                "--plugins",
-                &plugins,
-                "call",
-                world,
-                name,
-                "--plan",
-                &plan,
-            ]);
-            let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            assert_eq!(
-                out.status.code(),
-                Some(3),
-                "{name}: {answer} {}",
-                stderr(&out)
-            );
+            format!("{name}/v99.json")
+        } else {
+            format!("{name}/plan.json")
+        };
+        let out = wasmvisor(&[
+            "plugin",
+            "--plugins",
+            &plugins,
+            "call",
+            world,
+            name,
+            "--plan",
+            &plan,
+        ]);
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let said = (out.status.code(), stderr(&out));
+        if world == "resolver" {
+            assert_eq!(said.0, Some(3), "{name}: {answer} {}", said.1);
             assert_eq!(answer["decided_by"], name, "{answer}");
             assert!(
                 answer["reason"].as_str().unwrap().contains("v99 is denied"),
                 "{answer}"
             );
-            assert!(stderr(&out).contains("asked about v99"), "{}", stderr(&out));
+            assert!(said.1.contains("asked about v99"), "{}", said.1);
         } else {
-            let plan = format!("{name}/plan.json");
-            let out = wasmvisor(&[
-                "plugin",
-                "--plugins",
-                &plugins,
-                "call",
-                world,
-                name,
-                "--plan",
-                &plan,
-            ]);
-            let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "{name}: {answer} {}",
-                stderr(&out)
-            );
+            assert_eq!(said.0, Some(0), "{name}: {answer} {}", said.1);
             assert!(answer["pending"].as_str().is_some(), "{answer}");
         }
     }
