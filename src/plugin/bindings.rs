@@ -74,14 +74,19 @@ static HTTP_WASM: &[u8] = include_bytes!(concat!(
     "/wasmvisor_plugin_http.wasm.deflate"
 ));
 
+/// The name of a plugin compiled into wasmvisor, if `name` is one (nothing is inflated).
+pub fn bundled_name(name: &str) -> Option<&'static str> {
+    ["cosmovisor", "http"].into_iter().find(|b| *b == name)
+}
+
 /// The plugins compiled into wasmvisor, by name: embedded compressed, inflated on first use.
 pub fn bundled(name: &str) -> Option<(&'static str, &'static [u8])> {
     static COSMOVISOR: OnceLock<Vec<u8>> = OnceLock::new();
     static HTTP: OnceLock<Vec<u8>> = OnceLock::new();
-    let (name, packed, cell) = match name {
-        "cosmovisor" => ("cosmovisor", COSMOVISOR_WASM, &COSMOVISOR),
-        "http" => ("http", HTTP_WASM, &HTTP),
-        _ => return None,
+    let name = bundled_name(name)?;
+    let (packed, cell) = match name {
+        "cosmovisor" => (COSMOVISOR_WASM, &COSMOVISOR),
+        _ => (HTTP_WASM, &HTTP),
     };
     Some((name, cell.get_or_init(|| inflate(packed)).as_slice()))
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 pub use crate::cancel::Cancel;
 pub use bindings::{
     ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, HashAlgorithm, Health,
-    HealthContext, Plan, Platform, Request, Staged, bundled,
+    HealthContext, Plan, Platform, Request, Staged, bundled, bundled_name,
 };
 pub use call::{CallHook, MAX_ARTIFACTS, MAX_TEXT, MAX_URL, on_call};
 pub use host::{HealthCheck, Host, Loaded, Resolver, Source, WorldPre};

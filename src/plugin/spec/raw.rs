@@ -48,8 +48,9 @@ impl RawPlugin {
     pub(super) fn into_spec(self, world: World, base: &Path) -> Result<PluginSpec, Vec<String>> {
         let mut errs = Vec::new();
         let origin = match self.path.strip_prefix("bundled:") {
-            Some(name) => match crate::plugin::bundled(name) {
-                Some((name, _)) => Origin::Bundled(name),
+            // Only the name is checked here: the component is inflated when it is loaded.
+            Some(name) => match crate::plugin::bundled_name(name) {
+                Some(name) => Origin::Bundled(name),
                 None => {
                     errs.push(format!(
                         "path {:?}: no bundled plugin of that name (bundled: cosmovisor, http)",
