@@ -19,7 +19,28 @@ pub enum ScaffoldWorld {
     Health,
 }
 
-const WIT: &str = include_str!("../../wit/plugin-0.2/plugin.wit");
+/// componentize-py names a module after its interface, unless two share a name: wasmvisor's
+/// `types` and wasi:http's are told apart by name.
+pub const PY_NAMES: &str = "--import-interface-name wasmvisor:plugin/types@0.2.0=types --import-interface-name wasi:http/types@0.2.12=http_types";
+
+const WIT: [(&str, &str); 4] = [
+    (
+        "wit/plugin.wit",
+        include_str!("../../wit/plugin-0.2/plugin.wit"),
+    ),
+    (
+        "wit/deps/http/http.wit",
+        include_str!("../../wit/plugin-0.2/deps/http/http.wit"),
+    ),
+    (
+        "wit/deps/io/io.wit",
+        include_str!("../../wit/plugin-0.2/deps/io/io.wit"),
+    ),
+    (
+        "wit/deps/clocks/clocks.wit",
+        include_str!("../../wit/plugin-0.2/deps/clocks/clocks.wit"),
+    ),
+];
 const README: &str = include_str!("scaffold/README.md");
 const PLUGINS_RESOLVER: &str = include_str!("scaffold/plugins-resolver.toml");
 const PLUGINS_HEALTH: &str = include_str!("scaffold/plugins-health.toml");
@@ -93,7 +114,7 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
             Lang::Python => (
                 "Python",
                 format!(
-                    "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements.txt\n.venv/bin/componentize-py -d wit -w {world_name} componentize -p . app -o {name}.wasm"
+                    "python3 -m venv .venv && .venv/bin/pip install --require-hashes -r requirements.txt\n.venv/bin/componentize-py -d wit -w {world_name} {PY_NAMES} componentize -p . app -o {name}.wasm"
                 ),
                 format!("{name}.wasm"),
                 vec![
@@ -108,7 +129,7 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
                 ],
             ),
         };
-    files.push(("wit/plugin.wit", WIT));
+    files.extend(WIT);
     files.push(("README.md", README));
     files.push((
         "plugins.toml",
@@ -134,7 +155,7 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
     };
     for (rel, text) in &files {
         // The contract is copied as it is: it is not a template.
-        let text = if *rel == "wit/plugin.wit" {
+        let text = if rel.starts_with("wit/") {
             text.to_string()
         } else {
             fill(text)

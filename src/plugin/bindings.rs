@@ -8,13 +8,17 @@
 /// One contract version's bindings: a module per world, sharing that version's types, and the
 /// host's own `http.response` and `sink.output` resources.
 macro_rules! contract {
-    ($path:literal) => {
+    ($path:literal $(, $wasi:literal => $module:path)*) => {
         pub mod resolver {
             wasmtime::component::bindgen!({
                 path: $path,
                 world: "resolver",
                 imports: { default: trappable },
-                with: { "wasmvisor:plugin/http.response": crate::plugin::http::Response },
+                require_store_data_send: true,
+                with: {
+                    "wasmvisor:plugin/http.response": crate::plugin::http::Response,
+                    $($wasi: $module,)*
+                },
             });
         }
         pub mod source {
@@ -22,11 +26,13 @@ macro_rules! contract {
                 path: $path,
                 world: "source",
                 imports: { default: trappable },
+                require_store_data_send: true,
                 with: {
                     "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
                     "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
                     "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
                     "wasmvisor:plugin/sink.output": crate::plugin::sink::Output,
+                    $($wasi: $module,)*
                 },
             });
         }
@@ -35,10 +41,12 @@ macro_rules! contract {
                 path: $path,
                 world: "health",
                 imports: { default: trappable },
+                require_store_data_send: true,
                 with: {
                     "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
                     "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
                     "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
+                    $($wasi: $module,)*
                 },
             });
         }
@@ -53,9 +61,14 @@ pub mod v0_1 {
     contract!("wit/plugin-0.1");
 }
 
-/// `wit/plugin-0.2`.
+/// `wit/plugin-0.2`, whose worlds import wasi:http (linked from wasmtime-wasi-http).
 pub mod v0_2 {
-    contract!("wit/plugin-0.2");
+    contract!(
+        "wit/plugin-0.2",
+        "wasi:http" => wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io" => wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks" => wasmtime_wasi::p2::bindings::clocks
+    );
 }
 
 use std::sync::OnceLock;

@@ -185,6 +185,9 @@ impl Host {
             r.map_err(|e| format!("cannot link the host interfaces: {e}"))
         };
         link(wasmtime_wasi::p2::add_to_linker_sync(&mut linker))?;
+        link(wasmtime_wasi_http::p2::add_only_http_to_linker_sync(
+            &mut linker,
+        ))?;
         link(v0_1::host::add_to_linker::<State, HasSelf<State>>(
             &mut linker,
             |s| s,

@@ -59,10 +59,62 @@ impl Allow {
     }
 }
 
+/// The time limits of one request. Each is clamped to `total`, the time left before the call's
+/// deadline: epoch interruption cannot stop a plugin blocked in a host call, so the request
+/// itself must end by then.
+pub struct Timeouts {
+    pub total: Duration,
+    /// Establishing the connection (at most 15 s).
+    pub connect: Option<Duration>,
+    /// From the request sent to the response's head (at most 60 s).
+    pub first_byte: Option<Duration>,
+    /// The longest silence while reading the body: a server that stops sending mid-body is
+    /// noticed after this, not at the deadline.
+    pub idle: Duration,
+}
+
+/// The agent of one plugin request: no redirect followed (the plugin sees the 3xx), statuses
+/// passed through, the time limits of `t`.
+pub fn agent(t: &Timeouts) -> ureq::Agent {
+    let clamp = |d: Option<Duration>, most: Duration| d.unwrap_or(most).min(most).min(t.total);
+    ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(t.total))
+        .timeout_connect(Some(clamp(t.connect, Duration::from_secs(15))))
+        .timeout_recv_response(Some(clamp(t.first_byte, Duration::from_secs(60))))
+        .timeout_per_read(Some(t.idle.min(t.total)))
+        .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
 /// Why a request was not made or failed.
 pub enum GetError {
     Denied(String),
     Failed(String),
+}
+
+/// Whether `plugin` may send a request to `uri`: http or https, to a host in its allow-hosts.
+/// A refusal is logged, and says why.
+pub fn permit(allow: &Allow, plugin: &str, uri: &ureq::http::Uri) -> Result<(), String> {
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") => 443,
+        _ => return Err(format!("{uri}: only http and https URLs are allowed")),
+    };
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().unwrap_or(default_port);
+    if !allow.permits(host, port) {
+        tracing::warn!(
+            plugin,
+            host,
+            port,
+            "plugin asked for a host that is not in its allow-hosts"
+        );
+        return Err(format!("{host}:{port} is not in this plugin's allow-hosts"));
+    }
+    Ok(())
 }
 
 /// Performs one GET for a plugin, without following redirects.
@@ -76,44 +128,17 @@ pub fn get(
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|e| GetError::Denied(format!("{url:?} is not a valid URL: {e}")))?;
-    let scheme = uri.scheme_str().unwrap_or("");
-    let default_port = match scheme {
-        "http" => 80,
-        "https" => 443,
-        _ => {
-            return Err(GetError::Denied(format!(
-                "{url}: only http and https URLs are allowed"
-            )));
-        }
-    };
-    let host = uri.host().unwrap_or("");
-    let port = uri.port_u16().unwrap_or(default_port);
-    if !allow.permits(host, port) {
-        tracing::warn!(
-            plugin,
-            host,
-            port,
-            "plugin asked for a host that is not in its allow-hosts"
-        );
-        return Err(GetError::Denied(format!(
-            "{host}:{port} is not in this plugin's allow-hosts"
-        )));
-    }
+    permit(allow, plugin, &uri).map_err(GetError::Denied)?;
     let remaining = bounds.deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return Err(GetError::Failed("the call's deadline has passed".into()));
     }
-    // A server that stops sending mid-body is noticed after `read_idle`, not at the deadline.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .timeout_global(Some(remaining))
-        .timeout_connect(Some(remaining.min(Duration::from_secs(15))))
-        .timeout_recv_response(Some(remaining.min(Duration::from_secs(60))))
-        .timeout_per_read(Some(bounds.read_idle.min(remaining)))
-        .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
+    let agent = agent(&Timeouts {
+        total: remaining,
+        connect: None,
+        first_byte: None,
+        idle: bounds.read_idle,
+    });
     let registered = bounds
         .cancel
         .register(&agent)

@@ -50,7 +50,8 @@ pub fn read(bytes: &[u8]) -> Result<Interfaces, String> {
     Ok(found)
 }
 
-/// The WASI packages whose 0.2 interfaces the host links (wasmtime-wasi's p2 set).
+/// The WASI packages whose 0.2 interfaces the host links (wasmtime-wasi's p2 set), and
+/// wasi:http's outgoing side.
 const WASI_PACKAGES: [&str; 6] = [
     "wasi:cli",
     "wasi:clocks",
@@ -67,8 +68,13 @@ pub fn provided(import: &str) -> bool {
     let Some((package, iface)) = path.split_once('/') else {
         return false;
     };
+    let wasi_0_2 = version == "0.2" || version.starts_with("0.2.");
     if WASI_PACKAGES.contains(&package) {
-        return version == "0.2" || version.starts_with("0.2.");
+        return wasi_0_2;
+    }
+    if package == "wasi:http" {
+        // Outgoing requests (`wasi_http.rs`); a plugin serves none.
+        return wasi_0_2 && ["types", "outgoing-handler"].contains(&iface);
     }
     package == "wasmvisor:plugin"
         && PLUGIN_INTERFACES.contains(&iface)
@@ -90,7 +96,7 @@ pub fn check(found: &Interfaces, world: World) -> Result<&'static str, String> {
     if let Some(version) = version {
         if !missing.is_empty() {
             return Err(format!(
-                "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d http fetch-event`)",
+                "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d fetch-event`)",
                 missing.join(", "),
                 INTERFACE_VERSIONS.join(" and ")
             ));
@@ -133,7 +139,10 @@ mod tests {
         assert!(provided("wasi:io/streams@0.2.0"));
         assert!(provided("wasi:cli/environment@0.2.10"));
         assert!(!provided("wasi:io/streams@0.3.0-rc-2025-09-16"));
-        assert!(!provided("wasi:http/outgoing-handler@0.2.10"));
+        assert!(provided("wasi:http/outgoing-handler@0.2.3"));
+        assert!(provided("wasi:http/types@0.2.12"));
+        assert!(!provided("wasi:http/incoming-handler@0.2.3"));
+        assert!(!provided("wasi:http/handler@0.3.0-rc-2025-09-16"));
         assert!(provided("wasmvisor:plugin/host@0.1.0"));
         assert!(provided("wasmvisor:plugin/sink@0.2.0"));
         assert!(!provided("wasmvisor:plugin/host@0.3.0"));
@@ -146,12 +155,12 @@ mod tests {
         let found = Interfaces {
             imports: vec![
                 "wasi:io/streams@0.2.10".into(),
-                "wasi:http/types@0.2.10".into(),
+                "wasi:keyvalue/store@0.2.0-draft".into(),
             ],
             exports: vec!["wasmvisor:plugin/resolve@0.2.0".into()],
         };
         let e = check(&found, World::Resolver).unwrap_err();
-        assert!(e.contains("wasi:http/types@0.2.10"), "{e}");
+        assert!(e.contains("wasi:keyvalue/store@0.2.0-draft"), "{e}");
         assert!(!e.contains("streams"), "{e}");
     }
 

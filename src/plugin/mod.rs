@@ -8,7 +8,8 @@
 //! - `store.rs`: the store of one call (grants, limits, host functions), `ticker.rs` its clock,
 //!   `stdio.rs` its captured output.
 //! - `call.rs`: the one calling routine, and a thin typed call per world and version.
-//! - `http.rs`: the `http` host interface (allowlisted GET), `sink.rs`: the `output` resource.
+//! - `http.rs`: the `http` host interface (allowlisted GET), `wasi_http.rs`: wasi:http's requests
+//!   under the same rules, sent by the same client; `sink.rs`: the `output` resource.
 //! - `spec.rs`: `plugins.toml`; `set.rs`: the configured plugins, loaded, and their chains.
 //!
 //! Every call gets a fresh store, so no state survives a call. A plugin failure is a
@@ -26,6 +27,7 @@ pub mod spec;
 mod stdio;
 mod store;
 mod ticker;
+mod wasi_http;
 
 use std::time::{Duration, Instant};
 

@@ -1,17 +1,19 @@
 //! The store of one call: the plugin's grants (read-only directories, allowlisted hosts, named
 //! environment variables), its limits (memory, a wall-clock deadline, a log budget), its captured
 //! stdout and stderr, and the host functions it may call (`host.log`, `http.get`, the
-//! `sink.output` resource) in every contract version.
+//! `sink.output` resource) in every contract version, and wasi:http (`wasi_http.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{v0_1, v0_2};
 use super::sink::Output;
 use super::stdio::{self, Captured};
+use super::wasi_http::Outbound;
 use super::{Call, ErrorKind, PluginError, PluginSpec, http};
 use crate::cancel::Cancel;
 
@@ -23,9 +25,9 @@ pub struct State {
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
     plugin: String,
-    allow: http::Allow,
-    deadline: Instant,
-    read_idle: Duration,
+    /// What its HTTP requests may reach and until when (both `http` and wasi:http).
+    outbound: Outbound,
+    http: WasiHttpCtx,
     cancel: Cancel,
     memory_limit: u64,
     memory_hit: bool,
@@ -40,6 +42,16 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }
@@ -109,12 +121,13 @@ macro_rules! host_interfaces {
                 headers: Vec<(String, String)>,
             ) -> wasmtime::Result<Result<Resource<http::Response>, $v::http::HttpError>> {
                 let bounds = http::Bounds {
-                    deadline: self.deadline,
-                    read_idle: self.read_idle,
+                    deadline: self.outbound.deadline,
+                    read_idle: self.outbound.read_idle,
                     cancel: &self.cancel,
                 };
+                let allow = &self.outbound.allow;
                 Ok(
-                    match http::get(&self.allow, &self.plugin, &url, &headers, &bounds) {
+                    match http::get(allow, &self.plugin, &url, &headers, &bounds) {
                         Ok(response) => Ok(self.table.push(response)?),
                         Err(http::GetError::Denied(m)) => Err($v::http::HttpError::Denied(m)),
                         Err(http::GetError::Failed(m)) => Err($v::http::HttpError::Failed(m)),
@@ -228,15 +241,19 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
             tracing::warn!(plugin = %spec.name, dir = %host_dir.display(), "cannot grant directory: {e:#}");
         }
     }
+    let deadline = Instant::now() + spec.timeout;
     let state = State {
         wasi: wasi.build(),
         table: ResourceTable::new(),
         plugin: spec.name.clone(),
-        allow: http::Allow::new(&spec.allow_hosts),
-        deadline: call.deadline.map_or(Instant::now() + spec.timeout, |d| {
-            d.min(Instant::now() + spec.timeout)
-        }),
-        read_idle: spec.read_idle,
+        outbound: Outbound {
+            plugin: spec.name.clone(),
+            allow: http::Allow::new(&spec.allow_hosts),
+            deadline: call.deadline.map_or(deadline, |d| d.min(deadline)),
+            read_idle: spec.read_idle,
+            cancel: call.cancel.clone(),
+        },
+        http: WasiHttpCtx::new(),
         cancel: call.cancel.clone(),
         memory_limit: spec.memory,
         memory_hit: false,
@@ -251,7 +268,7 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
     store.epoch_deadline_callback(|ctx| {
         if ctx.data().cancel.is_cancelled() {
             Err(wasmtime::Error::new(Cancelled))
-        } else if Instant::now() >= ctx.data().deadline {
+        } else if Instant::now() >= ctx.data().outbound.deadline {
             Err(wasmtime::Error::new(DeadlineHit))
         } else {
             Ok(UpdateDeadline::Continue(1))

@@ -647,7 +647,6 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
                         "--world-name",
                         world,
                         "--disable",
-                        "http",
                         "fetch-event",
                         "--out",
                         &format!("{name}.wasm"),
@@ -657,7 +656,14 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
             ),
             _ => run_ok(
                 Command::new(toolchain("componentize-py"))
-                    .args(["-d", "wit", "-w", world, "componentize", "-p", ".", "app"])
+                    .args(["-d", "wit", "-w", world])
+                    .args([
+                        "--import-interface-name",
+                        "wasmvisor:plugin/types@0.2.0=types",
+                        "--import-interface-name",
+                        "wasi:http/types@0.2.12=http_types",
+                    ])
+                    .args(["componentize", "-p", ".", "app"])
                     .args(["-o", &format!("{name}.wasm")])
                     .current_dir(&project),
                 name,

@@ -16,7 +16,7 @@
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum};
 use wasmvisor_plugin_support::{setting, setting_list};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::types::{Artifact, Decision, HashAlgorithm, Request, Settings};

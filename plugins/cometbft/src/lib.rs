@@ -12,7 +12,7 @@
 use serde_json::Value;
 use wasmvisor_plugin_support::{read_all, setting};
 
-wit_bindgen::generate!({ world: "health", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "health", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::check::Guest;
 use wasmvisor::plugin::http;

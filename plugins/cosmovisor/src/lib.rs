@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum, Digest, GetterUrl};
 use wasmvisor_plugin_support::{pick_binary, read_all};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};

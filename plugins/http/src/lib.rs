@@ -5,7 +5,7 @@
 //! request, and sorts failures into retryable (network, 408, 429, 5xx) and permanent (other
 //! statuses) so the host retries only what may succeed.
 
-wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::fetch::Guest;
 use wasmvisor::plugin::host::{Level, log};

@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use wasmvisor_plugin_support::{file_name, setting};
 
-wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "source", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::fetch::Guest;
 use wasmvisor::plugin::host::{Level, log};

@@ -29,7 +29,7 @@ use serde_json::Value;
 use wasmvisor_plugin_support::getter::{self, Algorithm, Checksum};
 use wasmvisor_plugin_support::{absolute, pick_binary, read_all, setting, setting_list};
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};

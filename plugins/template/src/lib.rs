@@ -9,7 +9,7 @@
 
 use wasmvisor_plugin_support::setting_list;
 
-wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2" });
+wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2", generate_all });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};

@@ -1,8 +1,9 @@
 """{{name}}: a health check plugin for wasmvisor (wasmvisor:plugin@0.2.0), in Python.
 
 Healthy once the node's CometBFT RPC (`rpc` setting, default http://127.0.0.1:26657) answers
-/status; pending until then. HTTP goes through the host's `http` import (allowlist the RPC's
-host:port in plugins.toml).
+/status; pending until then. HTTP goes through the host's `http` import, a GET in one call
+(allowlist the RPC's host:port in plugins.toml); for other methods, use wasi:http as the
+app-version plugin in wasmvisor's repository does.
 """
 
 from wit_world import exports

@@ -3,7 +3,7 @@
 //! Healthy once the node's CometBFT RPC (`rpc` setting, default http://127.0.0.1:26657)
 //! answers `/status`; pending until then. Allowlist the RPC's host:port in plugins.toml.
 
-wit_bindgen::generate!({ world: "health", path: "wit" });
+wit_bindgen::generate!({ world: "health", path: "wit", generate_all });
 
 use exports::wasmvisor::plugin::check::Guest;
 use wasmvisor::plugin::http;

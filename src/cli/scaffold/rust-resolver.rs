@@ -3,7 +3,7 @@
 //! It keeps the decision the resolvers before it made, and refuses the upgrades listed in its
 //! `deny` setting. Change `decide`, keep it free of host calls, and test it natively.
 
-wit_bindgen::generate!({ world: "resolver", path: "wit" });
+wit_bindgen::generate!({ world: "resolver", path: "wit", generate_all });
 
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
