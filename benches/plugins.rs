@@ -1,8 +1,9 @@
 //! Plugin costs: compile (cranelift), deserialize (from the compiled cache), and a fresh
 //! instantiate + call (what every plugin call pays), for the bundled plugins and for a Rust, a
 //! JavaScript and a Python component of the same world doing the same work (a resolver passing
-//! the decision on; a health check whose one request is refused at once). The JavaScript and
-//! Python components come from `plugins/build-guests`.
+//! the decision on; a health check whose one request is refused at once: the Rust one's through
+//! the `http` import, the Python one's through wasi:http). The JavaScript and Python components
+//! come from `plugins/build-guests`.
 //!
 //! `cargo bench --bench plugins` — prints a table and one JSON line.
 

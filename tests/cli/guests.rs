@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::harness::serve::Server;
 use crate::harness::{Home, free_port, guest, sha256};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -204,4 +205,188 @@ fn the_python_health_check_finds_the_wrong_binary() {
         "{}",
         done.stderr
     );
+}
+
+/// Asks the window resolver about plan v2 with `config` and `extra` plugins.toml lines; returns
+/// its answer, the exit status and how long the call took.
+fn ask_window(home: &Home, config: &str, extra: &str) -> (Value, i32, Duration) {
+    std::fs::write(
+        home.root().join("plugins.toml"),
+        format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n[[resolver]]\nname = \"window\"\npath = \"{}\"\nconfig = {{ {config} }}\ntimeout = \"30s\"\n{extra}",
+            guest("window").display(),
+        ),
+    )
+    .unwrap();
+    let plan = home.path.join("plan.json");
+    std::fs::write(&plan, json!({"name": "v2", "height": 3}).to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let out = home.output(&[
+        "plugin",
+        "call",
+        "resolver",
+        "window",
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    let answer =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| json!({"stderr": stderr(&out)}));
+    (answer, out.status.code().unwrap_or(-1), started.elapsed())
+}
+
+#[test]
+fn the_javascript_window_reads_a_shared_calendar_with_fetch_over_wasi_http() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    let server = Server::start();
+    let allow = format!("allow-hosts = [\"127.0.0.1:{}\"]\n", server.port);
+    let calendar = format!("calendar = \"{}\"", server.url("/window.json"));
+
+    // A change freeze in the calendar holds the upgrade until its end, whatever the window.
+    server.put(
+        "/window.json",
+        json!({"start": "00:00", "end": "24:00", "freeze-until": "2099-01-01T00:00:00Z"})
+            .to_string()
+            .into_bytes(),
+    );
+    let (answer, code, _) = ask_window(&home, &calendar, &allow);
+    assert_eq!(code, 0, "{answer}");
+    assert_eq!(answer["decision"], "use-staged", "{answer}");
+    assert_eq!(answer["not_before"]["at"], 4_070_908_800u64, "{answer}");
+    assert!(
+        answer["not_before"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("change freeze"),
+        "{answer}"
+    );
+
+    // The calendar's window replaces the settings' (a window that is never open now).
+    server.put(
+        "/window.json",
+        json!({"start": "00:00", "end": "24:00"})
+            .to_string()
+            .into_bytes(),
+    );
+    let (start, end) = window_hours(2);
+    let (answer, code, _) = ask_window(
+        &home,
+        &format!("{calendar}, start = \"{start}\", end = \"{end}\""),
+        &allow,
+    );
+    assert_eq!(code, 0, "{answer}");
+    assert_eq!(answer["decision"], "use-staged", "{answer}");
+    assert!(
+        answer["not_before"].is_null(),
+        "inside the calendar's window: {answer}"
+    );
+    assert_eq!(server.log().len(), 2, "one GET per ask: {:?}", server.log());
+}
+
+#[test]
+fn wasi_http_requests_keep_the_hosts_redirects_and_timeouts_of_the_plugin() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    let server = Server::start();
+    server.put("/window.json", b"{}".to_vec());
+    let calendar = format!("calendar = \"{}\"", server.url("/window.json"));
+    let unreadable = |answer: &Value, why: &str| {
+        let reason = answer["not_before"]["reason"].as_str().unwrap_or("");
+        assert!(
+            reason.contains("cannot be read") && reason.contains(why),
+            "{why}: {answer}"
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let at = answer["not_before"]["at"].as_u64().unwrap();
+        assert!(
+            at > now + 200 && at <= now + 300,
+            "asks again in 5 minutes: {answer}"
+        );
+    };
+
+    // A host outside allow-hosts is never contacted.
+    let (answer, code, _) = ask_window(&home, &calendar, "allow-hosts = [\"127.0.0.1:1\"]\n");
+    assert_eq!(code, 0, "{answer}");
+    unreadable(&answer, "");
+    assert!(server.log().is_empty(), "{:?}", server.log());
+
+    let allow = format!("allow-hosts = [\"127.0.0.1:{}\"]\n", server.port);
+    // A redirect is not followed: the plugin sees it (and this one treats it as unreadable).
+    server.put("/moved.json", b"{}".to_vec());
+    server.redirect("/window.json", "/moved.json");
+    let (answer, _, _) = ask_window(&home, &calendar, &allow);
+    unreadable(&answer, "HTTP 30");
+    assert_eq!(server.log().len(), 1, "{:?}", server.log());
+
+    // A body that stalls fails after the plugin's idle-timeout, long before its deadline.
+    let stalled = format!("calendar = \"{}\"", server.url("/stalled.json"));
+    server.put(
+        "/stalled.json",
+        br#"{"start": "00:00", "end": "24:00"}"#.to_vec(),
+    );
+    server.stall("/stalled.json", 5, usize::MAX);
+    let (answer, _, took) = ask_window(&home, &stalled, &format!("{allow}idle-timeout = \"1s\"\n"));
+    unreadable(&answer, "");
+    assert!(took < Duration::from_secs(20), "took {took:?}: {answer}");
+
+    // With a longer idle-timeout, the call's deadline ends the request: the call returns.
+    let (answer, _, took) =
+        ask_window(&home, &stalled, &format!("{allow}idle-timeout = \"10m\"\n"));
+    assert!(
+        took < Duration::from_secs(60),
+        "a stalled request outlived the call's 30 s deadline: {took:?} {answer}"
+    );
+}
+
+#[test]
+fn the_python_health_check_reaches_only_its_allowed_hosts_over_wasi_http() {
+    let home = Home::new();
+    let server = Server::start();
+    server.put(
+        "/abci_info",
+        json!({"result": {"response": {"version": "v2", "last_block_height": "1000"}}})
+            .to_string()
+            .into_bytes(),
+    );
+    let plan = home.path.join("plan.json");
+    std::fs::write(&plan, json!({"name": "v2", "height": 3}).to_string()).unwrap();
+    let ask = |allow: &str| {
+        std::fs::write(
+            home.root().join("plugins.toml"),
+            format!(
+                "[[health]]\nname = \"app-version\"\npath = \"{}\"\nconfig = {{ rpc = \"{}\", blocks = 2 }}\nallow-hosts = [\"{allow}\"]\ntimeout = \"30s\"\n",
+                guest("app_version").display(),
+                server.url(""),
+            ),
+        )
+        .unwrap();
+        let out = home.output(&[
+            "plugin",
+            "call",
+            "health",
+            "app-version",
+            "--plan",
+            plan.to_str().unwrap(),
+        ]);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|_| json!({"stderr": stderr(&out)}))
+    };
+    let answer = ask("127.0.0.1:1");
+    let pending = answer["pending"].as_str().unwrap_or_default();
+    assert!(
+        pending.contains("not in this plugin's allow-hosts"),
+        "{answer}"
+    );
+    assert!(server.log().is_empty(), "{:?}", server.log());
+    let answer = ask(&format!("127.0.0.1:{}", server.port));
+    assert!(
+        answer["healthy"]
+            .as_str()
+            .is_some_and(|h| h.contains("app version v2 at height 1000")),
+        "{answer}"
+    );
+    assert_eq!(server.log().len(), 1, "{:?}", server.log());
 }

@@ -6,6 +6,12 @@
 //   days  = "mon,tue,wed,thu,fri"   the days a window opens (default: every day)
 //   start = "14:00"                  when it opens
 //   end   = "16:00"                  when it closes (before `start`: the window spans midnight)
+//   calendar = "https://ops.example.com/window.json"
+//                                    a team's shared calendar, read with fetch() at each ask
+//                                    (allowlist its host): a JSON object whose `days`, `start`
+//                                    and `end` replace the settings above, and whose optional
+//                                    `freeze-until` (RFC 3339) holds every upgrade until then.
+//                                    Unreadable, the upgrade waits 5 minutes and asks again.
 //
 // It keeps the decision in force (the binary chosen by the resolvers before it): put it after
 // them. Asked again at the window's start, it lets the upgrade through.
@@ -70,17 +76,63 @@ function nextStart(w, t) {
   return null;
 }
 
+const RETRY_SECONDS = 300;
+
+// The settings with the shared calendar's in place of them, and its freeze (ms, or null).
+async function withCalendar(settings) {
+  const url = setting(settings, "calendar", "");
+  if (url === "") return { settings, freeze: null };
+  const response = await fetch(url, { headers: { accept: "application/json" } });
+  if (response.status !== 200) throw new Error(`${url}: HTTP ${response.status}`);
+  const doc = await response.json();
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new Error(`${url}: not a JSON object`);
+  }
+  const merged = settings.filter(([k]) => !["days", "start", "end"].includes(k) || !(k in doc));
+  for (const key of ["days", "start", "end"]) {
+    if (key in doc) merged.push([key, String(doc[key])]);
+  }
+  let freeze = null;
+  if (doc["freeze-until"] !== undefined && doc["freeze-until"] !== null) {
+    freeze = Date.parse(String(doc["freeze-until"]));
+    if (Number.isNaN(freeze)) {
+      throw new Error(`${url}: freeze-until ${JSON.stringify(doc["freeze-until"])} is not an RFC 3339 time`);
+    }
+  }
+  return { settings: merged, freeze };
+}
+
 export const resolve = {
-  resolve(request, previous, settings) {
+  async resolve(request, previous, settings) {
+    const now = Date.now();
+    let calendar;
+    try {
+      calendar = await withCalendar(settings);
+    } catch (e) {
+      // fetch() reports every failure alike (a refused host too): the log names the URL.
+      console.error(`window: cannot read the calendar: ${e.message}`);
+      return {
+        tag: "not-before",
+        val: {
+          at: BigInt(Math.floor(now / 1000) + RETRY_SECONDS),
+          reason: `the maintenance calendar ${setting(settings, "calendar", "")} cannot be read (${e.message}); asking again in 5 minutes`,
+        },
+      };
+    }
+    if (calendar.freeze !== null && calendar.freeze > now) {
+      return {
+        tag: "not-before",
+        val: { at: BigInt(Math.ceil(calendar.freeze / 1000)), reason: "a change freeze is in force" },
+      };
+    }
     let w;
     try {
-      w = parse(settings);
+      w = parse(calendar.settings);
     } catch (e) {
       return { tag: "refuse", val: `window: ${e.message}` };
     }
     if (w.days.size === 0) return { tag: "refuse", val: "window: no day opens a window" };
     const inForce = previous ?? { tag: "unresolved", val: "window: no resolver before this one" };
-    const now = Date.now();
     if (inside(w, now)) {
       console.log(`upgrade ${request.plan.name}: inside the window ${w.text}`);
       return inForce;
