@@ -390,3 +390,44 @@ fn the_python_health_check_reaches_only_its_allowed_hosts_over_wasi_http() {
     );
     assert_eq!(server.log().len(), 1, "{:?}", server.log());
 }
+
+#[test]
+fn a_stalled_wasi_http_request_does_not_hold_up_a_stop() {
+    let server = Server::start();
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    server.put(
+        "/window.json",
+        br#"{"start": "00:00", "end": "24:00"}"#.to_vec(),
+    );
+    server.stall("/window.json", 5, usize::MAX);
+    // Neither its idle-timeout nor its deadline would end the request for ten minutes.
+    std::fs::write(
+        home.root().join("plugins.toml"),
+        format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n[[resolver]]\nname = \"window\"\npath = \"{}\"\nconfig = {{ calendar = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\ntimeout = \"10m\"\nidle-timeout = \"10m\"\n",
+            guest("window").display(),
+            server.url("/window.json"),
+            server.port
+        ),
+    )
+    .unwrap();
+    let run = home.run(&[]);
+    // At the upgrade the resolver asks for the calendar and waits on its stalled body.
+    home.wait_for(
+        "the resolver's request for the calendar",
+        Duration::from_secs(180),
+        |_| !server.log().is_empty(),
+    );
+    let asked = std::time::Instant::now();
+    let out = run.stop();
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the stop took {:?}: {}",
+        asked.elapsed(),
+        out.stderr
+    );
+    assert_eq!(out.code(), 143, "{}", out.stderr);
+    assert_eq!(home.current(), "genesis", "nothing switched");
+}
