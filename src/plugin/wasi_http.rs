@@ -129,7 +129,8 @@ fn exchange(
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            tracing::debug!(plugin = out.plugin, %method, %uri, "wasi:http request failed: {e}");
+            // The plugin sees an error code (JavaScript's fetch not even that): the log says what.
+            tracing::info!(plugin = out.plugin, %method, %uri, "wasi:http request failed: {e}");
             let _ = head.send(Err(error(e)));
             return;
         }
@@ -148,7 +149,10 @@ fn exchange(
                 buf.truncate(n);
                 Ok(Bytes::from(buf))
             }
-            Err(e) => Err(read_error(e)),
+            Err(e) => {
+                tracing::info!(plugin = out.plugin, %method, %uri, "wasi:http response body failed: {e}");
+                Err(read_error(e))
+            }
         };
         let failed = next.is_err();
         if chunks.blocking_send(next).is_err() || failed || out.cancel.is_cancelled() {
