@@ -1,4 +1,5 @@
-//! The `http` host interface: GET to the hosts allowlisted for the calling plugin, nothing else.
+//! The `http` host interface: GET to the hosts allowlisted for the calling plugin, nothing else;
+//! and what every request of a call, `http` or wasi:http, is held to (`Outbound`).
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -12,12 +13,17 @@ pub struct Response {
     _cancel: crate::cancel::Registered,
 }
 
-/// What bounds one request: the call's deadline, the longest silence while reading, and the
-/// stop request that shuts it down.
-pub struct Bounds<'a> {
+/// What one call's HTTP requests may reach and what bounds them, through the `http` import and
+/// wasi:http alike (`wasi_http.rs` makes it the store's wasi:http hooks): the plugin's
+/// allow-hosts, the call's deadline, the longest silence while reading, and the stop request
+/// that shuts a request down.
+#[derive(Clone)]
+pub struct Outbound {
+    pub plugin: String,
+    pub allow: Allow,
     pub deadline: Instant,
     pub read_idle: Duration,
-    pub cancel: &'a crate::cancel::Cancel,
+    pub cancel: crate::cancel::Cancel,
 }
 
 /// The hosts one plugin may reach: `*`, `host` (any port), `host:port`, `*.domain`.
@@ -59,116 +65,120 @@ impl Allow {
     }
 }
 
-/// The time limits of one request. Each is clamped to `total`, the time left before the call's
-/// deadline: epoch interruption cannot stop a plugin blocked in a host call, so the request
-/// itself must end by then.
-pub struct Timeouts {
-    pub total: Duration,
-    /// Establishing the connection (at most 15 s).
-    pub connect: Option<Duration>,
-    /// From the request sent to the response's head (at most 60 s).
-    pub first_byte: Option<Duration>,
-    /// The longest silence while reading the body: a server that stops sending mid-body is
-    /// noticed after this, not at the deadline.
-    pub idle: Duration,
-}
-
-/// The agent of one plugin request: no redirect followed (the plugin sees the 3xx), statuses
-/// passed through, the time limits of `t`.
-pub fn agent(t: &Timeouts) -> ureq::Agent {
-    let clamp = |d: Option<Duration>, most: Duration| d.unwrap_or(most).min(most).min(t.total);
-    ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .timeout_global(Some(t.total))
-        .timeout_connect(Some(clamp(t.connect, Duration::from_secs(15))))
-        .timeout_recv_response(Some(clamp(t.first_byte, Duration::from_secs(60))))
-        .timeout_per_read(Some(t.idle.min(t.total)))
-        .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
 /// Why a request was not made or failed.
 pub enum GetError {
     Denied(String),
     Failed(String),
 }
 
-/// Whether `plugin` may send a request to `uri`: http or https, to a host in its allow-hosts.
-/// A refusal is logged, and says why.
-pub fn permit(allow: &Allow, plugin: &str, uri: &ureq::http::Uri) -> Result<(), String> {
-    let default_port = match uri.scheme_str() {
-        Some("http") => 80,
-        Some("https") => 443,
-        _ => return Err(format!("{uri}: only http and https URLs are allowed")),
-    };
-    let host = uri.host().unwrap_or("");
-    let port = uri.port_u16().unwrap_or(default_port);
-    if !allow.permits(host, port) {
-        tracing::warn!(
-            plugin,
-            host,
-            port,
-            "plugin asked for a host that is not in its allow-hosts"
-        );
-        return Err(format!("{host}:{port} is not in this plugin's allow-hosts"));
-    }
-    Ok(())
+/// Why no request can be started.
+pub enum NotStarted {
+    /// The call's deadline has passed.
+    Deadline,
+    /// wasmvisor is shutting down.
+    Stopped,
 }
 
-/// Performs one GET for a plugin, without following redirects.
-pub fn get(
-    allow: &Allow,
-    plugin: &str,
-    url: &str,
-    headers: &[(String, String)],
-    bounds: &Bounds,
-) -> Result<Response, GetError> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| GetError::Denied(format!("{url:?} is not a valid URL: {e}")))?;
-    permit(allow, plugin, &uri).map_err(GetError::Denied)?;
-    let remaining = bounds.deadline.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Err(GetError::Failed("the call's deadline has passed".into()));
-    }
-    let agent = agent(&Timeouts {
-        total: remaining,
-        connect: None,
-        first_byte: None,
-        idle: bounds.read_idle,
-    });
-    let registered = bounds
-        .cancel
-        .register(&agent)
-        .ok_or_else(|| GetError::Failed("stopped: wasmvisor is shutting down".into()))?;
-    let mut request = agent.get(url);
-    for (name, value) in headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request
-        .call()
-        .map_err(|e| GetError::Failed(format!("GET {url}: {e}")))?;
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotStarted::Deadline => "the call's deadline has passed",
+            NotStarted::Stopped => "stopped: wasmvisor is shutting down",
         })
-        .collect();
-    tracing::debug!(plugin, url, status, "plugin HTTP request");
-    let body = response.into_body().into_reader();
-    Ok(Response {
-        status,
-        headers,
-        body: Box::new(body),
-        _cancel: registered,
-    })
+    }
+}
+
+impl Outbound {
+    /// Whether the plugin may send a request to `uri`: http or https, to a host in its
+    /// allow-hosts. A refusal is logged, and says why.
+    pub fn permit(&self, uri: &ureq::http::Uri) -> Result<(), String> {
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
+            Some("https") => 443,
+            _ => return Err(format!("{uri}: only http and https URLs are allowed")),
+        };
+        let host = uri.host().unwrap_or("");
+        let port = uri.port_u16().unwrap_or(default_port);
+        if !self.allow.permits(host, port) {
+            tracing::warn!(
+                plugin = self.plugin,
+                host,
+                port,
+                "plugin asked for a host that is not in its allow-hosts"
+            );
+            return Err(format!("{host}:{port} is not in this plugin's allow-hosts"));
+        }
+        Ok(())
+    }
+
+    /// The agent of one request, shut down by a stop request while the returned guard lives: no
+    /// redirect followed (the plugin sees the 3xx), statuses passed through. Every time limit
+    /// is clamped to the time left before the call's deadline — epoch interruption cannot stop
+    /// a plugin blocked in a host call, so the request itself must end by then: connecting (at
+    /// most 15 s), the response's head (at most 60 s) and `idle`, the longest silence while
+    /// reading the body (a server that stops sending mid-body is noticed after it, not at the
+    /// deadline).
+    pub fn agent(
+        &self,
+        connect: Option<Duration>,
+        first_byte: Option<Duration>,
+        idle: Duration,
+    ) -> Result<(ureq::Agent, crate::cancel::Registered), NotStarted> {
+        let total = self.deadline.saturating_duration_since(Instant::now());
+        if total.is_zero() {
+            return Err(NotStarted::Deadline);
+        }
+        let clamp = |d: Option<Duration>, most: Duration| d.unwrap_or(most).min(most).min(total);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(total))
+            .timeout_connect(Some(clamp(connect, Duration::from_secs(15))))
+            .timeout_recv_response(Some(clamp(first_byte, Duration::from_secs(60))))
+            .timeout_per_read(Some(idle.min(total)))
+            .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let registered = self.cancel.register(&agent).ok_or(NotStarted::Stopped)?;
+        Ok((agent, registered))
+    }
+
+    /// Performs one GET for the plugin, without following redirects.
+    pub fn get(&self, url: &str, headers: &[(String, String)]) -> Result<Response, GetError> {
+        let uri: ureq::http::Uri = url
+            .parse()
+            .map_err(|e| GetError::Denied(format!("{url:?} is not a valid URL: {e}")))?;
+        self.permit(&uri).map_err(GetError::Denied)?;
+        let (agent, registered) = self
+            .agent(None, None, self.read_idle)
+            .map_err(|e| GetError::Failed(e.to_string()))?;
+        let mut request = agent.get(url);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request
+            .call()
+            .map_err(|e| GetError::Failed(format!("GET {url}: {e}")))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        tracing::debug!(plugin = self.plugin, url, status, "plugin HTTP request");
+        let body = response.into_body().into_reader();
+        Ok(Response {
+            status,
+            headers,
+            body: Box::new(body),
+            _cancel: registered,
+        })
+    }
 }
 
 /// The largest read a plugin may ask for at once.

@@ -11,11 +11,10 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::{v0_1, v0_2};
+use super::http::Outbound;
 use super::sink::Output;
 use super::stdio::{self, Captured};
-use super::wasi_http::Outbound;
 use super::{Call, ErrorKind, PluginError, PluginSpec, http};
-use crate::cancel::Cancel;
 
 /// Log output a plugin may produce per call.
 const LOG_BUDGET: usize = 64 * 1024;
@@ -24,11 +23,10 @@ const LOG_BUDGET: usize = 64 * 1024;
 pub struct State {
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    plugin: String,
-    /// What its HTTP requests may reach and until when (both `http` and wasi:http).
+    /// The plugin's name, what its HTTP requests may reach and until when (both `http` and
+    /// wasi:http), and the stop request.
     outbound: Outbound,
     http: WasiHttpCtx,
-    cancel: Cancel,
     memory_limit: u64,
     memory_hit: bool,
     log_left: usize,
@@ -102,7 +100,7 @@ macro_rules! host_interfaces {
                     return Ok(());
                 }
                 self.log_left -= message.len();
-                let plugin = self.plugin.as_str();
+                let plugin = self.outbound.plugin.as_str();
                 match level {
                     $v::host::Level::Trace => tracing::trace!(plugin, "{message}"),
                     $v::host::Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -120,19 +118,11 @@ macro_rules! host_interfaces {
                 url: String,
                 headers: Vec<(String, String)>,
             ) -> wasmtime::Result<Result<Resource<http::Response>, $v::http::HttpError>> {
-                let bounds = http::Bounds {
-                    deadline: self.outbound.deadline,
-                    read_idle: self.outbound.read_idle,
-                    cancel: &self.cancel,
-                };
-                let allow = &self.outbound.allow;
-                Ok(
-                    match http::get(allow, &self.plugin, &url, &headers, &bounds) {
-                        Ok(response) => Ok(self.table.push(response)?),
-                        Err(http::GetError::Denied(m)) => Err($v::http::HttpError::Denied(m)),
-                        Err(http::GetError::Failed(m)) => Err($v::http::HttpError::Failed(m)),
-                    },
-                )
+                Ok(match self.outbound.get(&url, &headers) {
+                    Ok(response) => Ok(self.table.push(response)?),
+                    Err(http::GetError::Denied(m)) => Err($v::http::HttpError::Denied(m)),
+                    Err(http::GetError::Failed(m)) => Err($v::http::HttpError::Failed(m)),
+                })
             }
         }
 
@@ -172,7 +162,7 @@ macro_rules! host_interfaces {
                 this: Resource<Output>,
                 bytes: Vec<u8>,
             ) -> wasmtime::Result<Result<(), String>> {
-                if self.cancel.is_cancelled() {
+                if self.outbound.cancel.is_cancelled() {
                     return Ok(Err("stopped: wasmvisor is shutting down".into()));
                 }
                 Ok(self.table.get_mut(&this)?.0.write(&bytes))
@@ -245,7 +235,6 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
     let state = State {
         wasi: wasi.build(),
         table: ResourceTable::new(),
-        plugin: spec.name.clone(),
         outbound: Outbound {
             plugin: spec.name.clone(),
             allow: http::Allow::new(&spec.allow_hosts),
@@ -254,7 +243,6 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
             cancel: call.cancel.clone(),
         },
         http: WasiHttpCtx::new(),
-        cancel: call.cancel.clone(),
         memory_limit: spec.memory,
         memory_hit: false,
         log_left: LOG_BUDGET,
@@ -266,7 +254,7 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
     store.limiter(|s| s);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|ctx| {
-        if ctx.data().cancel.is_cancelled() {
+        if ctx.data().outbound.cancel.is_cancelled() {
             Err(wasmtime::Error::new(Cancelled))
         } else if Instant::now() >= ctx.data().outbound.deadline {
             Err(wasmtime::Error::new(DeadlineHit))
@@ -281,7 +269,8 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
 pub(super) fn classify(spec: &PluginSpec, store: &Store<State>, e: wasmtime::Error) -> PluginError {
     let kind = if store.data().memory_hit {
         ErrorKind::Memory(spec.memory)
-    } else if e.downcast_ref::<Cancelled>().is_some() || store.data().cancel.is_cancelled() {
+    } else if e.downcast_ref::<Cancelled>().is_some() || store.data().outbound.cancel.is_cancelled()
+    {
         ErrorKind::Cancelled
     } else if e.downcast_ref::<DeadlineHit>().is_some() {
         ErrorKind::Timeout(spec.timeout)

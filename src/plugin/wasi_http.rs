@@ -5,37 +5,26 @@
 //! and shut down by a stop request.
 //!
 //! wasmtime-wasi-http parses and checks what the plugin builds; the request itself goes through
-//! the host's one HTTP client (ureq and rustls, `http::agent`), not the crate's own (hyper and a
-//! second TLS setup). A blocking thread performs it and hands the response's body over in
+//! the host's one HTTP client (ureq and rustls, `Outbound::agent` in `http.rs`), not the crate's
+//! own (hyper and a second TLS setup). A blocking thread performs it and hands the response's body over in
 //! chunks, at most `QUEUED` of them waiting: the body streams, the host never holds it whole.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::http::{Allow, Timeouts, agent, permit};
-use crate::cancel::Cancel;
+use super::http::{NotStarted, Outbound};
 
 /// The largest request body a plugin may send (a JSON-RPC query, a form; not an upload).
 pub const MAX_REQUEST_BODY: usize = 1 << 20;
 /// The size of the response body's chunks, and how many may wait for the plugin to read them.
 const CHUNK: usize = 64 * 1024;
 const QUEUED: usize = 4;
-
-/// The hooks of one call's store: what its requests may reach, and until when.
-#[derive(Clone)]
-pub struct Outbound {
-    pub plugin: String,
-    pub allow: Allow,
-    pub deadline: Instant,
-    pub read_idle: Duration,
-    pub cancel: Cancel,
-}
 
 type SendResult = Result<
     (
@@ -45,6 +34,7 @@ type SendResult = Result<
     Error,
 >;
 
+/// The hooks of one call's store: what its requests may reach, and until when.
 impl WasiHttpHooks for Outbound {
     /// ureq writes `Host` from the request's URI, so the one sent is the one allowed.
     fn set_host_header(&mut self) -> bool {
@@ -66,7 +56,7 @@ async fn send(
     request: ::http::Request<WasiBody>,
     options: RequestOptions,
 ) -> SendResult {
-    if let Err(why) = permit(&out.allow, &out.plugin, request.uri()) {
+    if let Err(why) = out.permit(request.uri()) {
         tracing::debug!(plugin = out.plugin, "wasi:http request refused: {why}");
         return Err(Error::HttpRequestDenied);
     }
@@ -102,24 +92,21 @@ fn exchange(
     head: tokio::sync::oneshot::Sender<Result<::http::response::Parts, Error>>,
     chunks: tokio::sync::mpsc::Sender<Result<Bytes, Error>>,
 ) {
-    let total = out.deadline.saturating_duration_since(Instant::now());
-    if total.is_zero() {
-        let _ = head.send(Err(Error::HttpResponseTimeout));
-        return;
-    }
     let idle = options
         .between_bytes_timeout
         .map_or(out.read_idle, |d| d.min(out.read_idle));
-    let agent = agent(&Timeouts {
-        total,
-        connect: options.connect_timeout,
-        first_byte: options.first_byte_timeout,
-        idle,
-    });
-    let Some(_registered) = out.cancel.register(&agent) else {
-        let _ = head.send(Err(internal("stopped: wasmvisor is shutting down".into())));
-        return;
-    };
+    let (agent, _registered) =
+        match out.agent(options.connect_timeout, options.first_byte_timeout, idle) {
+            Ok(started) => started,
+            Err(NotStarted::Deadline) => {
+                let _ = head.send(Err(Error::HttpResponseTimeout));
+                return;
+            }
+            Err(e @ NotStarted::Stopped) => {
+                let _ = head.send(Err(internal(e.to_string())));
+                return;
+            }
+        };
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = if request.body().is_empty() {
         agent.run(request.map(|_| ()))
