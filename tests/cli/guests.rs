@@ -2,16 +2,12 @@
 //! `plugins/build-guests`, in real upgrades: the maintenance-window resolver and the app-version
 //! health check, loaded beside the Rust plugins, compiled in the background while the node runs.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::harness::serve::Server;
-use crate::harness::{Home, free_port, guest, sha256};
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use crate::harness::{Home, free_port, guest, now_unix, sha256};
 
 fn status(home: &Home) -> Value {
     serde_json::from_slice(&home.output(&["status", "--json"]).stdout).unwrap_or(Value::Null)
@@ -19,12 +15,7 @@ fn status(home: &Home) -> Value {
 
 /// The window as `HH:MM` settings: `from_now` hours from the current UTC hour, one hour long.
 fn window_hours(from_now: u64) -> (String, String) {
-    let hour = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 3600
-        % 24;
+    let hour = now_unix() / 3600 % 24;
     let start = (hour + from_now) % 24;
     (
         format!("{start:02}:00"),
@@ -125,27 +116,15 @@ fn outside_its_window_the_javascript_resolver_defers_to_the_next_start() {
         ),
     )
     .unwrap();
-    let plan = home.path.join("plan.json");
-    std::fs::write(&plan, json!({"name": "v2", "height": 3}).to_string()).unwrap();
-    let out = home.output(&[
-        "plugin",
-        "call",
-        "resolver",
-        "window",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(0), "{answer} {}", stderr(&out));
+    let plan = home.plan_file("v2");
+    let (code, answer, err) = home.plugin_call("resolver", "window", &plan);
+    assert_eq!(code, Some(0), "{answer} {err}");
     assert_eq!(answer["decision"], "use-staged", "{answer}");
     let not_before = &answer["not_before"];
     assert_eq!(not_before["by"], "window", "{answer}");
     let at = not_before["at"].as_u64().unwrap();
     assert_eq!(at % 3600, 0, "a window opens on the hour: {answer}");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now_unix();
     assert!(
         at > now + 3600 && at <= now + 2 * 3600,
         "the next start is two hours from this one: {answer}"
@@ -167,16 +146,8 @@ fn outside_its_window_the_javascript_resolver_defers_to_the_next_start() {
         ),
     )
     .unwrap();
-    let out = home.output(&[
-        "plugin",
-        "call",
-        "resolver",
-        "window",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(3), "{answer}");
+    let (code, answer, _) = home.plugin_call("resolver", "window", &plan);
+    assert_eq!(code, Some(3), "{answer}");
     assert!(
         answer["reason"]
             .as_str()
@@ -208,8 +179,8 @@ fn the_python_health_check_finds_the_wrong_binary() {
 }
 
 /// Asks the window resolver about plan v2 with `config` and `extra` plugins.toml lines; returns
-/// its answer, the exit status and how long the call took.
-fn ask_window(home: &Home, config: &str, extra: &str) -> (Value, i32, Duration) {
+/// what `plugin call` returned and how long the call took.
+fn ask_window(home: &Home, config: &str, extra: &str) -> (Option<i32>, Value, String, Duration) {
     std::fs::write(
         home.root().join("plugins.toml"),
         format!(
@@ -218,20 +189,10 @@ fn ask_window(home: &Home, config: &str, extra: &str) -> (Value, i32, Duration) 
         ),
     )
     .unwrap();
-    let plan = home.path.join("plan.json");
-    std::fs::write(&plan, json!({"name": "v2", "height": 3}).to_string()).unwrap();
+    let plan = home.plan_file("v2");
     let started = std::time::Instant::now();
-    let out = home.output(&[
-        "plugin",
-        "call",
-        "resolver",
-        "window",
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
-    let answer =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| json!({"stderr": stderr(&out)}));
-    (answer, out.status.code().unwrap_or(-1), started.elapsed())
+    let (code, answer, err) = home.plugin_call("resolver", "window", &plan);
+    (code, answer, err, started.elapsed())
 }
 
 #[test]
@@ -249,8 +210,8 @@ fn the_javascript_window_reads_a_shared_calendar_with_fetch_over_wasi_http() {
             .to_string()
             .into_bytes(),
     );
-    let (answer, code, _) = ask_window(&home, &calendar, &allow);
-    assert_eq!(code, 0, "{answer}");
+    let (code, answer, err, _) = ask_window(&home, &calendar, &allow);
+    assert_eq!(code, Some(0), "{answer} {err}");
     assert_eq!(answer["decision"], "use-staged", "{answer}");
     assert_eq!(answer["not_before"]["at"], 4_070_908_800u64, "{answer}");
     assert!(
@@ -269,12 +230,12 @@ fn the_javascript_window_reads_a_shared_calendar_with_fetch_over_wasi_http() {
             .into_bytes(),
     );
     let (start, end) = window_hours(2);
-    let (answer, code, _) = ask_window(
+    let (code, answer, err, _) = ask_window(
         &home,
         &format!("{calendar}, start = \"{start}\", end = \"{end}\""),
         &allow,
     );
-    assert_eq!(code, 0, "{answer}");
+    assert_eq!(code, Some(0), "{answer} {err}");
     assert_eq!(answer["decision"], "use-staged", "{answer}");
     assert!(
         answer["not_before"].is_null(),
@@ -296,10 +257,7 @@ fn wasi_http_requests_keep_the_hosts_redirects_and_timeouts_of_the_plugin() {
             reason.contains("cannot be read") && reason.contains(why),
             "{why}: {answer}"
         );
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = now_unix();
         let at = answer["not_before"]["at"].as_u64().unwrap();
         assert!(
             at > now + 200 && at <= now + 300,
@@ -308,8 +266,8 @@ fn wasi_http_requests_keep_the_hosts_redirects_and_timeouts_of_the_plugin() {
     };
 
     // A host outside allow-hosts is never contacted.
-    let (answer, code, _) = ask_window(&home, &calendar, "allow-hosts = [\"127.0.0.1:1\"]\n");
-    assert_eq!(code, 0, "{answer}");
+    let (code, answer, err, _) = ask_window(&home, &calendar, "allow-hosts = [\"127.0.0.1:1\"]\n");
+    assert_eq!(code, Some(0), "{answer} {err}");
     unreadable(&answer, "");
     assert!(server.log().is_empty(), "{:?}", server.log());
 
@@ -317,7 +275,7 @@ fn wasi_http_requests_keep_the_hosts_redirects_and_timeouts_of_the_plugin() {
     // A redirect is not followed: the plugin sees it (and this one treats it as unreadable).
     server.put("/moved.json", b"{}".to_vec());
     server.redirect("/window.json", "/moved.json");
-    let (answer, _, _) = ask_window(&home, &calendar, &allow);
+    let (_, answer, _, _) = ask_window(&home, &calendar, &allow);
     unreadable(&answer, "HTTP 30");
     assert_eq!(server.log().len(), 1, "{:?}", server.log());
 
@@ -328,12 +286,13 @@ fn wasi_http_requests_keep_the_hosts_redirects_and_timeouts_of_the_plugin() {
         br#"{"start": "00:00", "end": "24:00"}"#.to_vec(),
     );
     server.stall("/stalled.json", 5, usize::MAX);
-    let (answer, _, took) = ask_window(&home, &stalled, &format!("{allow}idle-timeout = \"1s\"\n"));
+    let (_, answer, _, took) =
+        ask_window(&home, &stalled, &format!("{allow}idle-timeout = \"1s\"\n"));
     unreadable(&answer, "");
     assert!(took < Duration::from_secs(20), "took {took:?}: {answer}");
 
     // With a longer idle-timeout, the call's deadline ends the request: the call returns.
-    let (answer, _, took) =
+    let (_, answer, _, took) =
         ask_window(&home, &stalled, &format!("{allow}idle-timeout = \"10m\"\n"));
     assert!(
         took < Duration::from_secs(60),
@@ -351,8 +310,7 @@ fn the_python_health_check_reaches_only_its_allowed_hosts_over_wasi_http() {
             .to_string()
             .into_bytes(),
     );
-    let plan = home.path.join("plan.json");
-    std::fs::write(&plan, json!({"name": "v2", "height": 3}).to_string()).unwrap();
+    let plan = home.plan_file("v2");
     let ask = |allow: &str| {
         std::fs::write(
             home.root().join("plugins.toml"),
@@ -363,30 +321,22 @@ fn the_python_health_check_reaches_only_its_allowed_hosts_over_wasi_http() {
             ),
         )
         .unwrap();
-        let out = home.output(&[
-            "plugin",
-            "call",
-            "health",
-            "app-version",
-            "--plan",
-            plan.to_str().unwrap(),
-        ]);
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap_or_else(|_| json!({"stderr": stderr(&out)}))
+        let (_, answer, err) = home.plugin_call("health", "app-version", &plan);
+        (answer, err)
     };
-    let answer = ask("127.0.0.1:1");
+    let (answer, err) = ask("127.0.0.1:1");
     let pending = answer["pending"].as_str().unwrap_or_default();
     assert!(
         pending.contains("not in this plugin's allow-hosts"),
-        "{answer}"
+        "{answer} {err}"
     );
     assert!(server.log().is_empty(), "{:?}", server.log());
-    let answer = ask(&format!("127.0.0.1:{}", server.port));
+    let (answer, err) = ask(&format!("127.0.0.1:{}", server.port));
     assert!(
         answer["healthy"]
             .as_str()
             .is_some_and(|h| h.contains("app version v2 at height 1000")),
-        "{answer}"
+        "{answer} {err}"
     );
     assert_eq!(server.log().len(), 1, "{:?}", server.log());
 }

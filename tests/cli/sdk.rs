@@ -3,11 +3,11 @@
 //! checked before compiling, and the `plugin` commands without a node's home.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Home, WASMVISOR, sha256, sim_archive, wasm};
+use crate::harness::{Home, WASMVISOR, now_unix, sha256, sim_archive, wasm};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -24,32 +24,6 @@ fn entry(name: &str, crate_name: &str, extra: &str) -> String {
         "[[resolver]]\nname = \"{name}\"\npath = \"{}\"\n{extra}\n",
         wasm(crate_name).display()
     )
-}
-
-fn plan_file(home: &Home, name: &str) -> std::path::PathBuf {
-    let plan = home.path.join("plan.json");
-    std::fs::write(&plan, json!({"name": name, "height": 3}).to_string()).unwrap();
-    plan
-}
-
-fn call(home: &Home, name: &str, plan: &std::path::Path) -> (Option<i32>, Value, String) {
-    let out = home.output(&[
-        "plugin",
-        "call",
-        "resolver",
-        name,
-        "--plan",
-        plan.to_str().unwrap(),
-    ]);
-    let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), answer, stderr(&out))
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -120,8 +94,8 @@ fn a_fallback_resolver_supplies_the_binary_and_a_policy_veto_stays_a_veto() {
         &home,
         &format!("[[resolver]]\npath = \"bundled:cosmovisor\"\n{fallback}"),
     );
-    let plan = plan_file(&home, "v2");
-    let (code, answer, err) = call(&home, "mirror", &plan);
+    let plan = home.plan_file("v2");
+    let (code, answer, err) = home.plugin_call("resolver", "mirror", &plan);
     assert_eq!(code, Some(0), "{answer} {err}");
     assert_eq!(answer["decision"], "fetch", "{answer}");
     assert_eq!(answer["decided_by"], "mirror", "{answer}");
@@ -136,7 +110,7 @@ fn a_fallback_resolver_supplies_the_binary_and_a_policy_veto_stays_a_veto() {
     );
 
     // Asked alone, the bundled resolver's "no binary" is its own, and says no in the status.
-    let (code, answer, _) = call(&home, "cosmovisor", &plan);
+    let (code, answer, _) = home.plugin_call("resolver", "cosmovisor", &plan);
     assert_eq!(code, Some(3), "{answer}");
     assert_eq!(answer["decided_by"], "cosmovisor", "{answer}");
 
@@ -159,8 +133,8 @@ fn a_fallback_resolver_supplies_the_binary_and_a_policy_veto_stays_a_veto() {
             )
         ),
     );
-    let plan = plan_file(&home, "v2");
-    let (code, answer, err) = call(&home, "policy", &plan);
+    let plan = home.plan_file("v2");
+    let (code, answer, err) = home.plugin_call("resolver", "policy", &plan);
     assert_eq!(code, Some(3), "{answer} {err}");
     assert_eq!(answer["decision"], "refuse", "{answer}");
     assert_eq!(answer["decided_by"], "policy", "{answer}");
@@ -232,7 +206,7 @@ fn not_before_holds_the_switch_with_the_node_halted_until_the_time() {
 fn env_grants_expose_exactly_the_named_variables() {
     let mut home = Home::new();
     home.set("WASMVISOR_TEST_GRANTED", "yes");
-    let plan = plan_file(&home, "v2");
+    let plan = home.plan_file("v2");
     write_plugins(
         &home,
         &format!(
@@ -249,13 +223,13 @@ fn env_grants_expose_exactly_the_named_variables() {
             ),
         ),
     );
-    let (_, answer, err) = call(&home, "granted", &plan);
+    let (_, answer, err) = home.plugin_call("resolver", "granted", &plan);
     // The chain runs up to the plugin asked: `granted` first.
     assert_eq!(
         answer["answers"][0]["reason"], "env WASMVISOR_TEST_GRANTED=yes",
         "{answer} {err}"
     );
-    let (_, answer, err) = call(&home, "ungranted", &plan);
+    let (_, answer, err) = home.plugin_call("resolver", "ungranted", &plan);
     assert_eq!(
         answer["answers"][1]["reason"], "env DAEMON_HOME unset",
         "{answer} {err}"
@@ -277,7 +251,7 @@ fn env_grants_expose_exactly_the_named_variables() {
 #[test]
 fn what_a_failing_plugin_printed_is_logged_and_quoted_in_the_error() {
     let home = Home::new();
-    let plan = plan_file(&home, "v2");
+    let plan = home.plan_file("v2");
     write_plugins(
         &home,
         &entry(
@@ -286,7 +260,7 @@ fn what_a_failing_plugin_printed_is_logged_and_quoted_in_the_error() {
             "config = { mode = \"panic\", message = \"the registry answered 418\" }",
         ),
     );
-    let (code, _, err) = call(&home, "loud", &plan);
+    let (code, _, err) = home.plugin_call("resolver", "loud", &plan);
     assert_eq!(code, Some(1), "{err}");
     let error = err
         .lines()
@@ -474,7 +448,7 @@ fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
     .unwrap();
 
     // Signed: fetched, with the signed sha256 as the checksum the host verifies.
-    let (code, answer, err) = call(&home, "signed", &plan);
+    let (code, answer, err) = home.plugin_call("resolver", "signed", &plan);
     assert_eq!(code, Some(0), "{answer} {err}");
     assert_eq!(
         answer["artifacts"][0]["checksum"],
@@ -486,7 +460,7 @@ fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
     let stranger = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
     let sums = format!("{}  simd-v2.tar.gz\n", release.sha);
     release.sign(&sums, &stranger);
-    let (code, answer, _) = call(&home, "signed", &plan);
+    let (code, answer, _) = home.plugin_call("resolver", "signed", &plan);
     assert_eq!(code, Some(3), "{answer}");
     assert_eq!(answer["decided_by"], "signed", "{answer}");
     assert!(
@@ -503,7 +477,7 @@ fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
         "/rel/SHA256SUMS",
         format!("{}  simd-v2.tar.gz\n", "0".repeat(64)).into_bytes(),
     );
-    let (code, answer, _) = call(&home, "signed", &plan);
+    let (code, answer, _) = home.plugin_call("resolver", "signed", &plan);
     assert_eq!(code, Some(3), "{answer}");
 
     // Signed, but the plan's own checksum names another binary: refused.
@@ -515,7 +489,7 @@ fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
         json!({"name": "v2", "height": 3, "info": wrong}).to_string(),
     )
     .unwrap();
-    let (code, answer, _) = call(&home, "signed", &wrong_plan);
+    let (code, answer, _) = home.plugin_call("resolver", "signed", &wrong_plan);
     assert_eq!(code, Some(3), "{answer}");
     assert!(
         answer["reason"]
@@ -537,7 +511,7 @@ fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
         json!({"name": "v2", "height": 3, "info": in_plan}).to_string(),
     )
     .unwrap();
-    let (code, answer, err) = call(&home, "signed", &plan2);
+    let (code, answer, err) = home.plugin_call("resolver", "signed", &plan2);
     assert_eq!(code, Some(0), "{answer} {err}");
 
     // A real upgrade through the signed release.
@@ -779,7 +753,7 @@ fn a_plugin_that_cannot_compile_stops_the_upgrade_before_the_switch() {
 fn a_policy_given_no_binary_refuses_so_nothing_after_it_goes_unjudged() {
     let mut home = Home::new();
     home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
-    let plan = plan_file(&home, "v2");
+    let plan = home.plan_file("v2");
     write_plugins(
         &home,
         &format!(
@@ -796,7 +770,7 @@ fn a_policy_given_no_binary_refuses_so_nothing_after_it_goes_unjudged() {
             ),
         ),
     );
-    let (code, answer, err) = call(&home, "late-mirror", &plan);
+    let (code, answer, err) = home.plugin_call("resolver", "late-mirror", &plan);
     assert_eq!(code, Some(3), "{answer} {err}");
     assert_eq!(answer["decided_by"], "allowlist", "{answer}");
     assert!(

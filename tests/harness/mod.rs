@@ -128,6 +128,37 @@ impl Home {
         self.cmd(args).output().expect("wasmvisor runs")
     }
 
+    /// `plan.json` in the test's folder: plan `name` at height 3, for `plugin call --plan`.
+    pub fn plan_file(&self, name: &str) -> PathBuf {
+        let plan = self.path.join("plan.json");
+        std::fs::write(&plan, json!({"name": name, "height": 3}).to_string()).unwrap();
+        plan
+    }
+
+    /// `wasmvisor plugin call WORLD NAME --plan PLAN`: its exit status, its answer (null when
+    /// stdout is not JSON) and its stderr.
+    pub fn plugin_call(
+        &self,
+        world: &str,
+        name: &str,
+        plan: &Path,
+    ) -> (Option<i32>, Value, String) {
+        let out = self.output(&[
+            "plugin",
+            "call",
+            world,
+            name,
+            "--plan",
+            plan.to_str().unwrap(),
+        ]);
+        let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.code(),
+            answer,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Starts `wasmvisor run start --home <home> <extra…>`.
     pub fn run(&self, extra: &[&str]) -> Running {
         let home = self.path.display().to_string();
@@ -329,6 +360,14 @@ fn merge(base: &mut Value, extra: Value) {
             b.insert(k, v);
         }
     }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub fn free_port() -> u16 {
