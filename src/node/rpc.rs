@@ -1,142 +1,348 @@
-//! The node's CometBFT RPC, read for one thing: the height the application last committed
-//! (`/abci_info`).
-//! Plain HTTP/1.1 on the configured address (loopback by default), with a timeout and a size cap.
+//! The node's CometBFT RPC, read for what the supervisor must know of the chain: the height the
+//! application last committed (`/abci_info`) and who answers (`/status`'s `node_info`).
+//!
+//! Plain HTTP/1.1 on the configured address (loopback by default) through ureq, the client the
+//! plugins' requests already use: no proxy (an `HTTP_PROXY` meant for downloads must not stand
+//! between the supervisor and its node), no redirect, a deadline for the whole exchange and a cap
+//! on the body. ureq is blocking, so each request runs on tokio's blocking pool.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use crate::config::Endpoint;
 
-const MAX_RESPONSE: usize = 1 << 20;
+const MAX_RESPONSE: u64 = 1 << 20;
 
-/// The last height the node's application committed (`/abci_info`), or why it could not be
-/// read. CometBFT's `/status` reports the block store, which is one block ahead of the
-/// application while a block executes and after a halt (the halted block is stored, never
-/// applied); where `/abci_info` is not answered, `/status` minus one stands in as a lower bound.
-pub async fn app_height(endpoint: &Endpoint, timeout: Duration) -> Result<u64, String> {
-    let info = tokio::time::timeout(timeout, get_json(endpoint, "/abci_info"))
-        .await
-        .map_err(|_| "timed out".to_string())
-        .and_then(|r| r);
-    match info {
-        Ok(value) => {
-            let response = &value["result"]["response"];
-            if !response.is_object() {
-                return Err("no result.response in /abci_info".into());
+/// Why the RPC did not give an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RpcError {
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("{path}: {reason}")]
+    Malformed { path: String, reason: String },
+}
+
+/// A client of one node's RPC. Cheap to clone (the agent's connection pool is shared).
+#[derive(Clone)]
+pub struct Rpc {
+    endpoint: Endpoint,
+    agent: ureq::Agent,
+}
+
+/// Who answers on the RPC: the node's identity (`/status` → `result.node_info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's P2P key id (hex).
+    pub id: String,
+    /// The chain id.
+    pub network: String,
+}
+
+impl Rpc {
+    pub fn new(endpoint: &Endpoint, timeout: Duration) -> Rpc {
+        let agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Rpc {
+            endpoint: endpoint.clone(),
+            agent,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The last height the node's application committed (`/abci_info`), or why it could not be
+    /// read. CometBFT's `/status` reports the block store, which is one block ahead of the
+    /// application while a block executes and after a halt (the halted block is stored, never
+    /// applied); where `/abci_info` is not answered, `/status` minus one stands in as a lower
+    /// bound.
+    pub async fn app_height(&self) -> Result<u64, RpcError> {
+        match self.get_json("/abci_info").await {
+            Ok(value) => abci_info_height(&value),
+            Err(RpcError::Status(_)) => {
+                let status = self.get_json("/status").await?;
+                let stored = number(
+                    &status["result"]["sync_info"]["latest_block_height"],
+                    "/status",
+                    "latest_block_height",
+                )?;
+                Ok(stored.saturating_sub(1))
             }
-            // Amino JSON leaves out zero values: no field means height 0 (a fresh chain).
-            match &response["last_block_height"] {
-                serde_json::Value::Null => Ok(0),
-                h => number(h, "last_block_height"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The identity of the node that answers (`/status`).
+    pub async fn node_info(&self) -> Result<NodeInfo, RpcError> {
+        let status = self.get_json("/status").await?;
+        node_info(&status)
+    }
+
+    /// GETs `path` and parses the body as JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, RpcError> {
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body).map_err(|e| RpcError::Malformed {
+            path: path.to_string(),
+            reason: format!("not JSON: {e}"),
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<Vec<u8>, RpcError> {
+        let url = format!(
+            "http://{}:{}{path}",
+            host_for_url(&self.endpoint.host),
+            self.endpoint.port
+        );
+        let agent = self.agent.clone();
+        let exchange = move || -> Result<Vec<u8>, RpcError> {
+            let response = agent
+                .get(&url)
+                .header("Accept", "application/json")
+                .call()
+                .map_err(failure)?;
+            let status = response.status().as_u16();
+            if status != 200 {
+                return Err(RpcError::Status(status));
             }
-        }
-        Err(e) if e.starts_with("HTTP ") => {
-            let status = tokio::time::timeout(timeout, get_json(endpoint, "/status"))
-                .await
-                .map_err(|_| "timed out".to_string())??;
-            let stored = number(
-                &status["result"]["sync_info"]["latest_block_height"],
-                "latest_block_height",
-            )?;
-            Ok(stored.saturating_sub(1))
-        }
-        Err(e) => Err(e),
+            response
+                .into_body()
+                .into_with_config()
+                .limit(MAX_RESPONSE)
+                .read_to_vec()
+                .map_err(failure)
+        };
+        tokio::task::spawn_blocking(exchange)
+            .await
+            .map_err(|e| RpcError::Unreachable(format!("the request's thread failed: {e}")))?
     }
 }
 
-pub(super) async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
-    let body = get(endpoint, path).await?;
-    serde_json::from_slice(&body).map_err(|e| format!("{path}: not JSON: {e}"))
+/// GETs `path` on `endpoint` and parses the body as JSON (for one-off queries).
+pub async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
+    let rpc = Rpc::new(endpoint, Duration::from_secs(10));
+    rpc.get_json(path).await.map_err(|e| e.to_string())
 }
 
-async fn get(endpoint: &Endpoint, path: &str) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAccept: application/json\r\n\r\n",
-        endpoint.host, endpoint.port
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        response.extend_from_slice(&chunk[..n]);
-        if response.len() > MAX_RESPONSE {
-            return Err("response too large".into());
-        }
+/// An IPv6 literal is bracketed in a URL.
+fn host_for_url(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
     }
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status_ok = head
-        .lines()
-        .next()
-        .is_some_and(|l| l.split_whitespace().nth(1) == Some("200"));
-    if !status_ok {
-        return Err(format!("HTTP {}", head.lines().next().unwrap_or("")));
-    }
-    let body = response[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return dechunk(&body);
-    }
-    Ok(body)
 }
 
-/// A height CometBFT writes as a decimal string (or, from some proxies, a number).
-fn number(value: &serde_json::Value, field: &str) -> Result<u64, String> {
+fn failure(e: ureq::Error) -> RpcError {
+    match e {
+        ureq::Error::Timeout(_) => RpcError::Timeout,
+        ureq::Error::BodyExceedsLimit(_) => RpcError::Malformed {
+            path: "response".into(),
+            reason: format!("larger than {} KiB", MAX_RESPONSE / 1024),
+        },
+        e => RpcError::Unreachable(e.to_string()),
+    }
+}
+
+/// The application height in an `/abci_info` answer.
+fn abci_info_height(value: &serde_json::Value) -> Result<u64, RpcError> {
+    let response = &value["result"]["response"];
+    if !response.is_object() {
+        return Err(RpcError::Malformed {
+            path: "/abci_info".into(),
+            reason: "no result.response".into(),
+        });
+    }
+    // Amino JSON leaves out zero values: no field means height 0 (a fresh chain).
+    match &response["last_block_height"] {
+        serde_json::Value::Null => Ok(0),
+        h => number(h, "/abci_info", "last_block_height"),
+    }
+}
+
+fn node_info(status: &serde_json::Value) -> Result<NodeInfo, RpcError> {
+    let info = &status["result"]["node_info"];
+    let field = |name: &str| match &info[name] {
+        serde_json::Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(RpcError::Malformed {
+            path: "/status".into(),
+            reason: format!("no result.node_info.{name}"),
+        }),
+    };
+    Ok(NodeInfo {
+        id: field("id")?,
+        network: field("network")?,
+    })
+}
+
+/// A height CometBFT writes as a decimal string (or, from some proxies, a number). Only plain
+/// decimal digits: `"+59"`, `" 59"` or `"0x3b"` are no height a node writes.
+fn number(value: &serde_json::Value, path: &str, field: &str) -> Result<u64, RpcError> {
+    let bad = |shown: String| RpcError::Malformed {
+        path: path.to_string(),
+        reason: format!("bad {field} {shown}"),
+    };
     match value {
-        serde_json::Value::String(s) => s.parse().map_err(|_| format!("bad {field} {s:?}")),
-        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| format!("bad {field} {n}")),
-        _ => Err(format!("no {field} in the answer")),
-    }
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunked body")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| "bad chunk size")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+        serde_json::Value::String(s) => {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!("{s:?}")));
+            }
+            s.parse().map_err(|_| bad(format!("{s:?}")))
         }
-        if body.len() < size + 2 {
-            return Err("truncated chunked body".into());
-        }
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
+        serde_json::Value::Number(n) => n.as_u64().ok_or_else(|| bad(n.to_string())),
+        _ => Err(RpcError::Malformed {
+            path: path.to_string(),
+            reason: format!("no {field} in the answer"),
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use serde_json::json;
+
     use super::*;
 
+    /// Serves each of `answers` (raw HTTP responses) to one connection, in turn.
+    fn serve(answers: Vec<Vec<u8>>) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let _ = stream.write_all(&answer);
+            }
+        });
+        Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
-    fn decodes_chunked_bodies() {
+    fn a_chunked_answer_is_decoded() {
+        let body = br#"{"result":{"response":{"last_block_height":"42"}}}"#;
+        let (a, b) = body.split_at(10);
+        let mut answer =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        answer.extend(format!("{:x}\r\n", a.len()).as_bytes());
+        answer.extend(a);
+        answer.extend(format!("\r\n{:x}\r\n", b.len()).as_bytes());
+        answer.extend(b);
+        answer.extend(b"\r\n0\r\n\r\n");
+        let rpc = Rpc::new(&serve(vec![answer]), Duration::from_secs(5));
+        assert_eq!(runtime().block_on(rpc.app_height()), Ok(42));
+    }
+
+    #[test]
+    fn a_chunk_size_that_would_wrap_is_an_error_not_a_panic() {
+        let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nffffffffffffffff\r\nab\r\n0\r\n\r\n".to_vec();
+        let rpc = Rpc::new(&serve(vec![answer]), Duration::from_secs(5));
+        assert!(runtime().block_on(rpc.app_height()).is_err());
+    }
+
+    #[test]
+    fn the_words_transfer_encoding_chunked_in_another_header_do_not_dechunk() {
+        let body = br#"{"result":{"response":{"last_block_height":"7"}}}"#;
+        let answer = [
+            format!(
+                "HTTP/1.1 200 OK\r\nX-Note: transfer-encoding: chunked\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            body.to_vec(),
+        ]
+        .concat();
+        let rpc = Rpc::new(&serve(vec![answer]), Duration::from_secs(5));
+        assert_eq!(runtime().block_on(rpc.app_height()), Ok(7));
+    }
+
+    #[test]
+    fn an_unanswered_abci_info_falls_back_to_status_minus_one() {
+        let status = br#"{"result":{"sync_info":{"latest_block_height":"10"}}}"#;
+        let answers = vec![
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
+            [
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    status.len()
+                )
+                .into_bytes(),
+                status.to_vec(),
+            ]
+            .concat(),
+        ];
+        let rpc = Rpc::new(&serve(answers), Duration::from_secs(5));
+        assert_eq!(runtime().block_on(rpc.app_height()), Ok(9));
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let endpoint = Endpoint::parse(&format!("127.0.0.1:{port}")).unwrap();
+        let rpc = Rpc::new(&endpoint, Duration::from_millis(200));
+        assert_eq!(runtime().block_on(rpc.app_height()), Err(RpcError::Timeout));
+        drop(listener);
+    }
+
+    #[test]
+    fn heights_are_plain_decimals() {
+        let at = |h: serde_json::Value| {
+            abci_info_height(&json!({"result": {"response": {"last_block_height": h}}}))
+        };
+        assert_eq!(at(json!("59")), Ok(59));
+        assert_eq!(at(json!(59)), Ok(59));
         assert_eq!(
-            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
+            abci_info_height(&json!({"result": {"response": {}}})),
+            Ok(0)
         );
+        for bad in [
+            json!("+59"),
+            json!(" 59"),
+            json!("0x3b"),
+            json!(""),
+            json!(-1),
+            json!(5.5),
+            json!([]),
+        ] {
+            assert!(at(bad.clone()).is_err(), "{bad} was taken as a height");
+        }
+    }
+
+    #[test]
+    fn node_info_needs_an_id_and_a_network() {
+        let status = json!({"result": {"node_info": {"id": "ab12", "network": "sim-1"}}});
+        assert_eq!(
+            node_info(&status),
+            Ok(NodeInfo {
+                id: "ab12".into(),
+                network: "sim-1".into()
+            })
+        );
+        assert!(node_info(&json!({"result": {"node_info": {"id": ""}}})).is_err());
     }
 }
