@@ -11,6 +11,7 @@ mod reaper;
 pub mod record;
 pub mod rpc;
 pub mod signals;
+pub mod sockets;
 
 use std::time::Duration;
 

@@ -132,7 +132,7 @@ impl Supervisor {
         let mut follow = None;
         if let Some(plan) = &halt_at {
             self.manual.prepare_ahead(plan, &self.plugins, &self.cfg);
-            follow = Some(self.manual.follow(plan));
+            follow = Some(self.manual.follow(plan, node.pid));
         }
         let mut recheck: Option<tokio::time::Instant> = None;
         let mut backoff = Duration::from_millis(20);
@@ -146,8 +146,9 @@ impl Supervisor {
                     node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
                     // The poller may have read a height that this loop has not taken yet.
                     if let Some((_, rx)) = follow.as_mut() {
-                        let h = *rx.borrow_and_update();
-                        self.manual.note(h, halt_at.as_ref(), &mut self.journal);
+                        let reading = *rx.borrow_and_update();
+                        self.manual.note(reading, halt_at.as_ref(), &mut self.journal);
+                        self.manual.node_exited(halt_at.as_ref(), &mut self.journal);
                     }
                     let died = match exit {
                         Exit::Code(c) => c != 0,
@@ -203,12 +204,21 @@ impl Supervisor {
                         tracing::warn!("cannot journal the end of the probation: {e}");
                     }
                 }
-                Ok(()) = async { follow.as_mut().expect("guarded").1.changed().await }, if follow.is_some() => {
-                    let h = *follow.as_mut().expect("guarded").1.borrow_and_update();
-                    if let Some(height) = h {
-                        self.observer.chain_height(height);
+                changed = async { follow.as_mut().expect("guarded").1.changed().await }, if follow.is_some() => {
+                    if changed.is_err() {
+                        // The poller ended (it only could by a bug): a failed poll must never
+                        // leave the node running past its halt unseen.
+                        tracing::error!("the node's height poller stopped; starting it again");
+                        if let Some(plan) = &halt_at {
+                            follow = Some(self.manual.follow(plan, node.pid));
+                        }
+                        continue;
                     }
-                    self.manual.note(h, halt_at.as_ref(), &mut self.journal);
+                    let reading = *follow.as_mut().expect("guarded").1.borrow_and_update();
+                    if let Some(reading) = reading {
+                        self.observer.chain_height(reading.height);
+                    }
+                    self.manual.note(reading, halt_at.as_ref(), &mut self.journal);
                     // The node can go no further: nothing to wait for.
                     if self.manual.reached(halt_at.as_ref()) {
                         recheck = Some(tokio::time::Instant::now());
@@ -312,9 +322,15 @@ impl Supervisor {
             }
             tracing::error!("{reason}; WASMVISOR_ON_FAILED_UPGRADE=exit");
         }
+        if died && self.cfg.restart_on_crash {
+            // Relaunched with the same halt: a node cannot pass it, and one that already reached
+            // it halts again at once, where its RPC says so.
+            return Ended::Crashed(exit);
+        }
         if let Some(plan) = halt_at {
-            // Relaunching is not safe here: a node that executes its halt height (SDK v0.47)
-            // would execute one more block with the old binary.
+            // Relaunching is not safe here: a node that ended its `start` by itself having
+            // executed its halt height (SDK v0.47) would execute one more block with the old
+            // binary.
             let error = RunError::StoppedShort {
                 name: plan.name.clone(),
                 last: plan.height - 1,
@@ -327,9 +343,6 @@ impl Supervisor {
         if !died {
             tracing::info!(status = %exit, "node exited");
             return Ended::Exit(exit.code());
-        }
-        if self.cfg.restart_on_crash {
-            return Ended::Crashed(exit);
         }
         tracing::error!(status = %exit, "node exited with an error; passing its status on");
         Ended::Exit(exit.code())

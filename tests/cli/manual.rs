@@ -260,3 +260,159 @@ fn a_node_that_exits_before_its_last_block_was_seen_is_not_upgraded() {
         done.stderr
     );
 }
+
+#[test]
+fn a_stale_answer_of_the_last_block_from_the_nodes_own_rpc_does_not_stop_it_early() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    // At height 11 the node's own RPC answers "59" for 1.2 s (longer than a poll period, so
+    // a supervisor that believes one reading sees it), then the truth again.
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100,
+               "lie_from_height": 11, "lie_height": "59", "lie_ms": 1200}),
+    );
+    home.install(
+        "upgrades/v2",
+        json!({"version": "v2", "ordinal": 2, "min_start_height": 60, "rpc_port": port, "block_ms": 100}),
+    );
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 60);
+    let run = home.run(&[]);
+    home.wait_for("v2 at height 61", Duration::from_secs(60), |h| {
+        h.history().iter().any(|(v, _, to)| v == "v2" && *to >= 61)
+    });
+    let out = run.stop();
+    assert_eq!(home.events_of("rpc-lie").len(), 1, "the RPC lied");
+    assert_eq!(
+        home.history()[..2],
+        [
+            ("genesis".into(), 1, 59),
+            ("v2".into(), 60, home.history()[1].2)
+        ],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("not stopping the node for the manual upgrade on this answer"),
+        "the doubt is said: {}",
+        out.stderr
+    );
+}
+
+/// Another node's RPC on `port`: `/abci_info` says `height`, `/status` names another node.
+fn another_node(port: u16, height: u64) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            use std::io::{BufRead, Write};
+            let mut line = String::new();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+            }
+            let body = if line.contains("/abci_info") {
+                json!({"result": {"response": {"last_block_height": height.to_string()}}})
+            } else {
+                json!({"result": {"node_info": {"id": "0123456789abcdef0123456789abcdef01234567", "network": "other-1"},
+                                   "sync_info": {"latest_block_height": (height + 1).to_string()}}})
+            }
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+#[test]
+fn another_node_answering_on_the_rpc_address_never_stops_the_supervised_one() {
+    let mut home = Home::new();
+    // The configured address is another node's (the default 127.0.0.1:26657 is everyone's); the
+    // supervised node serves its RPC elsewhere. That other node is at the plan's last block.
+    let other = with_rpc(&mut home);
+    another_node(other, 19);
+    let own = free_port();
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": own, "block_ms": 100}),
+    );
+    home.install(
+        "upgrades/v2",
+        json!({"version": "v2", "ordinal": 2, "min_start_height": 20, "rpc_port": own}),
+    );
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 20);
+    let run = home.run(&[]);
+    // The supervised node reaches its own halt (19, and stays up) without being stopped.
+    home.wait_height("genesis", 19);
+    home.wait_for("the doubt in the log", Duration::from_secs(30), |h| {
+        h.last_log()
+            .contains("its port is not the supervised node's")
+    });
+    let out = run.stop();
+    assert_eq!(home.current(), "genesis", "{}", out.stderr);
+    assert_eq!(
+        home.history(),
+        vec![("genesis".into(), 1, 19)],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("WASMVISOR_RPC_ADDRESS"),
+        "{}",
+        out.stderr
+    );
+    let seen = &home.journal()["seen"];
+    assert!(
+        seen.is_null() || seen["app_height"].as_u64() < Some(19),
+        "another node's height was journaled: {seen}"
+    );
+}
+
+#[test]
+fn a_crash_while_a_manual_upgrade_is_pending_is_relaunched_with_the_halt() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.set("WASMVISOR_RESTART_ON_CRASH", "true");
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100,
+               "exit_after_height": 3, "exit_code": 2}),
+    );
+    home.install(
+        "upgrades/v2",
+        json!({"version": "v2", "ordinal": 2, "min_start_height": 8, "rpc_port": port, "block_ms": 100}),
+    );
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 8);
+    let run = home.run(&[]);
+    home.wait_height("v2", 9);
+    let out = run.stop();
+    let starts: Vec<Value> = home
+        .events_of("start")
+        .into_iter()
+        .filter(|e| e["version"] == "genesis")
+        .collect();
+    assert_eq!(starts.len(), 2, "relaunched once: {}", out.stderr);
+    for start in &starts {
+        assert!(
+            start["args"]
+                .to_string()
+                .contains("\"--halt-height\",\"8\""),
+            "{start}"
+        );
+    }
+    assert_eq!(
+        home.history()[0],
+        ("genesis".into(), 1, 7),
+        "{}",
+        out.stderr
+    );
+}

@@ -77,6 +77,11 @@ struct SimConfig {
     grpc_port: u16,
     /// Answer every gRPC call with this status (as a node whose query service is broken does).
     grpc_error: Option<u32>,
+    /// Once the application reaches `lie_from_height`, `/abci_info` answers `lie_height` (a raw
+    /// JSON value, such as `"59"`) for `lie_ms`, once per run: a stale or confused RPC.
+    lie_from_height: Option<u64>,
+    lie_height: Value,
+    lie_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -105,6 +110,9 @@ impl Default for SimConfig {
             fail_at_start: None,
             grpc_port: 0,
             grpc_error: None,
+            lie_from_height: None,
+            lie_height: Value::Null,
+            lie_ms: 0,
         }
     }
 }
@@ -159,6 +167,8 @@ struct Node {
     /// How far behind the live heights the RPC reports (see `rpc_lag_ms`).
     rpc_lag: Duration,
     stopping: AtomicBool,
+    /// When the RPC began to lie (see `lie_from_height`).
+    lie_started: Mutex<Option<Instant>>,
 }
 
 impl Node {
@@ -169,6 +179,21 @@ impl Node {
         if heights.len() > 1000 {
             heights.drain(..500);
         }
+    }
+
+    /// The height `/abci_info` answers instead of `app`, while the configured lie lasts.
+    fn lie(&self, app: u64) -> Option<Value> {
+        let from = self.cfg.lie_from_height?;
+        let mut started = self.lie_started.lock().unwrap();
+        if app < from {
+            return None;
+        }
+        let since = *started.get_or_insert_with(|| {
+            self.event(json!({"event": "rpc-lie", "height": app, "answer": self.cfg.lie_height}));
+            Instant::now()
+        });
+        (since.elapsed() < Duration::from_millis(self.cfg.lie_ms))
+            .then(|| self.cfg.lie_height.clone())
     }
 
     /// The heights as the RPC reports them (lagging when configured).
@@ -398,6 +423,7 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         },
         state: Mutex::new(state.clone()),
         stopping: AtomicBool::new(false),
+        lie_started: Mutex::new(None),
     });
     node.event(json!({
         "event": "start",
@@ -631,6 +657,21 @@ fn previous_starts(home: &Path, version: &str) -> u32 {
         .count() as u32
 }
 
+/// The node's P2P id: 20 bytes in hex, as CometBFT derives from `config/node_key.json`; here
+/// from the home folder, so every version of one home is the same node.
+fn node_id(home: &Path) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut id = String::new();
+    for round in 0u8..3 {
+        for b in home.as_os_str().as_encoded_bytes().iter().chain([&round]) {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        id.push_str(&format!("{hash:016x}"));
+    }
+    id.truncate(40);
+    id
+}
+
 fn serve_rpc(node: Arc<Node>) {
     let addr = format!("127.0.0.1:{}", node.cfg.rpc_port);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -667,7 +708,7 @@ fn answer(node: &Node, mut stream: TcpStream) {
     let route = path.split('?').next().unwrap_or("");
     let body = match route {
         "/status" => json!({"jsonrpc": "2.0", "id": -1, "result": {
-            "node_info": {"network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
+            "node_info": {"id": node_id(&node.home), "network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
             "sync_info": {"latest_block_height": stored.to_string(), "catching_up": false},
         }}),
         "/block" => {
@@ -691,6 +732,9 @@ fn answer(node: &Node, mut stream: TcpStream) {
                 json!({"data": "sim", "version": node.cfg.version, "app_version": "1"});
             if app > 0 {
                 response["last_block_height"] = json!(app.to_string());
+            }
+            if let Some(lie) = node.lie(app) {
+                response["last_block_height"] = lie;
             }
             json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}})
         }
