@@ -19,6 +19,25 @@ pub(super) struct Key {
     pub pin: fn(&Config) -> Option<toml::Value>,
 }
 
+/// Why `name` cannot be the node binary's file name in every `bin/`, if it cannot: a single
+/// path component a file system takes, without the characters and spaces that only a typo or
+/// a pasted line puts there.
+pub(super) fn plain_file_name(name: &str) -> Result<(), &'static str> {
+    if name.contains('/') || name == "." || name == ".." {
+        return Err("must be a plain file name (no '/', not '.' or '..')");
+    }
+    if name.len() > 255 {
+        return Err("is longer than a file name can be (255 bytes)");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("holds a control character (a newline?)");
+    }
+    if name.trim() != name {
+        return Err("begins or ends with a space");
+    }
+    Ok(())
+}
+
 fn text(s: String) -> Option<toml::Value> {
     (!s.is_empty()).then_some(toml::Value::String(s))
 }
@@ -32,6 +51,18 @@ pub(super) const KEYS: &[Key] = &[
         name: "DAEMON_HOME",
         read: |l, d| {
             d.home = l.absolute_path("DAEMON_HOME");
+            if let Some(home) = &d.home
+                && let Ok(meta) = std::fs::metadata(home)
+                && !meta.is_dir()
+            {
+                l.fail(
+                    "DAEMON_HOME",
+                    format!(
+                        "{} is not a directory; set it to the node's home directory (the one holding config/ and data/)",
+                        home.display()
+                    ),
+                );
+            }
             if d.home.is_none() && l.raw("DAEMON_HOME").is_none() {
                 l.problem(
                     "DAEMON_HOME",
@@ -53,10 +84,12 @@ pub(super) const KEYS: &[Key] = &[
                     super::Origin::Missing,
                     "is required: set it to the file name of the node binary (e.g. gaiad)",
                 ),
-                Some(n) if n.contains('/') || n == "." || n == ".." => {
-                    l.fail("DAEMON_NAME", format!("{n:?} must be a plain file name"));
+                Some(n) => {
+                    if let Err(why) = plain_file_name(n) {
+                        l.fail("DAEMON_NAME", format!("{n:?} {why}"));
+                    }
                 }
-                _ => {}
+                None => {}
             }
         },
         show: |c| c.name.clone(),

@@ -179,8 +179,9 @@ impl Config {
             file_path: None,
             problems: Vec::new(),
         };
+        let mut unknown = Vec::new();
         if let Some(path) = file {
-            read_file(&mut loader, path, &mut warnings);
+            read_file(&mut loader, path, &mut unknown);
         }
         let mut draft = Draft {
             home: None,
@@ -216,6 +217,14 @@ impl Config {
         for key in KEYS {
             (key.read)(&mut loader, &mut draft);
         }
+        if let (Some(home), Some(script)) = (&draft.home, &draft.custom_preupgrade)
+            && !loader
+                .problems
+                .iter()
+                .any(|p| p.key == "COSMOVISOR_CUSTOM_PREUPGRADE")
+        {
+            check_custom_preupgrade(&mut loader, &home.join("cosmovisor"), script);
+        }
         if !draft.unsafe_skip_backup
             && let Some(dir) = &draft.data_backup_dir
             && !dir.is_dir()
@@ -225,18 +234,23 @@ impl Config {
                 format!("{} does not exist or is not a directory; create it or set UNSAFE_SKIP_BACKUP=true", dir.display()),
             );
         }
+        // An unknown key is only a warning, unless the configuration fails: then it is likely
+        // why (a misspelt required key), and said with the rest.
         let (Some(home), Some(name), Some(grpc), Some(rpc)) =
             (draft.home, draft.name, draft.grpc, draft.rpc)
         else {
+            loader.problems.extend(unknown);
             return Err(ConfigError {
                 problems: loader.problems,
             });
         };
         if !loader.problems.is_empty() {
+            loader.problems.extend(unknown);
             return Err(ConfigError {
                 problems: loader.problems,
             });
         }
+        warnings.extend(unknown.iter().map(ToString::to_string));
         if draft.on_failed_upgrade == OnFailedUpgrade::Rollback && draft.unsafe_skip_backup {
             warnings.push(
                 "WASMVISOR_ON_FAILED_UPGRADE=rollback with UNSAFE_SKIP_BACKUP=true: a rollback can point `current` back but has no backup to restore data/ from; set UNSAFE_SKIP_BACKUP=false (snapshot backups cost seconds, not a copy of the data)".into(),
@@ -318,23 +332,68 @@ impl Config {
     }
 }
 
-/// Reads the TOML file into the loader; keys no table entry names are warned about.
-fn read_file(loader: &mut Loader<'_>, path: &Path, warnings: &mut Vec<String>) {
+/// The custom pre-upgrade script must be usable when the supervisor starts, not found missing
+/// at the upgrade height, after the node was stopped: a regular file inside the tree (a link
+/// may lead to one, inside the tree; the upgrade opens it the same way). A tree that does not
+/// exist yet is not checked here (nothing can run without it).
+fn check_custom_preupgrade(loader: &mut Loader<'_>, root: &Path, script: &str) {
+    let Ok(dir) = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()) else {
+        return;
+    };
+    let script_path = root.join(script);
+    let problem = match dir.metadata(script) {
+        Ok(meta) if meta.is_file() => return,
+        Ok(meta) => format!(
+            "{} is not a regular file ({}); name the script to run, inside {}",
+            script_path.display(),
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "a FIFO, socket or device"
+            },
+            root.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "{} does not exist; put the script there, or unset the variable",
+            script_path.display()
+        ),
+        Err(e) => format!("{} cannot be used: {e}", script_path.display()),
+    };
+    loader.fail("COSMOVISOR_CUSTOM_PREUPGRADE", problem);
+}
+
+/// Reads the TOML file into the loader. Keys are matched whatever their case, as Cosmovisor's
+/// reader does (`DAEMON_NAME = …` is `daemon_name`); keys no table entry names go to `unknown`,
+/// with the known key they are likely a typo of.
+fn read_file(loader: &mut Loader<'_>, path: &Path, unknown: &mut Vec<ConfigProblem>) {
     let text = crate::fs::read_regular_path(path, MAX_CONFIG_FILE)
         .map_err(|e| e.to_string())
         .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string()));
+    let origin = Origin::File(path.to_path_buf());
     match text {
         Ok(text) => match text.parse::<toml::Table>() {
             Ok(table) => {
-                for key in table.keys() {
-                    if !KEYS.iter().any(|k| k.name.eq_ignore_ascii_case(key)) {
-                        warnings.push(format!(
-                            "{}: unknown key {key:?} is ignored",
-                            path.display()
-                        ));
+                for (key, value) in table {
+                    let lower = key.to_ascii_lowercase();
+                    if !KEYS.iter().any(|k| k.name.eq_ignore_ascii_case(&key)) {
+                        let hint = closest_key(&lower)
+                            .map(|k| format!("; did you mean {}?", k.to_ascii_lowercase()))
+                            .unwrap_or_default();
+                        unknown.push(ConfigProblem {
+                            key,
+                            origin: origin.clone(),
+                            message: format!("unknown key, ignored{hint}"),
+                        });
+                        continue;
+                    }
+                    if loader.file.insert(lower.clone(), value).is_some() {
+                        loader.problem(
+                            &lower,
+                            origin.clone(),
+                            "is set twice (keys are read whatever their case); keep one",
+                        );
                     }
                 }
-                loader.file = table.into_iter().collect();
                 loader.file_path = Some(path.to_path_buf());
             }
             Err(e) => loader.problem(
@@ -349,6 +408,33 @@ fn read_file(loader: &mut Loader<'_>, path: &Path, warnings: &mut Vec<String>) {
             format!("cannot read {}: {e}", path.display()),
         ),
     }
+}
+
+/// The known key `key` is most likely a misspelling of: within two edits.
+fn closest_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (edit_distance(key, &k.name.to_ascii_lowercase()), k.name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, over bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]

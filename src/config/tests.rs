@@ -130,3 +130,126 @@ fn custom_preupgrade_cannot_leave_the_tree() {
         assert_eq!(err.problems[0].key, "COSMOVISOR_CUSTOM_PREUPGRADE");
     }
 }
+
+fn in_home(home: &Path, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let home = home.to_str().unwrap().to_string();
+    let mut all = vec![
+        ("DAEMON_HOME", home.as_str()),
+        ("DAEMON_NAME", "simd"),
+        ("UNSAFE_SKIP_BACKUP", "true"),
+    ];
+    all.extend_from_slice(pairs);
+    load_env(&all)
+}
+
+#[test]
+fn a_custom_preupgrade_script_that_cannot_run_is_refused_at_start() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("cosmovisor");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::write(root.join("ok.sh"), "#!/bin/sh\n").unwrap();
+    nix::unistd::mkfifo(&root.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    in_home(home.path(), &[("COSMOVISOR_CUSTOM_PREUPGRADE", "ok.sh")]).unwrap();
+    for (bad, says) in [
+        ("missing.sh", "does not exist"),
+        ("a/b", "does not exist"),
+        ("a", "a directory"),
+        ("fifo", "FIFO"),
+    ] {
+        let err = in_home(home.path(), &[("COSMOVISOR_CUSTOM_PREUPGRADE", bad)]).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{bad}: {err}");
+        assert_eq!(err.problems[0].key, "COSMOVISOR_CUSTOM_PREUPGRADE");
+        assert!(err.problems[0].message.contains(says), "{bad}: {err}");
+        assert!(
+            err.problems[0]
+                .message
+                .contains(&root.join(bad).display().to_string()),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_home_that_is_not_a_directory_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("home");
+    std::fs::write(&file, "").unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    for home in [file, fifo] {
+        let err = in_home(&home, &[]).unwrap_err();
+        assert_eq!(err.problems[0].key, "DAEMON_HOME", "{err}");
+        assert!(err.to_string().contains("is not a directory"), "{err}");
+    }
+}
+
+#[test]
+fn a_daemon_name_only_a_typo_could_give_is_refused() {
+    let long = "d".repeat(300);
+    for bad in [
+        "gaiad\n",
+        " gaiad",
+        "gaiad ",
+        "ga\u{7}iad",
+        long.as_str(),
+        "a/b",
+        "..",
+    ] {
+        let err = load_env(&[
+            ("DAEMON_HOME", "/h"),
+            ("DAEMON_NAME", bad),
+            ("UNSAFE_SKIP_BACKUP", "true"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.problems[0].key, "DAEMON_NAME", "{bad:?}");
+    }
+    for good in ["gaiad", "osmosisd-v25", "simd.bin"] {
+        let c = load_env(&[
+            ("DAEMON_HOME", "/h"),
+            ("DAEMON_NAME", good),
+            ("UNSAFE_SKIP_BACKUP", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.name, good);
+    }
+}
+
+fn load_file(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, text).unwrap();
+    Config::load(Some(&file), &|_| None)
+}
+
+#[test]
+fn file_keys_are_read_whatever_their_case() {
+    let (c, warnings) =
+        load_file("DAEMON_HOME = \"/h\"\nDaemon_Name = \"gaiad\"\nunsafe_skip_backup = true\n")
+            .unwrap();
+    assert_eq!(c.name, "gaiad");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let err = load_file(
+        "daemon_home = \"/h\"\ndaemon_name = \"a\"\nDAEMON_NAME = \"b\"\nunsafe_skip_backup = true\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("set twice"), "{err}");
+}
+
+#[test]
+fn a_misspelt_key_is_named_with_the_key_it_resembles() {
+    let err = load_file("daemon_home = \"/h\"\ndaemon_nmae = \"gaiad\"\n").unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("DAEMON_NAME: is required"), "{text}");
+    assert!(
+        text.contains("key daemon_nmae: unknown key, ignored; did you mean daemon_name?"),
+        "{text}"
+    );
+    let (_, warnings) =
+        load_file("daemon_home = \"/h\"\ndaemon_name = \"g\"\nunsafe_skip_backup = true\nshutdown_grase = \"5s\"\n")
+            .unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("shutdown_grase: unknown key, ignored"),
+        "{warnings:?}"
+    );
+}

@@ -152,3 +152,23 @@ fn disabled_logs_print_nothing_of_wasmvisor() {
     let out = run.stop();
     assert!(!out.stderr.contains("module=wasmvisor"), "{}", out.stderr);
 }
+
+#[test]
+fn a_custom_preupgrade_script_that_is_not_there_is_refused_before_the_node_starts() {
+    let mut home = Home::new();
+    home.install(
+        "genesis",
+        serde_json::json!({"version": "genesis", "ordinal": 1}),
+    );
+    std::fs::create_dir_all(home.root().join("scripts")).unwrap();
+    home.set("COSMOVISOR_CUSTOM_PREUPGRADE", "scripts/missing.sh");
+    let done = home.run(&[]).finish(std::time::Duration::from_secs(30));
+    assert_ne!(done.code(), 0);
+    assert!(
+        done.stderr.contains("COSMOVISOR_CUSTOM_PREUPGRADE")
+            && done.stderr.contains("scripts/missing.sh does not exist"),
+        "{}",
+        done.stderr
+    );
+    assert!(home.events_of("start").is_empty(), "the node was started");
+}
