@@ -52,7 +52,11 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
             p.origin,
             p.memory >> 20,
             crate::duration::format(p.timeout),
-            p.allow_hosts.join(", "),
+            p.allow_hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             if p.dirs.is_empty() {
                 String::new()
             } else {

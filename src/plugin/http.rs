@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use crate::plugin::spec::AllowHost;
+
 /// A response handed to a plugin as the `response` resource.
 pub struct Response {
     pub status: u16,
@@ -26,42 +28,24 @@ pub struct Outbound {
     pub cancel: crate::cancel::Cancel,
 }
 
-/// The hosts one plugin may reach: `*`, `host` (any port), `host:port`, `*.domain`.
+/// The hosts one plugin may reach: its `allow-hosts`, parsed when `plugins.toml` was read
+/// (`spec::AllowHost`: `*`, `host`, `host:port`, `[IPv6]:port`, `*.domain`, each with an
+/// optional port). No entry, no host.
 #[derive(Debug, Clone, Default)]
 pub struct Allow {
-    patterns: Vec<String>,
+    hosts: Vec<AllowHost>,
 }
 
 impl Allow {
-    pub fn new(patterns: &[String]) -> Allow {
+    pub fn new(hosts: &[AllowHost]) -> Allow {
         Allow {
-            patterns: patterns.iter().map(|p| p.to_ascii_lowercase()).collect(),
+            hosts: hosts.to_vec(),
         }
     }
 
-    /// Whether `host` on `port` is allowed.
+    /// Whether `host` (as the request's URI writes it) on `port` is allowed.
     pub fn permits(&self, host: &str, port: u16) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        self.patterns.iter().any(|p| {
-            if p == "*" {
-                return true;
-            }
-            let (pat_host, pat_port) = match p.rsplit_once(':') {
-                Some((h, port)) if !h.contains(':') || h.ends_with(']') => {
-                    (h, port.parse::<u16>().ok())
-                }
-                _ => (p.as_str(), None),
-            };
-            let pat_host = pat_host.trim_start_matches('[').trim_end_matches(']');
-            let host_ok = match pat_host.strip_prefix("*.") {
-                Some(domain) => host.ends_with(&format!(".{domain}")),
-                None => host == pat_host,
-            };
-            host_ok && pat_port.is_none_or(|pp| pp == port)
-        })
+        self.hosts.iter().any(|h| h.permits(host, port))
     }
 }
 
@@ -212,15 +196,19 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::Allow;
+    use super::{Allow, AllowHost};
+
+    fn allow(entries: &[&str]) -> Allow {
+        let hosts: Vec<AllowHost> = entries
+            .iter()
+            .map(|e| AllowHost::parse(e).unwrap())
+            .collect();
+        Allow::new(&hosts)
+    }
 
     #[test]
     fn allowlist_patterns() {
-        let a = Allow::new(&[
-            "github.com".into(),
-            "*.githubusercontent.com".into(),
-            "127.0.0.1:8080".into(),
-        ]);
+        let a = allow(&["github.com", "*.githubusercontent.com", "127.0.0.1:8080"]);
         assert!(a.permits("GitHub.com", 443));
         assert!(a.permits("objects.githubusercontent.com", 443));
         assert!(!a.permits("githubusercontent.com", 443));
@@ -228,8 +216,9 @@ mod tests {
         assert!(!a.permits("127.0.0.1", 8081));
         assert!(!a.permits("evil.com", 443));
         assert!(!a.permits("github.com.evil.com", 443));
-        assert!(Allow::new(&["*".into()]).permits("anything", 1));
+        assert!(allow(&["*"]).permits("anything", 1));
         assert!(!Allow::new(&[]).permits("localhost", 80));
-        assert!(Allow::new(&["[::1]:9".into()]).permits("[::1]", 9));
+        assert!(allow(&["[::1]:9"]).permits("[::1]", 9));
+        assert!(!allow(&["[::1]:9"]).permits("[::1]", 26657));
     }
 }

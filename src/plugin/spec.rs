@@ -18,6 +18,7 @@
 //! bundled `http` source. `[[health]]` entries also take `interval`, `deadline` and
 //! `on-unhealthy` (`warn`, `exit` or `rollback`; unset, it follows `WASMVISOR_ON_FAILED_UPGRADE`).
 
+mod allow;
 mod raw;
 
 use std::fmt;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use allow::{AllowHost, HostPattern};
 use raw::{RawFile, RawPlugin};
 
 /// The three plugin worlds.
@@ -99,7 +101,8 @@ pub struct PluginSpec {
     pub origin: Origin,
     pub sha256: Option<String>,
     pub settings: Vec<(String, String)>,
-    pub allow_hosts: Vec<String>,
+    /// The hosts its HTTP requests may reach (empty: none).
+    pub allow_hosts: Vec<AllowHost>,
     pub dirs: Vec<(PathBuf, String)>,
     /// The environment variables exposed to it (their values in wasmvisor's environment at
     /// each call; an unset one stays unset).
@@ -145,7 +148,7 @@ impl PluginSpec {
             origin: Origin::Bundled(name),
             sha256: None,
             settings: Vec::new(),
-            allow_hosts: vec!["*".into()],
+            allow_hosts: vec![AllowHost::ANY],
             dirs: Vec::new(),
             env: Vec::new(),
             memory: DEFAULT_MEMORY,

@@ -135,3 +135,39 @@ proptest! {
         }
     }
 }
+
+/// `allow-hosts` entries: near-misses of every accepted form, and any text.
+fn allow_entry() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(\\*|\\*\\.[a-z0-9]{1,4}|[a-z0-9.]{0,8}|\\[[0-9a-f:]{0,8}\\])(:[0-9]{0,6})?",
+        "[a-z0-9.*:\\[\\] +x-]{0,14}",
+        ".{0,16}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// An entry is refused, or parsed into a host and a port from 1 to 65535 that it writes
+    /// back the same, and that lets no other port through.
+    #[test]
+    fn allow_hosts_entries_are_a_real_port_or_refused(entry in allow_entry(), other in 1u16..) {
+        if let Ok(a) = AllowHost::parse(&entry) {
+            prop_assert_eq!(AllowHost::parse(&a.to_string()), Ok(a.clone()));
+            if let Some(port) = a.port {
+                prop_assert!(port >= 1);
+                let digits = entry.rsplit(':').next().unwrap_or("");
+                prop_assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+                prop_assert_eq!(digits.parse::<u32>().ok(), Some(u32::from(port)));
+                let host = match &a.host {
+                    HostPattern::V6(addr) => format!("[{addr}]"),
+                    HostPattern::Name(n) => n.clone(),
+                    HostPattern::Under(d) => format!("a.{d}"),
+                    HostPattern::Any => "anything".into(),
+                };
+                prop_assert!(a.permits(&host, port));
+                prop_assert_eq!(a.permits(&host, other), other == port);
+            }
+        }
+    }
+}

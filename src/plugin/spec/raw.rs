@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::allow::{ACCEPTED, AllowHost};
 use super::{
     DEFAULT_MEMORY, DEFAULT_READ_IDLE, OnUnhealthy, Origin, PluginSpec, World, default_timeout,
 };
@@ -30,8 +31,9 @@ pub(super) struct RawPlugin {
     sha256: Option<String>,
     #[serde(default)]
     config: toml::Table,
-    #[serde(default)]
-    allow_hosts: Vec<String>,
+    /// Absent and present-but-empty differ: a bundled plugin without the key reaches any host,
+    /// with `[]` none.
+    allow_hosts: Option<Vec<String>>,
     #[serde(default)]
     dirs: Vec<(PathBuf, String)>,
     #[serde(default)]
@@ -93,13 +95,22 @@ impl RawPlugin {
                 )),
             }
         }
-        for host in &self.allow_hosts {
-            if host.is_empty() || host.contains('/') {
-                errs.push(format!(
-                    "allow-hosts entry {host:?}: use host, host:port, *.domain or *"
-                ));
-            }
-        }
+        let allow_hosts = match &self.allow_hosts {
+            None if matches!(origin, Origin::Bundled(_)) => vec![AllowHost::ANY],
+            None => Vec::new(),
+            Some(entries) => entries
+                .iter()
+                .filter_map(|entry| {
+                    AllowHost::parse(entry)
+                        .map_err(|why| {
+                            errs.push(format!(
+                                "plugin {name:?}: allow-hosts entry {entry:?}: {why}; write {ACCEPTED}"
+                            ))
+                        })
+                        .ok()
+                })
+                .collect(),
+        };
         let mut dirs = Vec::new();
         for (host_dir, guest) in self.dirs {
             if !host_dir.is_absolute() || !host_dir.is_dir() {
@@ -158,11 +169,6 @@ impl RawPlugin {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let allow_hosts = if self.allow_hosts.is_empty() && matches!(origin, Origin::Bundled(_)) {
-            vec!["*".into()]
-        } else {
-            self.allow_hosts
-        };
         Ok(PluginSpec {
             world,
             name,
