@@ -133,12 +133,20 @@ impl Outbound {
             .parse()
             .map_err(|e| GetError::Denied(format!("{url:?} is not a valid URL: {e}")))?;
         self.permit(&uri).map_err(GetError::Denied)?;
+        let headers = request_headers(headers).map_err(|why| {
+            tracing::warn!(
+                plugin = self.plugin,
+                url,
+                "plugin HTTP request refused: {why}"
+            );
+            GetError::Denied(why)
+        })?;
         let (agent, registered) = self
             .agent(None, None, self.read_idle)
             .map_err(|e| GetError::Failed(e.to_string()))?;
         let mut request = agent.get(url);
         for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
+            request = request.header(name, value);
         }
         let response = request
             .call()
@@ -163,6 +171,47 @@ impl Outbound {
             _cancel: registered,
         })
     }
+}
+
+/// Whether a plugin may not set this header on an `http` request. The same rule as wasi:http's
+/// (wasmtime-wasi-http's `DEFAULT_FORBIDDEN_HEADERS`, which refuses them in the `fields` a
+/// plugin builds): `host` — the host writes it from the URI that was checked against
+/// allow-hosts, or a plugin allowed to reach a CDN or proxy could address another site behind
+/// it — and the headers of the connection itself (`connection`, `keep-alive`,
+/// `transfer-encoding`, `upgrade`, `proxy-*`, `http2-settings`). And `content-length`: the
+/// import sends a GET without a body, so a length would leave the server waiting for bytes that
+/// never come until the call's deadline (wasi:http checks it against the body it is given).
+pub fn forbidden_header(name: &ureq::http::HeaderName) -> bool {
+    wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+        || name == ureq::http::header::CONTENT_LENGTH
+}
+
+/// The headers a plugin asked for, checked: a valid name and value, and not a forbidden one.
+/// A refusal is an error the plugin sees (as wasi:http's `forbidden`), naming the header.
+pub fn request_headers(
+    headers: &[(String, String)],
+) -> Result<Vec<(ureq::http::HeaderName, ureq::http::HeaderValue)>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let parsed = ureq::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("header {name:?}: not a valid header name"))?;
+            if forbidden_header(&parsed) {
+                let list: Vec<String> = wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS
+                    .iter()
+                    .map(|h| h.as_str().to_string())
+                    .chain(["content-length".to_string()])
+                    .collect();
+                return Err(format!(
+                    "header {name:?}: a plugin may not set it, wasmvisor does (forbidden: {})",
+                    list.join(", ")
+                ));
+            }
+            let value = ureq::http::HeaderValue::from_str(value)
+                .map_err(|_| format!("header {name:?}: its value is not a valid header value"))?;
+            Ok((parsed, value))
+        })
+        .collect()
 }
 
 /// The largest read a plugin may ask for at once.
@@ -196,7 +245,7 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Allow, AllowHost};
+    use super::{Allow, AllowHost, request_headers};
 
     fn allow(entries: &[&str]) -> Allow {
         let hosts: Vec<AllowHost> = entries
@@ -220,5 +269,60 @@ mod tests {
         assert!(!Allow::new(&[]).permits("localhost", 80));
         assert!(allow(&["[::1]:9"]).permits("[::1]", 9));
         assert!(!allow(&["[::1]:9"]).permits("[::1]", 26657));
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn forbidden_headers_are_refused_naming_the_header() {
+        for name in [
+            "Host",
+            "host",
+            "HOST",
+            "Connection",
+            "Keep-Alive",
+            "Transfer-Encoding",
+            "Content-Length",
+            "Upgrade",
+            "Proxy-Authorization",
+            "Proxy-Authenticate",
+            "Proxy-Connection",
+            "HTTP2-Settings",
+        ] {
+            let headers = pairs(&[("range", "bytes=0-"), (name, "x")]);
+            let err = request_headers(&headers).expect_err(name);
+            assert!(err.contains(&format!("header {name:?}")), "{err}");
+            assert!(err.contains("may not set it"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_list_is_wasi_http_s_and_content_length() {
+        for name in wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.iter() {
+            assert!(super::forbidden_header(name), "{name}");
+        }
+        assert!(super::forbidden_header(&ureq::http::header::CONTENT_LENGTH));
+        assert!(!super::forbidden_header(&ureq::http::header::RANGE));
+    }
+
+    #[test]
+    fn other_headers_pass_and_malformed_ones_are_refused() {
+        let ok = request_headers(&pairs(&[
+            ("Range", "bytes=10-"),
+            ("Accept", "application/json"),
+            ("Authorization", "Bearer t"),
+            ("User-Agent", "plugin/1"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.len(), 4);
+        assert_eq!(ok[0].0, ureq::http::header::RANGE);
+        assert_eq!(ok[0].1, "bytes=10-");
+        for bad in [("bad name", "v"), ("", "v"), ("x-a", "line\r\nHost: evil")] {
+            assert!(request_headers(&pairs(&[bad])).is_err(), "{bad:?}");
+        }
     }
 }

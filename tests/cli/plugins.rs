@@ -442,6 +442,86 @@ fn hostile_plugins_get_no_files_or_hosts_they_were_not_granted() {
     assert!(stderr(&out).len() < 256 * 1024, "the log stays bounded");
 }
 
+/// A server on 127.0.0.1 that keeps the head of every request it gets and answers 200 "ok".
+fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = heads.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            shared.lock().unwrap().push(head);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, heads)
+}
+
+#[test]
+fn a_plugin_cannot_set_the_host_or_connection_headers_of_its_requests() {
+    let home = Home::new();
+    let (port, heads) = recording_server();
+    let entry = |headers: &[&str]| {
+        format!(
+            "path = \"{}\"\nconfig = {{ mode = \"http\", url = \"http://127.0.0.1:{port}/x\", header = {headers:?} }}\nallow-hosts = [\"127.0.0.1:{port}\"]\ntimeout = \"20s\"",
+            wasm("wasmvisor-fixture-hostile").display(),
+        )
+    };
+    for (forbidden, name) in [
+        ("Host: other.example", "Host"),
+        ("content-length: 40", "content-length"),
+        ("Transfer-Encoding: chunked", "Transfer-Encoding"),
+        ("Connection: upgrade", "Connection"),
+    ] {
+        let (out, took) = call_hostile(&home, &entry(&["accept: */*", forbidden]));
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(answer["decision"], "refuse", "{answer} {}", stderr(&out));
+        let reason = answer["reason"].as_str().unwrap_or("");
+        assert!(reason.contains("Denied"), "{forbidden}: {reason}");
+        assert!(
+            reason.contains(&format!("header \\\"{name}\\\"")),
+            "{forbidden}: {reason}"
+        );
+        // Refused at once, not left for the server to wait on until the deadline.
+        assert!(took < Duration::from_secs(10), "{forbidden} took {took:?}");
+    }
+    assert!(
+        heads.lock().unwrap().is_empty(),
+        "no request was sent: {:?}",
+        heads.lock().unwrap()
+    );
+
+    // The same request without them is sent, with the Host of the URL that was allowed.
+    let (out, _) = call_hostile(&home, &entry(&["accept: */*"]));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        answer["decision"],
+        "use-staged",
+        "{answer} {}",
+        stderr(&out)
+    );
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("\r\naccept: */*\r\n"), "{head}");
+    assert!(!head.contains("other.example"), "{head}");
+}
+
 #[test]
 fn wrong_pins_worlds_and_versions_are_refused_at_load() {
     let home = Home::new();
