@@ -46,8 +46,14 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        total_nanos +=
+        let nanos =
             scale(number, unit_nanos).ok_or_else(|| format!("{text:?} is not a duration"))?;
+        // Past u64 nanoseconds (584 years) the answer is "too long" whatever follows: stopping
+        // here also keeps the sum of many huge components from wrapping.
+        total_nanos = nanos
+            .and_then(|n| total_nanos.checked_add(n))
+            .filter(|&n| n <= u128::from(u64::MAX))
+            .ok_or_else(|| format!("{text:?} is too long"))?;
     }
     if total_nanos == 0 {
         return Err(format!(
@@ -58,8 +64,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos(nanos))
 }
 
-/// `number` (digits with at most one dot) times `unit_nanos`, exactly, without floating point.
-fn scale(number: &str, unit_nanos: u128) -> Option<u128> {
+/// `number` (digits with at most one dot) times `unit_nanos`, exactly, without floating point:
+/// `None` if it is not a number, `Some(None)` if it does not fit in u128.
+fn scale(number: &str, unit_nanos: u128) -> Option<Option<u128>> {
     let (whole, fraction) = match number.split_once('.') {
         Some((w, f)) => (w, f),
         None => (number, ""),
@@ -67,16 +74,20 @@ fn scale(number: &str, unit_nanos: u128) -> Option<u128> {
     if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
         return None;
     }
-    let whole: u128 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
+    // Only digits are left: a whole part that does not parse is one too large for u128.
+    let whole: u128 = match whole {
+        "" => 0,
+        digits => match digits.parse() {
+            Ok(n) => n,
+            Err(_) => return Some(None),
+        },
     };
-    let mut nanos = whole.checked_mul(unit_nanos)?;
+    let mut nanos = whole.checked_mul(unit_nanos);
     let mut place = unit_nanos;
     for digit in fraction.bytes() {
         place /= 10;
-        nanos += u128::from(digit - b'0') * place;
+        let digit = u128::from(digit.checked_sub(b'0')?);
+        nanos = nanos.and_then(|n| n.checked_add(digit * place));
     }
     Some(nanos)
 }
@@ -149,6 +160,46 @@ mod tests {
     }
 
     #[test]
+    fn sums_too_large_for_u128_are_too_long_not_wrapped() {
+        // u128::MAX nanoseconds plus 2: the old sum wrapped to 1ns (or panicked in debug).
+        let max = u128::MAX.to_string();
+        assert_eq!(
+            parse(&format!("{max}ns2ns")),
+            Err(format!("\"{max}ns2ns\" is too long"))
+        );
+        // A whole part that just fits u128 once scaled (u128::MAX / 1h, remainder 1431768211455ns),
+        // and half an hour more: the old fraction sum overflowed.
+        assert!(
+            parse("94522879700260684295381835.5h")
+                .unwrap_err()
+                .contains("too long")
+        );
+        // More digits than u128 holds.
+        assert!(
+            parse(&format!("{}0s", u128::MAX))
+                .unwrap_err()
+                .contains("too long")
+        );
+        // Many components, each alone within u128.
+        let many = "100000000000000000000000000000000000000ns".repeat(5);
+        assert!(parse(&many).unwrap_err().contains("too long"));
+        assert!(
+            parse("18446744073709551615s")
+                .unwrap_err()
+                .contains("too long")
+        );
+        assert_eq!(
+            parse("18446744073709551615ns"),
+            Ok(Duration::from_nanos(u64::MAX))
+        );
+        assert!(
+            parse("18446744073709551615ns1ns")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
     fn formats_like_go() {
         assert_eq!(format(Duration::from_millis(300)), "300ms");
         assert_eq!(format(Duration::from_secs(30)), "30s");
@@ -157,6 +208,35 @@ mod tests {
         assert_eq!(format(Duration::from_secs(120)), "2m0s");
         for text in ["300ms", "30s", "1h30m0s", "1.5s", "2m0s", "250µs"] {
             assert_eq!(format(parse(text).unwrap()), text);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text, and any sequence of numbers and units however large: a duration or an
+        /// error, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,40}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn large_components_are_summed_exactly_or_refused(
+            parts in proptest::collection::vec(
+                (
+                    "[0-9]{1,45}(\\.[0-9]{0,45})?",
+                    proptest::sample::select(vec!["ns", "us", "µs", "ms", "s", "m", "h"]),
+                ),
+                1..8,
+            ),
+        ) {
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{u}")).collect();
+            if let Ok(d) = parse(&text) {
+                proptest::prop_assert!(d > Duration::ZERO);
+                // Parsed again from its formatting, the same duration.
+                proptest::prop_assert_eq!(parse(&format(d)), Ok(d));
+            }
         }
     }
 }
