@@ -1,0 +1,108 @@
+//! Property tests of the CurrentPlan decoders: whatever a node, a proxy or something else on its
+//! port answers — arbitrary protobuf bytes, a real-shaped answer with bytes flipped, cut or
+//! inserted, any JSON for `abci_query`, any text for base64 — a plan, "no plan" or an error,
+//! never a panic; and a plan read is always one with a name and a positive height.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::tests::response;
+use super::*;
+
+fn mutated() -> impl Strategy<Value = Vec<u8>> {
+    let edit = (any::<prop::sample::Index>(), any::<u8>(), 0..3u8);
+    (
+        "[a-z0-9-]{0,12}",
+        any::<i64>(),
+        "\\PC{0,40}",
+        prop::collection::vec(edit, 0..6),
+    )
+        .prop_map(|(name, height, info, edits)| {
+            let mut bytes = response(&name, height, &info);
+            for (at, byte, how) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match how {
+                    0 => bytes[i] ^= byte | 1,
+                    1 => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.insert(i, byte),
+                }
+            }
+            bytes
+        })
+}
+
+fn check(message: &[u8]) -> Result<(), TestCaseError> {
+    if let Ok(Some(plan)) = decode_response(message) {
+        prop_assert!(!plan.name.is_empty());
+        prop_assert!(plan.height > 0 && plan.height <= i64::MAX as u64);
+    }
+    Ok(())
+}
+
+/// JSON of the shapes an RPC may answer: numbers, strings, nulls, arrays and objects where the
+/// code and the value are expected.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[A-Za-z0-9+/=]{0,16}".prop_map(Value::from),
+        "\\PC{0,16}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+            prop::collection::btree_map("[a-z]{1,5}", inner, 0..3)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn arbitrary_bytes_decode_or_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        check(&bytes)?;
+    }
+
+    #[test]
+    fn a_mutated_answer_decodes_or_is_refused(bytes in mutated()) {
+        check(&bytes)?;
+    }
+
+    #[test]
+    fn any_abci_query_answer_is_a_message_or_an_error(
+        code in prop::option::of(json_value()),
+        value in prop::option::of(json_value()),
+        log in json_value(),
+    ) {
+        let mut response = json!({"log": log});
+        if let Some(code) = &code {
+            response["code"] = code.clone();
+        }
+        if let Some(value) = &value {
+            response["value"] = value.clone();
+        }
+        let answer = json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}});
+        if abci_value(&answer).is_ok() {
+            // Only code 0 (or none) and a string, null or no value are an answer.
+            prop_assert!(code.as_ref().is_none_or(|c| c.as_u64() == Some(0)));
+            prop_assert!(value.as_ref().is_none_or(|v| v.is_null() || v.is_string()));
+        }
+    }
+
+    #[test]
+    fn any_text_is_base64_or_refused(text in "[A-Za-z0-9+/=]{0,24}|\\PC{0,24}") {
+        if let Some(bytes) = base64_decode(&text) {
+            prop_assert!(bytes.len() <= text.len() * 3 / 4);
+        }
+    }
+}
