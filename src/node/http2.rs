@@ -64,7 +64,43 @@ pub async fn post(
     limit: usize,
 ) -> Result<Response, String> {
     let io = |e: std::io::Error| e.to_string();
-    let window = (limit as u32).clamp(65_535, 0x7fff_ffff);
+    stream
+        .write_all(&request(authority, path, headers, body, limit)?)
+        .await
+        .map_err(io)?;
+    let mut exchange = Exchange::new(limit);
+    loop {
+        let mut head = [0u8; 9];
+        stream
+            .read_exact(&mut head)
+            .await
+            .map_err(|e| format!("the connection ended early: {e}"))?;
+        let (kind, flags, id, len) = parse_head(&head)?;
+        let mut payload = vec![0u8; len];
+        stream
+            .read_exact(&mut payload)
+            .await
+            .map_err(|e| format!("the connection ended early: {e}"))?;
+        match exchange.on_frame(kind, flags, id, &payload)? {
+            Step::More => {}
+            Step::Reply(reply) => stream.write_all(&reply).await.map_err(io)?,
+            Step::Done => return Ok(exchange.response),
+        }
+    }
+}
+
+/// The bytes the client sends: everything of the request at once.
+fn request(
+    authority: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    // A window the whole answer fits in: no WINDOW_UPDATE is ever needed on our side.
+    let window = u32::try_from(limit)
+        .unwrap_or(u32::MAX)
+        .clamp(65_535, 0x7fff_ffff);
     let mut out = PREFACE.to_vec();
     // SETTINGS_ENABLE_PUSH = 0, SETTINGS_INITIAL_WINDOW_SIZE = window.
     let mut settings = Vec::new();
@@ -89,95 +125,23 @@ pub async fn post(
         string(&mut block, name);
         string(&mut block, value);
     }
+    // One frame each, within the size every peer accepts (a longer address or path would need
+    // CONTINUATION; none is that long).
+    if block.len() > MAX_FRAME || body.len() > MAX_FRAME {
+        return Err(format!(
+            "the request ({} bytes of headers, {} of body) does not fit in an HTTP/2 frame of {MAX_FRAME} bytes",
+            block.len(),
+            body.len()
+        ));
+    }
     frame(&mut out, HEADERS, END_HEADERS, STREAM, &block);
     frame(&mut out, DATA, END_STREAM, STREAM, body);
-    stream.write_all(&out).await.map_err(io)?;
-
-    let mut decoder = Decoder::new();
-    let mut response = Response::default();
-    let mut got_headers = false;
-    let mut pending: Option<(Vec<u8>, bool)> = None;
-    loop {
-        let (kind, flags, id, payload) = read_frame(&mut stream).await?;
-        match (kind, id) {
-            (SETTINGS, 0) if flags & ACK == 0 => {
-                let mut ack = Vec::new();
-                frame(&mut ack, SETTINGS, ACK, 0, &[]);
-                stream.write_all(&ack).await.map_err(io)?;
-            }
-            (PING, 0) if flags & ACK == 0 => {
-                let mut pong = Vec::new();
-                frame(&mut pong, PING, ACK, 0, &payload);
-                stream.write_all(&pong).await.map_err(io)?;
-            }
-            (GOAWAY, 0) => {
-                let code = payload
-                    .get(4..8)
-                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                return Err(format!(
-                    "the server closed the connection (HTTP/2 GOAWAY, error code {code})"
-                ));
-            }
-            (RST_STREAM, STREAM) => {
-                let code = payload
-                    .get(..4)
-                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-                return Err(format!(
-                    "the server reset the stream (HTTP/2 error code {code})"
-                ));
-            }
-            (PUSH_PROMISE, _) => return Err("the server pushed, which was not allowed".into()),
-            (HEADERS, STREAM) => {
-                let fragment = unpad(&payload, flags, true)?;
-                pending = Some((fragment.to_vec(), flags & END_STREAM != 0));
-                if flags & END_HEADERS == 0 {
-                    continue;
-                }
-            }
-            (CONTINUATION, STREAM) => {
-                let (block, _) = pending
-                    .as_mut()
-                    .ok_or("a CONTINUATION frame out of place")?;
-                block.extend_from_slice(&payload);
-                if block.len() > limit {
-                    return Err("the answer's headers are too large".into());
-                }
-                if flags & END_HEADERS == 0 {
-                    continue;
-                }
-            }
-            (DATA, STREAM) => {
-                response
-                    .body
-                    .extend_from_slice(unpad(&payload, flags, false)?);
-                if response.body.len() > limit {
-                    return Err(format!("the answer is larger than {limit} bytes"));
-                }
-                if flags & END_STREAM != 0 {
-                    return Ok(response);
-                }
-                continue;
-            }
-            _ => continue,
-        }
-        // A complete header block (HEADERS, and any CONTINUATION).
-        if let Some((block, end)) = pending.take() {
-            let fields = decoder.decode(&block)?;
-            if got_headers {
-                response.trailers = fields;
-            } else {
-                response.headers = fields;
-                got_headers = true;
-            }
-            if end {
-                return Ok(response);
-            }
-        }
-    }
+    Ok(out)
 }
 
-/// Appends a frame.
+/// Appends a frame (its payload at most `MAX_FRAME` bytes: see `request`).
 fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    debug_assert!(payload.len() <= MAX_FRAME);
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
     out.push(kind);
     out.push(flags);
@@ -185,23 +149,134 @@ fn frame(out: &mut Vec<u8>, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Result<(u8, u8, u32, Vec<u8>), String> {
-    let mut head = [0u8; 9];
-    stream
-        .read_exact(&mut head)
-        .await
-        .map_err(|e| format!("the connection ended early: {e}"))?;
+/// A frame header: its type, flags, stream and payload length (at most `MAX_FRAME`: we never
+/// allowed more).
+fn parse_head(head: &[u8; 9]) -> Result<(u8, u8, u32, usize), String> {
     let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
     if len > MAX_FRAME {
         return Err(format!("a frame of {len} bytes, larger than allowed"));
     }
     let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-    let mut payload = vec![0u8; len];
-    stream
-        .read_exact(&mut payload)
-        .await
-        .map_err(|e| format!("the connection ended early: {e}"))?;
-    Ok((head[3], head[4], id, payload))
+    Ok((head[3], head[4], id, len))
+}
+
+/// What to do after a frame.
+#[derive(Debug)]
+enum Step {
+    More,
+    /// Send these bytes (an acknowledgement), then read on.
+    Reply(Vec<u8>),
+    /// The answer is complete.
+    Done,
+}
+
+/// The answer being read, frame by frame.
+struct Exchange {
+    decoder: Decoder,
+    response: Response,
+    got_headers: bool,
+    /// A header block whose CONTINUATION frames are still to come, and whether it ends the stream.
+    pending: Option<(Vec<u8>, bool)>,
+    limit: usize,
+}
+
+impl Exchange {
+    fn new(limit: usize) -> Exchange {
+        Exchange {
+            decoder: Decoder::new(),
+            response: Response::default(),
+            got_headers: false,
+            pending: None,
+            limit,
+        }
+    }
+
+    fn on_frame(&mut self, kind: u8, flags: u8, id: u32, payload: &[u8]) -> Result<Step, String> {
+        // A header block is one run of frames: nothing may come between (RFC 9113 §6.10).
+        if self.pending.is_some() && kind != CONTINUATION {
+            return Err("a header block interrupted by another frame".into());
+        }
+        match (kind, id) {
+            (SETTINGS, 0) if flags & ACK == 0 => {
+                let mut ack = Vec::new();
+                frame(&mut ack, SETTINGS, ACK, 0, &[]);
+                Ok(Step::Reply(ack))
+            }
+            (PING, 0) if flags & ACK == 0 => {
+                if payload.len() != 8 {
+                    return Err(format!("a PING of {} bytes, not 8", payload.len()));
+                }
+                let mut pong = Vec::new();
+                frame(&mut pong, PING, ACK, 0, payload);
+                Ok(Step::Reply(pong))
+            }
+            (GOAWAY, 0) => {
+                let code = payload
+                    .get(4..8)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                Err(format!(
+                    "the server closed the connection (HTTP/2 GOAWAY, error code {code})"
+                ))
+            }
+            (RST_STREAM, STREAM) => {
+                let code = payload
+                    .get(..4)
+                    .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                Err(format!(
+                    "the server reset the stream (HTTP/2 error code {code})"
+                ))
+            }
+            (PUSH_PROMISE, _) => Err("the server pushed, which was not allowed".into()),
+            (HEADERS, STREAM) => {
+                let fragment = unpad(payload, flags, true)?;
+                self.pending = Some((fragment.to_vec(), flags & END_STREAM != 0));
+                self.end_of_block(flags)
+            }
+            (CONTINUATION, STREAM) => {
+                let (block, _) = self
+                    .pending
+                    .as_mut()
+                    .ok_or("a CONTINUATION frame out of place")?;
+                block.extend_from_slice(payload);
+                if block.len() > self.limit {
+                    return Err("the answer's headers are too large".into());
+                }
+                self.end_of_block(flags)
+            }
+            (CONTINUATION, _) => Err("a CONTINUATION frame out of place".into()),
+            (DATA, STREAM) => {
+                let data = unpad(payload, flags, false)?;
+                if data.len() > self.limit.saturating_sub(self.response.body.len()) {
+                    return Err(format!("the answer is larger than {} bytes", self.limit));
+                }
+                self.response.body.extend_from_slice(data);
+                Ok(if flags & END_STREAM != 0 {
+                    Step::Done
+                } else {
+                    Step::More
+                })
+            }
+            _ => Ok(Step::More),
+        }
+    }
+
+    /// After a HEADERS or CONTINUATION frame: a complete header block is decoded.
+    fn end_of_block(&mut self, flags: u8) -> Result<Step, String> {
+        if flags & END_HEADERS == 0 {
+            return Ok(Step::More);
+        }
+        let Some((block, end)) = self.pending.take() else {
+            return Ok(Step::More);
+        };
+        let fields = self.decoder.decode(&block)?;
+        if self.got_headers {
+            self.response.trailers = fields;
+        } else {
+            self.response.headers = fields;
+            self.got_headers = true;
+        }
+        Ok(if end { Step::Done } else { Step::More })
+    }
 }
 
 /// A frame's payload without its padding (and, for HEADERS, its priority fields).
@@ -209,15 +284,18 @@ fn unpad(payload: &[u8], flags: u8, headers: bool) -> Result<&[u8], String> {
     let mut p = payload;
     let mut pad = 0usize;
     if flags & PADDED != 0 {
-        pad = *p.first().ok_or("a padded frame without its pad length")? as usize;
-        p = &p[1..];
+        let (&n, rest) = p
+            .split_first()
+            .ok_or("a padded frame without its pad length")?;
+        pad = usize::from(n);
+        p = rest;
     }
     if headers && flags & PRIORITY != 0 {
         p = p.get(5..).ok_or("a HEADERS frame cut short")?;
     }
     p.len()
         .checked_sub(pad)
-        .map(|end| &p[..end])
+        .and_then(|end| p.get(..end))
         .ok_or_else(|| "a frame's padding is longer than the frame".into())
 }
 
@@ -339,6 +417,8 @@ impl Decoder {
         let mut fields: Vec<(String, String)> = Vec::new();
         // One byte may name a table entry of 4 KiB: what is bounded is the decoded size.
         let mut decoded = 0usize;
+        // Table size updates come first in a block (RFC 7541 §4.2), before any field.
+        let mut at_start = true;
         while let Some(&first) = block.first() {
             let field = if first & 0x80 != 0 {
                 let index = read_integer(&mut block, 7)?;
@@ -348,6 +428,9 @@ impl Decoder {
                 self.insert(field.clone());
                 field
             } else if first & 0xe0 == 0x20 {
+                if !at_start {
+                    return Err("an HPACK table size update after a header field".into());
+                }
                 let size = read_integer(&mut block, 5)?;
                 if size > TABLE_SIZE {
                     return Err(format!(
@@ -361,7 +444,10 @@ impl Decoder {
                 // Without indexing (0000) or never indexed (0001).
                 self.literal(&mut block, 4)?
             };
-            decoded += field.0.len() + field.1.len();
+            at_start = false;
+            decoded = decoded
+                .saturating_add(field.0.len())
+                .saturating_add(field.1.len());
             if decoded > MAX_DECODED {
                 return Err(format!(
                     "the answer's headers decode to more than {MAX_DECODED} bytes"
@@ -388,16 +474,23 @@ impl Decoder {
                 let (n, v) = STATIC[index - 1];
                 Ok((n.into(), v.into()))
             }
-            _ => self
-                .table
-                .get(index.wrapping_sub(62))
+            _ => index
+                .checked_sub(62)
+                .and_then(|i| self.table.get(i))
                 .cloned()
                 .ok_or_else(|| format!("HPACK index {index} refers to nothing")),
         }
     }
 
+    /// Adds an entry; one larger than the table empties it and is not kept (RFC 7541 §4.4).
     fn insert(&mut self, field: (String, String)) {
-        self.size += field.0.len() + field.1.len() + 32;
+        let size = entry_size(&field);
+        if size > self.max {
+            self.table.clear();
+            self.size = 0;
+            return;
+        }
+        self.size = self.size.saturating_add(size);
         self.table.push_front(field);
         self.evict();
     }
@@ -405,37 +498,56 @@ impl Decoder {
     fn evict(&mut self) {
         while self.size > self.max {
             match self.table.pop_back() {
-                Some((n, v)) => self.size -= n.len() + v.len() + 32,
+                Some(field) => self.size = self.size.saturating_sub(entry_size(&field)),
                 None => self.size = 0,
             }
         }
     }
 }
 
+/// An entry's size as the table counts it: its name, its value and 32 (RFC 7541 §4.1).
+fn entry_size((name, value): &(String, String)) -> usize {
+    name.len().saturating_add(value.len()).saturating_add(32)
+}
+
+/// The largest HPACK integer read: more than any index, length or table size of an answer of
+/// `MAX_ANSWER` (RFC 7541 §5.1 lets a decoder set this limit).
+const MAX_INTEGER: usize = (1 << 28) - 1;
+
+/// An HPACK integer (RFC 7541 §5.1) with an `n`-bit prefix (1 to 8): continuation bytes past
+/// `MAX_INTEGER` are an error, never an overflow.
 fn read_integer(block: &mut &[u8], n: u32) -> Result<usize, String> {
     let (&first, rest) = block.split_first().ok_or("an HPACK block cut short")?;
     *block = rest;
     let max = (1usize << n) - 1;
-    let mut value = (first as usize) & max;
+    let mut value = usize::from(first) & max;
     if value < max {
         return Ok(value);
     }
-    for shift in (0..28).step_by(7) {
+    let mut shift = 0u32;
+    loop {
         let (&b, rest) = block.split_first().ok_or("an HPACK integer cut short")?;
         *block = rest;
-        value += ((b & 0x7f) as usize) << shift;
+        value = usize::from(b & 0x7f)
+            .checked_shl(shift)
+            .filter(|_| shift < 28)
+            .and_then(|bits| value.checked_add(bits))
+            .filter(|&v| v <= MAX_INTEGER)
+            .ok_or("an HPACK integer too large")?;
         if b & 0x80 == 0 {
             return Ok(value);
         }
+        shift += 7;
     }
-    Err("an HPACK integer too large".into())
 }
 
 fn read_string(block: &mut &[u8]) -> Result<String, String> {
     let huffman = block.first().is_some_and(|b| b & 0x80 != 0);
     let len = read_integer(block, 7)?;
-    let bytes = block.get(..len).ok_or("an HPACK string cut short")?;
-    *block = &block[len..];
+    let (bytes, rest) = block
+        .split_at_checked(len)
+        .ok_or("an HPACK string cut short")?;
+    *block = rest;
     let bytes = if huffman {
         huffman_decode(bytes)?
     } else {
@@ -502,7 +614,8 @@ fn canonical() -> &'static Canonical {
 /// ones), shorter than a byte, and EOS itself must not appear.
 pub fn huffman_decode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let c = canonical();
-    let mut out = Vec::with_capacity(bytes.len() * 8 / 5);
+    // At most 8/5 symbols a byte (the shortest code is 5 bits).
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(8) / 5);
     let (mut code, mut len) = (0u32, 0usize);
     for &byte in bytes {
         for bit in (0..8).rev() {
@@ -598,4 +711,126 @@ mod tests {
             assert!(slice.is_empty());
         }
     }
+    #[test]
+    fn hpack_integers_past_the_limit_are_errors() {
+        // Ten continuation bytes: no value, an error.
+        let mut block: &[u8] = &[
+            0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+        ];
+        assert_eq!(
+            read_integer(&mut block, 7),
+            Err("an HPACK integer too large".into())
+        );
+        // Four continuation bytes, all ones: 31 + 2^28 - 1, past MAX_INTEGER.
+        let mut block: &[u8] = &[0x1f, 0xff, 0xff, 0xff, 0x7f];
+        assert!(read_integer(&mut block, 5).is_err());
+        // The largest accepted.
+        let mut out = Vec::new();
+        integer(&mut out, 0, 7, MAX_INTEGER);
+        assert_eq!(read_integer(&mut out.as_slice(), 7), Ok(MAX_INTEGER));
+        // A string whose length is the largest integer: cut short, not sliced out of range.
+        let mut block = vec![0x00, 0x7f];
+        block.extend_from_slice(&out[1..]);
+        assert!(
+            Decoder::new()
+                .decode(&block)
+                .unwrap_err()
+                .contains("cut short")
+        );
+        // Index 0 is no entry.
+        assert!(Decoder::new().decode(&[0x80]).is_err());
+    }
+
+    #[test]
+    fn a_table_size_update_comes_first_or_not_at_all() {
+        // Size 0, then :method GET: fine.
+        assert_eq!(Decoder::new().decode(&[0x20, 0x82]).unwrap().len(), 1);
+        // :method GET, then a size update.
+        let err = Decoder::new().decode(&[0x82, 0x20]).unwrap_err();
+        assert!(err.contains("table size update"), "{err}");
+        assert!(
+            Decoder::new().decode(&[0x3f, 0xe2, 0x1f]).is_err(),
+            "4097 bytes"
+        );
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_table_empties_it() {
+        let mut d = Decoder::new();
+        d.decode(&hex("4001 6101 62")).unwrap(); // a: b, indexed
+        assert_eq!((d.table.len(), d.size), (1, 34));
+        // A table of 40 bytes, then an entry of 45: the table is empty afterwards.
+        let mut block = vec![0x3f, 0x09, 0x40, 0x01, b'x', 0x0c];
+        block.extend_from_slice(b"abcdefghijkl");
+        d.decode(&block).unwrap();
+        assert_eq!((d.table.len(), d.size), (0, 0));
+        assert!(d.decode(&[0xbe]).is_err());
+    }
+
+    #[test]
+    fn a_request_that_does_not_fit_in_a_frame_is_refused() {
+        let long = "h".repeat(MAX_FRAME);
+        let err = request(&long, "/p", &[], &[], 1 << 20).unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+        assert!(request("a:1", "/p", &[], &vec![0; MAX_FRAME + 1], 1 << 20).is_err());
+        let ok = request("a:1", "/p", &[("te", "trailers")], &[0; 5], 1 << 20).unwrap();
+        assert!(ok.starts_with(PREFACE));
+        // A limit past u32 is a window of 2^31 - 1, not the limit's low bits.
+        let big = request("a:1", "/p", &[], &[], (1usize << 32) + 10).unwrap();
+        let window = &big[PREFACE.len() + 9 + 8..PREFACE.len() + 9 + 12];
+        assert_eq!(window, 0x7fff_ffffu32.to_be_bytes());
+    }
+
+    fn exchange(frames: &[(u8, u8, u32, &[u8])]) -> Result<Response, String> {
+        let mut e = Exchange::new(1 << 20);
+        for &(kind, flags, id, payload) in frames {
+            if let Step::Done = e.on_frame(kind, flags, id, payload)? {
+                return Ok(e.response);
+            }
+        }
+        Err("no end".into())
+    }
+
+    #[test]
+    fn an_answer_is_read_frame_by_frame() {
+        let trailers = [&[0x00, 11][..], b"grpc-status", &[1, b'0']].concat();
+        let answer = exchange(&[
+            (SETTINGS, 0, 0, &[]),
+            (PING, 0, 0, &[1; 8]),
+            (HEADERS, 0, STREAM, &[0x88]),
+            (CONTINUATION, END_HEADERS, STREAM, &[]),
+            (DATA, PADDED, STREAM, &[2, 7, 8, 0, 0]),
+            (HEADERS, END_HEADERS | END_STREAM, STREAM, &trailers),
+        ])
+        .unwrap();
+        assert_eq!(answer.field(":status"), Some("200"));
+        assert_eq!(answer.field("grpc-status"), Some("0"));
+        assert_eq!(answer.body, [7, 8]);
+        // Another frame inside a header block; a short PING; padding longer than the frame.
+        for frames in [
+            &[
+                (HEADERS, 0, STREAM, &[0x88][..]),
+                (DATA, END_STREAM, STREAM, &[][..]),
+            ][..],
+            &[(PING, 0, 0, &[1; 7][..])][..],
+            &[(DATA, PADDED, STREAM, &[3, 1, 1][..])][..],
+            &[(CONTINUATION, END_HEADERS, STREAM, &[][..])][..],
+        ] {
+            assert!(exchange(frames).is_err(), "{frames:?}");
+        }
+        // A body over the limit.
+        let mut e = Exchange::new(3);
+        assert!(matches!(
+            e.on_frame(DATA, 0, STREAM, &[0; 3]),
+            Ok(Step::More)
+        ));
+        assert!(
+            e.on_frame(DATA, 0, STREAM, &[0])
+                .unwrap_err()
+                .contains("larger")
+        );
+    }
 }
+
+#[cfg(test)]
+mod fuzz;
