@@ -19,6 +19,14 @@ pub const MAX_ARTIFACTS: usize = 32;
 pub const MAX_URL: usize = 8192;
 /// The latest time a `not-before` may name: 9999-12-31T23:59:59Z.
 pub const MAX_NOT_BEFORE: u64 = 253_402_300_799;
+/// How far ahead of now a `not-before` may name: a year and a day. While a deferral holds, the
+/// node stays halted at the upgrade height and nobody is asked again until the time, so a
+/// deferral to a wrong year or in a wrong unit (milliseconds) is a silent outage that looks like
+/// a plan. A maintenance window or a change freeze is hours to weeks; what is meant to hold an
+/// upgrade for good is a `refuse`. Past this the answer is refused, naming the plugin, so the
+/// operator sees at once what to fix (a host clock far behind would be refused too — and should be
+/// seen).
+pub const MAX_DEFERRAL: u64 = 366 * 24 * 60 * 60;
 
 impl Host {
     /// Runs `body` against a fresh instance's store, under the call's deadline and stop request.
@@ -74,7 +82,7 @@ impl Host {
                 .wasmvisor_plugin_resolve()
                 .call_resolve(store, request, previous, settings),
         })?;
-        validate_decision(&decision).map_err(|m| answer(plugin, m))?;
+        validate_decision(&decision, now_unix()).map_err(|m| answer(plugin, m))?;
         // A reason is shown to the operator: it cannot add lines or drive a terminal.
         Ok(match decision {
             Decision::Refuse(reason) => Decision::Refuse(plain(reason)),
@@ -185,8 +193,15 @@ fn plain(text: String) -> String {
     crate::output::escape_controls(&text).into_owned()
 }
 
-/// Bounds every part of a resolver's answer.
-fn validate_decision(decision: &Decision) -> Result<(), String> {
+/// Seconds since the Unix epoch.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Bounds every part of a resolver's answer, given at `now` (Unix seconds).
+fn validate_decision(decision: &Decision, now: u64) -> Result<(), String> {
     match decision {
         Decision::UseStaged => Ok(()),
         Decision::Refuse(reason) | Decision::Unresolved(reason) if reason.len() > MAX_TEXT => {
@@ -204,6 +219,11 @@ fn validate_decision(decision: &Decision) -> Result<(), String> {
         Decision::NotBefore(d) if d.at > MAX_NOT_BEFORE => Err(format!(
             "a deferral to {} seconds after 1970, past the year 9999",
             d.at
+        )),
+        Decision::NotBefore(d) if d.at > now.saturating_add(MAX_DEFERRAL) => Err(format!(
+            "a deferral to {}, more than a year ahead (it is {}): the node would stay halted until then; fix the plugin or its settings (a wrong year, milliseconds for seconds?), or have it refuse the upgrade",
+            crate::logging::rfc3339(d.at),
+            crate::logging::rfc3339(now)
         )),
         Decision::NotBefore(_) => Ok(()),
         Decision::Fetch(list) => {

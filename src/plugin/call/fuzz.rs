@@ -52,17 +52,49 @@ fn decision() -> impl Strategy<Value = Decision> {
         prop::collection::vec(artifact(), 0..MAX_ARTIFACTS + 3).prop_map(Decision::Fetch),
         ".{0,64}".prop_map(Decision::Unresolved),
         (
-            prop_oneof![0..=MAX_NOT_BEFORE, MAX_NOT_BEFORE..=u64::MAX],
+            prop_oneof![
+                0..=MAX_NOT_BEFORE,
+                MAX_NOT_BEFORE..=u64::MAX,
+                NOW - 10..=NOW + MAX_DEFERRAL + 10,
+            ],
             ".{0,64}"
         )
             .prop_map(|(at, reason)| Decision::NotBefore(Deferral { at, reason })),
     ]
 }
 
+/// The time the answers are given at (2026-01-01).
+const NOW: u64 = 1_767_225_600;
+
+#[test]
+fn a_deferral_more_than_a_year_ahead_is_refused() {
+    let at = |at: u64| {
+        validate_decision(
+            &Decision::NotBefore(Deferral {
+                at,
+                reason: "window".into(),
+            }),
+            NOW,
+        )
+    };
+    assert_eq!(at(NOW + 3600), Ok(()));
+    assert_eq!(at(NOW - 3600), Ok(()), "a past time holds nothing back");
+    assert_eq!(at(NOW + MAX_DEFERRAL), Ok(()));
+    // 2126: the old check let anything up to the year 9999 through.
+    let err = at(NOW + 100 * 365 * 86_400).unwrap_err();
+    assert!(
+        err.contains("2125-12-08T00:00:00Z") && err.contains("more than a year ahead"),
+        "{err}"
+    );
+    assert!(at(NOW + MAX_DEFERRAL + 1).is_err());
+    // Milliseconds for seconds: past the year 9999, refused as before.
+    assert!(at(NOW * 1000).unwrap_err().contains("9999"));
+}
+
 proptest! {
     #[test]
     fn a_resolver_answer_is_within_bounds_or_refused_with_a_reason(d in decision()) {
-        match validate_decision(&d) {
+        match validate_decision(&d, NOW) {
             Err(reason) => prop_assert!(!reason.is_empty()),
             Ok(()) => match &d {
                 Decision::UseStaged => {}
@@ -70,7 +102,8 @@ proptest! {
                     prop_assert!(reason.len() <= MAX_TEXT)
                 }
                 Decision::NotBefore(d) => {
-                    prop_assert!(d.at <= MAX_NOT_BEFORE && d.reason.len() <= MAX_TEXT)
+                    prop_assert!(d.at <= MAX_NOT_BEFORE && d.reason.len() <= MAX_TEXT);
+                    prop_assert!(d.at <= NOW + MAX_DEFERRAL)
                 }
                 Decision::Fetch(list) => {
                     prop_assert!(!list.is_empty() && list.len() <= MAX_ARTIFACTS);
