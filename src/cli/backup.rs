@@ -10,6 +10,15 @@ use crate::tree::backup::{self, PREFIX};
 use crate::tree::{Layout, journal, lock};
 
 pub fn list(cfg: &Config, as_json: bool) -> Result<(), String> {
+    // As every command opening the home: a data folder an interrupted restore left aside is put
+    // back (or, beside a data/ created since, shown) before anything is listed.
+    let data = cfg.home.join("data");
+    if let Err(e) = backup::recover_and_warn(&data) {
+        tracing::warn!(
+            "cannot put back the data folder an interrupted restore moved aside beside {}: {e}",
+            data.display()
+        );
+    }
     let dir = &cfg.data_backup_dir;
     let (complete, incomplete) =
         backup::list(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

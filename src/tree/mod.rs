@@ -127,18 +127,12 @@ impl Layout {
         })?;
         let data_path = cfg.home.join("data");
         // A restore killed between its two renames left the data aside: put it back before an
-        // empty folder could take its place.
-        match backup::recover(&data_path) {
-            Ok(true) => {
-                tracing::warn!(data = %data_path.display(), "put back the data folder an interrupted restore had moved aside")
-            }
-            Ok(false) => {}
-            Err(source) => {
-                return Err(LayoutError::Io {
-                    path: data_path,
-                    source,
-                });
-            }
+        // empty folder could take its place (and say so loudly if one already did).
+        if let Err(source) = backup::recover_and_warn(&data_path) {
+            return Err(LayoutError::Io {
+                path: data_path,
+                source,
+            });
         }
         if let Err(source) = std::fs::create_dir_all(&data_path) {
             return Err(LayoutError::Io {

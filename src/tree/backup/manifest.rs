@@ -3,10 +3,11 @@
 //! captured. It is written last, so a folder without a complete manifest is not a backup; and
 //! a restore checks the folder against it before anything is replaced.
 
+use std::collections::HashSet;
 use std::io;
-
 use std::path::{Path, PathBuf};
 
+use cap_fs_ext::DirExt;
 use cap_std::fs::{Dir, Metadata, MetadataExt};
 use serde::{Deserialize, Serialize};
 
@@ -126,9 +127,17 @@ impl Manifest {
         }
     }
 
-    /// Checks that `dir` holds every entry as the manifest describes it. Returns the first
-    /// difference, in words.
+    /// Checks that `dir` holds every entry as the manifest describes it, and nothing else (a file,
+    /// FIFO or link added since would be restored into `data/`). Returns the first difference,
+    /// in words.
     pub fn verify(&self, dir: &Dir) -> Result<(), String> {
+        if self.entries.is_empty() {
+            return Err(format!(
+                "its {MANIFEST_FILE} lists no entries, which no backup of a node's data has"
+            ));
+        }
+        let listed: HashSet<&Path> = self.entries.iter().map(|e| e.path.as_path()).collect();
+        unlisted(dir, Path::new(""), &listed)?;
         for e in &self.entries {
             let shown = e.path.display();
             let meta = dir
@@ -168,4 +177,38 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Refuses the first entry under `dir` (at `rel` in the backup) that the manifest does not list.
+fn unlisted(dir: &Dir, rel: &Path, listed: &HashSet<&Path>) -> Result<(), String> {
+    let shown = |p: &Path| {
+        if p.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            p.display().to_string()
+        }
+    };
+    let entries = dir.entries().map_err(|e| format!("{}: {e}", shown(rel)))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", shown(rel)))?;
+        let name = entry.file_name();
+        if rel.as_os_str().is_empty() && name == MANIFEST_FILE {
+            continue;
+        }
+        let path = rel.join(&name);
+        if !listed.contains(path.as_path()) {
+            let kind = entry.file_type().map(fs::kind).unwrap_or("entry");
+            return Err(format!(
+                "{} (a {kind}) is not in its manifest: it was added after the backup was taken",
+                path.display()
+            ));
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let inner = dir
+                .open_dir_nofollow(&name)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            unlisted(&inner, &path, listed)?;
+        }
+    }
+    Ok(())
 }

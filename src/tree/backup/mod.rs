@@ -8,9 +8,11 @@
 //! manifest (`manifest.rs`) is written last and the folder renamed, so a crash leaves nothing that
 //! looks like a backup. The last `WASMVISOR_BACKUP_KEEP` backups are kept.
 //!
-//! A restore checks the backup against its manifest, captures it into a temporary folder beside
-//! the data folder, and renames it into place; the old data stays until that rename succeeded.
+//! A restore checks the backup against its manifest (nothing missing, changed or added), refuses
+//! while anything uses the data folder, captures it into a temporary folder beside the data
+//! folder, and renames it into place; the old data stays until that rename succeeded.
 
+mod busy;
 mod capture;
 mod manifest;
 mod restore;
@@ -27,7 +29,7 @@ use cap_std::fs::Dir;
 use serde::Serialize;
 
 pub use manifest::{Manifest, Totals};
-pub use restore::{recover, restore};
+pub use restore::{recover_and_warn, restore};
 
 use crate::cancel::Cancel;
 use crate::fs;

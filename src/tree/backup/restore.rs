@@ -5,13 +5,18 @@
 //!   data folder (a `data` symlink is followed), on its filesystem, then exchanged with it in one
 //!   `renameat2(RENAME_EXCHANGE)`; the old data is removed last. Where the filesystem cannot
 //!   exchange, two renames: the old folder out of the way first (as `.data.replaced`), which
-//!   [`recover`] puts back if the process dies before anything took its place.
+//!   [`recover`] puts back if the process dies before anything took its place, then renamed to
+//!   `.data.removing` once the restored data is in place. So a `.data.replaced` beside a
+//!   `data/` means a `data/` created since (by hand, by an init script): it may hold the only
+//!   copy of the node's data, is never removed, and a restore is refused until the operator
+//!   decided ([`left_aside`]).
 //! - **in place**, when `data/` is a mount point (a disk of its own, which cannot be renamed): the
 //!   backup is captured into `data/.wasmvisor-restoring`, the old entries are moved into
 //!   `data/.wasmvisor-replaced` one by one and the restored ones out, then both are removed. A
 //!   restore interrupted half-way is done again from the start, moving only what is left.
 //!
-//! The validator's signing state never goes back ([`super::signing`]).
+//! The validator's signing state never goes back ([`super::signing`]). Nothing may use `data/`
+//! meanwhile ([`super::busy`]): a database open on it would write into the replaced files.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -22,7 +27,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use super::manifest::{MANIFEST_FILE, Manifest, Totals};
-use super::{BackupError, capture, margin, same_filesystem, signing};
+use super::signing::Candidate;
+use super::{BackupError, busy, capture, margin, same_filesystem, signing};
 use crate::cancel::Cancel;
 use crate::fs;
 use crate::output::Progress;
@@ -55,8 +61,14 @@ fn locate(data: &Path) -> (PathBuf, PathBuf, String) {
     (real, parent, base)
 }
 
-fn names(base: &str) -> (String, String) {
-    (format!(".{base}.restoring"), format!(".{base}.replaced"))
+/// The folders a restore keeps beside the data folder `base`: the capture, the old data moved
+/// aside (two-rename path), and that old data once the restored data is in place.
+fn names(base: &str) -> (String, String, String) {
+    (
+        format!(".{base}.restoring"),
+        format!(".{base}.replaced"),
+        format!(".{base}.removing"),
+    )
 }
 
 /// Puts back a data folder that an interrupted two-rename restore moved out of the way and
@@ -67,7 +79,7 @@ pub fn recover(data: &Path) -> io::Result<bool> {
         return Ok(false);
     }
     let (_, parent_path, base) = locate(data);
-    let (_, outgoing) = names(&base);
+    let (_, outgoing, _) = names(&base);
     let Ok(parent) = Dir::open_ambient_dir(&parent_path, ambient_authority()) else {
         return Ok(false);
     };
@@ -77,6 +89,38 @@ pub fn recover(data: &Path) -> io::Result<bool> {
     parent.rename(&outgoing, &parent, &base)?;
     fs::sync_dir(&parent)?;
     Ok(true)
+}
+
+/// When a data folder an interrupted restore moved aside is beside an existing `data` (created
+/// since, by hand or by an init script that creates it when missing): what to tell the
+/// operator. That folder may hold the node's only copy of its data and its newest signing
+/// state, so nothing removes it and a restore is refused until the operator chose.
+pub fn left_aside(data: &Path) -> Option<String> {
+    let (real, parent_path, base) = locate(data);
+    let (_, outgoing, _) = names(&base);
+    let parent = Dir::open_ambient_dir(&parent_path, ambient_authority()).ok()?;
+    let aside = parent.open_dir_nofollow(&outgoing).ok()?;
+    let live = Dir::open_ambient_dir(&real, ambient_authority()).ok()?;
+    let aside_path = parent_path.join(&outgoing);
+    let state = |dir, path: &Path| signing::describe(&Candidate { dir, path }, &real);
+    Some(format!(
+        "{aside} is a data folder a restore moved aside, and {data} was created since (by hand or by an init script): {aside} may hold the node's only copy of its data ({}; {data}: {}). Nothing was removed. Stop the node and decide: if {aside} is the node's data, move {data} away and rename {aside} to {data}; if {data} is, remove {aside}. `backup restore` and a rollback refuse to run until then",
+        state(&aside, &aside_path),
+        state(&live, &real),
+        aside = aside_path.display(),
+        data = real.display(),
+    ))
+}
+
+/// What every command opening the home does first: [`recover`], and a loud warning when a data
+/// folder left aside is beside a `data/` created since ([`left_aside`]).
+pub fn recover_and_warn(data: &Path) -> io::Result<()> {
+    if recover(data)? {
+        tracing::warn!(data = %data.display(), "put back the data folder an interrupted restore had moved aside");
+    } else if let Some(why) = left_aside(data) {
+        tracing::error!("{why}");
+    }
+    Ok(())
 }
 
 /// Replaces the data folder `data` with the backup `backup`, checked against its manifest
@@ -103,6 +147,10 @@ pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, 
         tracing::warn!(data = %data.display(), "put back the data folder an interrupted restore had moved aside");
     }
     let (real, parent_path, base) = locate(data);
+    if let Some(why) = left_aside(data) {
+        return Err(BackupError::Restore(why));
+    }
+    busy::check(&real).map_err(BackupError::Restore)?;
     let in_place = is_mount_point(&real, &parent_path);
     let target_dir = if in_place { &real } else { &parent_path };
     check_space(&from, backup, target_dir)?;
@@ -117,7 +165,7 @@ pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, 
     let kept_signing_state = if in_place {
         in_place_restore(&from, &real, &mut capture)?
     } else {
-        beside(&from, &parent_path, &base, &mut capture)?
+        beside(&from, &real, &parent_path, &base, &mut capture)?
     };
     progress.finish();
     Ok(Restored {
@@ -172,31 +220,50 @@ fn clear(dir: &Dir, name: &str) -> Result<(), BackupError> {
 /// The usual restore: captured beside the data folder, exchanged with it.
 fn beside(
     from: &Dir,
+    real: &Path,
     parent_path: &Path,
     base: &str,
     capture: &mut capture::Capture,
 ) -> Result<bool, BackupError> {
     let parent = Dir::open_ambient_dir(parent_path, ambient_authority())
         .map_err(|e| failed(&parent_path.display().to_string(), e))?;
-    let (incoming, outgoing) = names(base);
-    // A leftover `.replaced` beside an existing data folder is old data whose removal was
-    // interrupted; a leftover `.restoring`, an unfinished capture.
+    let (incoming, outgoing, removing) = names(base);
+    // A leftover `.restoring` is an unfinished capture or, after an exchange, the old data whose
+    // removal was interrupted; a leftover `.removing`, old data too. Both had their signing
+    // state compared already. (A `.replaced` beside the data folder was refused before.)
     clear(&parent, &incoming)?;
-    clear(&parent, &outgoing)?;
+    clear(&parent, &removing)?;
     let into = fs::own_dir(&parent, &incoming).map_err(|e| failed(&incoming, e))?;
+    let into_path = parent_path.join(&incoming);
     let captured = capture
         .tree(from, &into, Path::new(""), Some(MANIFEST_FILE))
+        .map_err(|e| failed("capturing the backup", e))
         .and_then(|()| match parent.open_dir_nofollow(base) {
-            Ok(old) => signing::keep_newer(&old, &into),
+            Ok(old) => signing::keep_newest(
+                &[Candidate {
+                    dir: &old,
+                    path: real,
+                }],
+                &Candidate {
+                    dir: &into,
+                    path: &into_path,
+                },
+                real,
+            )
+            .map_err(BackupError::Restore),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(failed(&real.display().to_string(), e)),
         })
-        .and_then(|kept| fs::sync_dir(&into).map(|()| kept));
+        .and_then(|kept| {
+            fs::sync_dir(&into)
+                .map(|()| kept)
+                .map_err(|e| failed(&incoming, e))
+        });
     let kept = match captured {
         Ok(kept) => kept,
         Err(e) => {
             let _ = parent.remove_dir_all(&incoming);
-            return Err(failed("capturing the backup", e));
+            return Err(e);
         }
     };
     if parent.symlink_metadata(base).is_ok() {
@@ -207,8 +274,17 @@ fn beside(
             .map_err(|e| failed("putting the restored data in place", e))?;
     }
     fs::sync_dir(&parent).map_err(|e| failed(&parent_path.display().to_string(), e))?;
+    // The old data moved aside by two renames is no longer needed: renamed before it is
+    // removed, so that a `.replaced` left beside a data folder always means one created since.
+    match parent.rename(&outgoing, &parent, &removing) {
+        Ok(()) => {
+            fs::sync_dir(&parent).map_err(|e| failed(&parent_path.display().to_string(), e))?
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(&format!("renaming the replaced data {outgoing}"), e)),
+    }
     kill_hook("restore:swapped");
-    for leftover in [&incoming, &outgoing] {
+    for leftover in [&incoming, &removing] {
         if let Err(e) = parent.remove_dir_all(leftover)
             && e.kind() != io::ErrorKind::NotFound
         {
@@ -291,20 +367,42 @@ fn in_place_restore(
     clear(&data, RESTORING)?;
     let into = fs::own_dir(&data, RESTORING).map_err(|e| failed(RESTORING, e))?;
     let replaced = fs::own_dir(&data, REPLACED).map_err(|e| failed(REPLACED, e))?;
+    let (into_path, replaced_path) = (real.join(RESTORING), real.join(REPLACED));
     let captured = capture
         .tree(from, &into, Path::new(""), Some(MANIFEST_FILE))
+        .map_err(|e| failed("capturing the backup", e))
         .and_then(|()| {
             // The newest signing state is among the moved-aside entries of an interrupted
             // restore, or still at the top.
-            let aside = signing::keep_newer(&replaced, &into)?;
-            Ok(signing::keep_newer(&data, &into)? || aside)
+            signing::keep_newest(
+                &[
+                    Candidate {
+                        dir: &data,
+                        path: real,
+                    },
+                    Candidate {
+                        dir: &replaced,
+                        path: &replaced_path,
+                    },
+                ],
+                &Candidate {
+                    dir: &into,
+                    path: &into_path,
+                },
+                real,
+            )
+            .map_err(BackupError::Restore)
         })
-        .and_then(|kept| fs::sync_dir(&into).map(|()| kept));
+        .and_then(|kept| {
+            fs::sync_dir(&into)
+                .map(|()| kept)
+                .map_err(|e| failed(RESTORING, e))
+        });
     let kept = match captured {
         Ok(kept) => kept,
         Err(e) => {
             let _ = data.remove_dir_all(RESTORING);
-            return Err(failed("capturing the backup", e));
+            return Err(e);
         }
     };
     let step = |what: &str, e: io::Error| failed(what, e);

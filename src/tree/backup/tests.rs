@@ -4,6 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use super::restore::{left_aside, recover};
 use super::*;
 
 fn write(path: &Path, bytes: &[u8], age: Duration) {
@@ -83,4 +84,161 @@ fn a_backup_whose_files_changed_since_is_refused_by_restore() {
         Err(BackupError::Unusable(why)) => assert!(why.contains("modified after"), "{why}"),
         other => panic!("{other:?}"),
     }
+}
+
+const STATE: &str = "priv_validator_state.json";
+
+fn signing_state(height: u64) -> String {
+    format!(r#"{{"height":"{height}","round":0,"step":3}}"#)
+}
+
+fn signed(path: &Path) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["height"].as_str().unwrap().parse().unwrap()
+}
+
+/// A data folder at `<t>/data` whose backup `<t>/data-backup-x` signed up to height 9.
+fn backed_up_at_9() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let data = std::fs::canonicalize(t.path()).unwrap().join("data");
+    write(&data.join("app.db/MANIFEST-000001"), b"m", Duration::ZERO);
+    write(
+        &data.join(STATE),
+        signing_state(9).as_bytes(),
+        Duration::ZERO,
+    );
+    let target = data.with_file_name("data-backup-x");
+    create(&data, &target, "v2", 3, &Cancel::new()).unwrap();
+    (t, data, target)
+}
+
+#[test]
+fn a_live_signing_state_behind_a_symlink_is_never_lowered_by_a_restore() {
+    let (t, data, backup) = backed_up_at_9();
+    let volume = t.path().join("signer-volume/state.json");
+    write(&volume, signing_state(25).as_bytes(), Duration::ZERO);
+    std::fs::remove_file(data.join(STATE)).unwrap();
+    std::os::unix::fs::symlink(&volume, data.join(STATE)).unwrap();
+    let restored = restore(&backup, &data, &Cancel::new()).unwrap();
+    assert!(restored.kept_signing_state);
+    assert_eq!(signed(&data.join(STATE)), 25);
+    assert_eq!(std::fs::read_link(data.join(STATE)).unwrap(), volume);
+}
+
+#[test]
+fn a_padded_live_signing_state_is_never_lowered_by_a_restore() {
+    let (_t, data, backup) = backed_up_at_9();
+    let mut padded = signing_state(25).into_bytes();
+    padded.resize(padded.len() + (2 << 20), b' ');
+    std::fs::write(data.join(STATE), &padded).unwrap();
+    let restored = restore(&backup, &data, &Cancel::new()).unwrap();
+    assert!(restored.kept_signing_state);
+    assert_eq!(signed(&data.join(STATE)), 25);
+}
+
+#[test]
+fn a_live_signing_state_that_cannot_be_read_stops_the_restore() {
+    let (_t, data, backup) = backed_up_at_9();
+    std::fs::remove_file(data.join(STATE)).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/volume/state.json", data.join(STATE)).unwrap();
+    match restore(&backup, &data, &Cancel::new()) {
+        Err(BackupError::Restore(why)) => assert!(why.contains("sign a height twice"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(data.join(STATE).is_symlink(), "data/ untouched");
+    assert!(!data.with_file_name(".data.restoring").exists());
+}
+
+#[test]
+fn what_a_manifest_does_not_list_is_refused_and_nothing_restored() {
+    let fifo =
+        |p: &Path| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    type Add<'a> = &'a dyn Fn(&Path);
+    let additions: [(&str, Add); 4] = [
+        ("extra", &|p| std::fs::write(p, b"planted").unwrap()),
+        ("app.db/fifo", &fifo),
+        ("etc", &|p| std::os::unix::fs::symlink("/etc", p).unwrap()),
+        ("app.db/sub", &|p| std::fs::create_dir(p).unwrap()),
+    ];
+    for (name, add) in additions {
+        let (_t, data, backup) = backed_up_at_9();
+        add(&backup.join(name));
+        match restore(&backup, &data, &Cancel::new()) {
+            Err(BackupError::Unusable(why)) => {
+                assert!(
+                    why.contains(name) && why.contains("not in its manifest"),
+                    "{why}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert!(
+            std::fs::symlink_metadata(data.join(name)).is_err(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_listing_nothing_is_refused() {
+    let (_t, data, backup) = backed_up_at_9();
+    let path = backup.join(manifest::MANIFEST_FILE);
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    m["entries"] = serde_json::json!([]);
+    std::fs::write(&path, m.to_string()).unwrap();
+    match restore(&backup, &data, &Cancel::new()) {
+        Err(BackupError::Unusable(why)) => assert!(why.contains("lists no entries"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_store_locked_by_a_running_node_refuses_the_restore() {
+    use nix::fcntl::{Flock, FlockArg};
+    let (_t, data, backup) = backed_up_at_9();
+    std::fs::write(data.join("app.db/LOCK"), b"").unwrap();
+    std::fs::write(data.join(STATE), signing_state(25)).unwrap();
+    // As goleveldb holds its store open.
+    let file = std::fs::File::open(data.join("app.db/LOCK")).unwrap();
+    let held = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
+    match restore(&backup, &data, &Cancel::new()) {
+        Err(BackupError::Restore(why)) => {
+            assert!(why.contains("app.db/LOCK is locked"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(signed(&data.join(STATE)), 25, "data/ untouched");
+    drop(held);
+    restore(&backup, &data, &Cancel::new()).unwrap();
+}
+
+#[test]
+fn data_set_aside_beside_a_recreated_data_folder_is_never_removed() {
+    // A two-rename restore was killed between its renames, then an init script created an empty
+    // data/ with a fresh signing state.
+    let (_t, data, backup) = backed_up_at_9();
+    std::fs::write(data.join(STATE), signing_state(25)).unwrap();
+    let aside = data.with_file_name(".data.replaced");
+    std::fs::rename(&data, &aside).unwrap();
+    write(
+        &data.join(STATE),
+        signing_state(0).as_bytes(),
+        Duration::ZERO,
+    );
+    let why = left_aside(&data).expect("noticed");
+    assert!(
+        why.contains("signed up to height 25") && why.contains("signed up to height 0"),
+        "{why}"
+    );
+    match restore(&backup, &data, &Cancel::new()) {
+        Err(BackupError::Restore(why)) => assert!(why.contains(".data.replaced"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(signed(&aside.join(STATE)), 25, "the aside copy is kept");
+    assert_eq!(signed(&data.join(STATE)), 0);
+    // With data/ gone again, it is put back.
+    std::fs::remove_dir_all(&data).unwrap();
+    assert!(recover(&data).unwrap());
+    assert_eq!(signed(&data.join(STATE)), 25);
+    assert!(left_aside(&data).is_none());
 }
