@@ -671,3 +671,116 @@ fn a_data_folder_on_a_disk_of_its_own_is_restored_inside_it() {
     );
     assert_eq!(signed_height(&home.data()), 4);
 }
+
+#[test]
+fn data_left_aside_beside_a_data_folder_an_init_script_recreated_is_never_deleted() {
+    // A filesystem without RENAME_EXCHANGE, a restore killed between its renames, then an init
+    // script that creates a fresh data/ (and signing state) when it finds none.
+    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
+    home.set("WASMVISOR_TEST_NO_EXCHANGE", "1")
+        .set("WASMVISOR_TEST_KILL_AT", "restore:aside");
+    let killed = home.run(&[]).finish(T);
+    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
+    home.unset("WASMVISOR_TEST_KILL_AT");
+    let aside = home.path.join(".data.replaced");
+    assert_eq!(signed_height(&aside), 4, "the only copy of the live data");
+    std::fs::create_dir(home.data()).unwrap();
+    std::fs::write(
+        home.data().join(SIGNING_STATE),
+        r#"{"height":"0","round":0,"step":0}"#,
+    )
+    .unwrap();
+
+    let listed = home.output(&["backup", "list"]);
+    let err = String::from_utf8_lossy(&listed.stderr);
+    assert!(
+        err.contains(".data.replaced") && err.contains("only copy"),
+        "{err}"
+    );
+    // The start says so and its rollback refuses to restore over it.
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("only copy") && done.stderr.contains("signed up to height 4"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(signed_height(&aside), 4);
+    let name = backups(&home)[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let refused = home.output(&["backup", "restore", &name]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains(".data.replaced"), "{err}");
+    assert_eq!(signed_height(&aside), 4);
+    assert_eq!(signed_height(&home.data()), 0);
+
+    // The operator keeps the aside folder: the next start puts it back and finishes the
+    // rollback with the newest signing state, leaving nothing aside.
+    std::fs::remove_dir_all(home.data()).unwrap();
+    let done = home.run(&[]).finish(T);
+    assert_eq!(done.code(), 4, "{}", done.stderr);
+    assert_rolled_back(&home, "two renames, data/ recreated");
+    assert_eq!(signed_height(&home.data()), 4);
+    assert!(!aside.exists());
+    assert!(!home.path.join(".data.removing").exists());
+}
+
+#[test]
+fn backup_restore_refuses_while_a_store_is_locked_or_a_file_under_data_is_open() {
+    let mut home = Home::new();
+    home.set("UNSAFE_SKIP_BACKUP", "false");
+    plant_databases(&home);
+    std::fs::write(home.data().join("application.db/LOCK"), "").unwrap();
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    let run = home.run(&[]);
+    home.wait_height("v2", 5);
+    run.stop();
+    let name = backups(&home)[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let before = tree(&home.data(), &[]);
+
+    // A node started by hand holds its store open: goleveldb's flock on LOCK.
+    let lock = std::fs::File::open(home.data().join("application.db/LOCK")).unwrap();
+    let held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let refused = home.output(&["backup", "restore", &name]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("application.db/LOCK is locked") && err.contains("stop that node"),
+        "{err}"
+    );
+    drop(held);
+    assert_eq!(tree(&home.data(), &[]), before, "data/ untouched");
+
+    // Any other process with a file open under data/.
+    let mut reader = std::process::Command::new("sleep")
+        .arg("30")
+        .stdin(std::fs::File::open(home.data().join("cs.wal/wal")).unwrap())
+        .spawn()
+        .unwrap();
+    let refused = home.output(&["backup", "restore", &name]);
+    let _ = reader.kill();
+    let _ = reader.wait();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&format!("process {}", reader.id())) && err.contains("cs.wal/wal"),
+        "{err}"
+    );
+    assert_eq!(tree(&home.data(), &[]), before, "data/ untouched");
+
+    let out = home.output(&["backup", "restore", &name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
