@@ -1,54 +1,198 @@
 //! The observability listener (`WASMVISOR_METRICS_ADDRESS`): `GET /metrics` (Prometheus text),
 //! `GET /readyz` (200 when the node runs, no upgrade is under way and the last health verdict is
 //! not unhealthy; 503 with the reason otherwise) and `GET /livez` (200 while the supervisor's
-//! loop is alive). Plain HTTP/1.1, one request per connection, bounded reads and a timeout: a
-//! scraper cannot hold the supervisor.
+//! loop is alive). Plain HTTP/1.1, one request per connection, bounded reads and timeouts: a
+//! scraper cannot hold the supervisor, and idle clients cannot starve the probes — when every
+//! slot is taken, the oldest connection that has not yet sent its request head is closed to
+//! make room for the new one (a kubelet or Prometheus sends its head at once; a connection that
+//! sends nothing is the one to go).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::Observer;
 
 /// The most a request head may take.
 const MAX_HEAD: usize = 8192;
+/// The time from accept to a complete request head: a client that has connected has its head
+/// ready (a probe or a scraper writes it with the connection), so this is many round trips.
+const HEAD_TIMEOUT: Duration = Duration::from_millis(500);
+/// The most a connection may take in all, from accept to the last byte of the answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
-/// Connections answered at once; more are closed at once (a scraper and two probes need three).
+/// Connections served at once (a scraper and two probes need three). With all taken, a new one
+/// evicts the oldest that is still waiting for its head, and is closed only if every one of
+/// them is being answered (which takes a moment, never longer than `READ_TIMEOUT`).
 const MAX_CONNECTIONS: usize = 16;
 
 /// Serves the probes and metrics on `listener` until the runtime ends.
 pub async fn serve(listener: TcpListener, observer: Observer) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Mutex::new(Slots::default()));
     loop {
-        let Ok((socket, _)) = listener.accept().await else {
+        let Ok((mut socket, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let accepted = Instant::now();
+        let Some(id) = slots.lock().ok().and_then(|mut s| s.admit(MAX_CONNECTIONS)) else {
             drop(socket);
             continue;
         };
         let observer = observer.clone();
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(READ_TIMEOUT, answer(socket, &observer)).await;
-            drop(slot);
+        let release = Release {
+            slots: slots.clone(),
+            id,
+        };
+        let task = tokio::spawn(async move {
+            let heard = || release.answering();
+            let _ = tokio::time::timeout_at(
+                accepted + READ_TIMEOUT,
+                answer(&mut socket, &observer, accepted + HEAD_TIMEOUT, heard),
+            )
+            .await;
+            drop(release);
         });
+        if let Ok(mut s) = slots.lock() {
+            s.started(id, task.abort_handle());
+        }
+        // Let the connections accepted so far read what they were sent before the next accept
+        // (which may evict one of them): a flood of connections cannot take the place of a
+        // probe whose head is already there.
+        tokio::task::yield_now().await;
     }
 }
 
-async fn answer(mut socket: TcpStream, observer: &Observer) -> std::io::Result<()> {
+/// The connections being served, oldest first (ids only grow).
+#[derive(Default)]
+struct Slots {
+    next: u64,
+    open: BTreeMap<u64, Slot>,
+}
+
+struct Slot {
+    /// Its request head is complete: it is being answered, and is not evicted.
+    answering: bool,
+    /// Ends its task (and closes its socket); `None` until the task is spawned.
+    abort: Option<AbortHandle>,
+}
+
+impl Slots {
+    /// Makes room for a new connection, at most `limit` open: its id, or `None` when every open
+    /// connection is being answered. The oldest one still waiting for its head is evicted.
+    fn admit(&mut self, limit: usize) -> Option<u64> {
+        if self.open.len() >= limit {
+            let oldest = self
+                .open
+                .iter()
+                .find(|(_, slot)| !slot.answering)
+                .map(|(id, _)| *id)?;
+            if let Some(Slot {
+                abort: Some(abort), ..
+            }) = self.open.remove(&oldest)
+            {
+                abort.abort();
+            }
+        }
+        let id = self.next;
+        // 2^64 connections: ids stay ordered for the life of any process.
+        self.next = self.next.wrapping_add(1);
+        self.open.insert(
+            id,
+            Slot {
+                answering: false,
+                abort: None,
+            },
+        );
+        Some(id)
+    }
+
+    /// `id`'s task runs: it can be evicted. Nothing when it has already ended.
+    fn started(&mut self, id: u64, abort: AbortHandle) {
+        if let Some(slot) = self.open.get_mut(&id) {
+            slot.abort = Some(abort);
+        }
+    }
+
+    fn answering(&mut self, id: u64) {
+        if let Some(slot) = self.open.get_mut(&id) {
+            slot.answering = true;
+        }
+    }
+}
+
+/// Frees a connection's slot when its task ends, however it ends (answered, timed out, evicted).
+struct Release {
+    slots: Arc<Mutex<Slots>>,
+    id: u64,
+}
+
+impl Release {
+    fn answering(&self) {
+        if let Ok(mut s) = self.slots.lock() {
+            s.answering(self.id);
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.slots.lock() {
+            s.open.remove(&self.id);
+        }
+    }
+}
+
+/// Reads a request head by `head_by`, tells `heard` and writes the answer. A head that is not
+/// complete by then closes the connection unanswered.
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: &mut S,
+    observer: &Observer,
+    head_by: Instant,
+    heard: impl FnOnce(),
+) -> std::io::Result<()> {
+    let head = tokio::time::timeout_at(head_by, read_head(socket))
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+    heard();
+    socket.write_all(&respond(&head, observer)).await?;
+    socket.shutdown().await
+}
+
+/// The bytes up to the blank line that ends a request head, at most `MAX_HEAD` of them (what
+/// came by the end of the stream, if it ended first).
+async fn read_head<S: AsyncRead + Unpin>(socket: &mut S) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            break;
+    loop {
+        let room = MAX_HEAD.saturating_sub(head.len()).min(chunk.len());
+        if room == 0 {
+            return Ok(head);
         }
-        head.extend_from_slice(&chunk[..n]);
+        let n = socket.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            return Ok(head);
+        }
+        // The blank line may straddle two reads: look from three bytes before the new ones.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+        if head
+            .get(from..)
+            .is_some_and(|new| new.windows(4).any(|w| w == b"\r\n\r\n"))
+        {
+            return Ok(head);
+        }
     }
-    let line =
-        String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[])).into_owned();
+}
+
+/// The whole answer to a request head, whatever its bytes: a status line, headers and a body of
+/// the length they say.
+fn respond(head: &[u8], observer: &Observer) -> Vec<u8> {
+    let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[]));
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
@@ -89,10 +233,14 @@ async fn answer(mut socket: TcpStream, observer: &Observer) -> std::io::Result<(
             "only GET\n".into(),
         ),
     };
-    let response = format!(
+    format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
-    socket.write_all(response.as_bytes()).await?;
-    socket.shutdown().await
+    )
+    .into_bytes()
 }
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod tests;
