@@ -294,6 +294,60 @@ fn idle_connections_cannot_exhaust_the_supervisors_descriptors() {
     run.stop();
 }
 
+/// A `/livez` as a kubelet sends it: its status, or why there was none (refused, reset, closed
+/// unanswered, too slow).
+fn probe(port: u16) -> Result<u16, String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\nUser-Agent: kube-probe/1.33\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)
+        .map_err(|e| format!("read: {e}"))?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no answer: {response:?}"))
+}
+
+#[test]
+fn the_liveness_probe_is_answered_through_a_flood_of_idle_connections() {
+    let mut home = Home::new();
+    let port = free_port();
+    home.set("WASMVISOR_METRICS_ADDRESS", &format!("127.0.0.1:{port}"));
+    let run = home.run(&[]);
+    home.wait_for("the probes", T, |_| probe(port) == Ok(200));
+    let idle = |n: usize| -> Vec<std::net::TcpStream> {
+        (0..n)
+            .map(|i| {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                // Half of them start a request they never finish.
+                if i % 2 == 1 {
+                    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n");
+                }
+                s
+            })
+            .collect()
+    };
+    let mut held = idle(64);
+    for round in 0..20 {
+        // A fresh flood before each probe, with the one before still held open.
+        let batch = idle(64);
+        let began = Instant::now();
+        let answer = probe(port);
+        assert!(
+            answer == Ok(200) && began.elapsed() < Duration::from_secs(2),
+            "probe {round} with 128 idle connections open: {answer:?} after {:?}",
+            began.elapsed()
+        );
+        held = batch;
+    }
+    drop(held);
+    run.stop();
+}
+
 #[test]
 fn a_metrics_address_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
