@@ -3,11 +3,12 @@
 //! not unhealthy; 503 with the reason otherwise) and `GET /livez` (200 while the supervisor's
 //! loop is alive). Plain HTTP/1.1, one request per connection, bounded reads and timeouts: a
 //! scraper cannot hold the supervisor, and idle clients cannot starve the probes — when every
-//! slot is taken, the oldest connection that has not yet sent its request head is closed to
-//! make room for the new one (a kubelet or Prometheus sends its head at once; a connection that
-//! sends nothing is the one to go).
+//! slot is taken, the oldest connection that has not yet sent its request head (of the client
+//! that has most of them) is closed to make room for the new one: a kubelet or Prometheus sends
+//! its head at once, a connection that sends nothing is the one to go.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,20 +27,25 @@ const HEAD_TIMEOUT: Duration = Duration::from_millis(500);
 /// The most a connection may take in all, from accept to the last byte of the answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connections served at once (a scraper and two probes need three). With all taken, a new one
-/// evicts the oldest that is still waiting for its head, and is closed only if every one of
-/// them is being answered (which takes a moment, never longer than `READ_TIMEOUT`).
+/// evicts the oldest that is still waiting for its head (of the client with the most of
+/// those), and is closed only if every one of them is being answered (which takes a moment,
+/// never longer than `READ_TIMEOUT`).
 const MAX_CONNECTIONS: usize = 16;
 
 /// Serves the probes and metrics on `listener` until the runtime ends.
 pub async fn serve(listener: TcpListener, observer: Observer) {
     let slots = Arc::new(Mutex::new(Slots::default()));
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
+        let Ok((mut socket, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let accepted = Instant::now();
-        let Some(id) = slots.lock().ok().and_then(|mut s| s.admit(MAX_CONNECTIONS)) else {
+        let Some(id) = slots
+            .lock()
+            .ok()
+            .and_then(|mut s| s.admit(peer.ip().to_canonical(), MAX_CONNECTIONS))
+        else {
             drop(socket);
             continue;
         };
@@ -75,6 +81,7 @@ struct Slots {
 }
 
 struct Slot {
+    peer: IpAddr,
     /// Its request head is complete: it is being answered, and is not evicted.
     answering: bool,
     /// Ends its task (and closes its socket); `None` until the task is spawned.
@@ -82,14 +89,22 @@ struct Slot {
 }
 
 impl Slots {
-    /// Makes room for a new connection, at most `limit` open: its id, or `None` when every open
-    /// connection is being answered. The oldest one still waiting for its head is evicted.
-    fn admit(&mut self, limit: usize) -> Option<u64> {
+    /// Makes room for a new connection from `peer`, at most `limit` open: its id, or `None`
+    /// when every open connection is being answered. The oldest connection still waiting for its
+    /// head is evicted, of the peer with the most of them: a client that opens many pushes out
+    /// its own, not the kubelet's or the scraper's.
+    fn admit(&mut self, peer: IpAddr, limit: usize) -> Option<u64> {
         if self.open.len() >= limit {
+            let mut waiting: HashMap<IpAddr, usize> = HashMap::new();
+            for slot in self.open.values().filter(|slot| !slot.answering) {
+                let n = waiting.entry(slot.peer).or_default();
+                *n = n.saturating_add(1);
+            }
+            let most = *waiting.values().max()?;
             let oldest = self
                 .open
                 .iter()
-                .find(|(_, slot)| !slot.answering)
+                .find(|(_, slot)| !slot.answering && waiting.get(&slot.peer) == Some(&most))
                 .map(|(id, _)| *id)?;
             if let Some(Slot {
                 abort: Some(abort), ..
@@ -104,6 +119,7 @@ impl Slots {
         self.open.insert(
             id,
             Slot {
+                peer,
                 answering: false,
                 abort: None,
             },

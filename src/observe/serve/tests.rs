@@ -182,13 +182,15 @@ fn each_path_has_its_answer() {
     assert!(answer("GET /livez HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 503 "));
 }
 
+const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
 #[test]
 fn eviction_takes_the_oldest_waiting_and_never_one_being_answered() {
     let mut slots = Slots::default();
-    let ids: Vec<u64> = (0..3).map(|_| slots.admit(3).unwrap()).collect();
+    let ids: Vec<u64> = (0..3).map(|_| slots.admit(HERE, 3).unwrap()).collect();
     slots.answering(ids[0]);
     // Full: the oldest still waiting for its head (the second) goes.
-    let fourth = slots.admit(3).unwrap();
+    let fourth = slots.admit(HERE, 3).unwrap();
     assert_eq!(
         slots.open.keys().copied().collect::<Vec<_>>(),
         [ids[0], ids[2], fourth]
@@ -196,9 +198,30 @@ fn eviction_takes_the_oldest_waiting_and_never_one_being_answered() {
     slots.answering(ids[2]);
     slots.answering(fourth);
     // Every one being answered: the new connection is the one refused.
-    assert_eq!(slots.admit(3), None);
+    assert_eq!(slots.admit(HERE, 3), None);
     assert_eq!(slots.open.len(), 3);
     // One ends: room again.
     slots.open.remove(&ids[0]);
-    assert!(slots.admit(3).is_some());
+    assert!(slots.admit(HERE, 3).is_some());
+}
+
+#[test]
+fn a_client_that_floods_evicts_its_own_connections() {
+    let kubelet: IpAddr = "10.0.0.1".parse().unwrap();
+    let flooder: IpAddr = "10.0.7.7".parse().unwrap();
+    let mut slots = Slots::default();
+    // The probe came first and has not been read yet; the flood takes every other slot.
+    let probe = slots.admit(kubelet, 4).unwrap();
+    let flood: Vec<u64> = (0..3).map(|_| slots.admit(flooder, 4).unwrap()).collect();
+    for _ in 0..100 {
+        slots.admit(flooder, 4).unwrap();
+        assert!(slots.open.contains_key(&probe));
+    }
+    assert!(flood.iter().all(|id| !slots.open.contains_key(id)));
+    // With as many of each waiting, the oldest goes.
+    let mut slots = Slots::default();
+    let first = slots.admit(flooder, 2).unwrap();
+    let second = slots.admit(kubelet, 2).unwrap();
+    slots.admit(kubelet, 2).unwrap();
+    assert!(!slots.open.contains_key(&first) && slots.open.contains_key(&second));
 }
