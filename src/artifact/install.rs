@@ -85,14 +85,17 @@ pub fn install(
                 &staging,
                 &limits,
             )?,
-            Packing::Tar(Some(c)) => unpack::tar(
-                TarStream::new(
+            Packing::Tar(Some(c)) => {
+                let mut stream = TarStream::new(
                     unpack::decoder(c, BufReader::new(open()?))?,
                     stream_limit(&limits),
-                ),
-                &staging,
-                &limits,
-            )?,
+                );
+                unpack::tar(&mut stream, &staging, &limits)?;
+                // The tar ends before its compression does: the checks are at the end.
+                stream.finish().map_err(|e| {
+                    format!("the {} archive is corrupt after its files: {e}", c.name())
+                })?;
+            }
             Packing::Zip => unpack::zip(open()?, &staging, &limits)?,
         }
         tracing::debug!(?packing, "unpacked the download");

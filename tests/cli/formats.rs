@@ -477,6 +477,45 @@ fn memory_bombs_in_the_new_formats_are_refused_before_they_allocate() {
 }
 
 #[test]
+fn concatenated_frames_install_whole_and_what_the_format_calls_corrupt_is_refused() {
+    let server = Server::start();
+    let home = home();
+    let binary = standalone(&home, "v2");
+    let (a, b) = binary.split_at(binary.len() / 2);
+    // As cat, pzstd and pigz make them: two frames, streams or members, all of the binary.
+    for (name, bytes) in [
+        ("simd.zst", [zst(a), zst(b)].concat()),
+        ("simd.xz", [xz(a), xz(b)].concat()),
+        ("simd.gz", [gz(a), gz(b)].concat()),
+        ("simd.bz2", [bz2(a), bz2(b)].concat()),
+    ] {
+        server.put(&format!("/{name}"), bytes.clone());
+        let url = server.url(&format!("/{name}"));
+        let out = prepare(&home, &format!("{url}?checksum=sha256:{}", sha256(&bytes)));
+        assert!(out.status.success(), "{name}: {}", err(&out));
+        assert_eq!(installed(&home), binary, "{name}: the whole binary");
+    }
+    // The checksum covers the bytes as they are; the format's own check says they are not what
+    // was packed: a gzip trailer's CRC-32, a zstd content checksum (the tar inside reads the
+    // same, and ends before them).
+    let tarball = tar(&[("bin/simd", &binary)]);
+    let mut tgz = gz(&tarball);
+    let at = tgz.len() - 8;
+    tgz[at] ^= 0x01;
+    let mut tzst = zst(&tarball);
+    let at = tzst.len() - 1;
+    tzst[at] ^= 0x01;
+    for (name, bytes) in [("simd.tar.gz", tgz), ("simd.tar.zst", tzst)] {
+        server.put(&format!("/{name}"), bytes.clone());
+        let url = server.url(&format!("/{name}"));
+        let out = prepare(&home, &format!("{url}?checksum=sha256:{}", sha256(&bytes)));
+        assert!(!out.status.success(), "{name}: installed");
+        assert!(err(&out).contains("corrupt"), "{name}: {}", err(&out));
+        assert!(installed(&home).is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn the_only_file_of_an_archive_is_the_binary_at_any_depth() {
     let server = Server::start();
     let home = home();

@@ -115,3 +115,75 @@ proptest! {
         }
     }
 }
+
+/// Each format a release comes in (made once: the cases share them).
+fn formats() -> &'static [(&'static str, Vec<u8>)] {
+    static FORMATS: std::sync::OnceLock<Vec<(&'static str, Vec<u8>)>> = std::sync::OnceLock::new();
+    FORMATS.get_or_init(tests::every_format)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// A flipped bit anywhere in a compressed release (header, data, checksum, trailer)
+    /// installs the original binary and library, or nothing — never other bytes: a plan without
+    /// `?checksum=` has only the format's own checks.
+    #[test]
+    fn a_flipped_bit_installs_the_original_or_nothing(
+        format in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        bit in 0..8u8,
+    ) {
+        let (name, packed) = &formats()[format.index(formats().len())];
+        let mut flipped = packed.clone();
+        flipped[at.index(packed.len())] ^= 1 << bit;
+        match tests::install(name, &flipped) {
+            Ok((binary, library)) => {
+                prop_assert!(binary == tests::binary(), "{}: another binary installed", name);
+                if let Some(library) = library {
+                    prop_assert!(library == tests::LIBRARY, "{}: another library installed", name);
+                }
+            }
+            Err(why) => prop_assert!(!why.is_empty()),
+        }
+    }
+
+    /// Bytes overwritten anywhere in a compressed file, several at once: the original content
+    /// or an error, never a panic, never other bytes.
+    #[test]
+    fn overwritten_bytes_decode_to_the_original_or_are_refused(
+        format in 0..4usize,
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let binary = tests::binary();
+        let (c, packed) = match format {
+            0 => (Format::Gz, tests::gz(&binary)),
+            1 => (Format::Xz, tests::xz(&binary)),
+            2 => (Format::Bz2, tests::bz2(&binary)),
+            _ => (Format::Zst, tests::zst(&binary)),
+        };
+        let mut edited = packed.clone();
+        for (at, byte) in edits {
+            let at = at.index(edited.len());
+            edited[at] = byte;
+        }
+        if let Ok(out) = tests::decode(c, &edited) {
+            prop_assert!(out == binary, "{} decoded to other bytes", c.name());
+        }
+    }
+
+    /// Whatever follows a valid header, the xz and zstd structure readers never panic.
+    #[test]
+    fn arbitrary_bytes_after_a_header_never_panic(
+        zstd in any::<bool>(),
+        body in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let (c, mut bytes) = if zstd {
+            (Format::Zst, vec![0x28, 0xb5, 0x2f, 0xfd])
+        } else {
+            (Format::Xz, tests::xz(b"")[..12].to_vec())
+        };
+        bytes.extend(body);
+        let _ = tests::decode(c, &bytes);
+    }
+}
