@@ -2,7 +2,7 @@
 //! `..`, `.`, empty parts), unpacking writes inside the staging folder or is refused with a
 //! reason — never a panic, never a file outside.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Component, Path};
 
 use cap_std::ambient_authority;
@@ -169,6 +169,48 @@ proptest! {
         }
         if let Ok(out) = tests::decode(c, &edited) {
             prop_assert!(out == binary, "{} decoded to other bytes", c.name());
+        }
+    }
+
+    /// Tar headers of any kind and size field (octal, base-256 up to 2^64 - 1, not a number),
+    /// with bodies of any length: read along, or refused, never a panic or a wrapped size.
+    #[test]
+    fn any_tar_header_is_read_along_without_a_panic(
+        entries in prop::collection::vec(
+            (
+                any::<u8>(),
+                prop_oneof![
+                    (u64::MAX - 1024..=u64::MAX).prop_map(Some),
+                    any::<u64>().prop_map(Some),
+                    Just(None),
+                ],
+                prop::collection::vec(any::<u8>(), 12),
+                prop::collection::vec(any::<u8>(), 0..1100),
+            ),
+            1..4,
+        ),
+    ) {
+        let mut stream = Vec::new();
+        for (kind, binary_size, text_size, body) in entries {
+            let mut header = vec![0u8; 512];
+            header[..4].copy_from_slice(b"simd");
+            match binary_size {
+                Some(size) => {
+                    header[124] = 0x80;
+                    header[128..136].copy_from_slice(&size.to_be_bytes());
+                }
+                None => header[124..136].copy_from_slice(&text_size),
+            }
+            header[156] = kind;
+            stream.extend(header);
+            stream.extend(body);
+        }
+        let mut guarded = super::super::guard::TarStream::new(stream.as_slice(), 1 << 20);
+        let mut sink = [0u8; 333];
+        while let Ok(n) = Read::read(&mut guarded, &mut sink) {
+            if n == 0 {
+                break;
+            }
         }
     }
 
