@@ -93,7 +93,10 @@ pub fn install(
                 unpack::tar(&mut stream, &staging, &limits)?;
                 // The tar ends before its compression does: the checks are at the end.
                 stream.finish().map_err(|e| {
-                    format!("the {} archive is corrupt after its files: {e}", c.name())
+                    format!(
+                        "the {} data around the tar is corrupt after its last entry: {e}",
+                        c.name()
+                    )
                 })?;
             }
             Packing::Zip => unpack::zip(open()?, &staging, &limits)?,
