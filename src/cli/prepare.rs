@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cancel::Cancel;
+use crate::chain::plan::{Answer, current_plan};
 use crate::config::Config;
-use crate::node::plan::{Answer, current_plan};
 use crate::plugin::Compile;
 use crate::supervisor::decide::Files;
 use crate::tree::{Layout, Plan};

@@ -1,17 +1,16 @@
 //! The supervised process: spawning it in its own process group (`reaper.rs`), one way to stop
 //! it (`stop`: a signal, the grace, SIGKILL), the signals wasmvisor forwards and the stop request
 //! they carry (`signals.rs`), its arguments (`args.rs`), its identity on disk (`record.rs`) and
-//! its RPC (`rpc.rs`).
+//! its `/proc` readings (`proc.rs`).
+//!
+//! Not here: what the node tells of the chain — its RPC heights and identity, whose socket
+//! answers on the RPC port, the current plan — is `chain`'s.
 
 pub mod args;
-mod http2;
-pub mod plan;
 mod proc;
 mod reaper;
 pub mod record;
-pub mod rpc;
 pub mod signals;
-pub mod sockets;
 
 use std::time::Duration;
 

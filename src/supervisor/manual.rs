@@ -15,10 +15,10 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::chain::rpc::{NodeInfo, Rpc};
+use crate::chain::sockets::{self, Holder};
 use crate::config::{Config, Endpoint, HaltHeight};
 use crate::node::args;
-use crate::node::rpc::{NodeInfo, Rpc};
-use crate::node::sockets::{self, Holder};
 use crate::plugin::PluginSet;
 use crate::tree::Plan;
 use crate::tree::journal::{Journal, SeenHeight};
