@@ -42,12 +42,18 @@ pub fn holder(host: &str, port: u16, node: Pid) -> Holder {
     if inodes.is_empty() {
         return Holder::Unknown(format!("no socket of this host listens on {host}:{port}"));
     }
-    let held = match group_sockets(node) {
+    let (held, hidden) = match group_sockets(node) {
         Ok(h) => h,
         Err(e) => return Holder::Unknown(format!("cannot read the node's descriptors: {e}")),
     };
     match inodes.iter().find(|i| !held.contains(i)) {
         None => Holder::Node,
+        // The socket may be in the descriptors that could not be read (a node that is not
+        // dumpable, say): that is not another process's.
+        Some(_) if !hidden.is_empty() => Holder::Unknown(format!(
+            "cannot read the descriptors of pid {} of the node's group",
+            hidden[0]
+        )),
         Some(&inode) => Holder::Other(describe_holder(inode)),
     }
 }
@@ -137,15 +143,20 @@ fn reaching(listeners: &[Listener], addresses: &[IpAddr], port: u16) -> BTreeSet
         .collect()
 }
 
-/// The socket inodes held by the node and the processes of its group.
-fn group_sockets(node: Pid) -> std::io::Result<BTreeSet<u64>> {
+/// The socket inodes held by the node and the processes of its group, and the pids of the
+/// group whose descriptors could not be read.
+fn group_sockets(node: Pid) -> std::io::Result<(BTreeSet<u64>, Vec<i32>)> {
     let mut held = BTreeSet::new();
+    let mut hidden = Vec::new();
     for pid in processes()? {
         if pid == node.as_raw() || process_group(pid) == Some(node.as_raw()) {
-            held.extend(sockets_of(pid));
+            match sockets_of(pid) {
+                Some(sockets) => held.extend(sockets),
+                None => hidden.push(pid),
+            }
         }
     }
-    Ok(held)
+    Ok((held, hidden))
 }
 
 fn processes() -> std::io::Result<Vec<i32>> {
@@ -163,11 +174,16 @@ fn process_group(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(2)?.parse().ok()
 }
 
-fn sockets_of(pid: i32) -> Vec<u64> {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
+/// The socket inodes of `pid`'s descriptors, or `None` if they cannot be read. A process that
+/// exited meanwhile holds none.
+fn sockets_of(pid: i32) -> Option<Vec<u64>> {
+    let fds = match fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(fds) => fds,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Vec::new()),
+        Err(_) => return None,
     };
-    fds.flatten()
+    let sockets = fds
+        .flatten()
         .filter_map(|fd| {
             let target = fs::read_link(fd.path()).ok()?;
             let target = target.to_str()?;
@@ -177,14 +193,15 @@ fn sockets_of(pid: i32) -> Vec<u64> {
                 .parse()
                 .ok()
         })
-        .collect()
+        .collect();
+    Some(sockets)
 }
 
 /// Which process holds `inode`, for the operator.
 fn describe_holder(inode: u64) -> String {
     let holder = processes().ok().and_then(|pids| {
         pids.into_iter()
-            .find(|&pid| sockets_of(pid).contains(&inode))
+            .find(|&pid| sockets_of(pid).is_some_and(|s| s.contains(&inode)))
     });
     match holder {
         Some(pid) => {

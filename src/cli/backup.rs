@@ -84,6 +84,17 @@ pub fn restore(cfg: &Config, name: &str) -> Result<(), String> {
     }
     let path = cfg.data_backup_dir.join(name);
     let data = cfg.home.join("data");
+    let root = layout
+        .root
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", layout.root_path.display()))?;
+    let (mut journal, _) = journal::Journal::open(root);
+    journal.forget_seen().map_err(|e| {
+        format!(
+            "cannot forget the node height journaled in {} before replacing the data it was read from: {e}",
+            layout.root_path.display()
+        )
+    })?;
     let cancel = Cancel::new();
     crate::node::signals::cancel_on_stop(cancel.clone());
     let restored = backup::restore(&path, &data, &cancel).map_err(|e| e.to_string())?;

@@ -119,6 +119,22 @@ impl Manual {
         }
     }
 
+    /// Whether a reading that may decide `plan` could still be on its way: the node was last
+    /// read near its last block, and no reading of it was believed yet.
+    pub fn awaits_last_reading(&self, plan: Option<&Plan>) -> bool {
+        plan.is_some_and(|p| !self.reached(Some(p)) && !self.far_from(p))
+    }
+
+    /// Whether the node was last seen far from `plan`'s last block (more than
+    /// [`KEPT_WITHIN`] blocks below it, nothing near it read): a relaunch then cannot reach it
+    /// unseen.
+    pub fn far_from(&self, plan: &Plan) -> bool {
+        self.owned.is_none()
+            && self
+                .height
+                .is_some_and(|h| h.saturating_add(KEPT_WITHIN) < plan.height)
+    }
+
     /// The node exited: a last block its own socket reported is confirmed by the exit (it can
     /// advance no further).
     pub fn node_exited(&mut self, plan: Option<&Plan>, journal: &mut Journal) {
@@ -141,8 +157,22 @@ impl Manual {
         plan: &Plan,
         node: Pid,
     ) -> (JoinHandle<()>, watch::Receiver<Option<Reading>>) {
+        self.follow_after(plan, node, Duration::ZERO)
+    }
+
+    /// [`Manual::follow`], starting after `delay` (a poller started again after it ended).
+    pub fn follow_after(
+        &self,
+        plan: &Plan,
+        node: Pid,
+        delay: Duration,
+    ) -> (JoinHandle<()>, watch::Receiver<Option<Reading>>) {
         let (tx, rx) = watch::channel(None);
-        let poller = tokio::spawn(poll_height(self.rpc.clone(), plan.height, node, tx));
+        let (rpc, height) = (self.rpc.clone(), plan.height);
+        let poller = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            poll_height(rpc, height, node, tx).await;
+        });
         (poller, rx)
     }
 
@@ -174,8 +204,9 @@ impl Manual {
 pub(super) enum Trust {
     /// Below the plan's last block: it decides nothing, only how often to look.
     Below,
-    /// The plan's last block (or past it), read on a socket of the node's own process group,
-    /// but not yet seen twice.
+    /// The plan's last block (or past it), believable — read on a socket of the node's own
+    /// process group, or, where the owner cannot be told, from the node `/status` named first —
+    /// but not yet seen to hold. The node's exit confirms it.
     Owned,
     /// The plan's last block (or past it), confirmed: see [`Confirm`].
     Confirmed,
@@ -305,7 +336,7 @@ impl Confirm {
                 trust: Trust::Confirmed,
             });
         }
-        if owned {
+        if owned || evidence.same_node == Some(true) {
             Ok(Reading {
                 height,
                 trust: Trust::Owned,
@@ -362,9 +393,16 @@ async fn poll_height(
     let mut answered = false;
     let mut confirm = Confirm::new(upgrade_height);
     let mut identity: Option<NodeInfo> = None;
+    let mut identity_tries = 0u32;
+    // Whether the port was seen held by the node in this run: a node closes its listener as it
+    // halts, and a check that then finds no listener is no reason to doubt it.
+    let mut owner = OwnerSeen::default();
+    let mut doubted = false;
     let mut warned: Option<std::mem::Discriminant<Doubt>> = None;
     loop {
         let period = match tx.borrow().map(|r| r.height) {
+            // A refused answer is asked again, but not at the pace of the halt's last blocks.
+            _ if doubted => Duration::from_secs(1),
             _ if !answered && started.elapsed() < Duration::from_secs(60) => {
                 Duration::from_millis(25)
             }
@@ -374,15 +412,23 @@ async fn poll_height(
         };
         match rpc.app_height().await {
             Ok(h) => {
-                if !answered {
-                    answered = true;
+                answered = true;
+                // While the node starts, `/status` may not answer yet: asked again a while.
+                if identity.is_none() && identity_tries < IDENTITY_TRIES {
+                    identity_tries += 1;
                     identity = rpc.node_info().await.ok();
                 }
+                owner.look(rpc.endpoint(), node).await;
+                doubted = false;
                 let reading = if confirm.decisive(h) {
-                    let evidence = evidence(&rpc, node, identity.as_ref()).await;
+                    let mut evidence = evidence(&rpc, node, identity.as_ref()).await;
+                    if matches!(evidence.holder, Holder::Unknown(_)) && owner.seen {
+                        evidence.holder = Holder::Node;
+                    }
                     match confirm.decisive_reading(h, Instant::now(), &evidence) {
                         Ok(reading) => Some(reading),
                         Err(doubt) => {
+                            doubted = doubt != Doubt::Pending;
                             // Said once for each kind of doubt, not at every poll.
                             let kind = std::mem::discriminant(&doubt);
                             if doubt != Doubt::Pending && warned != Some(kind) {
@@ -406,6 +452,34 @@ async fn poll_height(
             Err(e) => tracing::debug!(rpc = %endpoint, "no height on the node's RPC: {e}"),
         }
         tokio::time::sleep(period).await;
+    }
+}
+
+/// How many answers `/status` is asked for the node's identity before doing without it.
+const IDENTITY_TRIES: u32 = 20;
+
+/// Whether the node was seen holding the RPC's port in this run, looked up at most every
+/// [`OwnerSeen::EVERY`] until it was.
+#[derive(Default)]
+struct OwnerSeen {
+    seen: bool,
+    looked: Option<Instant>,
+}
+
+impl OwnerSeen {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    async fn look(&mut self, endpoint: &Endpoint, node: Pid) {
+        if self.seen || self.looked.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        self.looked = Some(Instant::now());
+        let endpoint = endpoint.clone();
+        self.seen = tokio::task::spawn_blocking(move || {
+            sockets::holder(&endpoint.host, endpoint.port, node) == Holder::Node
+        })
+        .await
+        .unwrap_or(false);
     }
 }
 
@@ -576,6 +650,30 @@ mod tests {
                 height: 59,
                 trust: Trust::Confirmed
             })
+        );
+    }
+
+    #[test]
+    fn an_unknown_owner_with_the_same_node_is_believable_for_the_nodes_exit_to_confirm() {
+        let t0 = Instant::now();
+        let mut c = followed(58, t0);
+        let same = Evidence {
+            holder: Holder::Unknown("a name".into()),
+            same_node: Some(true),
+        };
+        let t = t0 + ms(5_900);
+        assert_eq!(
+            c.decisive_reading(59, t, &same).unwrap().trust,
+            Trust::Owned
+        );
+        assert_eq!(
+            c.decisive_reading(59, t + ms(700), &same).unwrap().trust,
+            Trust::Owned,
+            "held for longer where the owner cannot be told"
+        );
+        assert_eq!(
+            c.decisive_reading(59, t + ms(1_500), &same).unwrap().trust,
+            Trust::Confirmed
         );
     }
 

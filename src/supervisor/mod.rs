@@ -61,6 +61,10 @@ pub enum RunError {
     },
     #[error("{0}")]
     Plugins(String),
+    /// A node started on a `data/` re-created beside the one a restore moved aside would sign
+    /// from the older state: the operator decides first.
+    #[error("not starting the node: {0}")]
+    DataLeftAside(String),
     #[error("upgrade {name:?} at height {height} cannot be applied: {reason}")]
     Refused {
         name: String,
@@ -171,6 +175,9 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
     let result = runtime.block_on(async move {
         let layout = Layout::open(&cfg)?;
         let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
+        if let Some(why) = crate::tree::backup::left_aside(&cfg.home.join("data")) {
+            return Err(RunError::DataLeftAside(why));
+        }
         let root = layout.root.try_clone().map_err(|source| RunError::Io {
             what: "cosmovisor folder".into(),
             source,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::decide::Decision;
 use super::health::{self, HEALTH_EXIT_CODE};
 use super::{Ended, RunError, Supervisor};
-use crate::config::OnFailedUpgrade;
+use crate::config::{HaltHeight, OnFailedUpgrade};
 use crate::node::record::{self, NodeRecord};
 use crate::node::{self, Exit};
 use crate::plugin::OnUnhealthy;
@@ -146,6 +146,11 @@ impl Supervisor {
                     node::gone(&self.reaper, &self.layout.root, self.cfg.shutdown_grace).await;
                     // The poller may have read a height that this loop has not taken yet.
                     if let Some((_, rx)) = follow.as_mut() {
+                        // A poll under way as the node exited may bring its last block: the
+                        // node's exit is what confirms it.
+                        if self.manual.awaits_last_reading(halt_at.as_ref()) {
+                            let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+                        }
                         let reading = *rx.borrow_and_update();
                         self.manual.note(reading, halt_at.as_ref(), &mut self.journal);
                         self.manual.node_exited(halt_at.as_ref(), &mut self.journal);
@@ -208,9 +213,9 @@ impl Supervisor {
                     if changed.is_err() {
                         // The poller ended (it only could by a bug): a failed poll must never
                         // leave the node running past its halt unseen.
-                        tracing::error!("the node's height poller stopped; starting it again");
+                        tracing::error!("the node's height poller stopped; starting it again in a second");
                         if let Some(plan) = &halt_at {
-                            follow = Some(self.manual.follow(plan, node.pid));
+                            follow = Some(self.manual.follow_after(plan, node.pid, Duration::from_secs(1)));
                         }
                         continue;
                     }
@@ -322,9 +327,14 @@ impl Supervisor {
             }
             tracing::error!("{reason}; WASMVISOR_ON_FAILED_UPGRADE=exit");
         }
-        if died && self.cfg.restart_on_crash {
-            // Relaunched with the same halt: a node cannot pass it, and one that already reached
-            // it halts again at once, where its RPC says so.
+        // A crash while a manual upgrade is pending is relaunched with the same halt only where
+        // the relaunch cannot execute the upgrade's height: with a halt before it, or while the
+        // node was still far from it. An SDK that halts *at* X by SIGINT (v0.46 and earlier exit
+        // 130 there) looks like a crash; relaunched, it would execute H with the old binary.
+        let relaunch_safe = halt_at.is_none_or(|plan| {
+            self.cfg.halt_height == HaltHeight::Before || self.manual.far_from(plan)
+        });
+        if died && self.cfg.restart_on_crash && relaunch_safe {
             return Ended::Crashed(exit);
         }
         if let Some(plan) = halt_at {

@@ -428,6 +428,16 @@ impl Journal {
         self.save_fast()
     }
 
+    /// Forgets the application height seen: the data it was read from is being replaced (a
+    /// restored backup may be far below it), and a height that is not the data's could upgrade
+    /// a node that has blocks left to execute. Durable before the data changes.
+    pub fn forget_seen(&mut self) -> std::io::Result<()> {
+        if self.state.seen.take().is_none() {
+            return Ok(());
+        }
+        self.save()
+    }
+
     /// Journals that `phase` starts. Must be called before the phase does anything.
     pub fn enter(&mut self, phase: Phase) -> std::io::Result<()> {
         let active = self

@@ -416,3 +416,34 @@ fn a_crash_while_a_manual_upgrade_is_pending_is_relaunched_with_the_halt() {
         out.stderr
     );
 }
+
+#[test]
+fn a_node_that_halts_at_its_height_with_a_failure_status_is_not_relaunched_past_it() {
+    let mut home = Home::new();
+    let port = with_rpc(&mut home);
+    home.set("WASMVISOR_HALT_HEIGHT", "at")
+        .set("WASMVISOR_RESTART_ON_CRASH", "true");
+    // SDK v0.46 and earlier halt by SIGINT and exit 130, which looks like a crash; this node's
+    // RPC lags and goes away at once, so its last block is never seen. Relaunched with the same
+    // --halt-height, such a release would execute the upgrade's height with the old binary.
+    home.install(
+        "genesis",
+        json!({"version": "genesis", "ordinal": 1, "rpc_port": port, "block_ms": 100, "sdk_halt": "exit-after",
+               "halt_height_exit_code": 130, "shutdown_ms": 0, "rpc_lag_ms": 2000, "rpc_lag_runs": 100}),
+    );
+    home.install(
+        "upgrades/v2",
+        json!({"version": "v2", "ordinal": 2, "rpc_port": port}),
+    );
+    add_upgrade(&home, "v2", &home.root().join("upgrades/v2/bin/simd"), 4);
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 130, "{}", done.stderr);
+    assert_eq!(
+        home.events_of("start").len(),
+        1,
+        "not relaunched: {}",
+        done.stderr
+    );
+    assert_eq!(home.history(), vec![("genesis".into(), 1, 3)]);
+    assert_eq!(home.current(), "genesis");
+}

@@ -450,6 +450,12 @@ fn backup_restore_refuses_beside_a_supervisor_and_otherwise_restores_atomically(
     let bad = home.output(&["backup", "restore", "data-backup-2024-01-01"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a complete backup"));
 
+    // A node height journaled for a pending manual upgrade belongs to the data being replaced:
+    // believed over the restored (older) data, it would upgrade a node with blocks to execute.
+    let journal_file = home.root().join("wasmvisor-journal.json");
+    let mut journal = home.journal();
+    journal["seen"] = json!({"upgrade": "v9", "upgrade_height": 60, "app_height": 59});
+    std::fs::write(&journal_file, journal.to_string()).unwrap();
     let signed = signed_height(&home.data());
     let out = home.output(&["backup", "restore", &name]);
     assert!(
@@ -460,6 +466,7 @@ fn backup_restore_refuses_beside_a_supervisor_and_otherwise_restores_atomically(
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("kept the newer priv_validator_state.json")
     );
+    assert!(home.journal()["seen"].is_null(), "{}", home.journal());
     let backup = home.path.join(&name);
     assert_eq!(
         tree(&home.data(), &[SIGNING_STATE]),
@@ -697,9 +704,17 @@ fn data_left_aside_beside_a_data_folder_an_init_script_recreated_is_never_delete
         err.contains(".data.replaced") && err.contains("only copy"),
         "{err}"
     );
-    // The start says so and its rollback refuses to restore over it.
+    // The start says so, and starts no node on the re-created data/ (it would sign from the
+    // older state), nor restores over it.
+    let starts = home.events_of("start").len();
     let done = home.run(&[]).finish(T);
     assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert_eq!(
+        home.events_of("start").len(),
+        starts,
+        "a node was started: {}",
+        done.stderr
+    );
     assert!(
         done.stderr.contains("only copy") && done.stderr.contains("signed up to height 4"),
         "{}",

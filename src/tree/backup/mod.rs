@@ -29,7 +29,7 @@ use cap_std::fs::Dir;
 use serde::Serialize;
 
 pub use manifest::{Manifest, Totals};
-pub use restore::{recover_and_warn, restore};
+pub use restore::{left_aside, recover_and_warn, restore};
 
 use crate::cancel::Cancel;
 use crate::fs;

@@ -68,6 +68,9 @@ struct SimConfig {
     sdk_halt: String,
     /// For `exit-after`: how long the RPC stays up between the halt and the exit.
     shutdown_ms: u64,
+    /// For `exit-after`: the status the halt exits with (v0.47 exits 0; v0.46 and earlier halt
+    /// by SIGINT and exit 130).
+    halt_height_exit_code: i32,
     /// Start a helper that leaves the node's process group and session (`setsid`), as a
     /// daemonising child would.
     spawn_daemon: bool,
@@ -106,6 +109,7 @@ impl Default for SimConfig {
             rpc_lag_runs: 0,
             sdk_halt: "before".into(),
             shutdown_ms: 300,
+            halt_height_exit_code: 0,
             spawn_daemon: false,
             fail_at_start: None,
             grpc_port: 0,
@@ -571,7 +575,7 @@ fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
             println!("halting node per configuration height {halt_height}");
             node.event(json!({"event": "halt-height", "height": h}));
             thread::sleep(Duration::from_millis(cfg.shutdown_ms));
-            std::process::exit(0);
+            std::process::exit(cfg.halt_height_exit_code);
         }
         if cfg.exit_after_height == Some(h) {
             node.event(json!({"event": "exit", "height": h, "code": cfg.exit_code}));
