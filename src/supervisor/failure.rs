@@ -13,7 +13,7 @@ use crate::duration::format;
 use crate::node::{self, Child, Exit};
 use crate::tree::journal::{self, Failed};
 use crate::tree::{Current, Plan};
-use crate::upgrade::{EXIT_ROLLED_BACK, failed_before, short};
+use crate::upgrade::{EXIT_ROLLED_BACK, OnDisk, failed_before, short};
 
 /// The first crash restart waits this long; each death within the window doubles it.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -25,21 +25,15 @@ pub(super) fn backoff(deaths: u32) -> Duration {
     (FIRST_BACKOFF * (1u32 << doublings)).min(MAX_BACKOFF)
 }
 
-/// What identifies a file's content without reading it: a different file, or one rewritten,
-/// has a different one.
-type Fingerprint = Option<(u64, u64, u64, i64, i64, i64, i64)>;
+/// What wakes the wait for a different binary: the file's identity on disk and its inode change
+/// time, so that anything done to the file (replaced, rewritten, made readable, renamed) is
+/// noticed. Only a trigger, so it errs towards noticing: whether the file is still the binary
+/// that failed is [`failed_before`]'s answer, whose `Fingerprint` leaves the change time out.
+type ChangeStamp = Option<(OnDisk, i64, i64)>;
 
-fn fingerprint(path: &Path) -> Fingerprint {
+fn change_stamp(path: &Path) -> ChangeStamp {
     let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.dev(),
-        m.ino(),
-        m.len(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-    ))
+    Some((OnDisk::from_metadata(&m), m.ctime(), m.ctime_nsec()))
 }
 
 impl Supervisor {
@@ -101,7 +95,7 @@ impl Supervisor {
             "the binary staged for {} failed for it before; waiting for a different one",
             plan.name
         ));
-        let mut seen = fingerprint(&binary);
+        let mut seen = change_stamp(&binary);
         let tick = self.cfg.poll_interval.max(Duration::from_millis(50));
         loop {
             tokio::select! {
@@ -119,7 +113,7 @@ impl Supervisor {
                     return Ok(None);
                 }
             }
-            let now = fingerprint(&binary);
+            let now = change_stamp(&binary);
             if now == seen {
                 continue;
             }
@@ -130,6 +124,7 @@ impl Supervisor {
             }
             if failed_before(&self.layout, &self.journal, plan)
                 .await
+                .into_failure()
                 .is_none()
             {
                 tracing::info!(upgrade = %plan.name, binary = %binary.display(), "a different binary is staged: upgrading");

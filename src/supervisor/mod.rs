@@ -338,8 +338,9 @@ impl Supervisor {
         manual: bool,
         node: Option<Child>,
     ) -> Result<Option<i32>, RunError> {
-        if let Some(failed) =
-            crate::upgrade::failed_before(&self.layout, &self.journal, &plan).await
+        if let Some(failed) = crate::upgrade::failed_before(&self.layout, &self.journal, &plan)
+            .await
+            .into_failure()
         {
             return self.await_new_binary(&plan, failed, node).await;
         }
@@ -375,7 +376,10 @@ impl Supervisor {
             }
             Ok(false) => Ok(Some(self.signals.stop_status())),
             Err(UpgradeError::FailedBefore { .. }) => {
-                match crate::upgrade::failed_before(&self.layout, &self.journal, &plan).await {
+                match crate::upgrade::failed_before(&self.layout, &self.journal, &plan)
+                    .await
+                    .into_failure()
+                {
                     Some(failed) => self.await_new_binary(&plan, failed, None).await,
                     None => Ok(None),
                 }

@@ -46,7 +46,9 @@ use crate::tree::backup::BackupError;
 use crate::tree::journal::{Journal, Phase};
 use crate::tree::{Layout, LayoutError, Plan};
 pub use resolve::{health_context, prepare, request};
-pub use rollback::{EXIT_ROLLED_BACK, failed_before, short};
+pub use rollback::{
+    EXIT_ROLLED_BACK, FailedBefore, OnDisk, failed_before, failed_before_blocking, short,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpgradeError {
@@ -249,7 +251,10 @@ impl Upgrade<'_> {
                 ),
             });
         }
-        if let Some(failed) = failed_before(self.layout, self.journal, &plan).await {
+        if let Some(failed) = failed_before(self.layout, self.journal, &plan)
+            .await
+            .into_failure()
+        {
             return Err(UpgradeError::FailedBefore {
                 upgrade: plan.name.clone(),
                 dir: dir_name,

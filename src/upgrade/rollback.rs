@@ -1,7 +1,7 @@
 //! Rolling back an upgrade whose new binary failed (`WASMVISOR_ON_FAILED_UPGRADE=rollback`):
 //!
 //! ```text
-//! rollback            journaled: the plan, the folders, the backup, the failed binary's sha256
+//! rollback            journaled: the plan, the folders, the backup, the failed binary's fingerprint
 //!   the node stops
 //!   data/ restored    from the pre-upgrade backup, in one rename (the signing state kept)
 //! rollback:restored   journaled
@@ -13,12 +13,14 @@
 //! (restoring again unless the journal says it was done). `data/upgrade-info.json` is the one the
 //! backup holds: the chain's, as it wrote it at the halt. Afterwards the upgrade is due again, and
 //! the binary that failed is never run for it again: wasmvisor waits until a different one is
-//! staged.
+//! staged. Whether a staged binary is that one is [`failed_before`]'s answer (a [`Fingerprint`]
+//! compared with each recorded failure), the one both the supervisor and `status` use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Upgrade, UpgradeError};
+use crate::fs::ReadError;
 use crate::node::{self, Child};
 use crate::tree::backup::{self, BackupError};
 use crate::tree::journal::{self, Failed, Journal, Rollback};
@@ -50,7 +52,7 @@ impl Upgrade<'_> {
             tracing::warn!(binary = %binary.display(), "cannot hash the failed binary ({e}); it is recorded by its identity on disk instead");
             String::new()
         });
-        let fingerprint = fingerprint(&binary);
+        let fingerprint = OnDisk::journaled(&binary);
         tracing::error!(
             upgrade = %plan.name,
             height = plan.height,
@@ -191,63 +193,230 @@ impl Upgrade<'_> {
     }
 }
 
-/// The failure recorded for `plan` with the binary now staged in its folder, if that very
-/// binary failed before: the same sha256, or, for a failure recorded without one, the same file
-/// on disk. A staged binary that cannot be read to be compared counts as the failed one (never
-/// run on a guess). Hashes only when the journal records a failure of `plan`.
-pub async fn failed_before(layout: &Layout, journal: &Journal, plan: &Plan) -> Option<Failed> {
-    let latest = journal.failures(plan).next()?.clone();
-    let dir = layout.dir_name(&plan.name).ok()?;
-    let binary = layout.binary_path(&Current::Upgrade(dir));
-    if std::fs::symlink_metadata(&binary).is_err() {
-        // Nothing staged: the resolvers fetch a binary, compared again before the switch.
-        return None;
-    }
-    let print = fingerprint(&binary);
-    let sha256 = match hash(binary).await {
-        Ok(sha) => sha,
-        Err(e) => {
-            return Some(Failed {
-                reason: format!(
-                    "{}; and the staged binary cannot be read to tell whether it is another: {e}",
-                    latest.reason
-                ),
-                ..latest
-            });
-        }
-    };
-    journal
-        .failures(plan)
-        .find(|f| f.sha256 == sha256 || (f.sha256.is_empty() && f.fingerprint == print))
-        .cloned()
+/// Which binary a file is, as far as "is this the binary that failed?" needs to know: its
+/// identity on disk and, when it could be read, its content's sha256.
+///
+/// The sha256 decides whenever both sides have one: a different content is a different binary,
+/// whatever the file's metadata says. The identity on disk decides only for a failure recorded
+/// without a sha256 (its binary could not be read at the rollback). That identity is
+/// [`OnDisk`]: device, inode, size and modification time, and deliberately not the inode change
+/// time (ctime). ctime moves on a `chmod`, a `chown`, a new hard link or a rename, none of which
+/// changes what the file runs; with it, making the unreadable failed binary readable again would
+/// turn it into "another binary" and run it for the upgrade it failed. Without it, the one
+/// rewrite the identity misses (in place, same size, modification time put back) is taken for
+/// the failed binary: wasmvisor refuses a binary rather than rerun one that failed, and
+/// `add-upgrade --force` stages a new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// `None` when the file's metadata could not be read.
+    pub on_disk: Option<OnDisk>,
+    /// The lower-case hex sha256 of its content; `None` when it could not be read.
+    pub sha256: Option<String>,
 }
 
-/// A file's identity on disk: device, inode, size and modification time.
-pub fn fingerprint(path: &std::path::Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).map_or_else(
-        |_| String::new(),
-        |m| {
-            format!(
-                "{}:{}:{}:{}.{}",
-                m.dev(),
-                m.ino(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec()
-            )
+impl Fingerprint {
+    /// The binary a failure records (the journal writes an unknown value as an empty string).
+    pub fn recorded(failed: &Failed) -> Fingerprint {
+        Fingerprint {
+            on_disk: OnDisk::parse(&failed.fingerprint),
+            sha256: Some(failed.sha256.clone()).filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// Whether `self` and `other` are the same binary: the same sha256 if both have one, else
+    /// the same identity on disk (unknown on either side is never the same).
+    pub fn same_binary(&self, other: &Fingerprint) -> bool {
+        match (&self.sha256, &other.sha256) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.on_disk.is_some() && self.on_disk == other.on_disk,
+        }
+    }
+}
+
+/// A file's identity on disk: device, inode, size and modification time. Journaled as
+/// `dev:ino:len:mtime.nsec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnDisk {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+}
+
+impl OnDisk {
+    /// The identity of the file at `path` (symlinks followed); `None` if it cannot be read.
+    pub fn of(path: &Path) -> Option<OnDisk> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| OnDisk::from_metadata(&m))
+    }
+
+    pub fn from_metadata(m: &std::fs::Metadata) -> OnDisk {
+        use std::os::unix::fs::MetadataExt;
+        OnDisk {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        }
+    }
+
+    /// Reads the journaled form back; `None` for an empty (unknown) or malformed one.
+    pub fn parse(text: &str) -> Option<OnDisk> {
+        let mut parts = text.split(':');
+        let (dev, ino, len, mtime) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let (secs, nsec) = mtime.split_once('.')?;
+        Some(OnDisk {
+            dev: dev.parse().ok()?,
+            ino: ino.parse().ok()?,
+            len: len.parse().ok()?,
+            mtime: secs.parse().ok()?,
+            mtime_nsec: nsec.parse().ok()?,
+        })
+    }
+
+    /// The journaled form of the identity of the file at `path` (empty if it cannot be read).
+    pub fn journaled(path: &Path) -> String {
+        OnDisk::of(path).map_or_else(String::new, |d| d.to_string())
+    }
+}
+
+impl std::fmt::Display for OnDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}:{}.{}",
+            self.dev, self.ino, self.len, self.mtime, self.mtime_nsec
+        )
+    }
+}
+
+/// Whether the binary staged for an upgrade is one that failed for it before: the one answer
+/// the supervisor acts on and `status` shows.
+#[derive(Debug)]
+pub enum FailedBefore {
+    /// No failure of the upgrade is recorded, nothing is staged, or the staged binary is another.
+    NotBlocked,
+    /// The staged binary is the one `failed` records; `sha256` is the staged binary's.
+    Blocked { failed: Failed, sha256: String },
+    /// The staged binary cannot be read to be compared, so it counts as the one the most recent
+    /// failure records (never run on a guess).
+    Unreadable { failed: Failed, error: ReadError },
+}
+
+impl FailedBefore {
+    /// The failure that blocks the upgrade, if one does. For an unreadable binary, the most
+    /// recent failure, its reason saying why the binary counts as that one.
+    pub fn into_failure(self) -> Option<Failed> {
+        match self {
+            FailedBefore::NotBlocked => None,
+            FailedBefore::Blocked { failed, .. } => Some(failed),
+            FailedBefore::Unreadable { failed, error } => Some(Failed {
+                reason: format!(
+                    "{}; and the staged binary cannot be read to tell whether it is another: {error}",
+                    failed.reason
+                ),
+                ..failed
+            }),
+        }
+    }
+}
+
+/// Judges the binary staged for `plan` against the failures in `failed` (the journal's, oldest
+/// first): `staged` is its fingerprint, or why it could not be read. Pure: the callers read the
+/// binary, and only when [`to_compare`] says there is something to compare.
+pub fn judge(
+    failed: &[Failed],
+    plan: &Plan,
+    staged: Result<Fingerprint, ReadError>,
+) -> FailedBefore {
+    let mut failures = failed
+        .iter()
+        .rev()
+        .filter(|f| f.plan.name == plan.name && f.plan.height == plan.height);
+    let Some(latest) = failures.clone().next() else {
+        return FailedBefore::NotBlocked;
+    };
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(error) => {
+            return FailedBefore::Unreadable {
+                failed: latest.clone(),
+                error,
+            };
+        }
+    };
+    match failures.find(|f| Fingerprint::recorded(f).same_binary(&staged)) {
+        Some(f) => FailedBefore::Blocked {
+            failed: f.clone(),
+            sha256: staged.sha256.unwrap_or_default(),
         },
-    )
+        None => FailedBefore::NotBlocked,
+    }
+}
+
+/// The binary staged for `plan`, when there is one to compare: a failure of `plan` is recorded
+/// and something is in its folder. Nothing staged is not blocked: the resolvers fetch a binary,
+/// compared again before the switch.
+fn to_compare(layout: &Layout, failed: &[Failed], plan: &Plan) -> Option<PathBuf> {
+    if !failed
+        .iter()
+        .any(|f| f.plan.name == plan.name && f.plan.height == plan.height)
+    {
+        return None;
+    }
+    let dir = layout.dir_name(&plan.name).ok()?;
+    let binary = layout.binary_path(&Current::Upgrade(dir));
+    std::fs::symlink_metadata(&binary).ok()?;
+    Some(binary)
+}
+
+/// Whether the binary now staged for `plan` failed for it before (see [`judge`]), hashing it
+/// off the runtime. Hashes only when the journal records a failure of `plan`.
+pub async fn failed_before(layout: &Layout, journal: &Journal, plan: &Plan) -> FailedBefore {
+    let failed = &journal.state.failed;
+    let Some(binary) = to_compare(layout, failed, plan) else {
+        return FailedBefore::NotBlocked;
+    };
+    let on_disk = OnDisk::of(&binary);
+    let sha256 = hash(binary).await;
+    judge(failed, plan, sha256.map(|sha| staged(on_disk, sha)))
+}
+
+/// [`failed_before`] on the calling thread, for `status` (which reads the journal's `failed`
+/// without opening it).
+pub fn failed_before_blocking(layout: &Layout, failed: &[Failed], plan: &Plan) -> FailedBefore {
+    let Some(binary) = to_compare(layout, failed, plan) else {
+        return FailedBefore::NotBlocked;
+    };
+    let on_disk = OnDisk::of(&binary);
+    let sha256 = crate::fs::sha256_path(&binary);
+    judge(failed, plan, sha256.map(|sha| staged(on_disk, sha)))
+}
+
+fn staged(on_disk: Option<OnDisk>, sha256: String) -> Fingerprint {
+    Fingerprint {
+        on_disk,
+        sha256: Some(sha256),
+    }
 }
 
 /// The sha256 of a file, off the runtime (a node binary is 100 MB or more).
-async fn hash(path: PathBuf) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || crate::fs::sha256_path(&path).map_err(|e| e.to_string()))
+async fn hash(path: PathBuf) -> Result<String, ReadError> {
+    tokio::task::spawn_blocking(move || crate::fs::sha256_path(&path))
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ReadError::Io(std::io::Error::other(e)))?
 }
 
 /// The first 12 hex digits of a sha256, for messages.
 pub fn short(sha256: &str) -> &str {
     &sha256[..sha256.len().min(12)]
 }
+
+#[cfg(test)]
+mod tests;
