@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
 use crate::tree::journal::{self, Active, Failed, Finished, Phase, Rollback};
-use crate::tree::{Current, Layout, Plan, Read, lock};
-use crate::upgrade::short;
+use crate::tree::{Layout, Plan, Read, lock};
+use crate::upgrade::{FailedBefore, failed_before_blocking, short};
 
 #[derive(Serialize)]
 pub struct Status {
@@ -52,10 +52,35 @@ pub struct Pending {
     pub kind: &'static str,
     pub name: String,
     pub height: u64,
-    /// Set when the binary staged for it is one that failed for it before (its sha256): the
-    /// supervisor waits for a different one.
+    /// Set when the binary staged for it is one that failed for it before (its sha256; empty
+    /// when it cannot be read, which counts as the failed one): the supervisor waits for a
+    /// different one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by_failed_binary: Option<String>,
+    /// Why the staged binary cannot be read, when that is what blocks the upgrade.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_binary_unreadable: Option<String>,
+}
+
+impl Pending {
+    /// `plan`, pending as `kind`, blocked as `verdict` says: exactly when the supervisor would
+    /// refuse to run its staged binary.
+    fn new(kind: &'static str, plan: &Plan, verdict: FailedBefore) -> Pending {
+        let (blocked_by_failed_binary, blocked_binary_unreadable) = match verdict {
+            FailedBefore::NotBlocked => (None, None),
+            FailedBefore::Blocked { sha256, .. } => (Some(sha256), None),
+            FailedBefore::Unreadable { error, .. } => {
+                (Some(String::new()), Some(error.to_string()))
+            }
+        };
+        Pending {
+            kind,
+            name: plan.name.clone(),
+            height: plan.height,
+            blocked_by_failed_binary,
+            blocked_binary_unreadable,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -72,20 +97,18 @@ impl Status {
         let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
         let files = Files::read(&layout).map_err(|e| e.to_string())?;
         let snapshot = files.snapshot(&[], None, layout.names);
-        let mut pending = match snapshot.governance() {
-            Some((plan, None)) => Some(Pending {
-                kind: "governance",
-                name: plan.name.clone(),
-                height: plan.height,
-                blocked_by_failed_binary: None,
-            }),
-            _ => snapshot.next_manual().map(|p| Pending {
-                kind: "manual",
-                name: p.name.clone(),
-                height: p.height,
-                blocked_by_failed_binary: None,
-            }),
-        };
+        let journal = journal::read(&layout.root).unwrap_or_default();
+        let pending = match snapshot.governance() {
+            Some((plan, None)) => Some(("governance", plan)),
+            _ => snapshot.next_manual().map(|p| ("manual", p)),
+        }
+        .map(|(kind, plan)| {
+            Pending::new(
+                kind,
+                plan,
+                failed_before_blocking(&layout, &journal.failed, plan),
+            )
+        });
         let upgrade_info = match &files.upgrade_info {
             Read::Absent => None,
             Read::NotYet => Some(UpgradeInfo::Incomplete),
@@ -97,21 +120,6 @@ impl Status {
                 height: p.height,
             }),
         };
-        let journal = journal::read(&layout.root).unwrap_or_default();
-        if let Some(p) = pending.as_mut()
-            && journal
-                .failed
-                .iter()
-                .any(|f| f.plan.name == p.name && f.plan.height == p.height)
-            && let Ok(dir) = layout.dir_name(&p.name)
-            && let Ok(sha256) = crate::fs::sha256_path(&layout.binary_path(&Current::Upgrade(dir)))
-            && journal
-                .failed
-                .iter()
-                .any(|f| f.plan.name == p.name && f.plan.height == p.height && f.sha256 == sha256)
-        {
-            p.blocked_by_failed_binary = Some(sha256);
-        }
         let last_upgrade = journal.last.map(|finished| LastUpgrade {
             total_ms: (finished
                 .phases
@@ -192,12 +200,15 @@ impl Status {
                     p.name,
                     p.height,
                     p.kind,
-                    match &p.blocked_by_failed_binary {
-                        Some(sha) => format!(
+                    match (&p.blocked_by_failed_binary, &p.blocked_binary_unreadable) {
+                        (_, Some(error)) => format!(
+                            " — BLOCKED: its staged binary cannot be read ({error}), so it counts as the one that failed for it before; make it readable or stage a different one"
+                        ),
+                        (Some(sha), None) => format!(
                             " — BLOCKED: its staged binary (sha256 {}) failed for it before; stage a different one",
                             short(sha)
                         ),
-                        None => String::new(),
+                        (None, None) => String::new(),
                     }
                 ),
                 None => "none".into(),
