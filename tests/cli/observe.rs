@@ -173,6 +173,10 @@ fn metrics_and_probes_follow_a_real_upgrade() {
     assert!(ready.contains("running genesis"), "{ready}");
     assert_eq!(get(metrics, "/livez").0, 200);
     home.wait_height("genesis", 3);
+    // The height is followed on the RPC every poll: wait for a poll that read it, not a moment.
+    home.wait_for("the chain height in the metrics", T, |_| {
+        value(&scrape(metrics), "wasmvisor_chain_height", &[]).is_some_and(|h| h >= 2.0)
+    });
     let before = scrape(metrics);
     assert_eq!(
         value(
