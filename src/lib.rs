@@ -3,17 +3,20 @@
 //!
 //! The binary is a thin layer over these modules. Dependencies point one way:
 //! `cli` → `supervisor` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin` → `config`
-//! and the leaf utilities (`fs`, `cancel`, `duration`, `output`, `logging`, `observe`). `plugin`
-//! is a sandbox that knows nothing of the home it serves; `observe` is told what happens and
-//! knows nothing of how; `chain` reads the chain and knows nothing of how the node is run.
+//! and the leaf utilities (`fs`, `cancel`, `clock`, `duration`, `kill_hook`, `output`, `logging`,
+//! `observe`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
+//! what happens and knows nothing of how; `chain` reads the chain and knows nothing of how the
+//! node is run.
 
 pub(crate) mod artifact;
 pub mod cancel;
 pub(crate) mod chain;
 pub mod cli;
+pub(crate) mod clock;
 pub(crate) mod config;
 pub mod duration;
 pub(crate) mod fs;
+pub(crate) mod kill_hook;
 pub(crate) mod logging;
 pub(crate) mod node;
 pub(crate) mod observe;
@@ -28,10 +31,10 @@ pub(crate) mod upgrade;
 pub mod bench {
     pub use crate::artifact::Download;
     pub use crate::tree::backup::{create as backup, restore};
-    pub use crate::tree::journal::{Journal, Phase};
     pub use crate::tree::plans::parse as parse_plan;
     pub use crate::tree::swap::point_current;
     pub use crate::tree::{Plan, Read};
+    pub use crate::upgrade::journal::{Journal, Phase};
 }
 
 /// The Cosmovisor release whose behaviour wasmvisor follows.

@@ -7,7 +7,8 @@ use crate::config::Config;
 use crate::node::record;
 use crate::output;
 use crate::tree::backup::{self, PREFIX};
-use crate::tree::{Layout, journal, lock};
+use crate::tree::{Layout, lock};
+use crate::upgrade::journal;
 
 pub fn list(cfg: &Config, as_json: bool) -> Result<(), String> {
     // As every command opening the home: a data folder an interrupted restore left aside is put

@@ -3,7 +3,8 @@
 use super::Output;
 use crate::config::Config;
 use crate::tree::plans::{self, BATCH_FILE, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
-use crate::tree::{GENESIS_DIR, Layout, Read, UPGRADES_DIR, journal, swap};
+use crate::tree::{GENESIS_DIR, Layout, Read, UPGRADES_DIR, swap};
+use crate::upgrade::journal;
 
 fn open(cfg: &Config) -> Result<Layout, String> {
     Layout::open(cfg).map_err(|e| e.to_string())

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
-use crate::tree::journal::{self, Active, Failed, Finished, Phase, Rollback};
 use crate::tree::{Layout, Plan, Read, lock};
+use crate::upgrade::journal::{self, Active, Failed, Finished, Phase, Rollback};
 use crate::upgrade::{FailedBefore, failed_before_blocking, short};
 
 #[derive(Serialize)]

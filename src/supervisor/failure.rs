@@ -11,8 +11,8 @@ use super::{RunError, Supervisor};
 use crate::config::RESTART_WINDOW;
 use crate::duration::format;
 use crate::node::{self, Child, Exit};
-use crate::tree::journal::{self, Failed};
 use crate::tree::{Current, Plan};
+use crate::upgrade::journal::{self, Failed};
 use crate::upgrade::{EXIT_ROLLED_BACK, OnDisk, failed_before, short};
 
 /// The first crash restart waits this long; each death within the window doubles it.

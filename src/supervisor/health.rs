@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::plugin::{Health, OnUnhealthy, PluginSet};
 use crate::tree::Plan;
-use crate::tree::journal::{self, HealthRecord, Journal};
+use crate::upgrade::journal::{self, HealthRecord, Journal};
 
 /// Exit status when the health check fails and `on-unhealthy = "exit"`.
 pub const HEALTH_EXIT_CODE: i32 = 3;

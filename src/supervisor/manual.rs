@@ -21,7 +21,7 @@ use crate::config::{Config, Endpoint, HaltHeight};
 use crate::node::args;
 use crate::plugin::PluginSet;
 use crate::tree::Plan;
-use crate::tree::journal::{Journal, SeenHeight};
+use crate::upgrade::journal::{Journal, SeenHeight};
 
 /// Heights read within this many blocks of a manual upgrade are kept in the journal.
 const KEPT_WITHIN: u64 = 4;

@@ -33,8 +33,8 @@ use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::observe::Observer;
 use crate::plugin::{Compile, PluginSet};
-use crate::tree::journal::Journal;
 use crate::tree::{Layout, LayoutError, Plan, Read, lock};
+use crate::upgrade::journal::Journal;
 use crate::upgrade::{Upgrade, UpgradeError};
 use decide::{Decision, Files, Settled};
 

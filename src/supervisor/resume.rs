@@ -11,8 +11,8 @@ use super::{RunError, Supervisor};
 use crate::node::record::{self, Group, Leftover};
 use crate::supervisor::decide::Decision;
 use crate::tree::Current;
-use crate::tree::journal::{self, Refusal};
 use crate::upgrade::EXIT_ROLLED_BACK;
+use crate::upgrade::journal::{self, Refusal};
 
 /// How long a leftover node may take to go after SIGKILL before wasmvisor gives up on it.
 const KILL_WAIT: Duration = Duration::from_secs(10);

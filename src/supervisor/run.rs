@@ -103,7 +103,7 @@ impl Supervisor {
                 let ms: f64 = last
                     .phases
                     .iter()
-                    .filter(|p| p.phase != crate::tree::journal::Phase::Health)
+                    .filter(|p| p.phase != crate::upgrade::journal::Phase::Health)
                     .map(|p| p.ms)
                     .sum();
                 self.observer.downtime(Duration::from_secs_f64(ms / 1000.0));

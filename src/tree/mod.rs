@@ -6,7 +6,7 @@
 //! $DAEMON_HOME/cosmovisor/current -> genesis | upgrades/<name>    swap.rs
 //!                         genesis/bin/$DAEMON_NAME, upgrades/<name>/bin/$DAEMON_NAME   install.rs
 //!                         upgrades/<name>/upgrade-info.json        plans.rs (the plan record)
-//!                         wasmvisor.lock, wasmvisor-journal.json  lock.rs, journal.rs
+//!                         wasmvisor.lock, wasmvisor-journal.json  lock.rs, upgrade/journal.rs
 //! <DAEMON_DATA_BACKUP_DIR>/data-backup-…                          backup.rs
 //! ```
 //!
@@ -15,7 +15,6 @@
 
 pub mod backup;
 pub mod install;
-pub mod journal;
 pub mod lock;
 mod names;
 pub mod plans;

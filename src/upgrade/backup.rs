@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Upgrade, UpgradeError, io_error};
 use crate::tree::Plan;
 use crate::tree::backup::{self, BackupError};
-use crate::tree::journal::Phase;
+use crate::upgrade::journal::Phase;
 
 impl Upgrade<'_> {
     pub(super) async fn phase_backup(

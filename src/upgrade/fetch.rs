@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::{Upgrade, UpgradeError, tree_error};
 use crate::artifact::StageError;
-use crate::tree::journal::Phase;
 use crate::tree::{Current, Layout, Plan};
+use crate::upgrade::journal::Phase;
 
 impl Upgrade<'_> {
     /// Fetches, verifies and installs the binary the resolvers chose. Returns false if a stop

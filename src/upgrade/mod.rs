@@ -19,13 +19,15 @@
 //! rolled back by `rollback.rs` when `WASMVISOR_ON_FAILED_UPGRADE=rollback`, and never run for
 //! that upgrade again.
 //!
-//! Each phase is journaled before it starts and logs its duration. Nothing before `swap` changes
-//! which binary runs, and `swap` is a single rename, so an upgrade interrupted anywhere leaves
-//! `current` pointing at a complete binary; the journal tells the next supervisor how to finish.
+//! Each phase is journaled (`journal.rs`, the upgrade's record on disk) before it starts and logs
+//! its duration. Nothing before `swap` changes which binary runs, and `swap` is a single rename,
+//! so an upgrade interrupted anywhere leaves `current` pointing at a complete binary; the journal
+//! tells the next supervisor how to finish.
 //! The launch and the health check that follow are the supervisor's.
 
 mod backup;
 mod fetch;
+pub mod journal;
 pub mod plugins;
 mod preupgrade;
 mod resolve;
@@ -43,8 +45,8 @@ use crate::node::{Child, Reaper};
 use crate::observe::Observer;
 use crate::plugin::PluginSet;
 use crate::tree::backup::BackupError;
-use crate::tree::journal::{Journal, Phase};
 use crate::tree::{Layout, LayoutError, Plan};
+use crate::upgrade::journal::{Journal, Phase};
 pub use resolve::{health_context, prepare, request};
 pub use rollback::{
     EXIT_ROLLED_BACK, FailedBefore, OnDisk, failed_before, failed_before_blocking, short,

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::{Upgrade, UpgradeError, tree_error};
 use crate::node::Exit;
-use crate::tree::journal::Phase;
 use crate::tree::{Current, Plan};
+use crate::upgrade::journal::Phase;
 
 /// Exit codes of `<node> pre-upgrade`, as the Cosmos SDK defines them.
 const PREUPGRADE_OK: i32 = 0;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::{Upgrade, UpgradeError, tree_error};
 use crate::config::Config;
 use crate::plugin::{self, Artifact, Decision, PluginSet, Request, Resolution, Staged};
-use crate::tree::journal::{Phase, Waiting};
 use crate::tree::{Current, Layout, Plan};
+use crate::upgrade::journal::{Phase, Waiting};
 
 /// The resolvers' answer, computed in the background, with the request they were asked (asked
 /// again after a wait, the chain is given the same one: what was staged before wasmvisor's own

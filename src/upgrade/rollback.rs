@@ -23,8 +23,8 @@ use super::{Upgrade, UpgradeError};
 use crate::fs::ReadError;
 use crate::node::{self, Child};
 use crate::tree::backup::{self, BackupError};
-use crate::tree::journal::{self, Failed, Journal, Rollback};
 use crate::tree::{Current, GENESIS_DIR, Layout, Plan, swap};
+use crate::upgrade::journal::{self, Failed, Journal, Rollback};
 
 /// wasmvisor's exit status after it rolled an upgrade back: distinct, so a service manager can
 /// be told not to restart it into the same failure (systemd: `RestartPreventExitStatus=4`).

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::{Upgrade, UpgradeError};
 use crate::node::Child;
 use crate::tree::Plan;
-use crate::tree::journal::Phase;
+use crate::upgrade::journal::Phase;
 
 impl Upgrade<'_> {
     pub(super) async fn phase_stop(

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::{Upgrade, UpgradeError, io_error, tree_error};
-use crate::tree::journal::Phase;
 use crate::tree::{Plan, Read, UPGRADES_DIR, swap};
+use crate::upgrade::journal::Phase;
 
 impl Upgrade<'_> {
     pub(super) fn phase_swap(&mut self, plan: &Plan, dir_name: &str) -> Result<(), UpgradeError> {

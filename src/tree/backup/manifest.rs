@@ -103,7 +103,7 @@ impl Manifest {
         Manifest {
             upgrade: upgrade.to_string(),
             height,
-            created_unix_ms: super::super::journal::unix_ms(),
+            created_unix_ms: crate::clock::unix_ms(),
             source: source.to_path_buf(),
             totals,
             entries,

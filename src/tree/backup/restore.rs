@@ -31,8 +31,8 @@ use super::signing::Candidate;
 use super::{BackupError, busy, capture, margin, same_filesystem, signing};
 use crate::cancel::Cancel;
 use crate::fs;
+use crate::kill_hook::kill_hook;
 use crate::output::Progress;
-use crate::tree::journal::kill_hook;
 
 /// Test hook: take the two-rename path, as on a filesystem without `RENAME_EXCHANGE`.
 const NO_EXCHANGE_HOOK_ENV: &str = "WASMVISOR_TEST_NO_EXCHANGE";

@@ -6,20 +6,20 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
-use super::Plan;
+/// The clock the journal's records are stamped with.
+pub use crate::clock::unix_ms;
 use crate::fs;
+use crate::kill_hook::{die_at, kill_at};
+use crate::tree::Plan;
 
 pub const JOURNAL_FILE: &str = "wasmvisor-journal.json";
 /// A journal is a few KiB; anything much larger was not written by wasmvisor.
 const MAX_JOURNAL: u64 = 4 << 20;
-/// Test hook: `<phase>` kills the supervisor with SIGKILL right after that phase is journaled,
-/// `<phase>:end` right after the phase's work is done. Used by the crash-convergence tests.
-pub const KILL_HOOK_ENV: &str = "WASMVISOR_TEST_KILL_AT";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -226,27 +226,6 @@ pub struct Journal {
     kill_at: Option<String>,
 }
 
-/// The test hook outside the journal's own points (inside a restore): kills the process when
-/// `WASMVISOR_TEST_KILL_AT` names `point`.
-pub fn kill_hook(point: &str) {
-    if std::env::var(KILL_HOOK_ENV).is_ok_and(|v| v == point) {
-        die_at(point);
-    }
-}
-
-fn die_at(point: &str) {
-    crate::output::error(format!(
-        "wasmvisor: {KILL_HOOK_ENV}={point}: killing myself"
-    ));
-    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-}
-
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
@@ -270,7 +249,7 @@ impl Journal {
             Ok(s) => (s, None),
             Err(e) => (State::default(), Some(e)),
         };
-        let kill_at = std::env::var(KILL_HOOK_ENV).ok().filter(|v| !v.is_empty());
+        let kill_at = kill_at();
         (
             Journal {
                 dir,
@@ -303,9 +282,14 @@ impl Journal {
     }
 
     fn hook(&self, point: &str) {
-        if self.kill_at.as_deref() == Some(point) {
+        if self.kills_at(point) {
             die_at(point);
         }
+    }
+
+    /// Whether the test hook kills the supervisor at `point`.
+    fn kills_at(&self, point: &str) -> bool {
+        self.kill_at.as_deref() == Some(point)
     }
 
     pub fn active(&self) -> Option<&Active> {
