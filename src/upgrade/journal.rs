@@ -541,3 +541,6 @@ impl Journal {
         self.save_fast()
     }
 }
+
+#[cfg(test)]
+mod tests;
