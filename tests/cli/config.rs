@@ -37,30 +37,46 @@ fn every_problem_is_reported_at_once_naming_the_variable() {
 
 #[test]
 fn booleans_and_durations_table() {
-    for (key, value, ok) in [
-        ("UNSAFE_SKIP_BACKUP", "TRUE", true),
-        ("UNSAFE_SKIP_BACKUP", "False", true),
-        ("UNSAFE_SKIP_BACKUP", "1", false),
-        ("DAEMON_RESTART_DELAY", "1m30s", true),
-        ("DAEMON_RESTART_DELAY", "0s", false),
-        ("DAEMON_RESTART_DELAY", "10", false),
-        ("DAEMON_POLL_INTERVAL", "1.5s", true),
-        ("DAEMON_POLL_INTERVAL", "fast", false),
-        ("DAEMON_PREUPGRADE_MAX_RETRIES", "3", true),
-        ("DAEMON_PREUPGRADE_MAX_RETRIES", "-1", false),
-        ("DAEMON_HOME", "relative/path", false),
-        ("WASMVISOR_RPC_ADDRESS", "https://node:26657", false),
+    // (variable, value, the effective value `config` prints, or None for a refusal)
+    for (key, value, shown) in [
+        ("UNSAFE_SKIP_BACKUP", "TRUE", Some("true")),
+        ("UNSAFE_SKIP_BACKUP", "False", Some("false")),
+        ("UNSAFE_SKIP_BACKUP", "1", None),
+        ("DAEMON_RESTART_DELAY", "1m30s", Some("1m30s")),
+        ("DAEMON_RESTART_DELAY", "0s", None),
+        ("DAEMON_RESTART_DELAY", "10", None),
+        ("DAEMON_POLL_INTERVAL", "1.5s", Some("1.5s")),
+        ("DAEMON_POLL_INTERVAL", "1500ms", Some("1.5s")),
+        ("DAEMON_POLL_INTERVAL", "fast", None),
+        ("DAEMON_PREUPGRADE_MAX_RETRIES", "3", Some("3")),
+        ("DAEMON_PREUPGRADE_MAX_RETRIES", "-1", None),
+        ("DAEMON_HOME", "relative/path", None),
+        ("WASMVISOR_RPC_ADDRESS", "https://node:26657", None),
     ] {
         let mut home = Home::new();
         home.set(key, value);
         let out = home.output(&["config"]);
-        assert_eq!(out.status.success(), ok, "{key}={value}: {}", stderr(&out));
-        if !ok {
-            assert!(
+        assert_eq!(
+            out.status.success(),
+            shown.is_some(),
+            "{key}={value}: {}",
+            stderr(&out)
+        );
+        match shown {
+            // The value read back, as the line of `config` that names the variable.
+            Some(shown) => {
+                let text = stdout(&out);
+                let line = format!("{key}: {shown}");
+                assert!(
+                    text.lines().any(|l| l == line),
+                    "{key}={value}: no line {line:?} in:\n{text}"
+                );
+            }
+            None => assert!(
                 stderr(&out).contains(key),
                 "{key}={value}: {}",
                 stderr(&out)
-            );
+            ),
         }
     }
 }
