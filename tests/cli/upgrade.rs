@@ -92,18 +92,51 @@ fn node_that_exits_at_the_halt_is_upgraded_too() {
 
 #[test]
 fn a_half_written_upgrade_info_is_read_once_complete() {
-    let home = Home::new();
+    let mut home = Home::new();
+    home.set("WASMVISOR_LOG_FORMAT", "json");
+    // The sim writes half of the file, waits, then writes the rest (the event
+    // `upgrade-info-written` marks the end); the node stays alive at the halt, so only the
+    // supervisor's reading of the file can start the upgrade.
     home.install(
         "genesis",
-        json!({"version": "genesis", "ordinal": 1, "info_write_pause_ms": 400}),
+        json!({"version": "genesis", "ordinal": 1, "info_write_pause_ms": 1500}),
     );
     home.upgrade("v2", 2, json!({}));
     home.chain(&[("v2", 3)]);
     let run = home.run(&[]);
+    let info = home.data().join("upgrade-info.json");
+    home.wait_for("the first half of upgrade-info.json", T, |_| {
+        std::fs::read(&info).is_ok_and(|b| !b.is_empty())
+    });
+    // While the file is half-written, wasmvisor (woken by its creation) waits: `current` read
+    // first, then the file still cut short, so no switch happened while it was.
+    let current = home.current();
+    let half = std::fs::read(&info).unwrap();
+    assert!(
+        serde_json::from_slice::<serde_json::Value>(&half).is_err_and(|e| e.is_eof()),
+        "the sim's pause is over before the test looked: {}",
+        String::from_utf8_lossy(&half)
+    );
+    assert_eq!(current, "genesis");
     home.wait_height("v2", 4);
     let out = run.stop();
     assert!(!out.stderr.contains("invalid"), "{}", out.stderr);
     assert_eq!(home.history()[1].1, 3);
+    // Detected while the node still ran (not at its exit), after the file was complete.
+    let written = home.events_of("upgrade-info-written")[0]["mono_ns"]
+        .as_u64()
+        .unwrap();
+    let detected = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "upgrade detected")
+        .unwrap_or_else(|| panic!("no \"upgrade detected\" line:\n{}", out.stderr));
+    assert_eq!(detected["upgrade"], "v2", "{detected}");
+    assert!(
+        detected["mono_ns"].as_u64().unwrap() >= written,
+        "acted before the file was complete: {detected}"
+    );
 }
 
 #[test]
@@ -362,4 +395,22 @@ fn a_failed_preupgrade_is_retried_before_the_next_launch() {
     home.wait_height("v2", 3);
     run.stop();
     assert_eq!(home.events_of("pre-upgrade").len(), 2);
+    // Before the next launch: the new binary started only after its last pre-upgrade attempt
+    // (both in the order of the sim's event log and by the monotonic clock).
+    let events = home.events();
+    let index = |e: &serde_json::Value| events.iter().position(|x| x == e).unwrap();
+    let attempts = home.events_of("pre-upgrade");
+    let v2_starts: Vec<_> = home
+        .events_of("start")
+        .into_iter()
+        .filter(|e| e["version"] == "v2")
+        .collect();
+    assert!(!v2_starts.is_empty(), "{events:?}");
+    let (last_attempt, first_start) = (attempts.last().unwrap(), &v2_starts[0]);
+    assert_eq!(last_attempt["code"], 0, "{attempts:?}");
+    assert!(
+        index(last_attempt) < index(first_start)
+            && last_attempt["mono_ns"].as_u64() < first_start["mono_ns"].as_u64(),
+        "v2 started before its pre-upgrade was retried: {events:?}"
+    );
 }

@@ -598,6 +598,7 @@ fn upgrade_needed(node: &Node, plan: &ChainPlan) -> ! {
             let _ = f.flush();
             thread::sleep(Duration::from_millis(node.cfg.info_write_pause_ms));
             let _ = f.write_all(&bytes[half..]);
+            node.event(json!({"event": "upgrade-info-written", "name": plan.name}));
         } else {
             let _ = f.write_all(&bytes);
         }
