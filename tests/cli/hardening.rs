@@ -414,7 +414,8 @@ fn names_are_escaped_recased_and_bounded_in_every_message() {
     );
     assert!(!done.stderr.contains("upgrades/V2"), "{}", done.stderr);
 
-    // A name with a newline and a terminal escape writes no line and no escape of its own.
+    // A name with a newline and a terminal escape writes no line and no escape of its own, in
+    // the supervisor's log and in every command that reads the plan or stages a binary by name.
     let home = Home::new();
     let name = "v2\n9:99AM INF forged line module=wasmvisor\x1b[2J";
     std::fs::write(
@@ -422,15 +423,29 @@ fn names_are_escaped_recased_and_bounded_in_every_message() {
         json!({"name": name, "height": 1}).to_string(),
     )
     .unwrap();
+    let clean = |what: &str, text: &str| {
+        assert!(!text.contains('\x1b'), "{what}: {text:?}");
+        assert!(
+            !text.lines().any(|l| l.starts_with("9:99AM")),
+            "{what}: {text}"
+        );
+    };
     let done = home.run(&[]).finish(Duration::from_secs(30));
-    assert!(!done.stderr.contains('\x1b'), "{:?}", done.stderr);
-    assert!(
-        !done.stderr.lines().any(|l| l.starts_with("9:99AM")),
-        "{}",
-        done.stderr
-    );
-    let out = home.output(&["status"]);
-    assert!(!String::from_utf8_lossy(&out.stdout).contains('\x1b'));
+    clean("run", &done.stderr);
+    let binary = home.root().join("genesis/bin/simd");
+    for args in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["show-upgrade-info"],
+        vec!["add-upgrade", name, binary.to_str().unwrap()],
+    ] {
+        let out = home.output(&args);
+        clean(
+            &format!("{} (stdout)", args[0]),
+            &String::from_utf8_lossy(&out.stdout),
+        );
+        clean(&format!("{} (stderr)", args[0]), &stderr(&out));
+    }
 
     // A 10 000-character name is named too long, not blamed on a plugin.
     let home = Home::new();
@@ -448,6 +463,10 @@ fn names_are_escaped_recased_and_bounded_in_every_message() {
         done.stderr
     );
     assert!(done.stderr.len() < 4096, "{}", done.stderr.len());
+    for args in [vec!["status"], vec!["show-upgrade-info"]] {
+        let out = home.output(&args);
+        assert!(out.stderr.len() < 4096, "{}: {}", args[0], out.stderr.len());
+    }
 }
 
 #[test]
