@@ -95,7 +95,7 @@ fn a_half_written_upgrade_info_is_read_once_complete() {
     let mut home = Home::new();
     home.set("WASMVISOR_LOG_FORMAT", "json");
     // The sim writes half of the file, waits, then writes the rest (the event
-    // `upgrade-info-written` marks the end); the node stays alive at the halt, so only the
+    // `upgrade-info-rest` is logged just before); the node stays alive at the halt, so only the
     // supervisor's reading of the file can start the upgrade.
     home.install(
         "genesis",
@@ -123,7 +123,7 @@ fn a_half_written_upgrade_info_is_read_once_complete() {
     assert!(!out.stderr.contains("invalid"), "{}", out.stderr);
     assert_eq!(home.history()[1].1, 3);
     // Detected while the node still ran (not at its exit), after the file was complete.
-    let written = home.events_of("upgrade-info-written")[0]["mono_ns"]
+    let written = home.events_of("upgrade-info-rest")[0]["mono_ns"]
         .as_u64()
         .unwrap();
     let detected = out

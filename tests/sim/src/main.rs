@@ -597,8 +597,9 @@ fn upgrade_needed(node: &Node, plan: &ChainPlan) -> ! {
             let _ = f.write_all(&bytes[..half]);
             let _ = f.flush();
             thread::sleep(Duration::from_millis(node.cfg.info_write_pause_ms));
+            // Logged just before the rest is written: nothing can read the whole file earlier.
+            node.event(json!({"event": "upgrade-info-rest", "name": plan.name}));
             let _ = f.write_all(&bytes[half..]);
-            node.event(json!({"event": "upgrade-info-written", "name": plan.name}));
         } else {
             let _ = f.write_all(&bytes);
         }
