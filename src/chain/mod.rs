@@ -12,3 +12,34 @@ mod http2;
 pub mod plan;
 pub mod rpc;
 pub mod sockets;
+
+/// Byte edits for the property tests of the chain's decoders: a valid answer with bytes flipped,
+/// cut out or inserted.
+#[cfg(test)]
+mod edits {
+    use proptest::prelude::*;
+
+    /// Where (an index into whatever length), with which byte, and how (flip, cut, insert).
+    pub type Edit = (prop::sample::Index, u8, u8);
+
+    pub fn edit() -> impl Strategy<Value = Edit> {
+        (any::<prop::sample::Index>(), any::<u8>(), 0..3u8)
+    }
+
+    /// Applies `edits` to `bytes` in turn (a flip always changes the byte).
+    pub fn apply(bytes: &mut Vec<u8>, edits: &[Edit]) {
+        for &(at, byte, how) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = at.index(bytes.len());
+            match how {
+                0 => bytes[i] ^= byte | 1,
+                1 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.insert(i, byte),
+            }
+        }
+    }
+}

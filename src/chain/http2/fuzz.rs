@@ -5,6 +5,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::chain::edits;
 
 /// The frames of a valid gRPC answer, as one byte stream: SETTINGS, a PING, the headers split
 /// over HEADERS and CONTINUATION (Huffman and the dynamic table used), padded DATA, trailers.
@@ -69,22 +70,9 @@ fn bounded(response: &Response, limit: usize) -> bool {
 
 /// A valid answer with a few bytes flipped, cut out or inserted.
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let edit = (any::<prop::sample::Index>(), any::<u8>(), 0..3u8);
-    prop::collection::vec(edit, 1..6).prop_map(|edits| {
+    prop::collection::vec(edits::edit(), 1..6).prop_map(|edits| {
         let mut bytes = valid_answer();
-        for (at, byte, how) in edits {
-            if bytes.is_empty() {
-                break;
-            }
-            let i = at.index(bytes.len());
-            match how {
-                0 => bytes[i] ^= byte | 1,
-                1 => {
-                    bytes.remove(i);
-                }
-                _ => bytes.insert(i, byte),
-            }
-        }
+        edits::apply(&mut bytes, &edits);
         bytes
     })
 }

@@ -8,30 +8,18 @@ use serde_json::{Value, json};
 
 use super::tests::response;
 use super::*;
+use crate::chain::edits;
 
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
-    let edit = (any::<prop::sample::Index>(), any::<u8>(), 0..3u8);
     (
         "[a-z0-9-]{0,12}",
         any::<i64>(),
         "\\PC{0,40}",
-        prop::collection::vec(edit, 0..6),
+        prop::collection::vec(edits::edit(), 0..6),
     )
         .prop_map(|(name, height, info, edits)| {
             let mut bytes = response(&name, height, &info);
-            for (at, byte, how) in edits {
-                if bytes.is_empty() {
-                    break;
-                }
-                let i = at.index(bytes.len());
-                match how {
-                    0 => bytes[i] ^= byte | 1,
-                    1 => {
-                        bytes.remove(i);
-                    }
-                    _ => bytes.insert(i, byte),
-                }
-            }
+            edits::apply(&mut bytes, &edits);
             bytes
         })
 }
