@@ -418,10 +418,10 @@ async fn poll_height(
                     identity_tries += 1;
                     identity = rpc.node_info().await.ok();
                 }
-                owner.look(rpc.endpoint(), node).await;
                 doubted = false;
                 let reading = if confirm.decisive(h) {
                     let mut evidence = evidence(&rpc, node, identity.as_ref()).await;
+                    owner.note(&evidence.holder);
                     if matches!(evidence.holder, Holder::Unknown(_)) && owner.seen {
                         evidence.holder = Holder::Node;
                     }
@@ -439,6 +439,7 @@ async fn poll_height(
                         }
                     }
                 } else {
+                    owner.look(rpc.endpoint(), node).await;
                     Some(confirm.below(h, Instant::now()))
                 };
                 if let Some(reading) = reading {
@@ -469,27 +470,31 @@ struct OwnerSeen {
 impl OwnerSeen {
     const EVERY: Duration = Duration::from_secs(2);
 
+    /// Looks, on a reading below the last block (a decisive one looks anyway: [`evidence`]).
     async fn look(&mut self, endpoint: &Endpoint, node: Pid) {
         if self.seen || self.looked.is_some_and(|t| t.elapsed() < Self::EVERY) {
             return;
         }
         self.looked = Some(Instant::now());
-        let endpoint = endpoint.clone();
-        self.seen = tokio::task::spawn_blocking(move || {
-            sockets::holder(&endpoint.host, endpoint.port, node) == Holder::Node
-        })
-        .await
-        .unwrap_or(false);
+        self.note(&holder(endpoint, node).await);
     }
+
+    fn note(&mut self, holder: &Holder) {
+        self.seen |= *holder == Holder::Node;
+    }
+}
+
+/// Who holds the RPC's port ([`sockets::holder`], off the runtime: it reads `/proc`).
+async fn holder(endpoint: &Endpoint, node: Pid) -> Holder {
+    let endpoint = endpoint.clone();
+    tokio::task::spawn_blocking(move || sockets::holder(&endpoint.host, endpoint.port, node))
+        .await
+        .unwrap_or_else(|e| Holder::Unknown(format!("the check failed: {e}")))
 }
 
 /// What comes with a decisive reading: who listens on the port, and who answers `/status`.
 async fn evidence(rpc: &Rpc, node: Pid, first: Option<&NodeInfo>) -> Evidence {
-    let endpoint = rpc.endpoint().clone();
-    let holder =
-        tokio::task::spawn_blocking(move || sockets::holder(&endpoint.host, endpoint.port, node))
-            .await
-            .unwrap_or_else(|e| Holder::Unknown(format!("the check failed: {e}")));
+    let holder = holder(rpc.endpoint(), node).await;
     let same_node = match (first, rpc.node_info().await) {
         (Some(first), Ok(now)) => Some(*first == now),
         _ => None,
