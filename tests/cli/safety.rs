@@ -48,6 +48,18 @@ fn rolling_home(v2: Value) -> Home {
     home
 }
 
+/// A rollback home on a filesystem without RENAME_EXCHANGE whose restore was killed between its
+/// two renames (the old data aside, the restored data not yet in place); the kill hook unset.
+fn killed_between_the_restores_renames() -> Home {
+    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
+    home.set("WASMVISOR_TEST_NO_EXCHANGE", "1")
+        .set("WASMVISOR_TEST_KILL_AT", "restore:aside");
+    let killed = home.run(&[]).finish(T);
+    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
+    home.unset("WASMVISOR_TEST_KILL_AT");
+    home
+}
+
 /// Checks the state a rollback leaves: genesis in `current`, data/ equal to the one backup
 /// (the signing state aside), the chain's upgrade-info.json in place, the failure journaled.
 fn assert_rolled_back(home: &Home, what: &str) {
@@ -585,13 +597,8 @@ fn a_restore_killed_between_its_two_renames_is_put_right_by_the_next_start() {
     // A filesystem without RENAME_EXCHANGE: the old data goes aside before the restored data
     // takes its place. Killed in between, data/ is missing; the next start puts it back, then
     // restores again, keeping the newest signing state.
-    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
-    home.set("WASMVISOR_TEST_NO_EXCHANGE", "1")
-        .set("WASMVISOR_TEST_KILL_AT", "restore:aside");
-    let killed = home.run(&[]).finish(T);
-    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
+    let home = killed_between_the_restores_renames();
     assert!(!home.data().exists(), "the kill came between the renames");
-    home.unset("WASMVISOR_TEST_KILL_AT");
     let done = home.run(&[]).finish(T);
     assert_eq!(done.code(), 4, "{}", done.stderr);
     assert!(
@@ -683,12 +690,7 @@ fn a_data_folder_on_a_disk_of_its_own_is_restored_inside_it() {
 fn data_left_aside_beside_a_data_folder_an_init_script_recreated_is_never_deleted() {
     // A filesystem without RENAME_EXCHANGE, a restore killed between its renames, then an init
     // script that creates a fresh data/ (and signing state) when it finds none.
-    let mut home = rolling_home(json!({"exit_after_height": 4, "exit_code": 2}));
-    home.set("WASMVISOR_TEST_NO_EXCHANGE", "1")
-        .set("WASMVISOR_TEST_KILL_AT", "restore:aside");
-    let killed = home.run(&[]).finish(T);
-    assert_eq!(killed.status.code(), None, "{}", killed.stderr);
-    home.unset("WASMVISOR_TEST_KILL_AT");
+    let home = killed_between_the_restores_renames();
     let aside = home.path.join(".data.replaced");
     assert_eq!(signed_height(&aside), 4, "the only copy of the live data");
     std::fs::create_dir(home.data()).unwrap();
