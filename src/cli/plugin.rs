@@ -252,7 +252,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
         }
         World::Health => {
             let check = host.load(spec).map_err(|e| e.to_string())?;
-            let context = crate::upgrade::health_context(&plan, 0, 1);
+            let context = crate::upgrade::probation::health_context(&plan, 0, 1);
             let health = host
                 .check(&check, &context, &call)
                 .map_err(|e| e.to_string())?;

@@ -17,6 +17,27 @@ use metrics::{
     ResultLabels,
 };
 
+/// How an upgrade ended, as `wasmvisor_upgrades_total{result}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeResult {
+    Success,
+    RolledBack,
+    /// Supervision ended with the error.
+    Failed,
+    Refused,
+}
+
+impl UpgradeResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpgradeResult::Success => "success",
+            UpgradeResult::RolledBack => "rolled_back",
+            UpgradeResult::Failed => "failed",
+            UpgradeResult::Refused => "refused",
+        }
+    }
+}
+
 /// What the supervisor is doing, as `STATUS=` and `/readyz` say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Activity {
@@ -156,16 +177,16 @@ impl Observer {
         self.0.notify.long_phase(false);
     }
 
-    /// An upgrade ended: `success`, `rolled_back`, `failed` or `refused`.
-    pub fn upgrade_ended(&self, result: &str) {
+    /// An upgrade ended.
+    pub fn upgrade_ended(&self, result: UpgradeResult) {
         let m = &self.0.metrics;
         m.upgrade_in_progress.set(0);
         m.upgrades
             .get_or_create(&ResultLabels {
-                result: result.into(),
+                result: result.label().into(),
             })
             .inc();
-        if result == "success"
+        if result == UpgradeResult::Success
             && let Ok(mut s) = self.0.state.lock()
         {
             s.unhealthy = None;
@@ -192,7 +213,7 @@ impl Observer {
     }
 
     pub fn rolled_back(&self, upgrade: &str, reason: &str) {
-        self.upgrade_ended("rolled_back");
+        self.upgrade_ended(UpgradeResult::RolledBack);
         // The verdict was on the binary that is gone.
         if let Ok(mut s) = self.0.state.lock() {
             s.unhealthy = None;

@@ -68,9 +68,10 @@ pub struct Snapshot<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+/// What comes next, decided before every launch and whenever the files change.
+pub enum Next {
     /// Apply `plan` now; the node must not run the current binary any further.
-    Upgrade { plan: Plan, manual: bool },
+    Apply { plan: Plan, manual: bool },
     /// Run the current binary; with a manual plan pending, tell the node to halt at its height.
     Launch { halt_at: Option<Plan> },
     /// A plan is due but cannot be applied (its name is unusable); the reason says what to do.
@@ -113,7 +114,7 @@ impl Snapshot<'_> {
         self.batch.iter().find(|p| self.settled(p).is_none())
     }
 
-    pub fn decide(&self) -> Decision {
+    pub fn decide(&self) -> Next {
         if let Some((plan, None)) = self.governance() {
             return self.checked(plan.clone(), false);
         }
@@ -122,17 +123,17 @@ impl Snapshot<'_> {
             Some(plan) if self.chain_height.is_some_and(|h| h + 1 >= plan.height) => {
                 self.checked(plan.clone(), true)
             }
-            Some(plan) => Decision::Launch {
+            Some(plan) => Next::Launch {
                 halt_at: Some(plan.clone()),
             },
-            None => Decision::Launch { halt_at: None },
+            None => Next::Launch { halt_at: None },
         }
     }
 
-    fn checked(&self, plan: Plan, manual: bool) -> Decision {
+    fn checked(&self, plan: Plan, manual: bool) -> Next {
         match self.names.dir(&plan.name) {
-            Ok(_) => Decision::Upgrade { plan, manual },
-            Err(reason) => Decision::Refuse {
+            Ok(_) => Next::Apply { plan, manual },
+            Err(reason) => Next::Refuse {
                 plan,
                 reason: reason.to_string(),
             },
@@ -159,7 +160,7 @@ mod tests {
         batch: &[Plan],
         skip: &[u64],
         height: Option<u64>,
-    ) -> Decision {
+    ) -> Next {
         Snapshot {
             current: &current,
             applied: applied.as_ref(),
@@ -184,7 +185,7 @@ mod tests {
         );
         assert_eq!(
             d,
-            Decision::Upgrade {
+            Next::Apply {
                 plan: plan("V2", 10),
                 manual: false
             }
@@ -201,7 +202,7 @@ mod tests {
             &[],
             None,
         );
-        assert_eq!(d, Decision::Launch { halt_at: None });
+        assert_eq!(d, Next::Launch { halt_at: None });
     }
 
     #[test]
@@ -214,7 +215,7 @@ mod tests {
             &[],
             None,
         );
-        assert_eq!(d, Decision::Launch { halt_at: None });
+        assert_eq!(d, Next::Launch { halt_at: None });
     }
 
     #[test]
@@ -227,7 +228,7 @@ mod tests {
             &[10],
             None,
         );
-        assert_eq!(d, Decision::Launch { halt_at: None });
+        assert_eq!(d, Next::Launch { halt_at: None });
     }
 
     #[test]
@@ -235,7 +236,7 @@ mod tests {
         for info in [Read::NotYet, Read::Invalid("bad".into()), Read::Absent] {
             assert_eq!(
                 decide(Current::Genesis, None, info, &[], &[], None),
-                Decision::Launch { halt_at: None }
+                Next::Launch { halt_at: None }
             );
         }
     }
@@ -246,14 +247,14 @@ mod tests {
         let d = decide(Current::Genesis, None, Read::Absent, &batch, &[], Some(5));
         assert_eq!(
             d,
-            Decision::Launch {
+            Next::Launch {
                 halt_at: Some(plan("v2", 10))
             }
         );
         let d = decide(Current::Genesis, None, Read::Absent, &batch, &[], Some(9));
         assert_eq!(
             d,
-            Decision::Upgrade {
+            Next::Apply {
                 plan: plan("v2", 10),
                 manual: true
             }
@@ -268,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             d,
-            Decision::Launch {
+            Next::Launch {
                 halt_at: Some(plan("v3", 20))
             }
         );
@@ -286,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             d,
-            Decision::Launch {
+            Next::Launch {
                 halt_at: Some(plan("v2", 10))
             }
         );
@@ -302,6 +303,6 @@ mod tests {
             &[],
             None,
         );
-        assert!(matches!(d, Decision::Refuse { .. }));
+        assert!(matches!(d, Next::Refuse { .. }));
     }
 }

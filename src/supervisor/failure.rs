@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::decide::Decision;
+use super::decide::Next;
 use super::{RunError, Supervisor};
 use crate::config::RESTART_WINDOW;
 use crate::duration::format;
@@ -106,8 +106,8 @@ impl Supervisor {
             if self.signals.stop_requested() {
                 return Ok(Some(self.signals.stop_status()));
             }
-            match self.decision() {
-                Decision::Upgrade { plan: due, .. } if due == *plan => {}
+            match self.next() {
+                Next::Apply { plan: due, .. } if due == *plan => {}
                 _ => {
                     tracing::info!(upgrade = %plan.name, "the failed upgrade is no longer due; deciding again");
                     return Ok(None);

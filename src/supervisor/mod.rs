@@ -16,7 +16,6 @@
 
 pub mod decide;
 mod failure;
-mod health;
 mod manual;
 mod resume;
 mod run;
@@ -28,15 +27,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cancel::Cancel;
-use crate::config::{Config, OnFailedUpgrade};
+use crate::config::Config;
 use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::observe::Observer;
 use crate::plugin::{Compile, PluginSet};
 use crate::tree::{Layout, LayoutError, Plan, Read, lock};
 use crate::upgrade::journal::Journal;
-use crate::upgrade::{Upgrade, UpgradeError};
-use decide::{Decision, Files, Settled};
+use crate::upgrade::{Outcome, Upgrade, UpgradeError};
+use decide::{Files, Next, Settled};
 
 use manual::Manual;
 use watch::Watcher;
@@ -101,7 +100,7 @@ enum Ended {
     /// Supervision is over: exit with this status.
     Exit(i32),
     /// A plan is due: the node (still alive, or already exited) must give way to the upgrade.
-    Upgrade {
+    Due {
         plan: Plan,
         manual: bool,
         node: Option<Child>,
@@ -172,101 +171,113 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             what: "cannot start the runtime".into(),
             source,
         })?;
-    let result = runtime.block_on(async move {
-        let layout = Layout::open(&cfg)?;
-        let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
-        if let Some(why) = crate::tree::backup::left_aside(&cfg.home.join("data")) {
-            return Err(RunError::DataLeftAside(why));
-        }
-        let root = layout.root.try_clone().map_err(|source| RunError::Io {
-            what: "cosmovisor folder".into(),
-            source,
-        })?;
-        let (journal, warning) = Journal::open(root);
-        if let Some(w) = warning {
-            tracing::warn!(
-                "{w}; starting a new journal (the decision from the upgrade files still applies)"
-            );
-        }
-        let observer = Observer::new();
-        if let Some(address) = &cfg.metrics {
-            let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
-                .await
-                .map_err(|source| RunError::Io {
-                    what: format!(
-                        "cannot serve metrics and probes on {address} (WASMVISOR_METRICS_ADDRESS)"
-                    ),
-                    source,
-                })?;
-            tracing::info!(address = %address, "serving /metrics, /readyz and /livez");
-            tokio::spawn(crate::observe::serve(listener, observer.clone()));
-        }
-        tokio::spawn(observer.clone().keepalive());
-        {
-            let observer = observer.clone();
-            crate::plugin::on_call(Box::new(move |plugin, world, result, took| {
-                observer.plugin_call(plugin, world.as_str(), result, took)
-            }));
-        }
-        {
-            let observer = observer.clone();
-            crate::plugin::on_compile_failure(Box::new(move |_| observer.plugin_unusable()));
-        }
-        let cancel = Cancel::new();
-        let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
-            what: "cannot handle signals".into(),
-            source,
-        })?;
-        let reaper = Reaper::start().map_err(|source| RunError::Io {
-            what: "cannot watch child processes".into(),
-            source,
-        })?;
-        node::adopt_orphans();
-        let watcher = Watcher::start(
-            &cfg.home.join("data"),
-            &layout.data,
-            cfg.watch_mode,
-            cfg.poll_interval,
-        )
-        .await;
-        let loading = {
-            let cfg = cfg.clone();
-            crate::plugin::off_runtime(move || load_plugins(&cfg, cancel))
-        };
-        let Some(loaded) = signals.until_stop(loading).await else {
-            tracing::info!("stop requested while the plugins load: exiting");
-            return Ok(signals.stop_status());
-        };
-        let plugins = loaded.map_err(RunError::Plugins)??;
-        let seen = journal.state.seen.clone();
-        {
-            let observer = observer.clone();
-            signals.on_stop(Box::new(move || observer.stopping()));
-        }
-        let mut supervisor = Supervisor {
-            observer: observer.clone(),
-            manual: Manual::new(&cfg, seen),
-            plugins,
-            skip_heights: node::args::skip_heights(&args),
-            node_args: args,
-            cfg,
-            layout,
-            journal,
-            reaper,
-            signals,
-            watcher,
-            last_complaint: None,
-            after_upgrade: None,
-            deaths: VecDeque::new(),
-        };
-        let status = supervisor.supervise().await;
-        observer.finished();
-        status
-    });
+    let result = runtime.block_on(start(cfg, args));
     // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
     // hold the exit.
     runtime.shutdown_background();
     result
+}
+
+/// Opens the home (locked for this supervisor), starts what watches and serves it, loads the
+/// plugins, and supervises.
+async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
+    let layout = Layout::open(&cfg)?;
+    let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
+    if let Some(why) = crate::tree::backup::left_aside(&cfg.home.join("data")) {
+        return Err(RunError::DataLeftAside(why));
+    }
+    let root = layout.root.try_clone().map_err(|source| RunError::Io {
+        what: "cosmovisor folder".into(),
+        source,
+    })?;
+    let (journal, warning) = Journal::open(root);
+    if let Some(w) = warning {
+        tracing::warn!(
+            "{w}; starting a new journal (the decision from the upgrade files still applies)"
+        );
+    }
+    let observer = observe(&cfg).await?;
+    let cancel = Cancel::new();
+    let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
+        what: "cannot handle signals".into(),
+        source,
+    })?;
+    let reaper = Reaper::start().map_err(|source| RunError::Io {
+        what: "cannot watch child processes".into(),
+        source,
+    })?;
+    node::adopt_orphans();
+    let watcher = Watcher::start(
+        &cfg.home.join("data"),
+        &layout.data,
+        cfg.watch_mode,
+        cfg.poll_interval,
+    )
+    .await;
+    let loading = {
+        let cfg = cfg.clone();
+        crate::plugin::off_runtime(move || load_plugins(&cfg, cancel))
+    };
+    let Some(loaded) = signals.until_stop(loading).await else {
+        tracing::info!("stop requested while the plugins load: exiting");
+        return Ok(signals.stop_status());
+    };
+    let plugins = loaded.map_err(RunError::Plugins)??;
+    let seen = journal.state.seen.clone();
+    {
+        let observer = observer.clone();
+        signals.on_stop(Box::new(move || observer.stopping()));
+    }
+    let mut supervisor = Supervisor {
+        observer: observer.clone(),
+        manual: Manual::new(&cfg, seen),
+        plugins,
+        skip_heights: node::args::skip_heights(&args),
+        node_args: args,
+        cfg,
+        layout,
+        journal,
+        reaper,
+        signals,
+        watcher,
+        last_complaint: None,
+        after_upgrade: None,
+        deaths: VecDeque::new(),
+    };
+    let status = supervisor.supervise().await;
+    observer.finished();
+    status
+}
+
+/// The observer of this run: serving `/metrics` and the probes when
+/// `WASMVISOR_METRICS_ADDRESS` asks for it, keeping systemd's watchdog fed, told of the
+/// plugins' calls.
+async fn observe(cfg: &Config) -> Result<Observer, RunError> {
+    let observer = Observer::new();
+    if let Some(address) = &cfg.metrics {
+        let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
+            .await
+            .map_err(|source| RunError::Io {
+                what: format!(
+                    "cannot serve metrics and probes on {address} (WASMVISOR_METRICS_ADDRESS)"
+                ),
+                source,
+            })?;
+        tracing::info!(address = %address, "serving /metrics, /readyz and /livez");
+        tokio::spawn(crate::observe::serve(listener, observer.clone()));
+    }
+    tokio::spawn(observer.clone().keepalive());
+    {
+        let observer = observer.clone();
+        crate::plugin::on_call(Box::new(move |plugin, world, result, took| {
+            observer.plugin_call(plugin, world.as_str(), result, took)
+        }));
+    }
+    {
+        let observer = observer.clone();
+        crate::plugin::on_compile_failure(Box::new(move |_| observer.plugin_unusable()));
+    }
+    Ok(observer)
 }
 
 impl Supervisor {
@@ -285,25 +296,25 @@ impl Supervisor {
             if self.signals.stop_requested() {
                 return Ok(self.signals.stop_status());
             }
-            let ended = match self.decision() {
-                Decision::Upgrade { plan, manual } => Ended::Upgrade {
+            let ended = match self.next() {
+                Next::Apply { plan, manual } => Ended::Due {
                     plan,
                     manual,
                     node: None,
                 },
-                Decision::Refuse { plan, reason } => {
+                Next::Refuse { plan, reason } => {
                     return Err(RunError::Refused {
                         name: crate::output::shorten(&plan.name, 64),
                         height: plan.height,
                         reason,
                     });
                 }
-                Decision::Launch { halt_at } => self.run_node(halt_at).await?,
+                Next::Launch { halt_at } => self.run_node(halt_at).await?,
             };
             let exit = match ended {
                 Ended::Exit(status) => Some(status),
                 Ended::Relaunch => None,
-                Ended::Upgrade { plan, manual, node } => self.upgrade(plan, manual, node).await?,
+                Ended::Due { plan, manual, node } => self.upgrade(plan, manual, node).await?,
                 Ended::Failed { plan, reason, node } => {
                     Some(self.failed(plan, reason, node).await?)
                 }
@@ -344,29 +355,20 @@ impl Supervisor {
         {
             return self.await_new_binary(&plan, failed, node).await;
         }
-        let applied = self
+        let outcome = self
             .upgrade_context()
             .apply(plan.clone(), manual, node)
             .await;
-        self.after_apply(plan, applied).await
+        self.after_apply(plan, outcome).await
     }
 
     /// What follows an attempt to apply `plan` (or to finish it after the switch).
-    async fn after_apply(
-        &mut self,
-        plan: Plan,
-        applied: Result<bool, UpgradeError>,
-    ) -> Result<Option<i32>, RunError> {
-        match &applied {
-            Ok(true) => self.observer.upgrade_ended("success"),
-            Ok(false) | Err(UpgradeError::FailedBefore { .. }) => {}
-            Err(e) if e.is_refusal() => self.observer.upgrade_ended("refused"),
-            Err(UpgradeError::AppPreupgrade { .. })
-                if self.cfg.on_failed_upgrade == OnFailedUpgrade::Rollback => {}
-            Err(_) => self.observer.upgrade_ended("failed"),
+    async fn after_apply(&mut self, plan: Plan, outcome: Outcome) -> Result<Option<i32>, RunError> {
+        if let Some(result) = outcome.result() {
+            self.observer.upgrade_ended(result);
         }
-        match applied {
-            Ok(true) => {
+        match outcome {
+            Outcome::Applied => {
                 self.upgraded(plan);
                 if self.cfg.restart_after_upgrade {
                     return Ok(None);
@@ -374,8 +376,8 @@ impl Supervisor {
                 tracing::info!("upgrade complete; DAEMON_RESTART_AFTER_UPGRADE=false, exiting");
                 Ok(Some(0))
             }
-            Ok(false) => Ok(Some(self.signals.stop_status())),
-            Err(UpgradeError::FailedBefore { .. }) => {
+            Outcome::Interrupted => Ok(Some(self.signals.stop_status())),
+            Outcome::FailedBefore => {
                 match crate::upgrade::failed_before(&self.layout, &self.journal, &plan)
                     .await
                     .into_failure()
@@ -384,17 +386,12 @@ impl Supervisor {
                     None => Ok(None),
                 }
             }
-            Err(e @ UpgradeError::AppPreupgrade { .. })
-                if self.cfg.on_failed_upgrade == OnFailedUpgrade::Rollback =>
-            {
-                Ok(Some(self.failed(plan, e.to_string(), None).await?))
-            }
-            Err(e) => {
-                if e.is_refusal() {
-                    self.record_refusal(e.to_string());
-                }
+            Outcome::RollBack(e) => Ok(Some(self.failed(plan, e.to_string(), None).await?)),
+            Outcome::Refused(e) => {
+                self.record_refusal(e.to_string());
                 Err(e.into())
             }
+            Outcome::Failed(e) => Err(e.into()),
         }
     }
 
@@ -404,12 +401,12 @@ impl Supervisor {
     }
 
     /// Reads the files and decides. Problems with the files are logged, never fatal.
-    fn decision(&mut self) -> Decision {
+    fn next(&mut self) -> Next {
         let files = match Files::read(&self.layout) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!("{e}");
-                return Decision::Launch { halt_at: None };
+                return Next::Launch { halt_at: None };
             }
         };
         self.complain_about(&files.upgrade_info);

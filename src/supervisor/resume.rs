@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::{RunError, Supervisor};
 use crate::node::record::{self, Group, Leftover};
-use crate::supervisor::decide::Decision;
+use crate::supervisor::decide::Next;
 use crate::tree::Current;
 use crate::upgrade::EXIT_ROLLED_BACK;
 use crate::upgrade::journal::{self, Refusal};
@@ -93,8 +93,8 @@ impl Supervisor {
             let finished = self.upgrade_context().finish_after_swap(plan.clone()).await;
             return self.after_apply(plan, finished).await;
         }
-        match self.decision() {
-            Decision::Upgrade { plan, manual } if plan == active.plan => {
+        match self.next() {
+            Next::Apply { plan, manual } if plan == active.plan => {
                 if let Some(refused) = &active.refused
                     && refused.inputs == self.refusal_inputs(&active.dir_name)
                 {

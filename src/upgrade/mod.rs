@@ -1,39 +1,50 @@
-//! The upgrade, as a pipeline of named phases over an `Upgrade` context that borrows what it
-//! needs from the supervisor:
+//! The upgrade, from its detection to its commit or rollback, as a pipeline of named phases (the
+//! journal's `Phase`) over an `Upgrade` context that borrows what it needs from the supervisor.
+//! One file per phase, in pipeline order:
 //!
 //! ```text
-//! detect            mod.rs         the plan is recorded, the journal begins
-//! stop, delay       stop.rs        the node stops (resolving already runs), DAEMON_RESTART_DELAY
-//! backup            backup.rs      data/ copied (unless UNSAFE_SKIP_BACKUP)
-//! custom-preupgrade preupgrade.rs  COSMOVISOR_CUSTOM_PREUPGRADE
-//! resolve           resolve.rs     the resolver plugins choose the binary
-//! fetch             fetch.rs       the source plugins download it; verified, unpacked, installed
-//! wait              resolve.rs     a resolver's `not-before`: the node stays halted until then,
-//!                                  and the resolvers are asked again
-//! swap              switch.rs      the plan record, then `current` renamed over in one step
-//! app-preupgrade    preupgrade.rs  `<new binary> pre-upgrade`
-//! commit            switch.rs      the journal's record of the finished upgrade
+//! detect             mod.rs                the plan is recorded, the journal begins
+//! stop, delay        stop.rs               the node stops (resolving already runs),
+//!                                          DAEMON_RESTART_DELAY
+//! backup             backup.rs             data/ snapshot (unless UNSAFE_SKIP_BACKUP)
+//! custom-preupgrade  custom_preupgrade.rs  COSMOVISOR_CUSTOM_PREUPGRADE
+//! resolve            resolve.rs            the resolver plugins choose the binary
+//! fetch              fetch.rs              the source plugins download it; verified, unpacked,
+//!                                          installed
+//! wait               wait.rs               a resolver's `not-before`: the node stays halted
+//!                                          until then, and the resolvers are asked again
+//! swap, commit       swap.rs               the plan record, then `current` renamed over in one
+//!                                          step; the journal's record of the finished upgrade
+//! app-preupgrade     app_preupgrade.rs     `<new binary> pre-upgrade` (before the commit)
+//! launch, health     probation.rs          the new binary on probation until it proves itself
 //! ```
 //!
-//! A new binary that fails (cannot start, dies or is judged unhealthy before it proved itself) is
-//! rolled back by `rollback.rs` when `WASMVISOR_ON_FAILED_UPGRADE=rollback`, and never run for
-//! that upgrade again.
+//! `apply` classifies how it ended as one [`Outcome`] (`outcome.rs`). A new binary that fails
+//! (cannot start, dies or is judged unhealthy before it proved itself) is rolled back by
+//! `rollback.rs` when `WASMVISOR_ON_FAILED_UPGRADE=rollback`, and never run for that upgrade
+//! again (`rollback.rs` is also the one answer to "did this binary fail before?").
 //!
 //! Each phase is journaled (`journal.rs`, the upgrade's record on disk) before it starts and logs
 //! its duration. Nothing before `swap` changes which binary runs, and `swap` is a single rename,
 //! so an upgrade interrupted anywhere leaves `current` pointing at a complete binary; the journal
-//! tells the next supervisor how to finish.
-//! The launch and the health check that follow are the supervisor's.
+//! tells the next supervisor how to finish. The supervisor launches the node; what follows the
+//! launch is `probation.rs`.
 
+// The phases (the table above).
+mod app_preupgrade;
 mod backup;
+mod custom_preupgrade;
 mod fetch;
-pub mod journal;
-pub mod plugins;
-mod preupgrade;
+pub mod probation;
 mod resolve;
-mod rollback;
 mod stop;
-mod switch;
+mod swap;
+mod wait;
+
+pub mod journal;
+mod outcome;
+pub mod plugins;
+mod rollback;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,7 +58,8 @@ use crate::plugin::PluginSet;
 use crate::tree::backup::BackupError;
 use crate::tree::{Layout, LayoutError, Plan};
 use crate::upgrade::journal::{Journal, Phase};
-pub use resolve::{health_context, prepare, request};
+pub use outcome::Outcome;
+pub use resolve::{prepare, request};
 pub use rollback::{
     EXIT_ROLLED_BACK, FailedBefore, OnDisk, failed_before, failed_before_blocking, short,
 };
@@ -143,41 +155,29 @@ pub struct Upgrade<'a> {
 }
 
 impl Upgrade<'_> {
-    /// Applies `plan`. `node` is the running (or just exited) node to stop first. Returns false
-    /// if a stop request interrupted the upgrade (the journal keeps it for the next start).
-    pub async fn apply(
+    /// Applies `plan`. `node` is the running (or just exited) node to stop first.
+    pub async fn apply(&mut self, plan: Plan, manual: bool, node: Option<Child>) -> Outcome {
+        let result = self.pipeline(plan, manual, node).await;
+        Outcome::of(result, self.cfg.on_failed_upgrade)
+    }
+
+    /// The part of an upgrade after the switch: the app's pre-upgrade, then commit. The journal
+    /// must already record the upgrade.
+    pub async fn finish_after_swap(&mut self, plan: Plan) -> Outcome {
+        let result = self.after_swap(&plan).await;
+        Outcome::of(result, self.cfg.on_failed_upgrade)
+    }
+
+    /// The phases in order. Returns false if a stop request interrupted the upgrade (the journal
+    /// keeps it for the next start).
+    async fn pipeline(
         &mut self,
         plan: Plan,
         manual: bool,
         node: Option<Child>,
     ) -> Result<bool, UpgradeError> {
-        let upgrade = plan.name.clone();
-        let dir_name = self
-            .layout
-            .dir_name(&plan.name)
-            .map_err(tree_error(&upgrade))?;
-        let from = self.layout.current().map_err(tree_error(&upgrade))?;
-        let detect_lag = if manual {
-            // The chain reached the height of a manual plan: record it as the node would have.
-            self.layout.write_upgrade_info(&plan).map_err(|source| {
-                io_error(
-                    &plan,
-                    Phase::Detect,
-                    "cannot write upgrade-info.json",
-                    source,
-                )
-            })?;
-            Duration::ZERO
-        } else {
-            file_age(&self.layout.upgrade_info_path())
-        };
-        tracing::info!(upgrade = %plan.name, height = plan.height, from = from.label(), to = %dir_name, "upgrade starting");
         let started = Instant::now();
-        self.journal
-            .begin(&plan, &dir_name, from.label())
-            .map_err(|source| io_error(&plan, Phase::Detect, "cannot write the journal", source))?;
-        self.enter(&plan, Phase::Detect)?;
-        self.done(Phase::Detect, detect_lag);
+        let dir_name = self.detect(&plan, manual)?;
         // Resolving needs nothing the stop changes, so it runs while the node stops (and during
         // the delay and backup). A custom pre-upgrade script may stage the binary itself: with
         // one, the resolvers run after it, in their phase.
@@ -197,39 +197,94 @@ impl Upgrade<'_> {
         if self.signals.stop_requested() || !self.phase_custom_preupgrade(&plan).await? {
             return Ok(false);
         }
-        // Resolve, fetch, and hold the switch while a resolver defers it. At the time it named
-        // — or at once, if that time passed while fetching — the chain is asked again, with the
-        // request it was first given (what was staged before wasmvisor's own fetch): it may
-        // defer again, refuse, or name another binary.
+        if !self.resolve_and_fetch(&plan, &dir_name, early).await? {
+            return Ok(false);
+        }
+        if !self.ready_to_swap(&plan, &dir_name).await? {
+            return Ok(false);
+        }
+        self.phase_swap(&plan, &dir_name)?;
+        let done = self.after_swap(&plan).await?;
+        if done {
+            tracing::info!(upgrade = %plan.name, took = %crate::duration::format(started.elapsed()), "upgrade complete");
+        }
+        Ok(done)
+    }
+
+    /// The detect phase: a manual plan is recorded as the node would have written it, and the
+    /// journal begins. Returns the upgrade's folder name.
+    fn detect(&mut self, plan: &Plan, manual: bool) -> Result<String, UpgradeError> {
+        let dir_name = self
+            .layout
+            .dir_name(&plan.name)
+            .map_err(tree_error(&plan.name))?;
+        let from = self.layout.current().map_err(tree_error(&plan.name))?;
+        let detect_lag = if manual {
+            // The chain reached the height of a manual plan: record it as the node would have.
+            self.layout.write_upgrade_info(plan).map_err(|source| {
+                io_error(
+                    plan,
+                    Phase::Detect,
+                    "cannot write upgrade-info.json",
+                    source,
+                )
+            })?;
+            Duration::ZERO
+        } else {
+            file_age(&self.layout.upgrade_info_path())
+        };
+        tracing::info!(upgrade = %plan.name, height = plan.height, from = from.label(), to = %dir_name, "upgrade starting");
+        self.journal
+            .begin(plan, &dir_name, from.label())
+            .map_err(|source| io_error(plan, Phase::Detect, "cannot write the journal", source))?;
+        self.enter(plan, Phase::Detect)?;
+        self.done(Phase::Detect, detect_lag);
+        Ok(dir_name)
+    }
+
+    /// Resolve, fetch, and hold the switch while a resolver defers it. At the time it named —
+    /// or at once, if that time passed while fetching — the chain is asked again, with the
+    /// request it was first given (what was staged before wasmvisor's own fetch): it may defer
+    /// again, refuse, or name another binary. Returns false if a stop request interrupted it.
+    async fn resolve_and_fetch(
+        &mut self,
+        plan: &Plan,
+        dir_name: &str,
+        early: Option<resolve::Pending>,
+    ) -> Result<bool, UpgradeError> {
         let mut pending = early;
         let mut fetched: Option<String> = None;
         loop {
-            let Some(chosen) = self.phase_resolve(&plan, &dir_name, pending.take()).await? else {
+            let Some(chosen) = self.phase_resolve(plan, dir_name, pending.take()).await? else {
                 return Ok(false);
             };
             if fetched.as_deref() != Some(chosen.decision.as_str()) {
                 if let Some(artifacts) = chosen.artifacts
-                    && !self.phase_fetch(&plan, &dir_name, artifacts).await?
+                    && !self.phase_fetch(plan, dir_name, artifacts).await?
                 {
                     return Ok(false);
                 }
                 fetched = Some(chosen.decision);
             }
             let Some(waiting) = chosen.not_before else {
-                break;
+                return Ok(true);
             };
             // A time already past when the chain was asked holds nothing back.
             if waiting.until_unix <= chosen.asked_unix {
-                break;
+                return Ok(true);
             }
-            if waiting.until_unix > resolve::now_unix() && !self.phase_wait(&plan, waiting).await? {
+            if waiting.until_unix > resolve::now_unix() && !self.phase_wait(plan, waiting).await? {
                 return Ok(false);
             }
-            pending = Some(self.ask(&plan, Some(chosen.request)));
+            pending = Some(self.ask(plan, Some(chosen.request)));
         }
-        // Every plugin compiled (they compile in the background from the start): a health check
-        // that cannot run would judge the new binary unhealthy, so the switch waits for them and
-        // does not happen if one failed.
+    }
+
+    /// Before the swap: every plugin compiled (they compile in the background from the start;
+    /// a health check that cannot run would judge the new binary unhealthy, so the switch
+    /// waits for them and does not happen if one failed), and the binary about to run did not
+    /// fail for this upgrade before. Returns false if a stop request interrupted the wait.
+    async fn ready_to_swap(&mut self, plan: &Plan, dir_name: &str) -> Result<bool, UpgradeError> {
         let plugins = self.plugins.clone();
         let compiling = tokio::spawn(crate::plugin::off_runtime(move || plugins.compile_errors()));
         let Some(compiled) = self.signals.until_stop(compiling).await else {
@@ -253,32 +308,26 @@ impl Upgrade<'_> {
                 ),
             });
         }
-        if let Some(failed) = failed_before(self.layout, self.journal, &plan)
+        if let Some(failed) = failed_before(self.layout, self.journal, plan)
             .await
             .into_failure()
         {
             return Err(UpgradeError::FailedBefore {
                 upgrade: plan.name.clone(),
-                dir: dir_name,
+                dir: dir_name.to_string(),
                 sha256: failed.sha256,
                 reason: failed.reason,
             });
         }
-        self.phase_swap(&plan, &dir_name)?;
-        let done = self.finish_after_swap(plan.clone()).await?;
-        if done {
-            tracing::info!(upgrade = %upgrade, took = %crate::duration::format(started.elapsed()), "upgrade complete");
-        }
-        Ok(done)
+        Ok(true)
     }
 
-    /// The part of an upgrade after the switch: the app's pre-upgrade, then commit. The journal
-    /// must already record the upgrade.
-    pub async fn finish_after_swap(&mut self, plan: Plan) -> Result<bool, UpgradeError> {
-        if !self.phase_app_preupgrade(&plan).await? {
+    /// The app's pre-upgrade, then commit. Returns false if a stop request interrupted it.
+    async fn after_swap(&mut self, plan: &Plan) -> Result<bool, UpgradeError> {
+        if !self.phase_app_preupgrade(plan).await? {
             return Ok(false);
         }
-        self.phase_commit(&plan)?;
+        self.phase_commit(plan)?;
         Ok(true)
     }
 

@@ -2,7 +2,7 @@
 //! the platform and the upgrade folder; it is built on the plugin thread (describing a staged
 //! binary may hash it). Resolution starts while the node stops.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Upgrade, UpgradeError, tree_error};
 use crate::config::Config;
@@ -86,53 +86,6 @@ impl Upgrade<'_> {
         }))
     }
 
-    /// Holds the switch until `waiting.until_unix`; the node stays halted. Returns false if a
-    /// stop request came first (the journal keeps the upgrade: the next start asks again).
-    pub(super) async fn phase_wait(
-        &mut self,
-        plan: &Plan,
-        waiting: Waiting,
-    ) -> Result<bool, UpgradeError> {
-        self.enter(plan, Phase::Wait)?;
-        let t = Instant::now();
-        let until = crate::logging::rfc3339(waiting.until_unix);
-        tracing::warn!(upgrade = %plan.name, until = %until, resolver = %waiting.by, reason = %waiting.reason, "the switch waits: the node stays halted until then");
-        self.observer
-            .phase(&plan.name, &format!("wait until {until} ({})", waiting.by));
-        let until_unix = waiting.until_unix;
-        self.journal.wait(Some(waiting)).map_err(|source| {
-            super::io_error(plan, Phase::Wait, "cannot write the journal", source)
-        })?;
-        // By the wall clock, in steps of at most a minute: a clock set forward (NTP, a resumed
-        // VM) ends the wait on time, and no timer is asked for years ahead.
-        let mut stopped = false;
-        loop {
-            let left = until_unix.saturating_sub(now_unix());
-            if left == 0 {
-                break;
-            }
-            let step = Duration::from_secs(left.min(60)) + Duration::from_millis(50);
-            if self
-                .signals
-                .until_stop(tokio::time::sleep(step))
-                .await
-                .is_none()
-            {
-                stopped = true;
-                break;
-            }
-        }
-        if stopped {
-            // The record stays: `status` shows the wait until a restart asks the resolvers again.
-            return Ok(false);
-        }
-        self.journal.wait(None).map_err(|source| {
-            super::io_error(plan, Phase::Wait, "cannot write the journal", source)
-        })?;
-        self.done(Phase::Wait, t.elapsed());
-        Ok(true)
-    }
-
     /// Starts asking the resolvers about `plan` in the background.
     /// Describing the staged binary may hash it (for policy resolvers), so the request is built
     /// on the plugin thread too, never on the runtime's.
@@ -173,7 +126,7 @@ pub fn now_unix() -> u64 {
 }
 
 /// The WIT form of a plan.
-fn wit_plan(plan: &Plan) -> plugin::Plan {
+pub(super) fn wit_plan(plan: &Plan) -> plugin::Plan {
     plugin::Plan {
         name: plan.name.clone(),
         height: plan.height,
@@ -223,15 +176,6 @@ fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, Strin
         has_binary,
         sha256,
     })
-}
-
-/// The health checks' context for the node launched by `plan`'s upgrade.
-pub fn health_context(plan: &Plan, elapsed_ms: u64, attempt: u32) -> plugin::HealthContext {
-    plugin::HealthContext {
-        plan: wit_plan(plan),
-        elapsed_ms,
-        attempt,
-    }
 }
 
 /// Resolves `plan` and, if the resolvers want artifacts, fetches and installs them: what

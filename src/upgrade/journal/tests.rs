@@ -315,7 +315,7 @@ fn an_unreadable_journal_is_reported_and_replaced_by_a_fresh_one() {
 #[test]
 fn a_missing_journal_is_an_empty_one() {
     let tmp = tempfile::tempdir().unwrap();
-    assert_eq!(read(&open_dir(tmp.path())), Ok(State::default()));
+    assert_eq!(read(&open_dir(tmp.path())).unwrap(), State::default());
     let (journal, warning) = Journal::open(open_dir(tmp.path()));
     assert_eq!((journal.state, warning), (State::default(), None));
     assert!(!file(&tmp).exists(), "opening writes nothing");

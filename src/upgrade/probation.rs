@@ -1,0 +1,204 @@
+//! After the switch: the new binary's launch is journaled, and the node is on probation until it
+//! proves itself — the health plugins, asked every interval until one verdict is final or the
+//! deadline passes, or without any, `WASMVISOR_UPGRADE_PROBATION`. A failure on probation is a
+//! failed upgrade. The verdict is logged, journaled and acted on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::journal::{self, HealthRecord, Journal, Phase};
+use crate::config::Config;
+use crate::observe::Observer;
+use crate::plugin::{self, Health, OnUnhealthy, PluginSet};
+use crate::tree::Plan;
+
+/// Exit status when the health check fails and `on-unhealthy = "exit"`.
+pub const HEALTH_EXIT_CODE: i32 = 3;
+
+/// An upgraded node that has not yet proved itself: a failure now is a failed upgrade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probation {
+    pub plan: Plan,
+    pub launched: Instant,
+    /// When it ends without a health check (`WASMVISOR_UPGRADE_PROBATION`); with one, it ends
+    /// at the verdict.
+    pub until: Option<tokio::time::Instant>,
+}
+
+/// The health checks' verdict, while they run.
+pub type Verdict = JoinHandle<HealthRecord>;
+
+/// The upgraded node launched (`spawn_took` after `launched`): journals the launch and the
+/// probation window, tells the observer the downtime, and puts the node on probation — judged
+/// by the health checks when there are any (their task is returned), else for
+/// `WASMVISOR_UPGRADE_PROBATION`.
+pub fn begin(
+    plugins: &Arc<PluginSet>,
+    cfg: &Config,
+    journal: &mut Journal,
+    observer: &Observer,
+    plan: Plan,
+    launched: Instant,
+    spawn_took: Duration,
+) -> (Probation, Option<Verdict>) {
+    tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
+    let window = match plugins.health.iter().map(|h| h.spec.deadline).max() {
+        Some(deadline) => deadline,
+        None => cfg.probation,
+    };
+    if let Err(e) = journal.record_launch(spawn_took, window) {
+        tracing::warn!("cannot journal the launch: {e}");
+    }
+    if let Some(last) = &journal.state.last {
+        let ms: f64 = last
+            .phases
+            .iter()
+            .filter(|p| p.phase != Phase::Health)
+            .map(|p| p.ms)
+            .sum();
+        observer.downtime(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let (until, verdict) = if plugins.health.is_empty() {
+        tracing::info!(
+            probation = %crate::duration::format(cfg.probation),
+            "the upgraded node is on probation: a failure before it ends is a failed upgrade"
+        );
+        (
+            Some(tokio::time::Instant::from_std(launched + cfg.probation)),
+            None,
+        )
+    } else {
+        journal.checkpoint("health");
+        let task = tokio::spawn(check_until_final(plugins.clone(), plan.clone(), launched));
+        (None, Some(task))
+    };
+    let probation = Probation {
+        plan,
+        launched,
+        until,
+    };
+    (probation, verdict)
+}
+
+/// The probation is over without a verdict against the node: its time passed, or a relaunch
+/// ended it.
+pub fn end(journal: &mut Journal) {
+    if let Err(e) = journal.end_probation() {
+        tracing::warn!("cannot journal the end of the probation: {e}");
+    }
+}
+
+/// The health checks' context for the node launched by `plan`'s upgrade.
+pub fn health_context(plan: &Plan, elapsed_ms: u64, attempt: u32) -> plugin::HealthContext {
+    plugin::HealthContext {
+        plan: super::resolve::wit_plan(plan),
+        elapsed_ms,
+        attempt,
+    }
+}
+
+/// Asks the health checks every interval until one verdict is final or the deadline passes.
+async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -> HealthRecord {
+    let interval = set
+        .health
+        .iter()
+        .map(|h| h.spec.interval)
+        .min()
+        .unwrap_or(Duration::from_secs(2));
+    let deadline = set
+        .health
+        .iter()
+        .map(|h| h.spec.deadline)
+        .max()
+        .unwrap_or(Duration::from_secs(300));
+    let ms = |d: Duration| journal::ms(d);
+    let mut first_answer = None;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let context = health_context(&plan, launched.elapsed().as_millis() as u64, attempt);
+        let s = set.clone();
+        let answer = crate::plugin::off_runtime(move || s.check(&context))
+            .await
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        first_answer.get_or_insert_with(|| ms(launched.elapsed()));
+        let record = |healthy: bool, detail: String| HealthRecord {
+            healthy,
+            detail,
+            after_ms: ms(launched.elapsed()),
+            first_answer_ms: first_answer,
+            checks: attempt,
+        };
+        let last = match answer {
+            Ok(Health::Healthy(t)) => return record(true, t),
+            Ok(Health::Unhealthy(t)) => return record(false, t),
+            Ok(Health::Pending(t)) => {
+                tracing::debug!(attempt, "health: {t}");
+                t
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                e
+            }
+        };
+        if launched.elapsed() + interval > deadline {
+            return record(
+                false,
+                format!(
+                    "no healthy answer within {}; last: {last}",
+                    crate::duration::format(deadline)
+                ),
+            );
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Logs and journals the verdict, and ends the upgraded node's probation. Returns what to do:
+/// nothing for a healthy node, else the strongest `on-unhealthy` of the health checks.
+pub fn on_verdict(
+    set: &PluginSet,
+    cfg: &Config,
+    journal: &mut Journal,
+    verdict: HealthRecord,
+) -> Option<OnUnhealthy> {
+    let action = (!verdict.healthy).then(|| {
+        set.health
+            .iter()
+            .map(|h| super::plugins::on_unhealthy(&h.spec, cfg))
+            .max()
+            .unwrap_or(OnUnhealthy::Warn)
+    });
+    match action {
+        None => tracing::info!(
+            after_ms = verdict.after_ms,
+            first_answer_ms = verdict.first_answer_ms,
+            checks = verdict.checks,
+            "upgraded node is healthy: {}",
+            verdict.detail
+        ),
+        Some(action) => tracing::error!(
+            after_ms = verdict.after_ms,
+            checks = verdict.checks,
+            "upgraded node is UNHEALTHY: {}; on-unhealthy = {}{}",
+            verdict.detail,
+            action.name(),
+            match action {
+                OnUnhealthy::Warn => ": supervising on",
+                OnUnhealthy::Exit => ": stopping the node",
+                OnUnhealthy::Rollback => ": rolling the upgrade back",
+            }
+        ),
+    }
+    if let Err(e) = journal.record_health(verdict) {
+        tracing::warn!("cannot journal the health verdict: {e}");
+    }
+    // A rollback ends the probation itself, once journaled: until then a restart must still
+    // see the node on probation.
+    if action != Some(OnUnhealthy::Rollback) {
+        end(journal);
+    }
+    action
+}
