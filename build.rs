@@ -3,7 +3,8 @@
 //! - the plugins in `plugins/` as WebAssembly components (`wasm32-wasip2`, release): the bundled
 //!   default plugins are embedded in the binary, and the tests find the others in
 //!   `WASMVISOR_PLUGINS_DIR`. They are their own workspace, built by a nested cargo into
-//!   `<target>/wasm-plugins`; when the `wasm32-wasip2` target is missing, it is added with rustup.
+//!   `<target>/wasm-plugins`; the `wasm32-wasip2` target must be installed (`rustup target add
+//!   wasm32-wasip2`: the README's first command does).
 //! - the node simulator (`tests/sim`, release) that `demo`, the tests and the benchmarks
 //!   supervise, into `<target>/sim`: `WASMVISOR_SIM` is its path.
 
@@ -118,7 +119,7 @@ fn run(mut cmd: Command, what: &str) {
     }
 }
 
-/// Adds the wasm32-wasip2 standard library with rustup when it is missing.
+/// Checks that the wasm32-wasip2 standard library is installed.
 fn ensure_target() {
     let sysroot = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])
@@ -128,17 +129,10 @@ fn ensure_target() {
     let installed = sysroot
         .as_deref()
         .is_some_and(|s| Path::new(s).join("lib/rustlib").join(TARGET).is_dir());
-    if installed {
-        return;
-    }
-    println!("cargo:warning=installing the {TARGET} target with rustup to build the plugins");
-    let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        other => panic!(
-            "the {TARGET} target is missing and `rustup target add {TARGET}` failed ({other:?}); install it by hand"
-        ),
-    }
+    // Installing toolchains is the machine's business (the README's first command, .ci/run),
+    // not a build's.
+    assert!(
+        installed,
+        "the {TARGET} target is missing: the plugins are built for it. Install it with `rustup target add {TARGET}`, then build again"
+    );
 }

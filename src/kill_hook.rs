@@ -2,6 +2,9 @@
 //! that point. The journal names its points (each phase, `<phase>:end`, `commit`, the rollback's
 //! steps); a restore names its own (`restore:aside`, `restore:swapped`). A leaf of its own so
 //! that the disk code and the upgrade's journal share it without depending on each other.
+//!
+//! Only in builds with the `test-hooks` feature (the tests' own): elsewhere no point is ever
+//! named and the variable is not read.
 
 /// Test hook: `<phase>` kills the supervisor with SIGKILL right after that phase is journaled,
 /// `<phase>:end` right after the phase's work is done. Used by the crash-convergence tests.
@@ -9,13 +12,16 @@ pub const KILL_HOOK_ENV: &str = "WASMVISOR_TEST_KILL_AT";
 
 /// The point the hook kills at, read once (none when unset or empty).
 pub fn kill_at() -> Option<String> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
     std::env::var(KILL_HOOK_ENV).ok().filter(|v| !v.is_empty())
 }
 
 /// The test hook outside the journal's own points (inside a restore): kills the process when
 /// `WASMVISOR_TEST_KILL_AT` names `point`.
 pub fn kill_hook(point: &str) {
-    if std::env::var(KILL_HOOK_ENV).is_ok_and(|v| v == point) {
+    if kill_at().is_some_and(|v| v == point) {
         die_at(point);
     }
 }
