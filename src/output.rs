@@ -37,7 +37,8 @@ pub fn shorten(text: &str, max: usize) -> String {
 }
 
 /// Prints a line on stdout. A reader that went away (`| head`) ends the output quietly; any other
-/// failure (a full disk) is an error for the command to report.
+/// failure (a full disk) is an error for the command to report. (A `String` error: only the
+/// commands print, and what they do with it is show it.)
 pub fn line(text: impl Display) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{text}").and_then(|()| out.flush()) {

@@ -184,7 +184,8 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
             }
             // Without a tree (`plugin call` anywhere), nothing is staged.
             let layout = Layout::open(cfg).ok();
-            let request = crate::upgrade::request(&set, cfg, layout.as_ref(), &plan)?;
+            let request = crate::upgrade::request(&set, cfg, layout.as_ref(), &plan)
+                .map_err(|e| e.to_string())?;
             let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
             said_no = resolution.refusal().is_some();
             let mut answer = decision_json(&resolution.decision);

@@ -114,7 +114,17 @@ impl Metrics {
             backup_duration: F64Gauge::default(),
             backup_bytes: Family::default(),
         };
-        let r = &mut registry;
+        m.register_node(&mut registry);
+        m.register_upgrades(&mut registry);
+        m.register_plugins_and_backups(&mut registry);
+        // Healthy until a verdict says otherwise: an alert on 0 means an unhealthy verdict.
+        m.health_healthy.set(1);
+        Metrics { registry, ..m }
+    }
+
+    /// The binary and the node.
+    fn register_node(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "current_binary",
             "The binary `current` points at (1 for the one series)",
@@ -141,6 +151,11 @@ impl Metrics {
             "Relaunches of a node that died outside an upgrade",
             m.node_restarts.clone(),
         );
+    }
+
+    /// The upgrades, their phases and verdicts.
+    fn register_upgrades(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "upgrades",
             "Upgrades by result: success, rolled_back, failed (exited), refused",
@@ -168,6 +183,12 @@ impl Metrics {
             "0 when the last health verdict on an upgraded node was unhealthy, else 1",
             m.health_healthy.clone(),
         );
+    }
+
+    /// The plugins' calls, the chain's height and the snapshot backups (in this order: the
+    /// exposition lists metrics as they were registered).
+    fn register_plugins_and_backups(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "plugins_unusable",
             "Configured plugins whose background compilation failed: the next upgrade will be refused until they are fixed",
@@ -202,9 +223,6 @@ impl Metrics {
             Unit::Bytes,
             m.backup_bytes.clone(),
         );
-        // Healthy until a verdict says otherwise: an alert on 0 means an unhealthy verdict.
-        m.health_healthy.set(1);
-        Metrics { registry, ..m }
     }
 
     /// The Prometheus text format.

@@ -302,7 +302,8 @@ impl Observer {
     }
 
     /// Why the node is not ready for traffic, if it is not: the node must run, no upgrade may be
-    /// under way, and the last health verdict must not be unhealthy.
+    /// under way, and the last health verdict must not be unhealthy. Both sides are the text
+    /// `/readyz` answers with.
     pub fn readiness(&self) -> Result<String, String> {
         let s = self
             .0

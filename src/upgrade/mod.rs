@@ -91,8 +91,23 @@ pub enum UpgradeError {
         script: PathBuf,
         outcome: String,
     },
+    #[error(
+        "upgrade {upgrade:?}: {} plugin(s) cannot be used: {}; fix plugins.toml or the plugin, then restart wasmvisor; `current` is unchanged",
+        .errors.len(),
+        lines(.errors)
+    )]
+    Unusable {
+        upgrade: String,
+        errors: Vec<crate::plugin::PluginError>,
+    },
+    /// The thread compiling the plugins ended without an answer.
     #[error("upgrade {upgrade:?}: {message}; `current` is unchanged")]
-    Plugin { upgrade: String, message: String },
+    Compile { upgrade: String, message: String },
+    #[error("upgrade {upgrade:?}: {source}; `current` is unchanged")]
+    Resolve {
+        upgrade: String,
+        source: Box<resolve::ResolveError>,
+    },
     #[error(
         "upgrade {upgrade:?}: resolver {by} refused it: {reason}; `current` is unchanged (stage the binary with add-upgrade, or fix the plugin configuration, then restart wasmvisor)"
     )]
@@ -293,19 +308,14 @@ impl Upgrade<'_> {
         let errors = compiled
             .map_err(|e| e.to_string())
             .and_then(|r| r)
-            .map_err(|message| UpgradeError::Plugin {
+            .map_err(|message| UpgradeError::Compile {
                 upgrade: plan.name.clone(),
                 message,
             })?;
         if !errors.is_empty() {
-            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Err(UpgradeError::Plugin {
+            return Err(UpgradeError::Unusable {
                 upgrade: plan.name.clone(),
-                message: format!(
-                    "{} plugin(s) cannot be used: {}; fix plugins.toml or the plugin, then restart wasmvisor",
-                    errors.len(),
-                    lines.join("; ")
-                ),
+                errors,
             });
         }
         if let Some(failed) = failed_before(self.layout, self.journal, plan)
@@ -344,6 +354,12 @@ impl Upgrade<'_> {
         self.observer.phase_done(phase.name(), took);
         self.journal.done(phase, took);
     }
+}
+
+/// The plugins' errors, one after the other.
+fn lines(errors: &[crate::plugin::PluginError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("; ")
 }
 
 /// Wraps an error of the tree as the upgrade's.

@@ -2,18 +2,70 @@
 //! the platform and the upgrade folder; it is built on the plugin thread (describing a staged
 //! binary may hash it). Resolution starts while the node stops.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{Upgrade, UpgradeError, tree_error};
+use crate::artifact::StageError;
 use crate::config::Config;
-use crate::plugin::{self, Artifact, Decision, PluginSet, Request, Resolution, Staged};
-use crate::tree::{Current, Layout, Plan};
+use crate::plugin::{
+    self, Artifact, Decision, Deferral, PluginError, PluginSet, Request, Resolution, Staged,
+};
+use crate::tree::{Current, Layout, LayoutError, NameError, Plan};
 use crate::upgrade::journal::{Phase, Waiting};
 
 /// The resolvers' answer, computed in the background, with the request they were asked (asked
 /// again after a wait, the chain is given the same one: what was staged before wasmvisor's own
 /// fetch) and when (Unix seconds).
-pub(super) type Pending = tokio::task::JoinHandle<Result<(Resolution, Request, u64), String>>;
+pub(super) type Pending = tokio::task::JoinHandle<Result<(Resolution, Request, u64), ResolveError>>;
+
+/// Why the resolvers could not be asked, or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: crate::fs::ReadError,
+    },
+    #[error("{0}; policy plugins fail closed")]
+    Plugin(PluginError),
+    /// The plugin thread, or the task awaiting it, ended without an answer.
+    #[error("the resolution task failed: {0}")]
+    Task(String),
+}
+
+/// What a resolution asks of the host. The chain of resolvers never leaves a deferral as its
+/// decision (it keeps it as `not_before`), so a final decision is one of these.
+#[derive(Debug)]
+enum Action {
+    UseStaged,
+    Fetch(Vec<Artifact>),
+    Refuse(String),
+    /// No resolver named a binary.
+    Unresolved(String),
+}
+
+impl Action {
+    fn of(decision: Decision) -> Action {
+        match decision {
+            Decision::UseStaged => Action::UseStaged,
+            Decision::Fetch(list) => Action::Fetch(list),
+            Decision::Refuse(reason) => Action::Refuse(reason),
+            Decision::Unresolved(reason) => Action::Unresolved(reason),
+            // Never left in force by the chain; were it, nothing was chosen.
+            Decision::NotBefore(d) => Action::Unresolved(format!(
+                "only a deferral until {} was given ({})",
+                crate::logging::rfc3339(d.at),
+                d.reason
+            )),
+        }
+    }
+}
 
 /// What the resolvers chose: the artifacts to fetch (`None`: the staged binary), and the time
 /// the switch must wait for.
@@ -45,32 +97,31 @@ impl Upgrade<'_> {
             return Ok(None);
         };
         let (resolution, request, asked_unix) = answer
-            .map_err(|e| format!("the resolution task failed: {e}"))
+            .map_err(|e| ResolveError::Task(e.to_string()))
             .and_then(|r| r)
-            .map_err(|message| UpgradeError::Plugin {
+            .map_err(|source| UpgradeError::Resolve {
                 upgrade: plan.name.clone(),
-                message,
+                source: Box::new(source),
             })?;
         let by = resolution.by.clone();
         let target = Current::Upgrade(dir_name.to_string());
         let decision = format!("{:?}", resolution.decision);
-        let artifacts = match resolution.decision {
-            Decision::UseStaged => {
+        let artifacts = match Action::of(resolution.decision) {
+            Action::UseStaged => {
                 self.layout
                     .check_binary(&target)
                     .map_err(tree_error(&plan.name))?;
                 tracing::info!(binary = %self.layout.binary_path(&target).display(), resolver = %by, "upgrade binary found");
                 None
             }
-            Decision::Refuse(reason) | Decision::Unresolved(reason) => {
+            Action::Refuse(reason) | Action::Unresolved(reason) => {
                 return Err(UpgradeError::Refused {
                     upgrade: plan.name.clone(),
                     by,
                     reason,
                 });
             }
-            Decision::Fetch(list) => Some(list),
-            Decision::NotBefore(_) => unreachable!("the chain never leaves a deferral in force"),
+            Action::Fetch(list) => Some(list),
         };
         self.done(Phase::Resolve, t.elapsed());
         Ok(Some(Chosen {
@@ -102,17 +153,16 @@ impl Upgrade<'_> {
                 let request = match asked {
                     Some(r) => r,
                     None => {
-                        let layout = Layout::open(&cfg).map_err(|e| e.to_string())?;
+                        let layout = Layout::open(&cfg)?;
                         request(&set, &cfg, Some(&layout), &plan)?
                     }
                 };
                 let asked_unix = now_unix();
-                let resolution = set
-                    .resolve(&request)
-                    .map_err(|e| format!("{e}; policy plugins fail closed"))?;
+                let resolution = set.resolve(&request).map_err(ResolveError::Plugin)?;
                 Ok((resolution, request, asked_unix))
             })
             .await
+            .map_err(|e| ResolveError::Task(e.to_string()))
             .and_then(|r| r)
         })
     }
@@ -141,7 +191,7 @@ pub fn request(
     cfg: &Config,
     layout: Option<&Layout>,
     plan: &Plan,
-) -> Result<Request, String> {
+) -> Result<Request, ResolveError> {
     let staged = match layout {
         Some(layout) => Some(staged(set, layout, plan)?),
         None => None,
@@ -158,16 +208,16 @@ pub fn request(
 
 /// What the tree holds for `plan`: its folder, whether a binary is there, and its sha256 when a
 /// resolver other than the bundled one may look at it.
-fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, String> {
-    let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
+fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, ResolveError> {
+    let dir = layout.dir_name(&plan.name)?;
     let target = Current::Upgrade(dir.clone());
     let has_binary = layout.check_binary(&target).is_ok();
     let sha256 = if has_binary && !set.only_default_resolver() {
         let path = layout.binary_path(&target);
-        Some(
-            crate::fs::sha256_path(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-        )
+        match crate::fs::sha256_path(&path) {
+            Ok(sha256) => Some(sha256),
+            Err(source) => return Err(ResolveError::Unreadable { path, source }),
+        }
     } else {
         None
     };
@@ -178,40 +228,81 @@ fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, Strin
     })
 }
 
+/// What `prepare` did.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The binary's place, `upgrades/<dir>/bin/<daemon>`.
+    pub binary: String,
+    /// It was fetched (else it was already staged).
+    pub downloaded: bool,
+    /// A resolver's hold on the switch, and its name.
+    pub held: Option<(Deferral, String)>,
+}
+
+impl fmt::Display for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.downloaded {
+            true => write!(f, "{} downloaded, verified and staged", self.binary)?,
+            false => write!(f, "{} is staged", self.binary)?,
+        }
+        match &self.held {
+            Some((d, by)) => write!(
+                f,
+                "; resolver {by} holds the switch until {} ({})",
+                crate::logging::rfc3339(d.at),
+                d.reason
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why `prepare` could not stage the binary.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Request(#[from] ResolveError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("resolver {by} chose the staged binary: {source}")]
+    StagedUnusable { by: String, source: LayoutError },
+    #[error("resolver {by} refused: {reason}")]
+    Refused { by: String, reason: String },
+    #[error("no resolver named a binary: {by}: {reason}")]
+    Unresolved { by: String, reason: String },
+    #[error(transparent)]
+    Stage(#[from] StageError),
+}
+
 /// Resolves `plan` and, if the resolvers want artifacts, fetches and installs them: what
-/// `prepare-upgrade` and the supervisor's preparation ahead of a manual halt do. Returns what
-/// was done, in words.
-pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<String, String> {
-    let layout = Layout::open(cfg).map_err(|e| e.to_string())?;
-    let dir = layout.dir_name(&plan.name).map_err(|e| e.to_string())?;
+/// `prepare-upgrade` and the supervisor's preparation ahead of a manual halt do.
+pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<Prepared, PrepareError> {
+    let layout = Layout::open(cfg)?;
+    let dir = layout.dir_name(&plan.name)?;
     let request = request(set, cfg, Some(&layout), plan)?;
-    let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
-    let by = &resolution.by;
-    let binary = format!("upgrades/{dir}/bin/{}", cfg.name);
-    let done = match &resolution.decision {
-        Decision::UseStaged => {
-            layout
-                .check_binary(&Current::Upgrade(dir.clone()))
-                .map_err(|e| format!("resolver {by} chose the staged binary: {e}"))?;
-            format!("{binary} is staged")
+    let resolution = set.resolve(&request)?;
+    let by = resolution.by;
+    let downloaded = match Action::of(resolution.decision) {
+        Action::UseStaged => {
+            if let Err(source) = layout.check_binary(&Current::Upgrade(dir.clone())) {
+                return Err(PrepareError::StagedUnusable { by, source });
+            }
+            false
         }
-        Decision::Refuse(reason) => return Err(format!("resolver {by} refused: {reason}")),
-        Decision::Unresolved(reason) => {
-            return Err(format!("no resolver named a binary: {by}: {reason}"));
+        Action::Refuse(reason) => return Err(PrepareError::Refused { by, reason }),
+        Action::Unresolved(reason) => return Err(PrepareError::Unresolved { by, reason }),
+        Action::Fetch(list) => {
+            crate::artifact::stage(set, cfg, &layout, &dir, &list, &set.cancel)?;
+            true
         }
-        Decision::Fetch(list) => {
-            crate::artifact::stage(set, cfg, &layout, &dir, list, &set.cancel)
-                .map_err(|e| e.to_string())?;
-            format!("{binary} downloaded, verified and staged")
-        }
-        Decision::NotBefore(_) => unreachable!("the chain never leaves a deferral in force"),
     };
-    Ok(match &resolution.not_before {
-        Some((d, by)) => format!(
-            "{done}; resolver {by} holds the switch until {} ({})",
-            crate::logging::rfc3339(d.at),
-            d.reason
-        ),
-        None => done,
+    Ok(Prepared {
+        binary: format!("upgrades/{dir}/bin/{}", cfg.name),
+        downloaded,
+        held: resolution.not_before,
     })
 }

@@ -194,7 +194,7 @@ impl Manual {
             let result =
                 crate::plugin::off_runtime(move || crate::upgrade::prepare(&set, &cfg, &plan))
                     .await
-                    .and_then(|r| r);
+                    .and_then(|r| r.map_err(|e| e.to_string()));
             match result {
                 Ok(done) => tracing::info!(upgrade = %name, "prepared ahead of the halt: {done}"),
                 Err(e) => {
