@@ -1,10 +1,21 @@
-//! The wall clock as the records on disk keep it: Unix milliseconds.
+//! The wall clock as wasmvisor keeps it: time since the Unix epoch (zero for a clock set before
+//! it). The one reading of `SystemTime` outside the tests.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch (0 for a clock set before it).
-pub fn unix_ms() -> u64 {
+/// The time since the Unix epoch.
+pub fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Milliseconds since the Unix epoch, as the journal and the backup manifests stamp them.
+pub fn unix_ms() -> u64 {
+    since_epoch().as_millis() as u64
+}
+
+/// Seconds since the Unix epoch, as the resolvers' deferrals name a time.
+pub fn unix_secs() -> u64 {
+    since_epoch().as_secs()
 }

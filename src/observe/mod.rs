@@ -8,7 +8,7 @@ mod notify;
 mod serve;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub use serve::serve;
 
@@ -336,7 +336,5 @@ impl Observer {
 }
 
 fn unix_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::clock::since_epoch().as_secs_f64()
 }

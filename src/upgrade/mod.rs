@@ -288,7 +288,9 @@ impl Upgrade<'_> {
             if waiting.until_unix <= chosen.asked_unix {
                 return Ok(true);
             }
-            if waiting.until_unix > resolve::now_unix() && !self.phase_wait(plan, waiting).await? {
+            if waiting.until_unix > crate::clock::unix_secs()
+                && !self.phase_wait(plan, waiting).await?
+            {
                 return Ok(false);
             }
             pending = Some(self.ask(plan, Some(chosen.request)));

@@ -157,7 +157,7 @@ impl Upgrade<'_> {
                         request(&set, &cfg, Some(&layout), &plan)?
                     }
                 };
-                let asked_unix = now_unix();
+                let asked_unix = crate::clock::unix_secs();
                 let resolution = set.resolve(&request).map_err(ResolveError::Plugin)?;
                 Ok((resolution, request, asked_unix))
             })
@@ -166,13 +166,6 @@ impl Upgrade<'_> {
             .and_then(|r| r)
         })
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The WIT form of a plan.

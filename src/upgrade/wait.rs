@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::resolve::now_unix;
 use super::{Upgrade, UpgradeError};
+use crate::clock::unix_secs;
 use crate::tree::Plan;
 use crate::upgrade::journal::{Phase, Waiting};
 
@@ -30,7 +30,7 @@ impl Upgrade<'_> {
         // VM) ends the wait on time, and no timer is asked for years ahead.
         let mut stopped = false;
         loop {
-            let left = until_unix.saturating_sub(now_unix());
+            let left = until_unix.saturating_sub(unix_secs());
             if left == 0 {
                 break;
             }
