@@ -128,9 +128,10 @@ impl Rpc {
 }
 
 /// GETs `path` on `endpoint` and parses the body as JSON (for one-off queries).
-pub async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
-    let rpc = Rpc::new(endpoint, Duration::from_secs(10));
-    rpc.get_json(path).await.map_err(|e| e.to_string())
+pub async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, RpcError> {
+    Rpc::new(endpoint, Duration::from_secs(10))
+        .get_json(path)
+        .await
 }
 
 /// An IPv6 literal is bracketed in a URL.

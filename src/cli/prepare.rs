@@ -82,7 +82,7 @@ fn chain_or_pending(cfg: &Config, layout: &Layout) -> Result<Option<Plan>, Strin
             ));
             Ok(Some(plan))
         }
-        (Err(e), Err(_)) => Err(e),
+        (Err(e), Err(_)) => Err(e.to_string()),
     }
 }
 

@@ -4,7 +4,13 @@
 
 use proptest::prelude::*;
 
-use super::*;
+use super::exchange::{Exchange, Step};
+use super::frame::*;
+use super::hpack::{
+    Decoder, MAX_DECODED, MAX_INTEGER, TABLE_SIZE, entry_size, integer, read_integer,
+};
+use super::huffman::huffman_decode;
+use super::{Http2Error, Response};
 use crate::chain::edits;
 
 /// The frames of a valid gRPC answer, as one byte stream: SETTINGS, a PING, the headers split
@@ -42,7 +48,7 @@ fn valid_answer() -> Vec<u8> {
 }
 
 /// Reads `bytes` as the server's side of the connection, as `post` does.
-fn read_answer(mut bytes: &[u8], limit: usize) -> Result<Option<Response>, String> {
+fn read_answer(mut bytes: &[u8], limit: usize) -> Result<Option<Response>, Http2Error> {
     let mut exchange = Exchange::new(limit);
     while let Some((head, rest)) = bytes.split_first_chunk::<9>() {
         let (kind, flags, id, len) = parse_head(head)?;
@@ -51,7 +57,7 @@ fn read_answer(mut bytes: &[u8], limit: usize) -> Result<Option<Response>, Strin
         };
         bytes = rest;
         if let Step::Done = exchange.on_frame(kind, flags, id, payload)? {
-            return Ok(Some(exchange.response));
+            return Ok(Some(exchange.into_response()));
         }
     }
     Ok(None)

@@ -6,8 +6,9 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use super::abci::{abci_value, base64_decode};
+use super::proto::decode_response;
 use super::tests::response;
-use super::*;
 use crate::chain::edits;
 
 fn mutated() -> impl Strategy<Value = Vec<u8>> {
