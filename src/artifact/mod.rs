@@ -1,6 +1,7 @@
 //! The host side of downloads: an artifact a resolver chose is fetched by the configured sources
-//! (`fetch.rs`, into a file hashed as it grows: `output.rs`), verified, unpacked safely
-//! (`unpack.rs`) and installed as `upgrades/<dir>/bin/<DAEMON_NAME>` (`install.rs`).
+//! (`sources.rs`, into a file hashed as it grows: `download.rs`), verified (its checksums:
+//! `checksum.rs`), unpacked safely (`unpack/`, within the bounds of `guard/`) and installed as
+//! `upgrades/<dir>/bin/<DAEMON_NAME>` (`install.rs`).
 //!
 //! An artifact's URL is read as go-getter reads it (Cosmovisor's plans are written for
 //! go-getter): its `?checksum=` in any of go-getter's forms (a checksum file is fetched by the
@@ -13,27 +14,28 @@
 //! entry can land outside it. The binary is moved into place last: its presence means the
 //! installation is complete.
 
-mod fetch;
+mod checksum;
+mod download;
 mod guard;
 mod install;
-mod output;
+mod sources;
 mod unpack;
 
+use std::io;
 use std::time::Duration;
 
 use cap_std::fs::Dir;
 
-use wasmvisor_plugin_support::getter::{self, Archive, Checksum, Digest, Format, GetterUrl};
+use wasmvisor_plugin_support::getter::{self, Archive, Format, GetterUrl};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
-use crate::plugin::{ArchiveFormat, Artifact, HashAlgorithm, PluginSet};
+use crate::plugin::{ArchiveFormat, Artifact, PluginSet};
 use crate::tree::Layout;
-pub use fetch::FetchFailure;
-pub use output::Download;
-
-/// The largest checksum file read.
-const MAX_CHECKSUM_FILE: u64 = 1 << 20;
+pub use checksum::ChecksumError;
+pub use download::Download;
+pub use install::InstallError;
+pub use sources::{FetchFailure, Mismatch};
 
 /// Where partial downloads wait, per upgrade folder, under the cosmovisor root.
 pub const DOWNLOADS_DIR: &str = ".wasmvisor-downloads";
@@ -93,8 +95,39 @@ pub enum StageError {
     /// A stop request ended it; what was downloaded so far stays for the next start.
     #[error("stopped: wasmvisor is shutting down")]
     Cancelled,
-    #[error("{0}")]
-    Failed(String),
+    /// A source delivered bytes that do not match the checksum: no other artifact is tried.
+    #[error(transparent)]
+    Mismatch(Mismatch),
+    /// wasmvisor's downloads folder (or the upgrade's folder in it) could not be made.
+    #[error("{path}: {source}")]
+    Downloads { path: String, source: io::Error },
+    /// No artifact was staged: why, artifact by artifact.
+    #[error("{}", joined(.0))]
+    Failed(Vec<ArtifactFailure>),
+}
+
+/// Why one artifact of the resolver's list was not staged (the next one is tried).
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactFailure {
+    /// Its URL is not one go-getter reads (the getter's words).
+    #[error("{url}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("{url}: {source}")]
+    Checksum { url: String, source: ChecksumError },
+    #[error("{url} has no checksum and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on")]
+    NoChecksum { url: String },
+    #[error(transparent)]
+    Fetch(FetchFailure),
+    #[error("{url}: {source}")]
+    Install { url: String, source: InstallError },
+}
+
+fn joined(reasons: &[ArtifactFailure]) -> String {
+    reasons
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Fetches the first artifact that a source delivers and verifies, and installs it into
@@ -108,31 +141,74 @@ pub fn stage(
     artifacts: &[Artifact],
     cancel: &Cancel,
 ) -> Result<(), StageError> {
-    let limits = Limits::default();
-    let failed = |m: String| StageError::Failed(m);
-    let downloads = crate::fs::own_dir(&layout.root, DOWNLOADS_DIR)
-        .map_err(|e| failed(format!("{DOWNLOADS_DIR}: {e}")))?;
-    let work = crate::fs::own_dir(&downloads, dir)
-        .map_err(|e| failed(format!("{DOWNLOADS_DIR}/{dir}: {e}")))?;
+    let downloads = crate::fs::own_dir(&layout.root, DOWNLOADS_DIR).map_err(|source| {
+        StageError::Downloads {
+            path: DOWNLOADS_DIR.to_string(),
+            source,
+        }
+    })?;
+    let work = crate::fs::own_dir(&downloads, dir).map_err(|source| StageError::Downloads {
+        path: format!("{DOWNLOADS_DIR}/{dir}"),
+        source,
+    })?;
+    let stager = Stager {
+        plugins,
+        cfg,
+        layout,
+        dir,
+        work: &work,
+        limits: Limits::default(),
+        cancel,
+    };
     let mut reasons = Vec::new();
     for a in artifacts {
-        let url = getter::parse_url(&a.url).map_err(StageError::Failed);
-        let (url, expected) = match url.and_then(|u| {
-            expected(plugins, a, &u, &work, &limits, cancel).map(|digests| (u, digests))
-        }) {
-            Ok(found) => found,
-            Err(StageError::Cancelled) => return Err(StageError::Cancelled),
-            Err(StageError::Failed(why)) => {
-                reasons.push(format!("{}: {why}", a.url));
-                continue;
+        match stager.artifact(a)? {
+            Ok(()) => {
+                drop(work);
+                let _ = downloads.remove_dir_all(dir);
+                return Ok(());
+            }
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    Err(StageError::Failed(reasons))
+}
+
+/// What staging each artifact of the list shares.
+struct Stager<'a> {
+    plugins: &'a PluginSet,
+    cfg: &'a Config,
+    layout: &'a Layout,
+    dir: &'a str,
+    /// The upgrade's folder of downloads.
+    work: &'a Dir,
+    limits: Limits,
+    cancel: &'a Cancel,
+}
+
+impl Stager<'_> {
+    /// Fetches, verifies and installs `a`. The outer error ends the staging (a stop request, a
+    /// checksum mismatch); the inner one is why this artifact failed, and the next is tried.
+    fn artifact(&self, a: &Artifact) -> Result<Result<(), ArtifactFailure>, StageError> {
+        let url = match getter::parse_url(&a.url) {
+            Ok(url) => url,
+            Err(reason) => {
+                let url = a.url.clone();
+                return Ok(Err(ArtifactFailure::Url { url, reason }));
             }
         };
-        if cfg.download_must_have_checksum && expected.is_empty() {
-            reasons.push(format!(
-                "{} has no checksum and DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM is on",
-                a.url
-            ));
-            continue;
+        let (plugins, work, limits, cancel) = (self.plugins, self.work, &self.limits, self.cancel);
+        let expected = match checksum::expected(plugins, a, &url, work, limits, cancel) {
+            Ok(digests) => digests,
+            Err(ChecksumError::Cancelled) => return Err(StageError::Cancelled),
+            Err(source) => {
+                let url = a.url.clone();
+                return Ok(Err(ArtifactFailure::Checksum { url, source }));
+            }
+        };
+        if self.cfg.download_must_have_checksum && expected.is_empty() {
+            let url = a.url.clone();
+            return Ok(Err(ArtifactFailure::NoChecksum { url }));
         }
         for weak in expected.iter().filter(|d| d.algorithm.is_weak()) {
             tracing::warn!(url = %a.url, "{} checksum: accepted as Cosmovisor accepts it, but {} is broken for collisions; ask for sha256 (a policy can demand it: the allowlist plugin's min-checksum)", weak.algorithm, weak.algorithm);
@@ -142,143 +218,43 @@ pub fn stage(
             checksum: a.checksum.clone(),
             format: a.format,
         };
-        let fetched = match fetch::fetch(
-            plugins.host,
+        let host = plugins.host;
+        let fetched = match sources::fetch(
+            host,
             &plugins.sources,
             &to_fetch,
             &expected,
-            &work,
-            &limits,
+            work,
+            limits,
             cancel,
         ) {
             Ok(f) => f,
             Err(FetchFailure::Cancelled) => return Err(StageError::Cancelled),
-            Err(e @ FetchFailure::Mismatch { .. }) => return Err(failed(e.to_string())),
-            Err(e) => {
-                reasons.push(e.to_string());
-                continue;
-            }
+            Err(FetchFailure::Mismatch(m)) => return Err(StageError::Mismatch(m)),
+            Err(e) => return Ok(Err(ArtifactFailure::Fetch(e))),
         };
         tracing::info!(url = %to_fetch.url, bytes = fetched.size, sha256 = %fetched.digests.sha256(), verified = %expected.iter().map(|d| d.algorithm.name()).collect::<Vec<_>>().join(","), source = %fetched.source, "artifact fetched");
-        let how = install::Unpack {
-            archive: match a.format {
-                ArchiveFormat::Auto => url.archive,
-                ArchiveFormat::Raw => Archive::Off,
-                ArchiveFormat::TarGz => Archive::Format(Format::TarGz),
-                ArchiveFormat::Zip => Archive::Format(Format::Zip),
-            },
-            extension: Format::from_path(&getter::url_path(&url.url)),
-            subdir: url.subdir.clone(),
-        };
-        let installed = install::install(
-            &layout.root,
-            &work,
-            &fetched.name,
-            &how,
-            dir,
-            &cfg.name,
-            &limits,
-        );
-        let _ = crate::fs::remove_if_present(&work, &fetched.name);
-        match installed {
-            Ok(()) => {
-                drop(work);
-                let _ = downloads.remove_dir_all(dir);
-                return Ok(());
-            }
-            Err(e) => reasons.push(format!("{}: {e}", a.url)),
-        }
+        let how = unpacking(a, &url);
+        let (root, name) = (&self.layout.root, &fetched.name);
+        let installed = install::install(root, work, name, &how, self.dir, &self.cfg.name, limits);
+        let _ = crate::fs::remove_if_present(work, name);
+        Ok(installed.map_err(|source| ArtifactFailure::Install {
+            url: a.url.clone(),
+            source,
+        }))
     }
-    Err(failed(reasons.join("; ")))
 }
 
-/// The digests an artifact must have: the resolver's checksum and the URL's (a checksum file is
-/// fetched and read for it).
-fn expected(
-    plugins: &PluginSet,
-    artifact: &Artifact,
-    url: &GetterUrl,
-    work: &Dir,
-    limits: &Limits,
-    cancel: &Cancel,
-) -> Result<Vec<Digest>, StageError> {
-    let mut digests = Vec::new();
-    if let Some(c) = &artifact.checksum {
-        let kind = match c.algorithm {
-            HashAlgorithm::Sha256 => "sha256",
-            HashAlgorithm::Sha512 => "sha512",
-        };
-        digests.push(Digest::typed(kind, &c.hex).map_err(StageError::Failed)?);
+/// How the fetched file of `a` is to be unpacked: the resolver's format, else the URL's.
+fn unpacking(a: &Artifact, url: &GetterUrl) -> install::Unpack {
+    install::Unpack {
+        archive: match a.format {
+            ArchiveFormat::Auto => url.archive,
+            ArchiveFormat::Raw => Archive::Off,
+            ArchiveFormat::TarGz => Archive::Format(Format::TarGz),
+            ArchiveFormat::Zip => Archive::Format(Format::Zip),
+        },
+        extension: Format::from_path(&getter::url_path(&url.url)),
+        subdir: url.subdir.clone(),
     }
-    match &url.checksum {
-        Some(Checksum::Digest(d)) => digests.push(d.clone()),
-        Some(Checksum::File(file)) => digests.push(checksum_file(
-            plugins, file, &url.url, work, limits, cancel,
-        )?),
-        None => {}
-    }
-    Ok(digests)
-}
-
-/// Fetches the checksum file at `file` through the same sources (its own `?checksum=`, if it
-/// has one, verified) and reads the line for `target` in it.
-fn checksum_file(
-    plugins: &PluginSet,
-    file: &str,
-    target: &str,
-    work: &Dir,
-    limits: &Limits,
-    cancel: &Cancel,
-) -> Result<Digest, StageError> {
-    let fail = |why: String| StageError::Failed(format!("the checksum file {file}: {why}"));
-    let url = getter::parse_url(file).map_err(fail)?;
-    let own = match url.checksum {
-        None => Vec::new(),
-        Some(Checksum::Digest(d)) => vec![d],
-        Some(Checksum::File(_)) => {
-            return Err(fail("its own checksum is another checksum file".into()));
-        }
-    };
-    let artifact = Artifact {
-        url: url.url.clone(),
-        checksum: None,
-        format: ArchiveFormat::Raw,
-    };
-    let small = Limits {
-        download: MAX_CHECKSUM_FILE,
-        ..limits.clone()
-    };
-    let fetched = match fetch::fetch(
-        plugins.host,
-        &plugins.sources,
-        &artifact,
-        &own,
-        work,
-        &small,
-        cancel,
-    ) {
-        Ok(f) => f,
-        Err(FetchFailure::Cancelled) => return Err(StageError::Cancelled),
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    let text = crate::fs::read_regular(
-        work,
-        &fetched.name,
-        MAX_CHECKSUM_FILE,
-        crate::fs::Follow::No,
-    );
-    let _ = crate::fs::remove_if_present(work, &fetched.name);
-    let text = match text {
-        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        Ok(None) => return Err(fail("it vanished".into())),
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    let digest = getter::checksum_from_file(
-        &text,
-        &getter::url_path(target),
-        &getter::url_path(&url.url),
-    )
-    .map_err(fail)?;
-    tracing::info!(checksum_file = %file, digest = %digest, "checksum read from the checksum file");
-    Ok(digest)
 }

@@ -34,7 +34,7 @@ impl Upgrade<'_> {
         match self.signals.until_stop(fetch).await {
             None | Some(Ok(Err(StageError::Cancelled))) => return Ok(false),
             Some(Err(message)) => return Err(fail(message)),
-            Some(Ok(Err(StageError::Failed(message)))) => return Err(fail(message)),
+            Some(Ok(Err(e))) => return Err(fail(e.to_string())),
             Some(Ok(Ok(()))) => {}
         }
         let target = Current::Upgrade(dir_name.to_string());

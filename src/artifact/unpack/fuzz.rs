@@ -78,7 +78,7 @@ proptest! {
                 prop_assert!(!path.as_os_str().is_empty());
                 prop_assert!(path.components().all(|c| matches!(c, Component::Normal(_))));
             }
-            Err(reason) => prop_assert!(reason.contains("archive entry"), "{}", reason),
+            Err(reason) => prop_assert!(reason.to_string().contains("archive entry"), "{}", reason),
         }
     }
 
@@ -98,7 +98,7 @@ proptest! {
             &crate::artifact::Limits::default(),
         );
         if let Err(reason) = &result {
-            prop_assert!(!reason.is_empty());
+            prop_assert!(!reason.to_string().is_empty());
         }
         // Nothing beside the staging folder and the archive itself.
         let mut beside: Vec<String> = std::fs::read_dir(scratch.path())

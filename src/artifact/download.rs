@@ -1,4 +1,4 @@
-//! What a source writes into: a file that is hashed as it grows (with every algorithm its
+//! The download file a source writes into: hashed as it grows (with every algorithm its
 //! checksums need) and capped in size (the host side of the plugins' `output` resource). A partial
 //! file left by an interrupted fetch is hashed again and resumed.
 
@@ -99,6 +99,15 @@ impl Digests {
     }
 }
 
+/// Why bytes were not appended to a download.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the artifact is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("cannot write {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
 pub struct Download {
     /// The file's name, for messages.
     pub path: PathBuf,
@@ -185,18 +194,19 @@ impl Download {
         })
     }
 
-    fn append(&mut self, bytes: &[u8]) -> Result<(), String> {
+    /// Appends `bytes`, hashing them; past the size limit, nothing more is written.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         let after = self.written + bytes.len() as u64;
         if after > self.limit {
             self.over_limit = true;
-            return Err(format!(
-                "the artifact is larger than the limit of {} bytes",
-                self.limit
-            ));
+            return Err(WriteError::TooLarge(self.limit));
         }
         self.file
             .write_all(bytes)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+            .map_err(|source| WriteError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         self.hasher.update(bytes);
         self.written = after;
         self.progress.advance(bytes.len() as u64);
@@ -217,8 +227,9 @@ impl Download {
 }
 
 impl crate::plugin::Sink for Download {
+    /// The plugin boundary: the source is told why in words.
     fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.append(bytes)
+        self.append(bytes).map_err(|e| e.to_string())
     }
 
     fn written(&self) -> u64 {
