@@ -407,3 +407,6 @@ fn merge(from: &Dir, rel: &Path, root: &Dir, to: &Path, skip: &Path) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -258,3 +258,6 @@ fn unpacking(a: &Artifact, url: &GetterUrl) -> install::Unpack {
         subdir: url.subdir.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

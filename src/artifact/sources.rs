@@ -425,3 +425,6 @@ fn read_local(path: &Path, download: &mut Download, cancel: &Cancel) -> Result<(
         download.append(&buf[..n])?;
     }
 }
+
+#[cfg(test)]
+mod tests;
