@@ -8,6 +8,16 @@ use crate::artifact::StageError;
 use crate::tree::{Current, Layout, Plan};
 use crate::upgrade::journal::Phase;
 
+/// Why the fetch phase failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Stage(StageError),
+    /// The plugin thread ended without an answer.
+    #[error("{0}")]
+    Thread(String),
+}
+
 impl Upgrade<'_> {
     /// Fetches, verifies and installs the binary the resolvers chose. Returns false if a stop
     /// request ended it (the partial download stays, to resume at the next start).
@@ -27,14 +37,14 @@ impl Upgrade<'_> {
         let fetch = crate::plugin::off_runtime(move || {
             crate::artifact::stage(&set, &cfg, &layout, &dir, &artifacts, &cancel)
         });
-        let fail = |message: String| UpgradeError::Fetch {
+        let fail = |source: FetchError| UpgradeError::Fetch {
             upgrade: plan.name.clone(),
-            message,
+            source,
         };
         match self.signals.until_stop(fetch).await {
             None | Some(Ok(Err(StageError::Cancelled))) => return Ok(false),
-            Some(Err(message)) => return Err(fail(message)),
-            Some(Ok(Err(e))) => return Err(fail(e.to_string())),
+            Some(Err(message)) => return Err(fail(FetchError::Thread(message))),
+            Some(Ok(Err(e))) => return Err(fail(FetchError::Stage(e))),
             Some(Ok(Ok(()))) => {}
         }
         let target = Current::Upgrade(dir_name.to_string());

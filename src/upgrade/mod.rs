@@ -58,6 +58,7 @@ use crate::plugin::PluginSet;
 use crate::tree::backup::BackupError;
 use crate::tree::{Layout, LayoutError, Plan};
 use crate::upgrade::journal::{Journal, Phase};
+pub use fetch::FetchError;
 pub use outcome::Outcome;
 pub use resolve::{prepare, request};
 pub use rollback::{
@@ -117,9 +118,9 @@ pub enum UpgradeError {
         reason: String,
     },
     #[error(
-        "upgrade {upgrade:?}: the binary could not be fetched: {message}; `current` is unchanged (restart wasmvisor to retry; partial downloads resume)"
+        "upgrade {upgrade:?}: the binary could not be fetched: {source}; `current` is unchanged (restart wasmvisor to retry; partial downloads resume)"
     )]
-    Fetch { upgrade: String, message: String },
+    Fetch { upgrade: String, source: FetchError },
     #[error(
         "upgrade {upgrade:?}: `{binary} pre-upgrade` {outcome}; `current` now points at the new binary and wasmvisor will run pre-upgrade again before the next launch"
     )]

@@ -194,7 +194,10 @@ fn a_retryable_failure_gives_up_when_the_tries_or_the_timeout_are_spent() {
     // The next back-off would reach the deadline: the timeout is spent.
     let why = give_up(2, 5, minute, now + second / 2, second).unwrap();
     assert!(matches!(why, GaveUp::Timeout { attempt: 2, .. }), "{why:?}");
-    assert_eq!(why.to_string(), "its timeout of 1m0s is spent after 2 tries");
+    assert_eq!(
+        why.to_string(),
+        "its timeout of 1m0s is spent after 2 tries"
+    );
     let reason = SourceFailure::GaveUp {
         name: "http".into(),
         message: "503".into(),
