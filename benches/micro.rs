@@ -12,11 +12,12 @@ use cap_std::fs::Dir;
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmvisor::bench::{Download, Journal, Phase, Plan, parse_plan, point_current};
 use wasmvisor::plugin::{
-    ArchiveFormat, Artifact, Host, PluginSpec, Request, Resolver, Source, Staged, World, platform,
+    ArchiveFormat, Artifact, Host, HostConfig, PluginSpec, Request, Resolver, Source, Staged,
+    World, platform,
 };
 
 fn plugins(c: &mut Criterion) {
-    let host = Host::new(None).expect("engine");
+    let host = Host::new(HostConfig::default()).expect("engine");
     let resolver: Resolver = host
         .load(&PluginSpec::bundled(World::Resolver, "cosmovisor"))
         .expect("loads");
@@ -24,7 +25,7 @@ fn plugins(c: &mut Criterion) {
         .load(&PluginSpec::bundled(World::Source, "http"))
         .expect("loads");
     let request = Request {
-        plan: wasmvisor::plugin::Plan {
+        plan: wasmvisor::plugin::GuestPlan {
             name: "v2".into(),
             height: 100,
             info: String::new(),

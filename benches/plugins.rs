@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmvisor::bench::Download;
 use wasmvisor::plugin::{
-    ArchiveFormat, Artifact, Decision, Health, HealthContext, Host, Origin, Plan, PluginSpec,
-    Request, Staged, World, bundled, platform,
+    ArchiveFormat, Artifact, Decision, GuestPlan, Health, HealthContext, Host, HostConfig, Origin,
+    PluginSpec, Request, Staged, World, bundled, platform,
 };
 use wasmvisor::plugin::{HealthCheck, Resolver, Source};
 
@@ -26,10 +26,10 @@ fn us(d: Duration) -> f64 {
 }
 
 fn main() {
-    let host = Host::new(None).expect("engine");
+    let host = Host::new(HostConfig::default()).expect("engine");
     let call = wasmvisor::plugin::Call::new(&wasmvisor::cancel::Cancel::new());
     let request = Request {
-        plan: Plan {
+        plan: GuestPlan {
             name: "v2".into(),
             height: 100,
             info: r#"{"binaries":{"linux/amd64":"https://example.com/simd?checksum=sha256:0000000000000000000000000000000000000000000000000000000000000000"}}"#.into(),

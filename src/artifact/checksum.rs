@@ -108,7 +108,7 @@ fn checksum_file(
         ..limits.clone()
     };
     let fetched = sources::fetch(
-        plugins.host,
+        &plugins.host,
         &plugins.sources,
         &artifact,
         &own,

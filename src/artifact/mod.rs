@@ -218,9 +218,8 @@ impl Stager<'_> {
             checksum: a.checksum.clone(),
             format: a.format,
         };
-        let host = plugins.host;
         let fetched = match sources::fetch(
-            host,
+            &plugins.host,
             &plugins.sources,
             &to_fetch,
             &expected,

@@ -3,6 +3,7 @@
 //! `DAEMON_HOME`): a plugin author's loop.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -16,7 +17,7 @@ use crate::plugin::{
 };
 use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
 use crate::tree::{Layout, Plan, Read};
-use crate::upgrade::plugins::{cache_dir, configured, load};
+use crate::upgrade::plugins::{configured, host_config, load};
 
 pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), String> {
     let plugins = configured(cfg, over)?;
@@ -83,7 +84,7 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
 pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
     let plugins = configured(cfg, over)?;
     let started = Instant::now();
-    let set = load(cfg, &plugins, Cancel::new(), Compile::Now)?;
+    let set = load(host_config(cfg), &plugins, Cancel::new(), Compile::Now)?;
     let summary = set.summary();
     for (world, name, digest, version, cached) in &summary {
         crate::output::line(format!(
@@ -157,7 +158,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
             }
         )
     })?;
-    let host = Host::shared(cache_dir(cfg))?;
+    let host = Arc::new(Host::new(host_config(cfg))?);
     let plan = read_plan(cfg, args.plan.as_deref())?;
     let call = Call::new(&Cancel::new());
     let started = Instant::now();
@@ -172,7 +173,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
                 .position(|r| r.name == spec.name)
                 .map_or(0, |i| i + 1);
             let mut set = PluginSet {
-                host,
+                host: host.clone(),
                 resolvers: Vec::new(),
                 sources: Vec::new(),
                 health: Vec::new(),

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::plugin::Compile;
 use crate::supervisor::decide::Files;
 use crate::tree::{Layout, Plan};
-use crate::upgrade::plugins::{configured, load};
+use crate::upgrade::plugins::{configured, host_config, load};
 
 /// How long the node has to answer the plan query, per address.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,7 +30,7 @@ pub fn prepare_upgrade(cfg: &Config, plan_file: Option<&Path>) -> Result<(), Str
         },
     };
     let plugins = configured(cfg, None)?;
-    let set = load(cfg, &plugins, Cancel::new(), Compile::Now)?;
+    let set = load(host_config(cfg), &plugins, Cancel::new(), Compile::Now)?;
     let done = crate::upgrade::prepare(&set, cfg, &plan)
         .map_err(|e| format!("upgrade {:?}: {e}", plan.name))?;
     crate::output::line(format!(

@@ -73,9 +73,11 @@ pub mod v0_2 {
 
 use std::sync::OnceLock;
 
+/// The contract's `plan` record is `GuestPlan` here: the plan as a plugin is shown it, which is
+/// not the `tree::Plan` read from upgrade-info.json (that one is converted into this).
 pub use v0_2::types::{
     ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, HashAlgorithm, Health,
-    HealthContext, Plan, Platform, Request, Staged,
+    HealthContext, Plan as GuestPlan, Platform, Request, Staged,
 };
 
 static COSMOVISOR_WASM: &[u8] = include_bytes!(concat!(

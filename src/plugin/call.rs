@@ -10,8 +10,8 @@ use super::bindings::{Decision, FetchError, HashAlgorithm, Health, HealthContext
 use super::compat;
 use super::host::{HealthPre, Loaded, ResolverPre, SourcePre};
 use super::sink::{Output, Sink};
-use super::store::{self, State};
-use super::{Artifact, Call, ErrorKind, Host, PluginError, World};
+use super::store::{self, CallState};
+use super::{Artifact, Call, ErrorKind, Host, PluginError};
 
 /// Limits on what a plugin may answer.
 pub const MAX_TEXT: usize = 4096;
@@ -34,7 +34,7 @@ impl Host {
         &self,
         plugin: &Loaded<P>,
         call: &Call,
-        body: impl FnOnce(&mut Store<State>, &P) -> wasmtime::Result<T>,
+        body: impl FnOnce(&mut Store<CallState>, &P) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
         let spec = &plugin.spec;
         let pre = plugin.pre()?;
@@ -47,7 +47,7 @@ impl Host {
             output,
             ..store::classify(spec, &store, e)
         });
-        if let Some(hook) = CALL_HOOK.get() {
+        if let Some(hook) = &self.on_call {
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(e) => e.kind.label(),
@@ -171,16 +171,6 @@ impl Host {
             Health::Pending(t) => Health::Pending(plain(t)),
         })
     }
-}
-
-/// Told of every call: the plugin, its world, how it ended and how long it took.
-pub type CallHook = Box<dyn Fn(&str, World, &'static str, std::time::Duration) + Send + Sync>;
-
-static CALL_HOOK: std::sync::OnceLock<CallHook> = std::sync::OnceLock::new();
-
-/// Sets what is told of every plugin call (once per process: the supervisor's metrics).
-pub fn on_call(hook: CallHook) {
-    let _ = CALL_HOOK.set(hook);
 }
 
 /// An answer the host cannot use.

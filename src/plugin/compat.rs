@@ -5,11 +5,11 @@
 
 use super::bindings::v0_1::types as old;
 use super::bindings::{
-    ArchiveFormat, Artifact, Checksum, Decision, FetchError, HashAlgorithm, Health, HealthContext,
-    Plan, Platform, Request, Staged,
+    ArchiveFormat, Artifact, Checksum, Decision, FetchError, GuestPlan, HashAlgorithm, Health,
+    HealthContext, Platform, Request, Staged,
 };
 
-fn plan(p: &Plan) -> old::Plan {
+fn plan(p: &GuestPlan) -> old::Plan {
     old::Plan {
         name: p.name.clone(),
         height: p.height,

@@ -1,11 +1,13 @@
-//! The host: one wasmtime `Engine` for the process, one linker with the host interfaces, and a
-//! compile cache. A component is compiled once and cached on disk, keyed by the engine's
+//! The host: one wasmtime `Engine`, one linker with the host interfaces, a compile cache, and
+//! whom it tells of calls and failed compilations — all given when it is built (`HostConfig`),
+//! none of it process-wide, so every run (and every test) has a host of its own. A component is compiled once and cached on disk, keyed by the engine's
 //! compatibility hash and the wasm's sha256; what is kept in memory is an `InstancePre` of the
 //! world's bindings, instantiated into a fresh store by every call (`call.rs`).
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher as _};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
@@ -13,7 +15,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 use super::bindings::{bundled, v0_1, v0_2};
-use super::store::State;
+use super::store::CallState;
 use super::ticker::Ticker;
 use super::{ErrorKind, Origin, PluginError, PluginSpec, World, inspect};
 
@@ -24,20 +26,20 @@ const WASM_STACK: usize = 512 * 1024;
 /// contract version the component implements.
 pub trait WorldPre: Sized + Send + Sync + 'static {
     const WORLD: World;
-    fn new(pre: InstancePre<State>, version: &str) -> wasmtime::Result<Self>;
+    fn new(pre: InstancePre<CallState>, version: &str) -> wasmtime::Result<Self>;
 }
 
 macro_rules! world_pre {
     ($name:ident, $world:ident, $module:ident, $pre:ident) => {
         /// A loaded component of this world, in its contract version.
         pub enum $name {
-            V0_1(v0_1::$module::$pre<State>),
-            V0_2(v0_2::$module::$pre<State>),
+            V0_1(v0_1::$module::$pre<CallState>),
+            V0_2(v0_2::$module::$pre<CallState>),
         }
 
         impl WorldPre for $name {
             const WORLD: World = World::$world;
-            fn new(pre: InstancePre<State>, version: &str) -> wasmtime::Result<Self> {
+            fn new(pre: InstancePre<CallState>, version: &str) -> wasmtime::Result<Self> {
                 Ok(match version {
                     "0.1.0" => $name::V0_1(v0_1::$module::$pre::new(pre)?),
                     _ => $name::V0_2(v0_2::$module::$pre::new(pre)?),
@@ -157,12 +159,31 @@ pub type Resolver = Loaded<ResolverPre>;
 pub type Source = Loaded<SourcePre>;
 pub type HealthCheck = Loaded<HealthPre>;
 
-/// The host: one engine, one linker, a compile cache.
+/// Told of every call: the plugin, its world, how it ended and how long it took.
+pub type CallHook = Box<dyn Fn(&str, World, &'static str, Duration) + Send + Sync>;
+
+/// Told of every plugin whose compilation failed.
+pub type CompileHook = Box<dyn Fn(&PluginError) + Send + Sync>;
+
+/// What a host is built with.
+#[derive(Default)]
+pub struct HostConfig {
+    /// The folder for compiled plugins (none: compile in memory).
+    pub cache: Option<Dir>,
+    /// Told of every call (the supervisor's metrics).
+    pub on_call: Option<CallHook>,
+    /// Told of every failed compilation (the supervisor's metrics).
+    pub on_compile_failure: Option<CompileHook>,
+}
+
+/// The host: one engine, one linker, a compile cache, its hooks.
 pub struct Host {
     pub(super) engine: Engine,
-    linker: Linker<State>,
+    linker: Linker<CallState>,
     cache: Option<Dir>,
     pub(super) ticker: Arc<Ticker>,
+    pub(super) on_call: Option<CallHook>,
+    pub(super) on_compile_failure: Option<CompileHook>,
 }
 
 /// The largest component file read (a JavaScript or Python component is tens of MiB).
@@ -171,15 +192,15 @@ const MAX_COMPONENT: u64 = 256 << 20;
 const MAX_COMPILED: u64 = 1 << 30;
 
 impl Host {
-    /// Creates the engine. `cache` is the folder for compiled plugins (none: compile in memory).
-    pub fn new(cache: Option<Dir>) -> Result<Host, String> {
-        let mut config = wasmtime::Config::new();
-        config
+    /// Creates the engine and links the host interfaces.
+    pub fn new(config: HostConfig) -> Result<Host, String> {
+        let mut engine_config = wasmtime::Config::new();
+        engine_config
             .epoch_interruption(true)
             .max_wasm_stack(WASM_STACK)
             .wasm_component_model(true);
-        let engine =
-            Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let engine = Engine::new(&engine_config)
+            .map_err(|e| format!("cannot create the wasm engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         let link = |r: wasmtime::Result<()>| {
             r.map_err(|e| format!("cannot link the host interfaces: {e}"))
@@ -188,27 +209,27 @@ impl Host {
         link(wasmtime_wasi_http::p2::add_only_http_to_linker_sync(
             &mut linker,
         ))?;
-        link(v0_1::host::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::host::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
-        link(v0_1::http::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::http::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
-        link(v0_1::sink::add_to_linker::<State, HasSelf<State>>(
+        link(v0_1::sink::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
-        link(v0_2::host::add_to_linker::<State, HasSelf<State>>(
+        link(v0_2::host::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
-        link(v0_2::http::add_to_linker::<State, HasSelf<State>>(
+        link(v0_2::http::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
-        link(v0_2::sink::add_to_linker::<State, HasSelf<State>>(
+        link(v0_2::sink::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut linker,
             |s| s,
         ))?;
@@ -216,21 +237,15 @@ impl Host {
         Ok(Host {
             engine,
             linker,
-            cache,
+            cache: config.cache,
             ticker,
+            on_call: config.on_call,
+            on_compile_failure: config.on_compile_failure,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// The shared host for the process, created on first use with the given cache folder.
-    pub fn shared(cache: Option<Dir>) -> Result<&'static Host, String> {
-        static HOST: OnceLock<Result<Host, String>> = OnceLock::new();
-        HOST.get_or_init(|| Host::new(cache))
-            .as_ref()
-            .map_err(Clone::clone)
     }
 
     /// Reads, verifies, compiles (or loads from the cache) and pre-instantiates a plugin of the
@@ -365,3 +380,6 @@ impl Host {
         format!("{:016x}", h.finish())
     }
 }
+
+#[cfg(test)]
+mod tests;

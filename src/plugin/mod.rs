@@ -4,7 +4,8 @@
 //!
 //! - `bindings.rs`: one module of bindings per contract version; `compat.rs` converts 0.1's.
 //! - `inspect.rs`: what a component imports and exports, read before anything is compiled.
-//! - `host.rs`: one engine, the linker, the compile cache; loading a component as a world.
+//! - `host.rs`: one engine, the linker, the compile cache and the hooks a host is built with;
+//!   loading a component as a world.
 //! - `store.rs`: the store of one call (grants, limits, host functions), `ticker.rs` its clock,
 //!   `stdio.rs` its captured output.
 //! - `call.rs`: the one calling routine, and a thin typed call per world and version.
@@ -33,12 +34,14 @@ use std::time::{Duration, Instant};
 
 pub use crate::cancel::Cancel;
 pub use bindings::{
-    ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, HashAlgorithm, Health,
-    HealthContext, Plan, Platform, Request, Staged, bundled, bundled_name,
+    ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, GuestPlan, HashAlgorithm,
+    Health, HealthContext, Platform, Request, Staged, bundled, bundled_name,
 };
-pub use call::{CallHook, MAX_ARTIFACTS, MAX_TEXT, MAX_URL, on_call};
-pub use host::{HealthCheck, Host, Loaded, Resolver, Source, WorldPre};
-pub use set::{Compile, PluginSet, Resolution, off_runtime, on_compile_failure};
+pub use call::{MAX_ARTIFACTS, MAX_TEXT, MAX_URL};
+pub use host::{
+    CallHook, CompileHook, HealthCheck, Host, HostConfig, Loaded, Resolver, Source, WorldPre,
+};
+pub use set::{Compile, PluginSet, Resolution, off_runtime};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 

@@ -13,7 +13,7 @@
 //! `unresolved` still in force at the end refuses the upgrade with its reason. Every answer is
 //! kept with the name of the resolver that gave it.
 
-use cap_std::fs::Dir;
+use std::sync::Arc;
 
 use super::host::Unit;
 use super::{
@@ -23,7 +23,8 @@ use super::{
 
 /// The plugins of every world, checked, and compiled or being compiled.
 pub struct PluginSet {
-    pub host: &'static Host,
+    /// The host the set was loaded into, which runs its calls.
+    pub host: Arc<Host>,
     pub resolvers: Vec<Resolver>,
     pub sources: Vec<Source>,
     pub health: Vec<HealthCheck>,
@@ -65,42 +66,25 @@ impl Resolution {
 
 type Job = Box<dyn FnOnce(&Host) + Send>;
 
-/// Told of every plugin whose compilation failed (once per process: the supervisor's metrics).
-pub type CompileHook = Box<dyn Fn(&PluginError) + Send + Sync>;
-
-static COMPILE_HOOK: std::sync::OnceLock<CompileHook> = std::sync::OnceLock::new();
-
-/// Sets what is told of a failed compilation.
-pub fn on_compile_failure(hook: CompileHook) {
-    let _ = COMPILE_HOOK.set(hook);
-}
-
 impl PluginSet {
-    /// Checks every configured plugin (all failures are returned together) and compiles them.
+    /// Checks every configured plugin (all failures are returned together) and compiles them
+    /// in `host`.
     pub fn load(
+        host: Arc<Host>,
         plugins: &Plugins,
-        cache: Option<Dir>,
         cancel: Cancel,
         compile: Compile,
     ) -> Result<PluginSet, Vec<PluginError>> {
-        let host = Host::shared(cache).map_err(|e| {
-            vec![PluginError {
-                plugin: "(engine)".into(),
-                world: World::Resolver,
-                kind: super::ErrorKind::Load(e),
-                output: None,
-            }]
-        })?;
         let mut errors = Vec::new();
         let mut jobs: Vec<Job> = Vec::new();
-        let resolvers = check_all(host, &plugins.resolvers, &mut errors, &mut jobs);
-        let sources = check_all(host, &plugins.sources, &mut errors, &mut jobs);
-        let health = check_all(host, &plugins.health, &mut errors, &mut jobs);
+        let resolvers = check_all(&host, &plugins.resolvers, &mut errors, &mut jobs);
+        let sources = check_all(&host, &plugins.sources, &mut errors, &mut jobs);
+        let health = check_all(&host, &plugins.health, &mut errors, &mut jobs);
         if !errors.is_empty() {
             return Err(errors);
         }
         let set = PluginSet {
-            host,
+            host: host.clone(),
             resolvers,
             sources,
             health,
@@ -108,7 +92,7 @@ impl PluginSet {
         };
         match compile {
             Compile::Now => {
-                run_jobs(host, jobs);
+                run_jobs(&host, jobs);
                 let errors = set.compile_errors();
                 if !errors.is_empty() {
                     return Err(errors);
@@ -117,7 +101,7 @@ impl PluginSet {
             Compile::Background => {
                 let spawned = std::thread::Builder::new()
                     .name("wasmvisor-compile".into())
-                    .spawn(move || run_jobs(host, jobs));
+                    .spawn(move || run_jobs(&host, jobs));
                 if let Err(e) = spawned {
                     return Err(vec![PluginError {
                         plugin: "(engine)".into(),
@@ -267,7 +251,7 @@ fn job<P: WorldPre>(unit: Unit<P>) -> Job {
             }
             Err(e) => {
                 tracing::error!("{e}; the next upgrade will be refused until it is fixed");
-                if let Some(hook) = COMPILE_HOOK.get() {
+                if let Some(hook) = &host.on_compile_failure {
                     hook(&e);
                 }
             }

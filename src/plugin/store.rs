@@ -20,7 +20,7 @@ use super::{Call, ErrorKind, PluginError, PluginSpec, http};
 const LOG_BUDGET: usize = 64 * 1024;
 
 /// The store data of one call.
-pub struct State {
+pub struct CallState {
     wasi: WasiCtx,
     pub(super) table: ResourceTable,
     /// The plugin's name, what its HTTP requests may reach and until when (both `http` and
@@ -35,7 +35,7 @@ pub struct State {
     stderr: Captured,
 }
 
-impl WasiView for State {
+impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -44,7 +44,7 @@ impl WasiView for State {
     }
 }
 
-impl WasiHttpView for State {
+impl WasiHttpView for CallState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,
@@ -54,7 +54,7 @@ impl WasiHttpView for State {
     }
 }
 
-impl wasmtime::ResourceLimiter for State {
+impl wasmtime::ResourceLimiter for CallState {
     fn memory_growing(
         &mut self,
         _current: usize,
@@ -93,7 +93,7 @@ impl wasmtime::ResourceLimiter for State {
 /// The host interfaces, identical in every contract version.
 macro_rules! host_interfaces {
     ($v:ident) => {
-        impl $v::host::Host for State {
+        impl $v::host::Host for CallState {
             fn log(&mut self, level: $v::host::Level, message: String) -> wasmtime::Result<()> {
                 if message.len() > self.log_left {
                     self.logs_dropped += 1;
@@ -112,7 +112,7 @@ macro_rules! host_interfaces {
             }
         }
 
-        impl $v::http::Host for State {
+        impl $v::http::Host for CallState {
             fn get(
                 &mut self,
                 url: String,
@@ -126,7 +126,7 @@ macro_rules! host_interfaces {
             }
         }
 
-        impl $v::http::HostResponse for State {
+        impl $v::http::HostResponse for CallState {
             fn status(&mut self, this: Resource<http::Response>) -> wasmtime::Result<u16> {
                 Ok(self.table.get(&this)?.status)
             }
@@ -154,9 +154,9 @@ macro_rules! host_interfaces {
             }
         }
 
-        impl $v::sink::Host for State {}
+        impl $v::sink::Host for CallState {}
 
-        impl $v::sink::HostOutput for State {
+        impl $v::sink::HostOutput for CallState {
             fn write(
                 &mut self,
                 this: Resource<Output>,
@@ -213,7 +213,7 @@ impl std::fmt::Display for Cancelled {
 impl std::error::Error for Cancelled {}
 
 /// A fresh store for one call of `spec`'s plugin.
-pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<State> {
+pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<CallState> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.allow_tcp(false)
         .allow_udp(false)
@@ -232,7 +232,7 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
         }
     }
     let deadline = Instant::now() + spec.timeout;
-    let state = State {
+    let state = CallState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
         outbound: Outbound {
@@ -266,7 +266,11 @@ pub(super) fn store(engine: &Engine, spec: &PluginSpec, call: &Call) -> Store<St
 }
 
 /// Turns a failed call into a plugin error, by what the store saw.
-pub(super) fn classify(spec: &PluginSpec, store: &Store<State>, e: wasmtime::Error) -> PluginError {
+pub(super) fn classify(
+    spec: &PluginSpec,
+    store: &Store<CallState>,
+    e: wasmtime::Error,
+) -> PluginError {
     let kind = if store.data().memory_hit {
         ErrorKind::Memory(spec.memory)
     } else if e.downcast_ref::<Cancelled>().is_some() || store.data().outbound.cancel.is_cancelled()
@@ -294,7 +298,7 @@ pub(super) fn classify(spec: &PluginSpec, store: &Store<State>, e: wasmtime::Err
 
 /// Logs what the call left behind (its stdout and stderr, dropped log lines) and returns its
 /// output for an error to quote.
-pub(super) fn after_call(spec: &PluginSpec, store: &Store<State>) -> Option<String> {
+pub(super) fn after_call(spec: &PluginSpec, store: &Store<CallState>) -> Option<String> {
     let data = store.data();
     if data.logs_dropped > 0 {
         tracing::warn!(plugin = %spec.name, dropped = data.logs_dropped, "plugin log lines dropped over the per-call limit");

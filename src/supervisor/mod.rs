@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::observe::Observer;
-use crate::plugin::{Compile, PluginSet};
+use crate::plugin::{Compile, HostConfig, PluginSet};
 use crate::tree::{Layout, LayoutError, Plan, Read, lock};
 use crate::upgrade::journal::Journal;
 use crate::upgrade::{Outcome, Upgrade, UpgradeError};
@@ -145,10 +145,14 @@ pub struct Supervisor {
 /// Checks the configured plugins, so a broken configuration or plugin stops wasmvisor before it
 /// launches anything, and compiles them in the background: the node's launch does not wait for
 /// code only an upgrade runs, and the upgrade's hot path finds them compiled (or waits for it).
-fn load_plugins(cfg: &Config, cancel: Cancel) -> Result<Arc<PluginSet>, RunError> {
+fn load_plugins(
+    cfg: &Config,
+    host: HostConfig,
+    cancel: Cancel,
+) -> Result<Arc<PluginSet>, RunError> {
     let started = Instant::now();
     let plugins = crate::upgrade::plugins::configured(cfg, None).map_err(RunError::Plugins)?;
-    let set = crate::upgrade::plugins::load(cfg, &plugins, cancel, Compile::Background)
+    let set = crate::upgrade::plugins::load(host, &plugins, cancel, Compile::Background)
         .map_err(RunError::Plugins)?;
     let names = |list: Vec<&str>| list.join(",");
     tracing::info!(
@@ -197,6 +201,17 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         );
     }
     let observer = observe(&cfg).await?;
+    // The run's plugin host tells the observer of every call and failed compilation.
+    let host = {
+        let (calls, compiles) = (observer.clone(), observer.clone());
+        HostConfig {
+            on_call: Some(Box::new(move |plugin, world, result, took| {
+                calls.plugin_call(plugin, world.as_str(), result, took)
+            })),
+            on_compile_failure: Some(Box::new(move |_| compiles.plugin_unusable())),
+            ..crate::upgrade::plugins::host_config(&cfg)
+        }
+    };
     let cancel = Cancel::new();
     let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
         what: "cannot handle signals".into(),
@@ -216,7 +231,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
     .await;
     let loading = {
         let cfg = cfg.clone();
-        crate::plugin::off_runtime(move || load_plugins(&cfg, cancel))
+        crate::plugin::off_runtime(move || load_plugins(&cfg, host, cancel))
     };
     let Some(loaded) = signals.until_stop(loading).await else {
         tracing::info!("stop requested while the plugins load: exiting");
@@ -250,8 +265,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
 }
 
 /// The observer of this run: serving `/metrics` and the probes when
-/// `WASMVISOR_METRICS_ADDRESS` asks for it, keeping systemd's watchdog fed, told of the
-/// plugins' calls.
+/// `WASMVISOR_METRICS_ADDRESS` asks for it, keeping systemd's watchdog fed.
 async fn observe(cfg: &Config) -> Result<Observer, RunError> {
     let observer = Observer::new();
     if let Some(address) = &cfg.metrics {
@@ -267,16 +281,6 @@ async fn observe(cfg: &Config) -> Result<Observer, RunError> {
         tokio::spawn(crate::observe::serve(listener, observer.clone()));
     }
     tokio::spawn(observer.clone().keepalive());
-    {
-        let observer = observer.clone();
-        crate::plugin::on_call(Box::new(move |plugin, world, result, took| {
-            observer.plugin_call(plugin, world.as_str(), result, took)
-        }));
-    }
-    {
-        let observer = observer.clone();
-        crate::plugin::on_compile_failure(Box::new(move |_| observer.plugin_unusable()));
-    }
     Ok(observer)
 }
 

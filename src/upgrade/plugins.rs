@@ -2,13 +2,17 @@
 //! defaults), compiled into (or loaded from) the compile cache.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
 use crate::cancel::Cancel;
 use crate::config::{Config, OnFailedUpgrade, PLUGIN_CACHE_DIR};
-use crate::plugin::{Compile, OnUnhealthy, PluginSet, PluginSpec, Plugins};
+use crate::plugin::{
+    Compile, ErrorKind, Host, HostConfig, OnUnhealthy, PluginError, PluginSet, PluginSpec, Plugins,
+    World,
+};
 
 /// The plugin configuration in effect (`over`, from `--plugins`, replaces the configuration's).
 /// A health check told to `exit` while `WASMVISOR_ON_FAILED_UPGRADE=rollback` is a contradiction,
@@ -66,21 +70,39 @@ pub fn cache_dir(cfg: &Config) -> Option<Dir> {
     }
 }
 
-/// Loads every plugin, whose calls `cancel` ends; all failures at once (with `Compile::Background`,
-/// those found before compiling: a compilation that fails later is logged, and fails the first
-/// call that needs that plugin).
+/// What a host for `cfg` is built with: its compile cache (`cache_dir`), and no hooks — the
+/// caller adds its own.
+pub fn host_config(cfg: &Config) -> HostConfig {
+    HostConfig {
+        cache: cache_dir(cfg),
+        ..HostConfig::default()
+    }
+}
+
+/// Builds the host from `host` and loads every plugin into it, whose calls `cancel` ends; all
+/// failures at once (with `Compile::Background`, those found before compiling: a compilation
+/// that fails later is logged, and fails the first call that needs that plugin).
 pub fn load(
-    cfg: &Config,
+    host: HostConfig,
     plugins: &Plugins,
     cancel: Cancel,
     compile: Compile,
 ) -> Result<PluginSet, String> {
-    PluginSet::load(plugins, cache_dir(cfg), cancel, compile).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-        format!(
-            "{} plugin(s) cannot be used:\n{}",
-            errors.len(),
-            lines.join("\n")
-        )
-    })
+    let host = Host::new(host).map_err(|e| {
+        vec![PluginError {
+            plugin: "(engine)".into(),
+            world: World::Resolver,
+            kind: ErrorKind::Load(e),
+            output: None,
+        }]
+    });
+    host.and_then(|host| PluginSet::load(Arc::new(host), plugins, cancel, compile))
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+            format!(
+                "{} plugin(s) cannot be used:\n{}",
+                errors.len(),
+                lines.join("\n")
+            )
+        })
 }

@@ -169,8 +169,8 @@ impl Upgrade<'_> {
 }
 
 /// The WIT form of a plan.
-pub(super) fn wit_plan(plan: &Plan) -> plugin::Plan {
-    plugin::Plan {
+pub(super) fn wit_plan(plan: &Plan) -> plugin::GuestPlan {
+    plugin::GuestPlan {
         name: plan.name.clone(),
         height: plan.height,
         info: plan.info.clone(),

@@ -22,7 +22,7 @@ fn bench() -> Bench {
     std::fs::create_dir(scratch.path().join("work")).unwrap();
     let work = Dir::open_ambient_dir(scratch.path().join("work"), ambient_authority()).unwrap();
     Bench {
-        host: Host::new(None).unwrap(),
+        host: Host::new(crate::plugin::HostConfig::default()).unwrap(),
         scratch,
         work,
     }
