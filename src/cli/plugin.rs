@@ -20,7 +20,7 @@ use crate::tree::{Layout, Plan, Read};
 use crate::upgrade::plugins::{configured, host_config, load};
 
 pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), String> {
-    let plugins = configured(cfg, over)?;
+    let plugins = configured(cfg, over).map_err(|e| e.to_string())?;
     let rows: Vec<Value> = plugins
         .all()
         .map(|p| {
@@ -82,9 +82,10 @@ pub fn list(cfg: &Config, over: Option<&Path>, json_out: bool) -> Result<(), Str
 
 /// `check` and `compile`: load every plugin (compiling into the cache what is not there yet).
 pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
-    let plugins = configured(cfg, over)?;
+    let plugins = configured(cfg, over).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let set = load(host_config(cfg), &plugins, Cancel::new(), Compile::Now)?;
+    let set =
+        load(host_config(cfg), &plugins, Cancel::new(), Compile::Now).map_err(|e| e.to_string())?;
     let summary = set.summary();
     for (world, name, digest, version, cached) in &summary {
         crate::output::line(format!(
@@ -141,7 +142,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
             args.world
         )
     })?;
-    let plugins = configured(cfg, over)?;
+    let plugins = configured(cfg, over).map_err(|e| e.to_string())?;
     let spec = plugins.find(world, &args.name).ok_or_else(|| {
         let names: Vec<&str> = plugins
             .all()
@@ -158,7 +159,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
             }
         )
     })?;
-    let host = Arc::new(Host::new(host_config(cfg))?);
+    let host = Arc::new(Host::new(host_config(cfg)).map_err(|e| e.to_string())?);
     let plan = read_plan(cfg, args.plan.as_deref())?;
     let call = Call::new(&Cancel::new());
     let started = Instant::now();

@@ -29,8 +29,9 @@ pub fn prepare_upgrade(cfg: &Config, plan_file: Option<&Path>) -> Result<(), Str
             None => return Ok(()),
         },
     };
-    let plugins = configured(cfg, None)?;
-    let set = load(host_config(cfg), &plugins, Cancel::new(), Compile::Now)?;
+    let plugins = configured(cfg, None).map_err(|e| e.to_string())?;
+    let set =
+        load(host_config(cfg), &plugins, Cancel::new(), Compile::Now).map_err(|e| e.to_string())?;
     let done = crate::upgrade::prepare(&set, cfg, &plan)
         .map_err(|e| format!("upgrade {:?}: {e}", plan.name))?;
     crate::output::line(format!(

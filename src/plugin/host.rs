@@ -176,6 +176,17 @@ pub struct HostConfig {
     pub on_compile_failure: Option<CompileHook>,
 }
 
+/// Why a host could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("cannot create the wasm engine: {0}")]
+    Engine(#[source] wasmtime::Error),
+    #[error("cannot link the host interfaces: {0}")]
+    Link(#[source] wasmtime::Error),
+    #[error("cannot start the epoch thread: {0}")]
+    Ticker(#[source] std::io::Error),
+}
+
 /// The host: one engine, one linker, a compile cache, its hooks.
 pub struct Host {
     pub(super) engine: Engine,
@@ -193,18 +204,15 @@ const MAX_COMPILED: u64 = 1 << 30;
 
 impl Host {
     /// Creates the engine and links the host interfaces.
-    pub fn new(config: HostConfig) -> Result<Host, String> {
+    pub fn new(config: HostConfig) -> Result<Host, HostError> {
         let mut engine_config = wasmtime::Config::new();
         engine_config
             .epoch_interruption(true)
             .max_wasm_stack(WASM_STACK)
             .wasm_component_model(true);
-        let engine = Engine::new(&engine_config)
-            .map_err(|e| format!("cannot create the wasm engine: {e}"))?;
+        let engine = Engine::new(&engine_config).map_err(HostError::Engine)?;
         let mut linker = Linker::new(&engine);
-        let link = |r: wasmtime::Result<()>| {
-            r.map_err(|e| format!("cannot link the host interfaces: {e}"))
-        };
+        let link = |r: wasmtime::Result<()>| r.map_err(HostError::Link);
         link(wasmtime_wasi::p2::add_to_linker_sync(&mut linker))?;
         link(wasmtime_wasi_http::p2::add_only_http_to_linker_sync(
             &mut linker,
@@ -233,7 +241,7 @@ impl Host {
             &mut linker,
             |s| s,
         ))?;
-        let ticker = Ticker::start(engine.clone())?;
+        let ticker = Ticker::start(engine.clone()).map_err(HostError::Ticker)?;
         Ok(Host {
             engine,
             linker,

@@ -39,7 +39,8 @@ pub use bindings::{
 };
 pub use call::{MAX_ARTIFACTS, MAX_TEXT, MAX_URL};
 pub use host::{
-    CallHook, CompileHook, HealthCheck, Host, HostConfig, Loaded, Resolver, Source, WorldPre,
+    CallHook, CompileHook, HealthCheck, Host, HostConfig, HostError, Loaded, Resolver, Source,
+    WorldPre,
 };
 pub use set::{Compile, PluginSet, Resolution, off_runtime};
 pub use sink::Sink;

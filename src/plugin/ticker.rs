@@ -16,7 +16,7 @@ pub(super) struct Ticker {
 }
 
 impl Ticker {
-    pub(super) fn start(engine: Engine) -> Result<Arc<Ticker>, String> {
+    pub(super) fn start(engine: Engine) -> std::io::Result<Arc<Ticker>> {
         let ticker = Arc::new(Ticker {
             active: Mutex::new(0),
             wake: Condvar::new(),
@@ -34,8 +34,7 @@ impl Ticker {
                     std::thread::sleep(TICK);
                     engine.increment_epoch();
                 }
-            })
-            .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+            })?;
         Ok(ticker)
     }
 

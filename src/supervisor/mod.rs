@@ -151,9 +151,10 @@ fn load_plugins(
     cancel: Cancel,
 ) -> Result<Arc<PluginSet>, RunError> {
     let started = Instant::now();
-    let plugins = crate::upgrade::plugins::configured(cfg, None).map_err(RunError::Plugins)?;
+    let plugins = crate::upgrade::plugins::configured(cfg, None)
+        .map_err(|e| RunError::Plugins(e.to_string()))?;
     let set = crate::upgrade::plugins::load(host, &plugins, cancel, Compile::Background)
-        .map_err(RunError::Plugins)?;
+        .map_err(|e| RunError::Plugins(e.to_string()))?;
     let names = |list: Vec<&str>| list.join(",");
     tracing::info!(
         resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),

@@ -9,31 +9,31 @@ use cap_std::fs::Dir;
 
 use crate::cancel::Cancel;
 use crate::config::{Config, OnFailedUpgrade, PLUGIN_CACHE_DIR};
+use crate::plugin::spec::PluginsConfigError;
 use crate::plugin::{
-    Compile, ErrorKind, Host, HostConfig, OnUnhealthy, PluginError, PluginSet, PluginSpec, Plugins,
-    World,
+    Compile, Host, HostConfig, HostError, OnUnhealthy, PluginError, PluginSet, PluginSpec, Plugins,
 };
 
 /// The plugin configuration in effect (`over`, from `--plugins`, replaces the configuration's).
 /// A health check told to `exit` while `WASMVISOR_ON_FAILED_UPGRADE=rollback` is a contradiction,
 /// refused here rather than settled silently one way.
-pub fn configured(cfg: &Config, over: Option<&Path>) -> Result<Plugins, String> {
+pub fn configured(cfg: &Config, over: Option<&Path>) -> Result<Plugins, ConfigError> {
     let path = over.map(Path::to_path_buf).or_else(|| cfg.plugins_path());
-    let plugins = Plugins::load(path.as_deref()).map_err(|e| e.to_string())?;
+    let plugins = Plugins::load(path.as_deref())?;
     if cfg.on_failed_upgrade == OnFailedUpgrade::Rollback {
-        let contradicting: Vec<&str> = plugins
+        let checks: Vec<String> = plugins
             .health
             .iter()
             .filter(|h| h.on_unhealthy == Some(OnUnhealthy::Exit))
-            .map(|h| h.name.as_str())
+            .map(|h| h.name.clone())
             .collect();
-        if !contradicting.is_empty() {
-            return Err(format!(
-                "{}: the health check(s) {} say on-unhealthy = \"exit\" but WASMVISOR_ON_FAILED_UPGRADE=rollback; remove on-unhealthy (it then follows WASMVISOR_ON_FAILED_UPGRADE), or set it to \"rollback\" or \"warn\", or set WASMVISOR_ON_FAILED_UPGRADE=exit",
-                path.as_deref()
+        if !checks.is_empty() {
+            return Err(ConfigError::ExitOnRollback {
+                file: path
+                    .as_deref()
                     .map_or("plugins.toml".into(), |p| p.display().to_string()),
-                contradicting.join(", ")
-            ));
+                checks,
+            });
         }
     }
     Ok(plugins)
@@ -87,22 +87,58 @@ pub fn load(
     plugins: &Plugins,
     cancel: Cancel,
     compile: Compile,
-) -> Result<PluginSet, String> {
-    let host = Host::new(host).map_err(|e| {
-        vec![PluginError {
-            plugin: "(engine)".into(),
-            world: World::Resolver,
-            kind: ErrorKind::Load(e),
-            output: None,
-        }]
-    });
-    host.and_then(|host| PluginSet::load(Arc::new(host), plugins, cancel, compile))
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
-            format!(
-                "{} plugin(s) cannot be used:\n{}",
-                errors.len(),
-                lines.join("\n")
-            )
-        })
+) -> Result<PluginSet, LoadError> {
+    let host = Host::new(host)?;
+    PluginSet::load(Arc::new(host), plugins, cancel, compile).map_err(LoadError::Plugins)
+}
+
+/// Why the configured plugins are not what an upgrade can run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    File(#[from] PluginsConfigError),
+    #[error(
+        "{file}: the health check(s) {} say on-unhealthy = \"exit\" but WASMVISOR_ON_FAILED_UPGRADE=rollback; remove on-unhealthy (it then follows WASMVISOR_ON_FAILED_UPGRADE), or set it to \"rollback\" or \"warn\", or set WASMVISOR_ON_FAILED_UPGRADE=exit",
+        checks.join(", ")
+    )]
+    ExitOnRollback {
+        /// plugins.toml as the operator named it.
+        file: String,
+        checks: Vec<String>,
+    },
+}
+
+/// Why the plugins could not be loaded: every plugin that cannot be used, or the engine itself
+/// (said as a plugin `(engine)` that cannot load, as the list would say it).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("1 plugin(s) cannot be used:\n  - plugin (engine) (resolver): cannot load: {0}")]
+    Host(#[from] HostError),
+    #[error("{} plugin(s) cannot be used:\n{}", .0.len(), list(.0))]
+    Plugins(Vec<PluginError>),
+}
+
+fn list(errors: &[PluginError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{ErrorKind, World};
+
+    #[test]
+    fn plugins_that_cannot_be_used_are_listed_one_a_line() {
+        let spec = PluginSpec::bundled(World::Resolver, "cosmovisor");
+        let e = LoadError::Plugins(vec![
+            PluginError::new(&spec, ErrorKind::Cancelled),
+            PluginError::new(&spec, ErrorKind::Memory(5)),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "2 plugin(s) cannot be used:\n  - plugin cosmovisor (resolver): was stopped: wasmvisor is shutting down\n  - plugin cosmovisor (resolver): exceeded its memory limit of 5 bytes and was stopped"
+        );
+        assert!(matches!(e, LoadError::Plugins(list) if list.len() == 2));
+    }
 }
