@@ -75,6 +75,7 @@ impl std::fmt::Display for NotStarted {
 impl Outbound {
     /// Whether the plugin may send a request to `uri`: http or https, to a host in its
     /// allow-hosts. A refusal is logged, and says why.
+    // A String: the refusal is what the plugin is told (the WIT `http-error`, wasi:http's error).
     pub fn permit(&self, uri: &ureq::http::Uri) -> Result<(), String> {
         let default_port = match uri.scheme_str() {
             Some("http") => 80,
@@ -188,6 +189,7 @@ pub fn forbidden_header(name: &ureq::http::HeaderName) -> bool {
 
 /// The headers a plugin asked for, checked: a valid name and value, and not a forbidden one.
 /// A refusal is an error the plugin sees (as wasi:http's `forbidden`), naming the header.
+// A String: the refusal is what the plugin is told (wasi:http's `forbidden`, the WIT `http-error`).
 pub fn request_headers(
     headers: &[(String, String)],
 ) -> Result<Vec<(ureq::http::HeaderName, ureq::http::HeaderValue)>, String> {
@@ -218,6 +220,7 @@ pub fn request_headers(
 pub const MAX_READ: u32 = 1 << 20;
 
 /// Reads up to `max` bytes (capped) from a response.
+// A String: it is the WIT `http-error.failed` the plugin is given.
 pub fn read(response: &mut Response, max: u32) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; max.min(MAX_READ) as usize];
     let n = response.body.read(&mut buf).map_err(|e| {

@@ -6,6 +6,7 @@ use std::any::Any;
 /// Where a source's bytes go.
 pub trait Sink: Any + Send {
     /// Appends bytes. An error (a size limit) tells the source to stop.
+    // A String: it is the `output.write` result's error the source is given (WIT `string`).
     fn write(&mut self, bytes: &[u8]) -> Result<(), String>;
     /// Bytes already held (more than zero when resuming).
     fn written(&self) -> u64;

@@ -32,6 +32,31 @@ pub enum HostPattern {
     V6(Ipv6Addr),
 }
 
+/// What is wrong with an `allow-hosts` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowHostError {
+    #[error("the [ of an IPv6 address is not closed by ]")]
+    Unclosed,
+    #[error("{0:?} is not an IPv6 address")]
+    NotV6(String),
+    #[error("{0:?} after the ]: only :port may follow")]
+    AfterBracket(String),
+    #[error("an IPv6 address is written in brackets: [::1] or [::1]:8080")]
+    V6Unbracketed,
+    #[error("no host before the port (any host on port {0} is *:{0})")]
+    NoHost(u16),
+    #[error("it is empty")]
+    Empty,
+    #[error("the port after : is missing")]
+    NoPort,
+    #[error("port {0:?} is not a decimal number")]
+    PortNotDecimal(String),
+    #[error("port {0} is not from 1 to 65535")]
+    PortRange(String),
+    #[error("{0:?} is not a host name or IPv4 address")]
+    NotName(String),
+}
+
 impl AllowHost {
     /// Any host, any port: the bundled plugins' default.
     pub const ANY: AllowHost = AllowHost {
@@ -40,19 +65,17 @@ impl AllowHost {
     };
 
     /// Parses one entry; the error says what is wrong with it.
-    pub fn parse(entry: &str) -> Result<AllowHost, String> {
+    pub fn parse(entry: &str) -> Result<AllowHost, AllowHostError> {
         if let Some(rest) = entry.strip_prefix('[') {
-            let (inside, after) = rest
-                .split_once(']')
-                .ok_or("the [ of an IPv6 address is not closed by ]")?;
+            let (inside, after) = rest.split_once(']').ok_or(AllowHostError::Unclosed)?;
             let addr: Ipv6Addr = inside
                 .parse()
-                .map_err(|_| format!("{inside:?} is not an IPv6 address"))?;
+                .map_err(|_| AllowHostError::NotV6(inside.into()))?;
             let port = match after {
                 "" => None,
                 _ => match after.strip_prefix(':') {
                     Some(port) => Some(parse_port(port)?),
-                    None => return Err(format!("{after:?} after the ]: only :port may follow")),
+                    None => return Err(AllowHostError::AfterBracket(after.into())),
                 },
             };
             return Ok(AllowHost {
@@ -65,15 +88,15 @@ impl AllowHost {
             None => (entry, None),
         };
         if port.is_some_and(|p| p.contains(':')) {
-            return Err("an IPv6 address is written in brackets: [::1] or [::1]:8080".into());
+            return Err(AllowHostError::V6Unbracketed);
         }
         let port = port.map(parse_port).transpose()?;
         let host = if host == "*" {
             HostPattern::Any
         } else if host.is_empty() {
             return Err(match port {
-                Some(p) => format!("no host before the port (any host on port {p} is *:{p})"),
-                None => "it is empty".into(),
+                Some(p) => AllowHostError::NoHost(p),
+                None => AllowHostError::Empty,
             });
         } else if let Some(domain) = host.strip_prefix("*.") {
             check_name(domain)?;
@@ -108,21 +131,21 @@ impl AllowHost {
 }
 
 /// A port: decimal digits only (no sign, space, hex or name), from 1 to 65535.
-fn parse_port(port: &str) -> Result<u16, String> {
+fn parse_port(port: &str) -> Result<u16, AllowHostError> {
     if port.is_empty() {
-        return Err("the port after : is missing".into());
+        return Err(AllowHostError::NoPort);
     }
     if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("port {port:?} is not a decimal number"));
+        return Err(AllowHostError::PortNotDecimal(port.into()));
     }
     match port.parse::<u16>() {
         Ok(p) if p >= 1 => Ok(p),
-        _ => Err(format!("port {port} is not from 1 to 65535")),
+        _ => Err(AllowHostError::PortRange(port.into())),
     }
 }
 
 /// A host name or IPv4 address: dot-separated labels of letters, digits, `-` and `_`.
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), AllowHostError> {
     let valid = name.len() <= 253
         && name.split('.').all(|label| {
             (1..=63).contains(&label.len())
@@ -134,7 +157,7 @@ fn check_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a host name or IPv4 address"))
+        Err(AllowHostError::NotName(name.into()))
     }
 }
 
@@ -221,14 +244,38 @@ mod tests {
 
     #[test]
     fn the_error_says_what_is_wrong() {
-        let e = AllowHost::parse("127.0.0.1:99999").unwrap_err();
-        assert!(e.contains("1 to 65535"), "{e}");
-        let e = AllowHost::parse(":8O80").unwrap_err();
-        assert!(e.contains("\"8O80\" is not a decimal number"), "{e}");
-        let e = AllowHost::parse(":443").unwrap_err();
-        assert!(e.contains("*:443"), "{e}");
-        let e = AllowHost::parse("fe80::1").unwrap_err();
-        assert!(e.contains("brackets"), "{e}");
+        let said = |entry: &str| {
+            let e = AllowHost::parse(entry).unwrap_err();
+            (e.clone(), e.to_string())
+        };
+        assert_eq!(
+            said("127.0.0.1:99999"),
+            (
+                AllowHostError::PortRange("99999".into()),
+                "port 99999 is not from 1 to 65535".into()
+            )
+        );
+        assert_eq!(
+            said(":8O80"),
+            (
+                AllowHostError::PortNotDecimal("8O80".into()),
+                "port \"8O80\" is not a decimal number".into()
+            )
+        );
+        assert_eq!(
+            said(":443"),
+            (
+                AllowHostError::NoHost(443),
+                "no host before the port (any host on port 443 is *:443)".into()
+            )
+        );
+        assert_eq!(
+            said("fe80::1"),
+            (
+                AllowHostError::V6Unbracketed,
+                "an IPv6 address is written in brackets: [::1] or [::1]:8080".into()
+            )
+        );
     }
 
     #[test]
