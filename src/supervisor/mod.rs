@@ -15,6 +15,7 @@
 //! - the upgrade itself is `crate::upgrade`, run over borrowed parts of the supervisor.
 
 pub mod decide;
+mod error;
 mod failure;
 mod manual;
 mod resume;
@@ -22,7 +23,6 @@ mod run;
 mod watch;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,68 +32,14 @@ use crate::node::signals::Signals;
 use crate::node::{self, Child, Exit, Reaper};
 use crate::observe::Observer;
 use crate::plugin::{Compile, HostConfig, PluginSet};
-use crate::tree::{Layout, LayoutError, Plan, Read, lock};
+use crate::tree::{Layout, Plan, Read, lock};
 use crate::upgrade::journal::Journal;
-use crate::upgrade::{Outcome, Upgrade, UpgradeError};
+use crate::upgrade::{Outcome, Upgrade};
 use decide::{Files, Next, Settled};
 
+pub use error::RunError;
 use manual::Manual;
 use watch::Watcher;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Layout(#[from] LayoutError),
-    #[error(transparent)]
-    Lock(#[from] lock::LockError),
-    #[error(transparent)]
-    Upgrade(#[from] UpgradeError),
-    #[error("cannot start {path}: {source}")]
-    Spawn {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Plugins(String),
-    /// A node started on a `data/` re-created beside the one a restore moved aside would sign
-    /// from the older state: the operator decides first.
-    #[error("not starting the node: {0}")]
-    DataLeftAside(String),
-    #[error("upgrade {name:?} at height {height} cannot be applied: {reason}")]
-    Refused {
-        name: String,
-        height: u64,
-        reason: String,
-    },
-    #[error(
-        "upgrade {name:?} at height {height} was refused {ago} and nothing it depends on has changed since (the configuration, plugins.toml, the binary in upgrades/{dir}/bin): {reason}"
-    )]
-    StillRefused {
-        name: String,
-        height: u64,
-        dir: String,
-        ago: String,
-        reason: String,
-    },
-    #[error(
-        "the node left running by a previous supervisor (pid {pid}, recorded in {file}) did not stop, even on SIGKILL; stop it by hand, then start wasmvisor again"
-    )]
-    LeftoverAlive { pid: i32, file: String },
-    #[error(
-        "the node exited ({status}) while a manual upgrade to {name:?} was pending, before its application reported height {last}, the last block before the upgrade (last seen: {seen}); not upgrading: start wasmvisor again to relaunch the node with the same --halt-height"
-    )]
-    StoppedShort {
-        name: String,
-        last: u64,
-        seen: String,
-        status: Exit,
-    },
-}
 
 /// How one run of the node ended.
 enum Ended {
@@ -151,10 +97,8 @@ fn load_plugins(
     cancel: Cancel,
 ) -> Result<Arc<PluginSet>, RunError> {
     let started = Instant::now();
-    let plugins = crate::upgrade::plugins::configured(cfg, None)
-        .map_err(|e| RunError::Plugins(e.to_string()))?;
-    let set = crate::upgrade::plugins::load(host, &plugins, cancel, Compile::Background)
-        .map_err(|e| RunError::Plugins(e.to_string()))?;
+    let plugins = crate::upgrade::plugins::configured(cfg, None)?;
+    let set = crate::upgrade::plugins::load(host, &plugins, cancel, Compile::Background)?;
     let names = |list: Vec<&str>| list.join(",");
     tracing::info!(
         resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),
@@ -238,7 +182,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         tracing::info!("stop requested while the plugins load: exiting");
         return Ok(signals.stop_status());
     };
-    let plugins = loaded.map_err(RunError::Plugins)??;
+    let plugins = loaded.map_err(RunError::PluginThread)??;
     let seen = journal.state.seen.clone();
     {
         let observer = observer.clone();
