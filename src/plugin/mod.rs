@@ -42,7 +42,7 @@ pub use host::{
     CallHook, CompileHook, HealthCheck, Host, HostConfig, HostError, Loaded, Resolver, Source,
     WorldPre,
 };
-pub use set::{Compile, PluginSet, Resolution, off_runtime};
+pub use set::{Compile, PluginSet, Resolution, ThreadError, off_runtime};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 

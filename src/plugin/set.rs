@@ -312,18 +312,26 @@ pub fn describe(d: &Decision) -> String {
     }
 }
 
+/// Why work sent to a plugin thread gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadError {
+    #[error("cannot start a plugin thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("the plugin thread ended without an answer")]
+    Ended,
+}
+
 /// Runs blocking plugin work on its own thread, outside the async runtime (wasmtime-wasi's
 /// synchronous bindings must not run on a runtime thread), and awaits its result.
 pub async fn off_runtime<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, String> {
+) -> Result<R, ThreadError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("wasmvisor-plugin".into())
         .spawn(move || {
             let _ = tx.send(f());
         })
-        .map_err(|e| format!("cannot start a plugin thread: {e}"))?;
-    rx.await
-        .map_err(|_| "the plugin thread ended without an answer".to_string())
+        .map_err(ThreadError::Spawn)?;
+    rx.await.map_err(|_| ThreadError::Ended)
 }

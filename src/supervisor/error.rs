@@ -28,9 +28,8 @@ pub enum RunError {
     PluginsConfig(#[from] crate::upgrade::plugins::ConfigError),
     #[error(transparent)]
     Plugins(#[from] crate::upgrade::plugins::LoadError),
-    /// The plugin thread ended without an answer.
-    #[error("{0}")]
-    PluginThread(String),
+    #[error(transparent)]
+    PluginThread(#[from] crate::plugin::ThreadError),
     /// A node started on a `data/` re-created beside the one a restore moved aside would sign
     /// from the older state: the operator decides first.
     #[error("not starting the node: {0}")]

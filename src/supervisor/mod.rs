@@ -182,7 +182,7 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         tracing::info!("stop requested while the plugins load: exiting");
         return Ok(signals.stop_status());
     };
-    let plugins = loaded.map_err(RunError::PluginThread)??;
+    let plugins = loaded??;
     let seen = journal.state.seen.clone();
     {
         let observer = observer.clone();

@@ -13,9 +13,8 @@ use crate::upgrade::journal::Phase;
 pub enum FetchError {
     #[error(transparent)]
     Stage(StageError),
-    /// The plugin thread ended without an answer.
-    #[error("{0}")]
-    Thread(String),
+    #[error(transparent)]
+    Thread(crate::plugin::ThreadError),
 }
 
 impl Upgrade<'_> {

@@ -310,7 +310,7 @@ impl Upgrade<'_> {
         };
         let errors = compiled
             .map_err(|e| e.to_string())
-            .and_then(|r| r)
+            .and_then(|r| r.map_err(|e| e.to_string()))
             .map_err(|message| UpgradeError::Compile {
                 upgrade: plan.name.clone(),
                 message,

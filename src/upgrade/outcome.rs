@@ -103,7 +103,7 @@ mod tests {
         };
         let fetch = || UpgradeError::Fetch {
             upgrade: "v2".into(),
-            source: super::super::FetchError::Thread("the plugin thread ended".into()),
+            source: super::super::FetchError::Thread(crate::plugin::ThreadError::Ended),
         };
         for on_failed in [Exit, Rollback] {
             assert_eq!(class(Ok(true), on_failed), "applied");

@@ -122,6 +122,7 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
         let s = set.clone();
         let answer = crate::plugin::off_runtime(move || s.check(&context))
             .await
+            .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()));
         first_answer.get_or_insert_with(|| ms(launched.elapsed()));
         let record = |healthy: bool, detail: String| HealthRecord {

@@ -34,7 +34,9 @@ pub enum ResolveError {
     },
     #[error("{0}; policy plugins fail closed")]
     Plugin(PluginError),
-    /// The plugin thread, or the task awaiting it, ended without an answer.
+    #[error(transparent)]
+    Thread(#[from] plugin::ThreadError),
+    /// The task awaiting the plugin thread ended without an answer.
     #[error("the resolution task failed: {0}")]
     Task(String),
 }
@@ -162,7 +164,7 @@ impl Upgrade<'_> {
                 Ok((resolution, request, asked_unix))
             })
             .await
-            .map_err(|e| ResolveError::Task(e.to_string()))
+            .map_err(ResolveError::Thread)
             .and_then(|r| r)
         })
     }

@@ -194,6 +194,7 @@ impl Manual {
             let result =
                 crate::plugin::off_runtime(move || crate::upgrade::prepare(&set, &cfg, &plan))
                     .await
+                    .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
             match result {
                 Ok(done) => tracing::info!(upgrade = %name, "prepared ahead of the halt: {done}"),
