@@ -298,7 +298,7 @@ impl Host {
         }
         let version = inspect::read(&bytes)
             .and_then(|found| inspect::check(&found, P::WORLD))
-            .map_err(|e| fail(ErrorKind::Load(e)))?;
+            .map_err(|e| fail(ErrorKind::Load(e.to_string())))?;
         let slot = Arc::new(Slot::new());
         let loaded = Loaded {
             spec: spec.clone(),

@@ -7,6 +7,54 @@ use wasmtime::wasmparser::{Encoding, Parser, Payload};
 
 use super::{INTERFACE_VERSIONS, World};
 
+/// Why a component is refused before it is compiled.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InspectError {
+    /// wasmparser's reason (its error is neither `Clone` nor comparable).
+    #[error("not a valid component: {0}")]
+    Invalid(String),
+    #[error(
+        "it is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error(
+        "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d fetch-event`)",
+        .0.join(", "),
+        INTERFACE_VERSIONS.join(" and ")
+    )]
+    Unprovided(Vec<String>),
+    #[error(
+        "it implements {interface} version {version}; this wasmvisor implements versions {}: rebuild it against wit/plugin-{}",
+        INTERFACE_VERSIONS.join(" and "),
+        &INTERFACE_VERSIONS[0][..3]
+    )]
+    Version { interface: String, version: String },
+    #[error("it is a {is} plugin (exports {export}), configured as a {configured}")]
+    OtherWorld {
+        is: World,
+        export: String,
+        configured: World,
+    },
+    #[error(
+        "it exports no wasmvisor plugin interface (expected {}@{}; found {})",
+        .expected.export(),
+        INTERFACE_VERSIONS[0],
+        found(.exports)
+    )]
+    NoInterface {
+        expected: World,
+        exports: Vec<String>,
+    },
+}
+
+fn found(exports: &[String]) -> String {
+    if exports.is_empty() {
+        "nothing".into()
+    } else {
+        exports.join(", ")
+    }
+}
+
 /// A component's top-level imports and exports, by name (`ns:pkg/iface@version`).
 #[derive(Debug, Default)]
 pub struct Interfaces {
@@ -15,32 +63,29 @@ pub struct Interfaces {
 }
 
 /// Reads the top-level imports and exports of a component.
-pub fn read(bytes: &[u8]) -> Result<Interfaces, String> {
+pub fn read(bytes: &[u8]) -> Result<Interfaces, InspectError> {
     let mut found = Interfaces::default();
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("not a valid component: {e}"))?;
+        let payload = payload.map_err(|e| InspectError::Invalid(e.to_string()))?;
         match payload {
             Payload::Version {
                 encoding: Encoding::Module,
                 ..
             } if depth == 0 => {
-                return Err(
-                    "it is a core WebAssembly module, not a component: build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
-                        .into(),
-                );
+                return Err(InspectError::CoreModule);
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ComponentImportSection(reader) if depth == 0 => {
                 for import in reader {
-                    let import = import.map_err(|e| format!("not a valid component: {e}"))?;
+                    let import = import.map_err(|e| InspectError::Invalid(e.to_string()))?;
                     found.imports.push(import.name.name.to_string());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
-                    let export = export.map_err(|e| format!("not a valid component: {e}"))?;
+                    let export = export.map_err(|e| InspectError::Invalid(e.to_string()))?;
                     found.exports.push(export.name.name.to_string());
                 }
             }
@@ -83,7 +128,7 @@ pub fn provided(import: &str) -> bool {
 
 /// The world and contract version a component implements, checked against the world it is
 /// configured as, and its imports against what the host links.
-pub fn check(found: &Interfaces, world: World) -> Result<&'static str, String> {
+pub fn check(found: &Interfaces, world: World) -> Result<&'static str, InspectError> {
     let missing: Vec<&str> = found
         .imports
         .iter()
@@ -95,10 +140,8 @@ pub fn check(found: &Interfaces, world: World) -> Result<&'static str, String> {
         .find(|v| found.exports.contains(&format!("{}@{v}", world.export())));
     if let Some(version) = version {
         if !missing.is_empty() {
-            return Err(format!(
-                "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d fetch-event`)",
-                missing.join(", "),
-                INTERFACE_VERSIONS.join(" and ")
+            return Err(InspectError::Unprovided(
+                missing.into_iter().map(str::to_string).collect(),
             ));
         }
         return Ok(version);
@@ -106,28 +149,23 @@ pub fn check(found: &Interfaces, world: World) -> Result<&'static str, String> {
     for e in &found.exports {
         let (iface, version) = e.split_once('@').unwrap_or((e, "?"));
         if iface == world.export() {
-            return Err(format!(
-                "it implements {iface} version {version}; this wasmvisor implements versions {}: rebuild it against wit/plugin-{}",
-                INTERFACE_VERSIONS.join(" and "),
-                &INTERFACE_VERSIONS[0][..3]
-            ));
+            return Err(InspectError::Version {
+                interface: iface.to_string(),
+                version: version.to_string(),
+            });
         }
         if let Some(other) = World::ALL.into_iter().find(|w| w.export() == iface) {
-            return Err(format!(
-                "it is a {other} plugin (exports {e}), configured as a {world}"
-            ));
+            return Err(InspectError::OtherWorld {
+                is: other,
+                export: e.clone(),
+                configured: world,
+            });
         }
     }
-    Err(format!(
-        "it exports no wasmvisor plugin interface (expected {}@{}; found {})",
-        world.export(),
-        INTERFACE_VERSIONS[0],
-        if found.exports.is_empty() {
-            "nothing".into()
-        } else {
-            found.exports.join(", ")
-        }
-    ))
+    Err(InspectError::NoInterface {
+        expected: world,
+        exports: found.exports.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -160,8 +198,14 @@ mod tests {
             exports: vec!["wasmvisor:plugin/resolve@0.2.0".into()],
         };
         let e = check(&found, World::Resolver).unwrap_err();
-        assert!(e.contains("wasi:keyvalue/store@0.2.0-draft"), "{e}");
-        assert!(!e.contains("streams"), "{e}");
+        assert_eq!(
+            e,
+            InspectError::Unprovided(vec!["wasi:keyvalue/store@0.2.0-draft".into()])
+        );
+        assert_eq!(
+            e.to_string(),
+            "it imports wasi:keyvalue/store@0.2.0-draft, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin 0.2.0 and 0.1.0): rebuild it without them (for componentize-js: `-d fetch-event`)"
+        );
     }
 
     #[test]
@@ -179,10 +223,24 @@ mod tests {
             Ok("0.2.0")
         );
         let e = check(&of("wasmvisor:plugin/check@0.2.0"), World::Resolver).unwrap_err();
-        assert!(e.contains("health plugin"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "it is a health plugin (exports wasmvisor:plugin/check@0.2.0), configured as a resolver"
+        );
         let e = check(&of("wasmvisor:plugin/resolve@0.9.0"), World::Resolver).unwrap_err();
-        assert!(e.contains("version 0.9.0"), "{e}");
-        assert!(read(b"\0asm\x01\0\0\0").unwrap_err().contains("core"));
-        assert!(read(b"not wasm").is_err());
+        assert_eq!(
+            e.to_string(),
+            "it implements wasmvisor:plugin/resolve version 0.9.0; this wasmvisor implements versions 0.2.0 and 0.1.0: rebuild it against wit/plugin-0.2"
+        );
+        let e = check(&of("wasi:cli/run@0.2.0"), World::Resolver).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "it exports no wasmvisor plugin interface (expected wasmvisor:plugin/resolve@0.2.0; found wasi:cli/run@0.2.0)"
+        );
+        assert_eq!(
+            read(b"\0asm\x01\0\0\0").unwrap_err(),
+            InspectError::CoreModule
+        );
+        assert!(matches!(read(b"not wasm"), Err(InspectError::Invalid(_))));
     }
 }
