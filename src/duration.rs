@@ -2,17 +2,37 @@
 
 use std::time::Duration;
 
+/// Why a text is not a duration; each message quotes the text and says how to write one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("empty duration")]
+    Empty,
+    #[error("{text:?} is negative; durations must be greater than zero")]
+    Negative { text: String },
+    #[error("{text:?} has no unit; write it like 300ms, 30s or 2m")]
+    NoUnit { text: String },
+    #[error("{text:?} is not a duration; write it like 300ms, 30s or 2m")]
+    NoNumber { text: String },
+    #[error("{text:?} has unknown unit {unit:?}; use ns, us, ms, s, m or h")]
+    UnknownUnit { text: String, unit: String },
+    #[error("{text:?} is not a duration")]
+    BadNumber { text: String },
+    #[error("{text:?} is too long")]
+    TooLong { text: String },
+    #[error("{text:?} is zero; durations must be greater than zero")]
+    Zero { text: String },
+}
+
 /// Parses a Go duration string. Bare numbers, negative values and zero are refused: every duration
 /// Cosmovisor accepts must be a positive amount with a unit.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
+    let owned = || text.to_string();
     let s = text.trim();
     if s.is_empty() {
-        return Err("empty duration".into());
+        return Err(DurationError::Empty);
     }
     if s.starts_with('-') {
-        return Err(format!(
-            "{text:?} is negative; durations must be greater than zero"
-        ));
+        return Err(DurationError::Negative { text: owned() });
     }
     let s = s.strip_prefix('+').unwrap_or(s);
     let mut rest = s;
@@ -20,11 +40,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let number_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("{text:?} has no unit; write it like 300ms, 30s or 2m"))?;
+            .ok_or_else(|| DurationError::NoUnit { text: owned() })?;
         if number_len == 0 {
-            return Err(format!(
-                "{text:?} is not a duration; write it like 300ms, 30s or 2m"
-            ));
+            return Err(DurationError::NoNumber { text: owned() });
         }
         let number = &rest[..number_len];
         rest = &rest[number_len..];
@@ -41,26 +59,25 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             _ => {
-                return Err(format!(
-                    "{text:?} has unknown unit {unit:?}; use ns, us, ms, s, m or h"
-                ));
+                return Err(DurationError::UnknownUnit {
+                    text: owned(),
+                    unit: unit.to_string(),
+                });
             }
         };
         let nanos =
-            scale(number, unit_nanos).ok_or_else(|| format!("{text:?} is not a duration"))?;
+            scale(number, unit_nanos).ok_or_else(|| DurationError::BadNumber { text: owned() })?;
         // Past u64 nanoseconds (584 years) the answer is "too long" whatever follows: stopping
         // here also keeps the sum of many huge components from wrapping.
         total_nanos = nanos
             .and_then(|n| total_nanos.checked_add(n))
             .filter(|&n| n <= u128::from(u64::MAX))
-            .ok_or_else(|| format!("{text:?} is too long"))?;
+            .ok_or_else(|| DurationError::TooLong { text: owned() })?;
     }
     if total_nanos == 0 {
-        return Err(format!(
-            "{text:?} is zero; durations must be greater than zero"
-        ));
+        return Err(DurationError::Zero { text: owned() });
     }
-    let nanos = u64::try_from(total_nanos).map_err(|_| format!("{text:?} is too long"))?;
+    let nanos = u64::try_from(total_nanos).map_err(|_| DurationError::TooLong { text: owned() })?;
     Ok(Duration::from_nanos(nanos))
 }
 
@@ -159,33 +176,67 @@ mod tests {
         }
     }
 
+    /// The words an operator reads, exactly as they were when the errors were strings.
+    #[test]
+    fn each_refusal_quotes_the_text_and_says_how_to_write_it() {
+        for (text, message) in [
+            ("  ", "empty duration"),
+            (
+                "-1s",
+                "\"-1s\" is negative; durations must be greater than zero",
+            ),
+            ("300", "\"300\" has no unit; write it like 300ms, 30s or 2m"),
+            (
+                "s",
+                "\"s\" is not a duration; write it like 300ms, 30s or 2m",
+            ),
+            (
+                "5x",
+                "\"5x\" has unknown unit \"x\"; use ns, us, ms, s, m or h",
+            ),
+            ("1..5s", "\"1..5s\" is not a duration"),
+            ("0s", "\"0s\" is zero; durations must be greater than zero"),
+            (
+                "18446744073709551616ns",
+                "\"18446744073709551616ns\" is too long",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), message, "{text:?}");
+        }
+    }
+
     #[test]
     fn sums_too_large_for_u128_are_too_long_not_wrapped() {
         // u128::MAX nanoseconds plus 2: the old sum wrapped to 1ns (or panicked in debug).
         let max = u128::MAX.to_string();
         assert_eq!(
             parse(&format!("{max}ns2ns")),
-            Err(format!("\"{max}ns2ns\" is too long"))
+            Err(DurationError::TooLong {
+                text: format!("{max}ns2ns")
+            })
         );
         // A whole part that just fits u128 once scaled (u128::MAX / 1h, remainder 1431768211455ns),
         // and half an hour more: the old fraction sum overflowed.
         assert!(
             parse("94522879700260684295381835.5h")
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
         // More digits than u128 holds.
         assert!(
             parse(&format!("{}0s", u128::MAX))
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
         // Many components, each alone within u128.
         let many = "100000000000000000000000000000000000000ns".repeat(5);
-        assert!(parse(&many).unwrap_err().contains("too long"));
+        assert!(parse(&many).unwrap_err().to_string().contains("too long"));
         assert!(
             parse("18446744073709551615s")
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
         assert_eq!(
@@ -195,6 +246,7 @@ mod tests {
         assert!(
             parse("18446744073709551615ns1ns")
                 .unwrap_err()
+                .to_string()
                 .contains("too long")
         );
     }

@@ -241,7 +241,7 @@ pub(super) const KEYS: &[Key] = &[
                 .and_then(|s| match Endpoint::parse(&s) {
                     Ok(e) => Some(e),
                     Err(e) => {
-                        l.fail("WASMVISOR_METRICS_ADDRESS", e);
+                        l.fail("WASMVISOR_METRICS_ADDRESS", e.to_string());
                         None
                     }
                 })

@@ -1,13 +1,33 @@
 //! Reading one key: from the environment first, then the TOML file, into a typed value, with
 //! every problem recorded (naming the variable or key and where it came from) instead of stopping
-//! at the first.
+//! at the first. The TOML file is read here too, its keys matched against the table.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::keys::KEYS;
 use super::{ConfigProblem, Origin};
 use crate::duration;
+
+/// A configuration file is a few KiB.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// Why the configuration file could not be read as text.
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error("{0}")]
+    Read(#[from] crate::fs::ReadError),
+    #[error("it is not UTF-8 text")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+}
+
+fn read_text(path: &Path) -> Result<String, FileError> {
+    Ok(String::from_utf8(crate::fs::read_regular_path(
+        path,
+        MAX_CONFIG_FILE,
+    )?)?)
+}
 
 /// A raw value before parsing, with its origin.
 pub(super) struct Raw {
@@ -118,23 +138,23 @@ impl Loader<'_> {
 
     pub fn duration(&mut self, key: &str) -> Option<Duration> {
         let raw = self.raw(key)?;
-        let parsed = match (&raw.value, &raw.origin) {
-            (RawValue::Str(s), _) => duration::parse(s),
+        let why = match (&raw.value, &raw.origin) {
+            (RawValue::Str(s), _) => match duration::parse(s) {
+                Ok(d) => return Some(d),
+                Err(e) => e.to_string(),
+            },
             // A Go TOML encoder writes time.Duration as integer nanoseconds.
-            (RawValue::Int(n), Origin::File(_)) if *n > 0 => Ok(Duration::from_nanos(*n as u64)),
-            (other, _) => Err(format!("{} is not a positive duration", other.describe())),
-        };
-        match parsed {
-            Ok(d) => Some(d),
-            Err(e) => {
-                self.problem(
-                    key,
-                    raw.origin,
-                    format!("{e}; accepted: a duration such as 300ms, 30s, 2m"),
-                );
-                None
+            (RawValue::Int(n), Origin::File(_)) if *n > 0 => {
+                return Some(Duration::from_nanos(*n as u64));
             }
-        }
+            (other, _) => format!("{} is not a positive duration", other.describe()),
+        };
+        self.problem(
+            key,
+            raw.origin,
+            format!("{why}; accepted: a duration such as 300ms, 30s, 2m"),
+        );
+        None
     }
 
     pub fn count(&mut self, key: &str) -> u32 {
@@ -198,19 +218,92 @@ impl Loader<'_> {
     }
 
     /// A value parsed by `parse` (whose error says what is wrong), else `default`'s.
-    pub fn parsed<T>(
+    pub fn parsed<T, E: std::fmt::Display>(
         &mut self,
         key: &str,
         default: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         let text = self.string(key).unwrap_or_else(|| default.to_string());
         match parse(&text) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.fail(key, e);
+                self.fail(key, e.to_string());
                 None
             }
         }
     }
+}
+
+/// Reads the TOML file into the loader. Keys are matched whatever their case, as Cosmovisor's
+/// reader does (`DAEMON_NAME = …` is `daemon_name`); keys no table entry names go to `unknown`,
+/// with the known key they are likely a typo of.
+pub(super) fn read_file(loader: &mut Loader<'_>, path: &Path, unknown: &mut Vec<ConfigProblem>) {
+    let text = read_text(path);
+    let origin = Origin::File(path.to_path_buf());
+    match text {
+        Ok(text) => match text.parse::<toml::Table>() {
+            Ok(table) => {
+                for (key, value) in table {
+                    let lower = key.to_ascii_lowercase();
+                    if !KEYS.iter().any(|k| k.name.eq_ignore_ascii_case(&key)) {
+                        let hint = closest_key(&lower)
+                            .map(|k| format!("; did you mean {}?", k.to_ascii_lowercase()))
+                            .unwrap_or_default();
+                        unknown.push(ConfigProblem {
+                            key,
+                            origin: origin.clone(),
+                            message: format!("unknown key, ignored{hint}"),
+                        });
+                        continue;
+                    }
+                    if loader.file.insert(lower.clone(), value).is_some() {
+                        loader.problem(
+                            &lower,
+                            origin.clone(),
+                            "is set twice (keys are read whatever their case); keep one",
+                        );
+                    }
+                }
+                loader.file_path = Some(path.to_path_buf());
+            }
+            Err(e) => loader.problem(
+                "--cosmovisor-config",
+                Origin::File(path.to_path_buf()),
+                format!("not valid TOML: {}", e.message()),
+            ),
+        },
+        Err(e) => loader.problem(
+            "--cosmovisor-config",
+            Origin::Missing,
+            format!("cannot read {}: {e}", path.display()),
+        ),
+    }
+}
+
+/// The known key `key` is most likely a misspelling of: within two edits.
+fn closest_key(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (edit_distance(key, &k.name.to_ascii_lowercase()), k.name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance, over bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }

@@ -34,8 +34,6 @@ pub const DEFAULT_BACKUP_KEEP: u32 = 3;
 pub const DEFAULT_PROBATION: Duration = Duration::from_secs(60);
 /// Crash restarts within this window count towards `WASMVISOR_MAX_RESTARTS`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
-/// A configuration file is a few KiB.
-const MAX_CONFIG_FILE: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -108,6 +106,87 @@ pub(super) struct Draft {
     plugin_cache: Option<PathBuf>,
 }
 
+/// The values a configuration cannot do without, once read.
+struct Required {
+    home: PathBuf,
+    name: String,
+    grpc: GrpcAddress,
+    rpc: Endpoint,
+}
+
+impl Draft {
+    /// Every default, before a key is read.
+    fn new() -> Draft {
+        Draft {
+            home: None,
+            name: None,
+            allow_download_binaries: false,
+            download_must_have_checksum: false,
+            restart_after_upgrade: true,
+            restart_delay: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            unsafe_skip_backup: false,
+            data_backup_dir: None,
+            preupgrade_max_retries: 0,
+            grpc: None,
+            disable_logs: false,
+            color_logs: true,
+            time_format: None,
+            custom_preupgrade: None,
+            disable_recase: false,
+            rpc: None,
+            log_format: LogFormat::Human,
+            watch_mode: WatchMode::Auto,
+            halt_height: HaltHeight::Before,
+            backup_keep: DEFAULT_BACKUP_KEEP,
+            on_failed_upgrade: OnFailedUpgrade::Exit,
+            probation: DEFAULT_PROBATION,
+            restart_on_crash: false,
+            max_restarts: 5,
+            metrics: None,
+            plugins_file: None,
+            plugin_cache: None,
+        }
+    }
+
+    /// The configuration, once every key was read without a problem.
+    fn finish(self, r: Required, file: Option<&Path>) -> Config {
+        Config {
+            data_backup_dir: self.data_backup_dir.unwrap_or_else(|| r.home.clone()),
+            home: r.home,
+            name: r.name,
+            allow_download_binaries: self.allow_download_binaries,
+            download_must_have_checksum: self.download_must_have_checksum,
+            restart_after_upgrade: self.restart_after_upgrade,
+            restart_delay: self.restart_delay,
+            shutdown_grace: self.shutdown_grace,
+            poll_interval: self.poll_interval,
+            unsafe_skip_backup: self.unsafe_skip_backup,
+            preupgrade_max_retries: self.preupgrade_max_retries,
+            grpc: r.grpc,
+            disable_logs: self.disable_logs,
+            color_logs: self.color_logs,
+            time_format: self.time_format,
+            custom_preupgrade: self.custom_preupgrade,
+            disable_recase: self.disable_recase,
+            rpc: r.rpc,
+            log_format: self.log_format,
+            watch_mode: self.watch_mode,
+            halt_height: self.halt_height,
+            backup_keep: self.backup_keep,
+            on_failed_upgrade: self.on_failed_upgrade,
+            probation: self.probation,
+            restart_on_crash: self.restart_on_crash,
+            max_restarts: self.max_restarts,
+            metrics: self.metrics,
+            plugins_file: self.plugins_file,
+            plugin_cache: self.plugin_cache,
+            file: file.map(Path::to_path_buf),
+        }
+    }
+}
+
 /// One problem with one variable or key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -172,7 +251,6 @@ impl Config {
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut warnings = Vec::new();
         let mut loader = Loader {
             env,
             file: BTreeMap::new(),
@@ -181,64 +259,21 @@ impl Config {
         };
         let mut unknown = Vec::new();
         if let Some(path) = file {
-            read_file(&mut loader, path, &mut unknown);
+            loader::read_file(&mut loader, path, &mut unknown);
         }
-        let mut draft = Draft {
-            home: None,
-            name: None,
-            allow_download_binaries: false,
-            download_must_have_checksum: false,
-            restart_after_upgrade: true,
-            restart_delay: None,
-            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
-            poll_interval: DEFAULT_POLL_INTERVAL,
-            unsafe_skip_backup: false,
-            data_backup_dir: None,
-            preupgrade_max_retries: 0,
-            grpc: None,
-            disable_logs: false,
-            color_logs: true,
-            time_format: None,
-            custom_preupgrade: None,
-            disable_recase: false,
-            rpc: None,
-            log_format: LogFormat::Human,
-            watch_mode: WatchMode::Auto,
-            halt_height: HaltHeight::Before,
-            backup_keep: DEFAULT_BACKUP_KEEP,
-            on_failed_upgrade: OnFailedUpgrade::Exit,
-            probation: DEFAULT_PROBATION,
-            restart_on_crash: false,
-            max_restarts: 5,
-            metrics: None,
-            plugins_file: None,
-            plugin_cache: None,
-        };
+        let mut draft = Draft::new();
         for key in KEYS {
             (key.read)(&mut loader, &mut draft);
         }
-        if let (Some(home), Some(script)) = (&draft.home, &draft.custom_preupgrade)
-            && !loader
-                .problems
-                .iter()
-                .any(|p| p.key == "COSMOVISOR_CUSTOM_PREUPGRADE")
-        {
-            check_custom_preupgrade(&mut loader, &home.join("cosmovisor"), script);
-        }
-        if !draft.unsafe_skip_backup
-            && let Some(dir) = &draft.data_backup_dir
-            && !dir.is_dir()
-        {
-            loader.fail(
-                "DAEMON_DATA_BACKUP_DIR",
-                format!("{} does not exist or is not a directory; create it or set UNSAFE_SKIP_BACKUP=true", dir.display()),
-            );
-        }
+        check_together(&mut loader, &draft);
         // An unknown key is only a warning, unless the configuration fails: then it is likely
         // why (a misspelt required key), and said with the rest.
-        let (Some(home), Some(name), Some(grpc), Some(rpc)) =
-            (draft.home, draft.name, draft.grpc, draft.rpc)
-        else {
+        let (Some(home), Some(name), Some(grpc), Some(rpc)) = (
+            draft.home.take(),
+            draft.name.take(),
+            draft.grpc.take(),
+            draft.rpc.take(),
+        ) else {
             loader.problems.extend(unknown);
             return Err(ConfigError {
                 problems: loader.problems,
@@ -250,47 +285,19 @@ impl Config {
                 problems: loader.problems,
             });
         }
-        warnings.extend(unknown.iter().map(ToString::to_string));
+        let mut warnings: Vec<String> = unknown.iter().map(ToString::to_string).collect();
         if draft.on_failed_upgrade == OnFailedUpgrade::Rollback && draft.unsafe_skip_backup {
             warnings.push(
                 "WASMVISOR_ON_FAILED_UPGRADE=rollback with UNSAFE_SKIP_BACKUP=true: a rollback can point `current` back but has no backup to restore data/ from; set UNSAFE_SKIP_BACKUP=false (snapshot backups cost seconds, not a copy of the data)".into(),
             );
         }
-        Ok((
-            Config {
-                data_backup_dir: draft.data_backup_dir.unwrap_or_else(|| home.clone()),
-                home,
-                name,
-                allow_download_binaries: draft.allow_download_binaries,
-                download_must_have_checksum: draft.download_must_have_checksum,
-                restart_after_upgrade: draft.restart_after_upgrade,
-                restart_delay: draft.restart_delay,
-                shutdown_grace: draft.shutdown_grace,
-                poll_interval: draft.poll_interval,
-                unsafe_skip_backup: draft.unsafe_skip_backup,
-                preupgrade_max_retries: draft.preupgrade_max_retries,
-                grpc,
-                disable_logs: draft.disable_logs,
-                color_logs: draft.color_logs,
-                time_format: draft.time_format,
-                custom_preupgrade: draft.custom_preupgrade,
-                disable_recase: draft.disable_recase,
-                rpc,
-                log_format: draft.log_format,
-                watch_mode: draft.watch_mode,
-                halt_height: draft.halt_height,
-                backup_keep: draft.backup_keep,
-                on_failed_upgrade: draft.on_failed_upgrade,
-                probation: draft.probation,
-                restart_on_crash: draft.restart_on_crash,
-                max_restarts: draft.max_restarts,
-                metrics: draft.metrics,
-                plugins_file: draft.plugins_file,
-                plugin_cache: draft.plugin_cache,
-                file: file.map(Path::to_path_buf),
-            },
-            warnings,
-        ))
+        let required = Required {
+            home,
+            name,
+            grpc,
+            rpc,
+        };
+        Ok((draft.finish(required, file), warnings))
     }
 
     pub fn root(&self) -> PathBuf {
@@ -332,6 +339,31 @@ impl Config {
     }
 }
 
+/// The checks that need more than one key: the pre-upgrade script inside the home, and the
+/// backup folder unless backups are off.
+fn check_together(loader: &mut Loader<'_>, draft: &Draft) {
+    if let (Some(home), Some(script)) = (&draft.home, &draft.custom_preupgrade)
+        && !loader
+            .problems
+            .iter()
+            .any(|p| p.key == "COSMOVISOR_CUSTOM_PREUPGRADE")
+    {
+        check_custom_preupgrade(loader, &home.join("cosmovisor"), script);
+    }
+    if !draft.unsafe_skip_backup
+        && let Some(dir) = &draft.data_backup_dir
+        && !dir.is_dir()
+    {
+        loader.fail(
+            "DAEMON_DATA_BACKUP_DIR",
+            format!(
+                "{} does not exist or is not a directory; create it or set UNSAFE_SKIP_BACKUP=true",
+                dir.display()
+            ),
+        );
+    }
+}
+
 /// The custom pre-upgrade script must be usable when the supervisor starts, not found missing
 /// at the upgrade height, after the node was stopped: a regular file inside the tree (a link
 /// may lead to one, inside the tree; the upgrade opens it the same way). A tree that does not
@@ -360,81 +392,6 @@ fn check_custom_preupgrade(loader: &mut Loader<'_>, root: &Path, script: &str) {
         Err(e) => format!("{} cannot be used: {e}", script_path.display()),
     };
     loader.fail("COSMOVISOR_CUSTOM_PREUPGRADE", problem);
-}
-
-/// Reads the TOML file into the loader. Keys are matched whatever their case, as Cosmovisor's
-/// reader does (`DAEMON_NAME = …` is `daemon_name`); keys no table entry names go to `unknown`,
-/// with the known key they are likely a typo of.
-fn read_file(loader: &mut Loader<'_>, path: &Path, unknown: &mut Vec<ConfigProblem>) {
-    let text = crate::fs::read_regular_path(path, MAX_CONFIG_FILE)
-        .map_err(|e| e.to_string())
-        .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string()));
-    let origin = Origin::File(path.to_path_buf());
-    match text {
-        Ok(text) => match text.parse::<toml::Table>() {
-            Ok(table) => {
-                for (key, value) in table {
-                    let lower = key.to_ascii_lowercase();
-                    if !KEYS.iter().any(|k| k.name.eq_ignore_ascii_case(&key)) {
-                        let hint = closest_key(&lower)
-                            .map(|k| format!("; did you mean {}?", k.to_ascii_lowercase()))
-                            .unwrap_or_default();
-                        unknown.push(ConfigProblem {
-                            key,
-                            origin: origin.clone(),
-                            message: format!("unknown key, ignored{hint}"),
-                        });
-                        continue;
-                    }
-                    if loader.file.insert(lower.clone(), value).is_some() {
-                        loader.problem(
-                            &lower,
-                            origin.clone(),
-                            "is set twice (keys are read whatever their case); keep one",
-                        );
-                    }
-                }
-                loader.file_path = Some(path.to_path_buf());
-            }
-            Err(e) => loader.problem(
-                "--cosmovisor-config",
-                Origin::File(path.to_path_buf()),
-                format!("not valid TOML: {}", e.message()),
-            ),
-        },
-        Err(e) => loader.problem(
-            "--cosmovisor-config",
-            Origin::Missing,
-            format!("cannot read {}: {e}", path.display()),
-        ),
-    }
-}
-
-/// The known key `key` is most likely a misspelling of: within two edits.
-fn closest_key(key: &str) -> Option<&'static str> {
-    KEYS.iter()
-        .map(|k| (edit_distance(key, &k.name.to_ascii_lowercase()), k.name))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, name)| name)
-}
-
-/// Levenshtein distance, over bytes (keys are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (diagonal + usize::from(ca != cb))
-                .min(row[j] + 1)
-                .min(row[j + 1] + 1);
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

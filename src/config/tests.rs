@@ -253,3 +253,28 @@ fn a_misspelt_key_is_named_with_the_key_it_resembles() {
         "{warnings:?}"
     );
 }
+
+/// The words of a file that cannot be read, exactly as they were when the reason was a string.
+#[test]
+fn a_config_file_that_is_not_text_or_not_there_is_named_with_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, b"daemon_home = \"\xff\"\n").unwrap();
+    let err = Config::load(Some(&file), &|_| None).unwrap_err();
+    assert_eq!(
+        err.problems[0].to_string(),
+        format!(
+            "--cosmovisor-config: cannot read {}: it is not UTF-8 text",
+            file.display()
+        )
+    );
+    let missing = dir.path().join("missing.toml");
+    let err = Config::load(Some(&missing), &|_| None).unwrap_err();
+    assert_eq!(
+        err.problems[0].to_string(),
+        format!(
+            "--cosmovisor-config: cannot read {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}

@@ -94,25 +94,69 @@ pub struct Endpoint {
     pub address: String,
 }
 
+/// Why an address is not one wasmvisor can use; each message quotes it and shows the form to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error(
+        "{address:?}: https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)"
+    )]
+    Https { address: String },
+    #[error("{address:?}: unknown scheme; {example}")]
+    UnknownScheme {
+        address: String,
+        example: &'static str,
+    },
+    #[error("{address:?} is not a host:port address; {example}")]
+    NotHostPort {
+        address: String,
+        example: &'static str,
+    },
+    #[error("{address:?} has no valid port (1-65535); {example}")]
+    BadPort {
+        address: String,
+        example: &'static str,
+    },
+}
+
+/// Splits what follows the scheme into a host and a port, or says which part is wrong.
+fn host_and_port<'a>(
+    address: &str,
+    rest: &'a str,
+    example: &'static str,
+) -> Result<(&'a str, u16), AddressError> {
+    let address = || address.to_string();
+    let (host, port) = host_port(rest.strip_suffix('/').unwrap_or(rest)).ok_or_else(|| {
+        AddressError::NotHostPort {
+            address: address(),
+            example,
+        }
+    })?;
+    let port = port_number(port).ok_or_else(|| AddressError::BadPort {
+        address: address(),
+        example,
+    })?;
+    Ok((host, port))
+}
+
 impl Endpoint {
-    pub fn parse(address: &str) -> Result<Endpoint, String> {
+    pub fn parse(address: &str) -> Result<Endpoint, AddressError> {
         let example = "write it like http://127.0.0.1:26657";
         if address.starts_with("https://") {
-            return Err(format!(
-                "{address:?}: https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)"
-            ));
+            return Err(AddressError::Https {
+                address: address.to_string(),
+            });
         }
         let rest = address
             .strip_prefix("http://")
             .or_else(|| address.strip_prefix("tcp://"))
             .unwrap_or(address);
         if rest.contains("://") {
-            return Err(format!("{address:?}: unknown scheme; {example}"));
+            return Err(AddressError::UnknownScheme {
+                address: address.to_string(),
+                example,
+            });
         }
-        let (host, port) = host_port(rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or_else(|| format!("{address:?} is not a host:port address; {example}"))?;
-        let port = port_number(port)
-            .ok_or_else(|| format!("{address:?} has no valid port (1-65535); {example}"))?;
+        let (host, port) = host_and_port(address, rest, example)?;
         Ok(Endpoint {
             host: host.to_string(),
             port,
@@ -139,16 +183,12 @@ pub struct GrpcAddress {
 }
 
 impl GrpcAddress {
-    pub fn parse(address: &str) -> Result<GrpcAddress, String> {
-        let example = "write it like localhost:9090";
+    pub fn parse(address: &str) -> Result<GrpcAddress, AddressError> {
         let (tls, rest) = match address.strip_prefix("https://") {
             Some(rest) => (true, rest),
             None => (false, address.strip_prefix("http://").unwrap_or(address)),
         };
-        let (host, port) = host_port(rest.strip_suffix('/').unwrap_or(rest))
-            .ok_or_else(|| format!("{address:?} is not a host:port address; {example}"))?;
-        let port = port_number(port)
-            .ok_or_else(|| format!("{address:?} has no valid port (1-65535); {example}"))?;
+        let (host, port) = host_and_port(address, rest, "write it like localhost:9090")?;
         Ok(GrpcAddress {
             tls,
             host: host.to_string(),
@@ -231,6 +271,41 @@ mod tests {
         assert!(GrpcAddress::parse("https://g.io:443").unwrap().tls);
         for bad in ["not an address", "localhost", "localhost:99999"] {
             assert!(GrpcAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The words an operator reads, exactly as they were when the errors were strings.
+    #[test]
+    fn refusals_quote_the_address_and_show_the_form() {
+        let rpc = |a: &str| Endpoint::parse(a).unwrap_err().to_string();
+        let grpc = |a: &str| GrpcAddress::parse(a).unwrap_err().to_string();
+        for (got, want) in [
+            (
+                rpc("https://x:1"),
+                "\"https://x:1\": https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)",
+            ),
+            (
+                rpc("grpc://h:1"),
+                "\"grpc://h:1\": unknown scheme; write it like http://127.0.0.1:26657",
+            ),
+            (
+                rpc("localhost"),
+                "\"localhost\" is not a host:port address; write it like http://127.0.0.1:26657",
+            ),
+            (
+                rpc("h:0"),
+                "\"h:0\" has no valid port (1-65535); write it like http://127.0.0.1:26657",
+            ),
+            (
+                grpc("localhost"),
+                "\"localhost\" is not a host:port address; write it like localhost:9090",
+            ),
+            (
+                grpc("localhost:99999"),
+                "\"localhost:99999\" has no valid port (1-65535); write it like localhost:9090",
+            ),
+        ] {
+            assert_eq!(got, want);
         }
     }
 }
