@@ -86,9 +86,12 @@ pub enum InstallError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// Not an executable for this machine (`tree::install::executable` says why).
+    /// Not an executable for this machine (`tree::executable::executable` says why).
     #[error("{} {why}", .path.display())]
-    NotExecutable { path: PathBuf, why: String },
+    NotExecutable {
+        path: PathBuf,
+        why: crate::tree::executable::NotExecutable,
+    },
     #[error("cannot create {path}: {source}")]
     Create {
         path: String,
@@ -376,7 +379,7 @@ fn check_executable(dir: &Dir, path: &Path) -> Result<(), InstallError> {
             source,
         },
     )?;
-    crate::tree::install::executable(&head).map_err(|why| InstallError::NotExecutable {
+    crate::tree::executable::executable(&head).map_err(|why| InstallError::NotExecutable {
         path: path.to_path_buf(),
         why,
     })

@@ -4,7 +4,7 @@
 //! ```text
 //! $DAEMON_HOME/data/upgrade-info.json[.batch]            plans.rs
 //! $DAEMON_HOME/cosmovisor/current -> genesis | upgrades/<name>    swap.rs
-//!                         genesis/bin/$DAEMON_NAME, upgrades/<name>/bin/$DAEMON_NAME   install.rs
+//!                         genesis/bin/$DAEMON_NAME, upgrades/<name>/bin/$DAEMON_NAME   add.rs
 //!                         upgrades/<name>/upgrade-info.json        plans.rs (the plan record)
 //!                         wasmvisor.lock, wasmvisor-journal.json  lock.rs, upgrade/journal.rs
 //! <DAEMON_DATA_BACKUP_DIR>/data-backup-…                          backup.rs
@@ -13,8 +13,9 @@
 //! This module opens the tree and says where `current` points and whether a folder holds a
 //! binary that can run.
 
+mod add;
 pub mod backup;
-pub mod install;
+pub mod executable;
 pub mod lock;
 mod names;
 pub mod plans;
@@ -27,6 +28,8 @@ use cap_std::ambient_authority;
 use cap_std::fs::{Dir, PermissionsExt as _};
 
 use crate::config::Config;
+use crate::fs::ReadError;
+use executable::BinaryFault;
 pub use names::{NameError, Names};
 pub use plans::{Plan, Read};
 use swap::CURRENT_LINK;
@@ -57,7 +60,11 @@ pub enum LayoutError {
     #[error(
         "{path} {why}; replace it with the right binary (`wasmvisor add-upgrade <name> <binary> --force`)"
     )]
-    BadBinary { path: PathBuf, why: String },
+    BadBinary {
+        path: PathBuf,
+        #[source]
+        why: BinaryFault,
+    },
     #[error(
         "{path} is a symlink to {target:?}, which is outside {root}; wasmvisor runs only binaries inside the tree: replace the link with the binary itself (`wasmvisor add-upgrade <name> <binary> --force`)"
     )]
@@ -66,8 +73,8 @@ pub enum LayoutError {
         target: PathBuf,
         root: PathBuf,
     },
-    #[error("{path}: {why}; give the path of the node binary")]
-    Source { path: PathBuf, why: String },
+    #[error("{path}: {source}; give the path of the node binary")]
+    Source { path: PathBuf, source: ReadError },
     #[error(
         "not enough free space in {path}: the binary needs {needed} bytes plus a margin of {margin} bytes for the node, and {free} bytes are free"
     )]
@@ -235,11 +242,11 @@ impl Layout {
         match self.root.metadata(&rel) {
             Ok(meta) if !meta.is_file() => Err(LayoutError::BadBinary {
                 path,
-                why: "is not a regular file".into(),
+                why: BinaryFault::NotRegular,
             }),
             Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(LayoutError::BadBinary {
                 path,
-                why: "has no execute permission (`chmod +x` it)".into(),
+                why: BinaryFault::NoExecBit,
             }),
             Ok(_) => {
                 // A binary for another machine (or an archive taken for one) fails here, not at
@@ -249,13 +256,15 @@ impl Layout {
                     std::io::Read::read_to_end(&mut std::io::Read::take(f, 64), &mut head)
                 });
                 match read {
-                    Ok(_) => install::executable(&head)
-                        .map_err(|why| LayoutError::BadBinary { path, why }),
+                    Ok(_) => executable::executable(&head).map_err(|e| LayoutError::BadBinary {
+                        path,
+                        why: e.into(),
+                    }),
                     // Execute-only: nothing to look at, the kernel will judge it.
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
                     Err(e) => Err(LayoutError::BadBinary {
                         path,
-                        why: format!("cannot be read: {e}"),
+                        why: BinaryFault::Unreadable(e),
                     }),
                 }
             }
@@ -270,7 +279,7 @@ impl Layout {
                 },
                 None => LayoutError::BadBinary {
                     path,
-                    why: format!("cannot be used: {e}"),
+                    why: BinaryFault::Unusable(e),
                 },
             }),
         }

@@ -136,7 +136,7 @@ pub fn detect(
         if found != Some(expected) && !(f == Format::Tar && found.is_none()) {
             return Err(UnpackError::NotTheNamedArchive {
                 named: f,
-                bytes: crate::tree::install::describe(&start),
+                bytes: crate::tree::executable::describe(&start),
             });
         }
     }
@@ -165,7 +165,7 @@ pub fn detect(
             Some(ext) => {
                 return Err(UnpackError::NotTheExtension {
                     extension: ext,
-                    bytes: crate::tree::install::describe(&start),
+                    bytes: crate::tree::executable::describe(&start),
                 });
             }
             None => return Ok(Packing::Raw),
