@@ -38,6 +38,42 @@ pub enum Read {
     Valid(Plan),
 }
 
+/// Why a JSON value is not a plan, in words that name the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("expected a JSON object with \"name\" and \"height\"")]
+    NotObject,
+    #[error("\"name\" is missing or empty")]
+    NoName,
+    #[error("\"name\" must be a string, got {0}")]
+    NameNotText(Value),
+    #[error("\"height\" must be a positive whole number, got {0}")]
+    HeightNotWhole(serde_json::Number),
+    #[error("\"height\" must be a positive whole number, got {0:?}")]
+    HeightTextNotWhole(String),
+    #[error("\"height\" is missing")]
+    NoHeight,
+    #[error("\"height\" must be a number, got {0}")]
+    HeightNotNumber(Value),
+    #[error("\"height\" must be greater than zero")]
+    ZeroHeight,
+    #[error("\"time\" is {0}: time-based upgrades are not supported, the plan must use a height")]
+    TimeBased(Value),
+    #[error("\"info\" must be a string, got {0}")]
+    InfoNotText(Value),
+}
+
+/// Why the batch file's bytes are not a list of plans.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchParseError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("expected a JSON array of plans")]
+    NotArray,
+    #[error("entry {index}: {source}")]
+    Entry { index: usize, source: PlanError },
+}
+
 /// Parses the bytes of an upgrade-info.json as the node writes it.
 pub fn parse(bytes: &[u8]) -> Read {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -50,48 +86,42 @@ pub fn parse(bytes: &[u8]) -> Read {
     };
     match plan_from_value(&value) {
         Ok(plan) => Read::Valid(plan),
-        Err(reason) => Read::Invalid(reason),
+        Err(reason) => Read::Invalid(reason.to_string()),
     }
 }
 
 /// Validates one plan object: a non-empty name, a height > 0 (number or decimal string), `time`
 /// absent or the zero time, `info` a string or a JSON object (kept as its JSON text).
-pub fn plan_from_value(value: &Value) -> Result<Plan, String> {
-    let obj = value
-        .as_object()
-        .ok_or("expected a JSON object with \"name\" and \"height\"")?;
+pub fn plan_from_value(value: &Value) -> Result<Plan, PlanError> {
+    let obj = value.as_object().ok_or(PlanError::NotObject)?;
     let name = match obj.get("name") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) | None => return Err("\"name\" is missing or empty".into()),
-        Some(other) => return Err(format!("\"name\" must be a string, got {other}")),
+        Some(Value::String(_)) | None => return Err(PlanError::NoName),
+        Some(other) => return Err(PlanError::NameNotText(other.clone())),
     };
     let height = match obj.get("height") {
         Some(Value::Number(n)) => n
             .as_u64()
-            .ok_or_else(|| format!("\"height\" must be a positive whole number, got {n}"))?,
+            .ok_or_else(|| PlanError::HeightNotWhole(n.clone()))?,
         Some(Value::String(s)) => s
             .parse::<u64>()
-            .map_err(|_| format!("\"height\" must be a positive whole number, got {s:?}"))?,
-        None => return Err("\"height\" is missing".into()),
-        Some(other) => return Err(format!("\"height\" must be a number, got {other}")),
+            .map_err(|_| PlanError::HeightTextNotWhole(s.clone()))?,
+        None => return Err(PlanError::NoHeight),
+        Some(other) => return Err(PlanError::HeightNotNumber(other.clone())),
     };
     if height == 0 {
-        return Err("\"height\" must be greater than zero".into());
+        return Err(PlanError::ZeroHeight);
     }
     match obj.get("time") {
         None | Some(Value::Null) => {}
         Some(Value::String(t)) if t == ZERO_TIME || t.is_empty() => {}
-        Some(other) => {
-            return Err(format!(
-                "\"time\" is {other}: time-based upgrades are not supported, the plan must use a height"
-            ));
-        }
+        Some(other) => return Err(PlanError::TimeBased(other.clone())),
     }
     let info = match obj.get("info") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other @ Value::Object(_)) => other.to_string(),
-        Some(other) => return Err(format!("\"info\" must be a string, got {other}")),
+        Some(other) => return Err(PlanError::InfoNotText(other.clone())),
     };
     Ok(Plan { name, height, info })
 }
@@ -104,16 +134,18 @@ impl Plan {
 }
 
 /// Parses the batch file: a JSON array of plans. Every entry must be valid.
-pub fn parse_batch(bytes: &[u8]) -> Result<Vec<Plan>, String> {
+pub fn parse_batch(bytes: &[u8]) -> Result<Vec<Plan>, BatchParseError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-    let items = value.as_array().ok_or("expected a JSON array of plans")?;
+    let value: Value = serde_json::from_slice(bytes).map_err(BatchParseError::NotJson)?;
+    let items = value.as_array().ok_or(BatchParseError::NotArray)?;
     let mut plans = items
         .iter()
         .enumerate()
-        .map(|(i, v)| plan_from_value(v).map_err(|e| format!("entry {i}: {e}")))
+        .map(|(index, v)| {
+            plan_from_value(v).map_err(|source| BatchParseError::Entry { index, source })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     plans.sort_by_key(|p| p.height);
     Ok(plans)
@@ -128,11 +160,20 @@ pub fn batch_to_json(plans: &[Plan]) -> String {
 }
 
 /// Why the batch file could not be read (its plans are then ignored).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("{path}: {reason}")]
 pub struct BatchError {
     pub path: PathBuf,
-    pub reason: String,
+    #[source]
+    pub reason: BatchReason,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchReason {
+    #[error(transparent)]
+    Read(#[from] fs::ReadError),
+    #[error(transparent)]
+    Parse(#[from] BatchParseError),
 }
 
 impl Layout {
@@ -176,14 +217,14 @@ impl Layout {
 
     /// The manual plans of `data/upgrade-info.json.batch`, sorted by height.
     pub fn read_batch(&self) -> Result<Vec<Plan>, BatchError> {
-        let fail = |reason: String| BatchError {
+        let fail = |reason: BatchReason| BatchError {
             path: self.batch_path(),
             reason,
         };
         match fs::read_regular(&self.data, BATCH_FILE, MAX_PLAN_FILE, Follow::Yes) {
             Ok(None) => Ok(Vec::new()),
-            Ok(Some(bytes)) => parse_batch(&bytes).map_err(fail),
-            Err(e) => Err(fail(e.to_string())),
+            Ok(Some(bytes)) => parse_batch(&bytes).map_err(|e| fail(e.into())),
+            Err(e) => Err(fail(e.into())),
         }
     }
 
@@ -262,6 +303,55 @@ mod tests {
                 other => panic!("{json} gave {other:?}"),
             }
         }
+    }
+
+    /// The words an operator reads, exactly as they were when the reasons were strings.
+    #[test]
+    fn reasons_read_as_before() {
+        let plan = |json: &str| {
+            plan_from_value(&serde_json::from_str(json).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        for (json, reason) in [
+            ("[1]", r#"expected a JSON object with "name" and "height""#),
+            (r#"{"name":" "}"#, r#""name" is missing or empty"#),
+            (r#"{"name":7}"#, r#""name" must be a string, got 7"#),
+            (
+                r#"{"name":"v2","height":-4}"#,
+                r#""height" must be a positive whole number, got -4"#,
+            ),
+            (
+                r#"{"name":"v2","height":"x1"}"#,
+                r#""height" must be a positive whole number, got "x1""#,
+            ),
+            (r#"{"name":"v2"}"#, r#""height" is missing"#),
+            (
+                r#"{"name":"v2","height":[1]}"#,
+                r#""height" must be a number, got [1]"#,
+            ),
+            (
+                r#"{"name":"v2","height":0}"#,
+                r#""height" must be greater than zero"#,
+            ),
+            (
+                r#"{"name":"v2","height":5,"time":"2030-01-01T00:00:00Z"}"#,
+                r#""time" is "2030-01-01T00:00:00Z": time-based upgrades are not supported, the plan must use a height"#,
+            ),
+            (
+                r#"{"name":"v2","height":5,"info":3}"#,
+                r#""info" must be a string, got 3"#,
+            ),
+        ] {
+            assert_eq!(plan(json), reason, "{json}");
+        }
+        let batch = |text: &str| parse_batch(text.as_bytes()).unwrap_err().to_string();
+        assert_eq!(batch("{}"), "expected a JSON array of plans");
+        assert_eq!(
+            batch(r#"[{"name":"v2"}]"#),
+            r#"entry 0: "height" is missing"#
+        );
+        assert!(batch("[").starts_with("not JSON: EOF"), "{}", batch("["));
     }
 
     #[test]

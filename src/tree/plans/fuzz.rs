@@ -76,7 +76,7 @@ proptest! {
             prop_assert!(!reason.is_empty());
         }
         if let Err(reason) = parse_batch(&bytes) {
-            prop_assert!(!reason.is_empty());
+            prop_assert!(!reason.to_string().is_empty());
         }
     }
 
@@ -114,7 +114,10 @@ proptest! {
     fn batches_read_back_sorted_by_height(plans in prop::collection::vec(valid_plan(), 0..6)) {
         let mut sorted = plans.clone();
         sorted.sort_by_key(|p| p.height);
-        prop_assert_eq!(parse_batch(batch_to_json(&plans).as_bytes()), Ok(sorted));
+        match parse_batch(batch_to_json(&plans).as_bytes()) {
+            Ok(read) => prop_assert_eq!(read, sorted),
+            Err(e) => prop_assert!(false, "{}", e),
+        }
     }
 
     #[test]
@@ -130,6 +133,7 @@ proptest! {
         let i = at.index(items.len() + 1);
         items.insert(i, bad);
         let err = parse_batch(Value::Array(items).to_string().as_bytes()).unwrap_err();
-        prop_assert!(err.starts_with(&format!("entry {i}: ")), "{}", err);
+        prop_assert!(matches!(err, BatchParseError::Entry { index, .. } if index == i), "{:?}", err);
+        prop_assert!(err.to_string().starts_with(&format!("entry {i}: ")), "{}", err);
     }
 }
