@@ -16,28 +16,54 @@ use crate::fs::{self, Follow};
 /// The name the stores give their lock file.
 const LOCK: &str = "LOCK";
 
-/// Refuses, in words, while a store under `data` (the real folder) is locked or a process other
-/// than this one has a file open under it. A missing data folder is in use by no one.
-pub fn check(data: &Path) -> Result<(), String> {
+/// What still uses the data folder, or why that could not be told.
+#[derive(Debug, thiserror::Error)]
+pub enum BusyError {
+    #[error(
+        "process {pid}{} has {} open: something still uses the data folder; stop it (a node started by hand?) before restoring, the restore would replace the folder under it",
+        .comm.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(),
+        .path.display()
+    )]
+    OpenBy {
+        pid: i32,
+        /// Its command name, escaped for a terminal, when it could be read.
+        comm: Option<String>,
+        path: PathBuf,
+    },
+    #[error(
+        "{} is locked{}: a database in the data folder is open (a node started by hand, another node on this home?); stop that node before restoring",
+        .lock.display(),
+        .holder.map(|p| format!(" by process {p}")).unwrap_or_default()
+    )]
+    Locked { lock: PathBuf, holder: Option<i32> },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Refuses while a store under `data` (the real folder) is locked or a process other than this
+/// one has a file open under it. A missing data folder is in use by no one.
+pub fn check(data: &Path) -> Result<(), BusyError> {
     let Ok(dir) = Dir::open_ambient_dir(data, ambient_authority()) else {
         return Ok(());
     };
     locks(&dir, data)?;
     if let Some((pid, path)) = open_under(data) {
-        return Err(format!(
-            "process {pid}{} has {} open: something still uses the data folder; stop it (a node started by hand?) before restoring, the restore would replace the folder under it",
-            comm(pid).map(|c| format!(" ({c})")).unwrap_or_default(),
-            path.display()
-        ));
+        return Err(BusyError::OpenBy {
+            pid,
+            comm: comm(pid),
+            path,
+        });
     }
     Ok(())
 }
 
 /// Refuses when a `LOCK` file under `dir` (at `path`) is locked by a process.
-fn locks(dir: &Dir, path: &Path) -> Result<(), String> {
-    let entries = dir
-        .entries()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+fn locks(dir: &Dir, path: &Path) -> Result<(), BusyError> {
+    let io = |path: PathBuf| move |source| BusyError::Io { path, source };
+    let entries = dir.entries().map_err(io(path.to_path_buf()))?;
     for entry in entries {
         let Ok(entry) = entry else { continue };
         let name = entry.file_name();
@@ -47,15 +73,9 @@ fn locks(dir: &Dir, path: &Path) -> Result<(), String> {
                 locks(&inner, &path.join(&name))?;
             }
         } else if ft.is_file() && name == LOCK {
-            let shown = path.join(LOCK);
-            if let Some(holder) = holder(dir).map_err(|e| format!("{}: {e}", shown.display()))? {
-                return Err(format!(
-                    "{} is locked{}: a database in the data folder is open (a node started by hand, another node on this home?); stop that node before restoring",
-                    shown.display(),
-                    holder
-                        .map(|p| format!(" by process {p}"))
-                        .unwrap_or_default()
-                ));
+            let lock = path.join(LOCK);
+            if let Some(holder) = holder(dir).map_err(io(lock.clone()))? {
+                return Err(BusyError::Locked { lock, holder });
             }
         }
     }
@@ -68,7 +88,7 @@ fn holder(dir: &Dir) -> std::io::Result<Option<Option<i32>>> {
     let file = match fs::open_regular(dir, LOCK, Follow::No) {
         Ok(f) => f.into_std(),
         Err(fs::ReadError::Io(e)) => return Err(e),
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
+        Err(e) => return Err(std::io::Error::other(e)),
     };
     // A record lock (Pebble, RocksDB): F_GETLK reports a conflicting one and its owner.
     // SAFETY: a plain struct for the kernel to fill; the descriptor is open.
@@ -145,18 +165,21 @@ mod tests {
     #[test]
     fn a_store_locked_with_flock_is_refused_and_named() {
         let (_t, data) = data();
-        assert_eq!(check(&data), Ok(()));
+        assert!(check(&data).is_ok());
         // What goleveldb does when it opens a store: an flock on its LOCK, through another
         // open file than the check's.
         let file = std::fs::File::open(data.join("application.db/LOCK")).unwrap();
         let held = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
-        let why = check(&data).unwrap_err();
-        assert!(
-            why.contains("application.db/LOCK is locked") && why.contains("stop that node"),
-            "{why}"
+        let why = check(&data).unwrap_err().to_string();
+        assert_eq!(
+            why,
+            format!(
+                "{}/application.db/LOCK is locked: a database in the data folder is open (a node started by hand, another node on this home?); stop that node before restoring",
+                data.display()
+            )
         );
         drop(held);
-        assert_eq!(check(&data), Ok(()));
+        assert!(check(&data).is_ok());
     }
 
     #[test]
@@ -170,10 +193,14 @@ mod tests {
         let why = check(&data);
         let _ = child.kill();
         let _ = child.wait();
-        let why = why.unwrap_err();
-        assert!(
-            why.contains(&format!("process {}", child.id())) && why.contains("000001.log"),
-            "{why}"
+        let why = why.unwrap_err().to_string();
+        assert_eq!(
+            why,
+            format!(
+                "process {} (sleep) has {}/application.db/000001.log open: something still uses the data folder; stop it (a node started by hand?) before restoring, the restore would replace the folder under it",
+                child.id(),
+                data.display()
+            )
         );
     }
 }

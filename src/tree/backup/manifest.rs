@@ -88,6 +88,48 @@ pub struct Manifest {
     pub entries: Vec<Entry>,
 }
 
+/// Why a manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{MANIFEST_FILE} is unreadable: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    #[error("{MANIFEST_FILE}: {0}")]
+    Read(#[source] fs::ReadError),
+}
+
+/// The first difference between a backup folder and its manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum Mismatch {
+    #[error("its {MANIFEST_FILE} lists no entries, which no backup of a node's data has")]
+    NoEntries,
+    #[error("{} is missing from the backup: {source}", .path.display())]
+    Missing { path: PathBuf, source: io::Error },
+    #[error("{} is no longer a folder", .path.display())]
+    NotFolder { path: PathBuf },
+    #[error("{} is no longer a symlink: {source}", .path.display())]
+    NotSymlink { path: PathBuf, source: io::Error },
+    #[error("{} points elsewhere than when backed up", .path.display())]
+    Retargeted { path: PathBuf },
+    #[error("{} is no longer a regular file", .path.display())]
+    NotFile { path: PathBuf },
+    #[error("{} holds {size} bytes; the backup recorded {recorded}", .path.display())]
+    Resized {
+        path: PathBuf,
+        size: u64,
+        recorded: u64,
+    },
+    #[error("{} was modified after the backup was taken", .path.display())]
+    Modified { path: PathBuf },
+    #[error(
+        "{} (a {kind}) is not in its manifest: it was added after the backup was taken",
+        .path.display()
+    )]
+    Unlisted { path: PathBuf, kind: &'static str },
+    /// A folder of the backup could not be listed or opened (`.` for its top).
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
 impl Manifest {
     pub fn new(upgrade: &str, height: u64, source: &Path, entries: Vec<Entry>) -> Manifest {
         let mut totals = Totals::default();
@@ -117,52 +159,53 @@ impl Manifest {
     }
 
     /// The manifest of the backup folder `dir`; `None` when it has none (not a backup).
-    pub fn read(dir: &Dir) -> Result<Option<Manifest>, String> {
+    pub fn read(dir: &Dir) -> Result<Option<Manifest>, ManifestError> {
         match fs::read_regular(dir, MANIFEST_FILE, MAX_MANIFEST, Follow::No) {
             Ok(None) => Ok(None),
             Ok(Some(bytes)) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| format!("{MANIFEST_FILE} is unreadable: {e}")),
-            Err(e) => Err(format!("{MANIFEST_FILE}: {e}")),
+                .map_err(ManifestError::Unreadable),
+            Err(e) => Err(ManifestError::Read(e)),
         }
     }
 
     /// Checks that `dir` holds every entry as the manifest describes it, and nothing else (a file,
-    /// FIFO or link added since would be restored into `data/`). Returns the first difference,
-    /// in words.
-    pub fn verify(&self, dir: &Dir) -> Result<(), String> {
+    /// FIFO or link added since would be restored into `data/`). Returns the first difference.
+    pub fn verify(&self, dir: &Dir) -> Result<(), Mismatch> {
         if self.entries.is_empty() {
-            return Err(format!(
-                "its {MANIFEST_FILE} lists no entries, which no backup of a node's data has"
-            ));
+            return Err(Mismatch::NoEntries);
         }
         let listed: HashSet<&Path> = self.entries.iter().map(|e| e.path.as_path()).collect();
         unlisted(dir, Path::new(""), &listed)?;
         for e in &self.entries {
-            let shown = e.path.display();
+            let path = || e.path.clone();
             let meta = dir
                 .symlink_metadata(&e.path)
-                .map_err(|err| format!("{shown} is missing from the backup: {err}"))?;
+                .map_err(|source| Mismatch::Missing {
+                    path: path(),
+                    source,
+                })?;
             let ft = meta.file_type();
             match e.kind {
-                Kind::Dir if !ft.is_dir() => return Err(format!("{shown} is no longer a folder")),
+                Kind::Dir if !ft.is_dir() => return Err(Mismatch::NotFolder { path: path() }),
                 Kind::Symlink => {
-                    let target = dir
-                        .read_link_contents(&e.path)
-                        .map_err(|err| format!("{shown} is no longer a symlink: {err}"))?;
+                    let target =
+                        dir.read_link_contents(&e.path)
+                            .map_err(|source| Mismatch::NotSymlink {
+                                path: path(),
+                                source,
+                            })?;
                     if Some(&target) != e.target.as_ref() {
-                        return Err(format!("{shown} points elsewhere than when backed up"));
+                        return Err(Mismatch::Retargeted { path: path() });
                     }
                 }
-                Kind::File if !ft.is_file() => {
-                    return Err(format!("{shown} is no longer a regular file"));
-                }
+                Kind::File if !ft.is_file() => return Err(Mismatch::NotFile { path: path() }),
                 Kind::File if meta.len() != e.size => {
-                    return Err(format!(
-                        "{shown} holds {} bytes; the backup recorded {}",
-                        meta.len(),
-                        e.size
-                    ));
+                    return Err(Mismatch::Resized {
+                        path: path(),
+                        size: meta.len(),
+                        recorded: e.size,
+                    });
                 }
                 // A copy keeps its source's time and a link shares it: another time means the
                 // file was written since (a linked table rewritten by the node, a hand edit).
@@ -170,7 +213,7 @@ impl Manifest {
                     if i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
                         != e.mtime_ns =>
                 {
-                    return Err(format!("{shown} was modified after the backup was taken"));
+                    return Err(Mismatch::Modified { path: path() });
                 }
                 _ => {}
             }
@@ -179,18 +222,67 @@ impl Manifest {
     }
 }
 
-/// Refuses the first entry under `dir` (at `rel` in the backup) that the manifest does not list.
-fn unlisted(dir: &Dir, rel: &Path, listed: &HashSet<&Path>) -> Result<(), String> {
-    let shown = |p: &Path| {
-        if p.as_os_str().is_empty() {
-            ".".to_string()
-        } else {
-            p.display().to_string()
+/// Why a backup cannot be restored; each message starts with the backup's path.
+#[derive(Debug, thiserror::Error)]
+pub enum UnusableBackup {
+    #[error("{}: {source}", .backup.display())]
+    Open { backup: PathBuf, source: io::Error },
+    #[error("{}: {source}", .backup.display())]
+    Manifest {
+        backup: PathBuf,
+        source: ManifestError,
+    },
+    #[error(
+        "{} has no {}: it is not a complete backup",
+        .backup.display(),
+        MANIFEST_FILE
+    )]
+    NoManifest { backup: PathBuf },
+    #[error(
+        "{} does not match its manifest: {source}; it cannot be restored",
+        .backup.display()
+    )]
+    Mismatch { backup: PathBuf, source: Mismatch },
+}
+
+/// Opens the backup folder `backup` and checks it against its manifest: what a restore may
+/// capture, and the manifest it was checked against.
+pub fn open_checked(backup: &Path) -> Result<(Dir, Manifest), UnusableBackup> {
+    let path = || backup.to_path_buf();
+    let dir = Dir::open_ambient_dir(backup, cap_std::ambient_authority()).map_err(|source| {
+        UnusableBackup::Open {
+            backup: path(),
+            source,
         }
+    })?;
+    let manifest = Manifest::read(&dir)
+        .map_err(|source| UnusableBackup::Manifest {
+            backup: path(),
+            source,
+        })?
+        .ok_or_else(|| UnusableBackup::NoManifest { backup: path() })?;
+    manifest
+        .verify(&dir)
+        .map_err(|source| UnusableBackup::Mismatch {
+            backup: path(),
+            source,
+        })?;
+    Ok((dir, manifest))
+}
+
+/// Refuses the first entry under `dir` (at `rel` in the backup) that the manifest does not list.
+fn unlisted(dir: &Dir, rel: &Path, listed: &HashSet<&Path>) -> Result<(), Mismatch> {
+    let io = |path: &Path| {
+        let path = if path.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            path.to_path_buf()
+        };
+        move |source| Mismatch::Io { path, source }
     };
-    let entries = dir.entries().map_err(|e| format!("{}: {e}", shown(rel)))?;
+    let entries = dir.entries().map_err(io(rel))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", shown(rel)))?;
+        let entry = entry.map_err(io(rel))?;
         let name = entry.file_name();
         if rel.as_os_str().is_empty() && name == MANIFEST_FILE {
             continue;
@@ -198,15 +290,10 @@ fn unlisted(dir: &Dir, rel: &Path, listed: &HashSet<&Path>) -> Result<(), String
         let path = rel.join(&name);
         if !listed.contains(path.as_path()) {
             let kind = entry.file_type().map(fs::kind).unwrap_or("entry");
-            return Err(format!(
-                "{} (a {kind}) is not in its manifest: it was added after the backup was taken",
-                path.display()
-            ));
+            return Err(Mismatch::Unlisted { path, kind });
         }
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let inner = dir
-                .open_dir_nofollow(&name)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let inner = dir.open_dir_nofollow(&name).map_err(io(&path))?;
             unlisted(&inner, &path, listed)?;
         }
     }

@@ -28,7 +28,7 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use serde::Serialize;
 
-pub use manifest::{Manifest, Totals};
+pub use manifest::{Manifest, Totals, UnusableBackup};
 pub use restore::{left_aside, recover_and_warn, restore};
 
 use crate::cancel::Cancel;
@@ -72,10 +72,16 @@ pub enum BackupError {
     Interrupted,
     /// The backup cannot be restored, now or later: missing, incomplete or damaged.
     #[error("{0}")]
-    Unusable(String),
+    Unusable(UnusableBackup),
     /// The restore failed (an I/O error, no space): trying again may succeed.
     #[error("{0}")]
     Restore(String),
+    /// Something still uses the data folder: the restore may succeed once it stopped.
+    #[error(transparent)]
+    Busy(#[from] busy::BusyError),
+    /// A live signing state cannot be compared or kept: the restore may succeed once it can.
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
 }
 
 /// The path of a backup taken now in `dir` for the upgrade folder `dir_name` at `height`: one
@@ -165,32 +171,12 @@ pub fn create(
     let dst_parent = Dir::open_ambient_dir(parent, ambient_authority()).map_err(io_err)?;
     let same_fs = same_filesystem(&canonical_data, &canonical_parent);
     let sizes = capture::sizes(&src, same_fs).map_err(io_err)?;
-    let (available, space) = fs::space(&dst_parent).map_err(io_err)?;
-    let margin = margin(space);
-    if sizes.copied + margin > available {
-        return Err(BackupError::NoSpace {
-            dir: parent.to_path_buf(),
-            needed: sizes.copied,
-            total: sizes.total,
-            margin,
-            available,
-        });
-    }
-    if let Some(free) = fs::inodes_free(&dst_parent).map_err(io_err)?
-        && sizes.inodes + 1 > free
-    {
-        return Err(BackupError::NoInodes {
-            dir: parent.to_path_buf(),
-            needed: sizes.inodes + 1,
-            available: free,
-        });
-    }
-    let total = sizes.total;
+    check_room(&dst_parent, parent, data, &sizes)?;
 
     let tmp = partial(&name);
     let _ = dst_parent.remove_dir_all(&tmp);
     let dst = fs::own_dir(&dst_parent, &tmp).map_err(io_err)?;
-    let mut progress = Progress::new("backup", total, "backing up data/", "backed up data/");
+    let mut progress = Progress::new("backup", sizes.total, "backing up data/", "backed up data/");
     let mut capture = capture::Capture::new(cancel, &mut progress, same_fs);
     let result = capture
         .tree(&src, &dst, Path::new(""), None)
@@ -219,6 +205,42 @@ pub fn create(
         totals: manifest.totals,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Refuses a backup of `data` into `dir` (at `path`) that would leave the node without room:
+/// the bytes it copies plus the margin, and an inode for each file and folder.
+fn check_room(
+    dir: &Dir,
+    path: &Path,
+    data: &Path,
+    sizes: &capture::Sizes,
+) -> Result<(), BackupError> {
+    let io_err = |source| BackupError::Io {
+        data: data.to_path_buf(),
+        dir: path.to_path_buf(),
+        source,
+    };
+    let (available, space) = fs::space(dir).map_err(io_err)?;
+    let margin = margin(space);
+    if sizes.copied + margin > available {
+        return Err(BackupError::NoSpace {
+            dir: path.to_path_buf(),
+            needed: sizes.copied,
+            total: sizes.total,
+            margin,
+            available,
+        });
+    }
+    if let Some(free) = fs::inodes_free(dir).map_err(io_err)?
+        && sizes.inodes + 1 > free
+    {
+        return Err(BackupError::NoInodes {
+            dir: path.to_path_buf(),
+            needed: sizes.inodes + 1,
+            available: free,
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn same_filesystem(a: &Path, b: &Path) -> bool {
@@ -255,12 +277,13 @@ pub fn list(dir: &Path) -> io::Result<(Vec<Listed>, Vec<String>)> {
         if !name.starts_with(PREFIX) || !entry.file_type()?.is_dir() {
             continue;
         }
+        // A folder that cannot be opened or has no readable manifest is listed as incomplete.
         let manifest = parent
             .open_dir_nofollow(&name)
-            .map_err(|e| e.to_string())
-            .and_then(|d| Manifest::read(&d));
+            .ok()
+            .and_then(|d| Manifest::read(&d).ok().flatten());
         match manifest {
-            Ok(Some(m)) => complete.push(Listed {
+            Some(m) => complete.push(Listed {
                 path: dir.join(&name),
                 source: m.source,
                 name,

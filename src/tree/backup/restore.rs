@@ -26,7 +26,7 @@ use cap_fs_ext::DirExt;
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 
-use super::manifest::{MANIFEST_FILE, Manifest, Totals};
+use super::manifest::{self, MANIFEST_FILE, Totals};
 use super::signing::Candidate;
 use super::{BackupError, busy, capture, margin, same_filesystem, signing};
 use crate::cancel::Cancel;
@@ -126,23 +126,7 @@ pub fn recover_and_warn(data: &Path) -> io::Result<()> {
 /// Replaces the data folder `data` with the backup `backup`, checked against its manifest
 /// first. The old data is kept until the restored data is in place, then removed.
 pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, BackupError> {
-    let unusable = |what: String| BackupError::Unusable(what);
-    let from = Dir::open_ambient_dir(backup, ambient_authority())
-        .map_err(|e| unusable(format!("{}: {e}", backup.display())))?;
-    let manifest = Manifest::read(&from)
-        .map_err(|e| unusable(format!("{}: {e}", backup.display())))?
-        .ok_or_else(|| {
-            unusable(format!(
-                "{} has no {MANIFEST_FILE}: it is not a complete backup",
-                backup.display()
-            ))
-        })?;
-    manifest.verify(&from).map_err(|e| {
-        unusable(format!(
-            "{} does not match its manifest: {e}; it cannot be restored",
-            backup.display()
-        ))
-    })?;
+    let (from, manifest) = manifest::open_checked(backup).map_err(BackupError::Unusable)?;
     if recover(data).map_err(|e| BackupError::Restore(format!("{}: {e}", data.display())))? {
         tracing::warn!(data = %data.display(), "put back the data folder an interrupted restore had moved aside");
     }
@@ -150,7 +134,7 @@ pub fn restore(backup: &Path, data: &Path, cancel: &Cancel) -> Result<Restored, 
     if let Some(why) = left_aside(data) {
         return Err(BackupError::Restore(why));
     }
-    busy::check(&real).map_err(BackupError::Restore)?;
+    busy::check(&real)?;
     let in_place = is_mount_point(&real, &parent_path);
     let target_dir = if in_place { &real } else { &parent_path };
     check_space(&from, backup, target_dir)?;
@@ -250,7 +234,7 @@ fn beside(
                 },
                 real,
             )
-            .map_err(BackupError::Restore),
+            .map_err(BackupError::from),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(failed(&real.display().to_string(), e)),
         })
@@ -391,7 +375,7 @@ fn in_place_restore(
                 },
                 real,
             )
-            .map_err(BackupError::Restore)
+            .map_err(BackupError::from)
         })
         .and_then(|kept| {
             fs::sync_dir(&into)

@@ -56,6 +56,43 @@ fn position(bytes: &[u8]) -> Option<Position> {
     position_of(bytes)
 }
 
+/// Why a copy of the signing state could not be read; each message starts with its path.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        source: fs::ReadError,
+    },
+    #[error("{} is a symlink to {}, which cannot be read: {source}", .path.display(), .target.display())]
+    Link {
+        path: PathBuf,
+        target: PathBuf,
+        source: fs::ReadError,
+    },
+    #[error("{} holds {len} bytes, more than the {MAX_STATE} a signing state could", .path.display())]
+    TooLarge { path: PathBuf, len: u64 },
+    #[error(
+        "{} is not a signing state (no height, round and step as CometBFT writes them)",
+        .path.display()
+    )]
+    NotAState { path: PathBuf },
+}
+
+/// Why the newest signing state could not be kept: the restore stops.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error(
+        "cannot compare the validator's signing state with the backup's: {source}; restoring without it could let the validator sign a height twice. Make it readable (mount the volume it links to, fix its permissions) and restore again; only if you are sure the backup's is not older, move it out of {}",
+        .folder.display()
+    )]
+    Compare { folder: PathBuf, source: StateError },
+    #[error("cannot keep the newer signing state in {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
 /// One folder that may hold a copy of the signing state.
 pub struct Candidate<'a> {
     pub dir: &'a Dir,
@@ -73,22 +110,23 @@ struct Found {
     link: Option<PathBuf>,
 }
 
-/// Reads the copy in `c`; `Ok(None)` when there is none, `Err` (in words) when there is one that
-/// cannot be read or is not a signing state. `data` is where the data folder is (or will be,
+/// Reads the copy in `c`; `Ok(None)` when there is none, `Err` when there is one that cannot be
+/// read or is not a signing state. `data` is where the data folder is (or will be,
 /// once restored): a relative symlink climbing out of its folder is resolved from there, as the
 /// node will resolve it.
-fn read(c: &Candidate, data: &Path) -> Result<Option<Found>, String> {
+fn read(c: &Candidate, data: &Path) -> Result<Option<Found>, StateError> {
     let shown = c.path.join(SIGNING_STATE);
+    let io = |source| StateError::Io {
+        path: shown.clone(),
+        source,
+    };
     let meta = match c.dir.symlink_metadata(SIGNING_STATE) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", shown.display())),
+        Err(e) => return Err(io(e)),
     };
     let (file, link) = if meta.is_symlink() {
-        let target = c
-            .dir
-            .read_link_contents(SIGNING_STATE)
-            .map_err(|e| format!("{}: {e}", shown.display()))?;
+        let target = c.dir.read_link_contents(SIGNING_STATE).map_err(io)?;
         let climbs = target
             .components()
             .any(|p| matches!(p, Component::ParentDir | Component::RootDir));
@@ -97,40 +135,37 @@ fn read(c: &Candidate, data: &Path) -> Result<Option<Found>, String> {
         } else {
             c.path.join(&target)
         };
-        let file = fs::open_regular_path(&resolved).map_err(|e| {
-            format!(
-                "{} is a symlink to {}, which cannot be read: {e}",
-                shown.display(),
-                target.display()
-            )
+        let file = fs::open_regular_path(&resolved).map_err(|source| StateError::Link {
+            path: shown.clone(),
+            target: target.clone(),
+            source,
         })?;
         let inside = std::fs::canonicalize(&resolved)
             .is_ok_and(|real| real.starts_with(data) || real.starts_with(c.path));
         (file, (!inside).then_some(target))
     } else {
-        let file = fs::open_regular(c.dir, SIGNING_STATE, Follow::No)
-            .map_err(|e| format!("{}: {e}", shown.display()))?;
+        let file = fs::open_regular(c.dir, SIGNING_STATE, Follow::No).map_err(|source| {
+            StateError::Open {
+                path: shown.clone(),
+                source,
+            }
+        })?;
         (file.into_std(), None)
     };
-    let len = file
-        .metadata()
-        .map_err(|e| format!("{}: {e}", shown.display()))?
-        .len();
+    let len = file.metadata().map_err(io)?.len();
     if len > MAX_STATE {
-        return Err(format!(
-            "{} holds {len} bytes, more than the {MAX_STATE} a signing state could",
-            shown.display()
-        ));
+        return Err(StateError::TooLarge {
+            path: shown.clone(),
+            len,
+        });
     }
     let mut file = file;
-    let position = position_of((&mut file).take(MAX_STATE)).ok_or_else(|| {
-        format!(
-            "{} is not a signing state (no height, round and step as CometBFT writes them)",
-            shown.display()
-        )
-    })?;
-    file.rewind()
-        .map_err(|e| format!("{}: {e}", shown.display()))?;
+    let Some(position) = position_of((&mut file).take(MAX_STATE)) else {
+        return Err(StateError::NotAState {
+            path: shown.clone(),
+        });
+    };
+    file.rewind().map_err(io)?;
     Ok(Some(Found {
         position,
         file,
@@ -143,22 +178,24 @@ pub fn describe(c: &Candidate, data: &Path) -> String {
     match read(c, data) {
         Ok(Some(f)) => format!("signed up to height {}", f.position.0),
         Ok(None) => "no signing state".into(),
-        Err(why) => why,
+        Err(why) => why.to_string(),
     }
 }
 
 /// Puts the newest signing state among `live` (the copies the node wrote: the data folder, what an
 /// interrupted restore moved aside) and `restored` (the backup's, just captured) into `restored`,
 /// the folder that becomes the data folder `data`. Returns whether a live copy was kept (the
-/// backup's was not ahead). Refuses, in words, when a live copy cannot be compared.
-pub fn keep_newest(live: &[Candidate], restored: &Candidate, data: &Path) -> Result<bool, String> {
+/// backup's was not ahead). Refuses when a live copy cannot be compared.
+pub fn keep_newest(
+    live: &[Candidate],
+    restored: &Candidate,
+    data: &Path,
+) -> Result<bool, SigningError> {
     let mut best: Option<Found> = None;
     for c in live {
-        let found = read(c, data).map_err(|why| {
-            format!(
-                "cannot compare the validator's signing state with the backup's: {why}; restoring without it could let the validator sign a height twice. Make it readable (mount the volume it links to, fix its permissions) and restore again; only if you are sure the backup's is not older, move it out of {}",
-                c.path.display()
-            )
+        let found = read(c, data).map_err(|source| SigningError::Compare {
+            folder: c.path.to_path_buf(),
+            source,
         })?;
         if let Some(f) = found
             && best.as_ref().is_none_or(|b| f.position > b.position)
@@ -175,11 +212,9 @@ pub fn keep_newest(live: &[Candidate], restored: &Candidate, data: &Path) -> Res
     {
         return Ok(false);
     }
-    let write = |e: io::Error| {
-        format!(
-            "cannot keep the newer signing state in {}: {e}",
-            restored.path.join(SIGNING_STATE).display()
-        )
+    let write = |source| SigningError::Write {
+        path: restored.path.join(SIGNING_STATE),
+        source,
     };
     match &best.link {
         Some(target) => {
@@ -272,7 +307,7 @@ mod tests {
     }
 
     impl Setup {
-        fn keep(&self) -> Result<bool, String> {
+        fn keep(&self) -> Result<bool, SigningError> {
             let (live, into) = (open(&self.data), open(&self.restored));
             keep_newest(
                 &[Candidate {
@@ -300,7 +335,7 @@ mod tests {
         std::fs::create_dir(&volume).unwrap();
         std::fs::write(volume.join("state.json"), state(25)).unwrap();
         std::os::unix::fs::symlink(volume.join("state.json"), s.data.join(SIGNING_STATE)).unwrap();
-        assert_eq!(s.keep(), Ok(true));
+        assert!(s.keep().unwrap());
         assert_eq!(s.restored_height(), 25);
         assert_eq!(
             std::fs::read_link(s.restored.join(SIGNING_STATE)).unwrap(),
@@ -311,7 +346,7 @@ mod tests {
         let s = setup(9);
         std::fs::write(s.t.path().join("pvs.json"), state(30)).unwrap();
         std::os::unix::fs::symlink("../pvs.json", s.data.join(SIGNING_STATE)).unwrap();
-        assert_eq!(s.keep(), Ok(true));
+        assert!(s.keep().unwrap());
         assert_eq!(s.restored_height(), 30);
     }
 
@@ -320,10 +355,14 @@ mod tests {
         let s = setup(9);
         std::os::unix::fs::symlink("/nonexistent/volume/state.json", s.data.join(SIGNING_STATE))
             .unwrap();
-        let why = s.keep().unwrap_err();
-        assert!(
-            why.contains("symlink") && why.contains("sign a height twice"),
-            "{why}"
+        let why = s.keep().unwrap_err().to_string();
+        assert_eq!(
+            why,
+            format!(
+                "cannot compare the validator's signing state with the backup's: {}/{SIGNING_STATE} is a symlink to /nonexistent/volume/state.json, which cannot be read: No such file or directory (os error 2); restoring without it could let the validator sign a height twice. Make it readable (mount the volume it links to, fix its permissions) and restore again; only if you are sure the backup's is not older, move it out of {}",
+                s.data.display(),
+                s.data.display()
+            )
         );
         assert_eq!(s.restored_height(), 9, "nothing written");
     }
@@ -335,7 +374,7 @@ mod tests {
         padded.extend(std::iter::repeat_n(b' ', 3 << 20));
         padded.push(b'\n');
         std::fs::write(s.data.join(SIGNING_STATE), &padded).unwrap();
-        assert_eq!(s.keep(), Ok(true));
+        assert!(s.keep().unwrap());
         assert_eq!(s.restored_height(), 25);
         assert_eq!(
             std::fs::read(s.restored.join(SIGNING_STATE)).unwrap(),
@@ -349,11 +388,27 @@ mod tests {
         let s = setup(9);
         let f = std::fs::File::create(s.data.join(SIGNING_STATE)).unwrap();
         f.set_len(MAX_STATE + 1).unwrap();
-        let why = s.keep().unwrap_err();
-        assert!(why.contains("bytes"), "{why}");
-        std::fs::write(s.data.join(SIGNING_STATE), b"{\"height\":").unwrap();
-        let why = s.keep().unwrap_err();
-        assert!(why.contains("not a signing state"), "{why}");
+        let state = |e: SigningError| match e {
+            SigningError::Compare { source, .. } => source.to_string(),
+            other => panic!("{other}"),
+        };
+        let shown = s.data.join(SIGNING_STATE);
+        assert_eq!(
+            state(s.keep().unwrap_err()),
+            format!(
+                "{} holds {} bytes, more than the {MAX_STATE} a signing state could",
+                shown.display(),
+                MAX_STATE + 1
+            )
+        );
+        std::fs::write(&shown, b"{\"height\":").unwrap();
+        assert_eq!(
+            state(s.keep().unwrap_err()),
+            format!(
+                "{} is not a signing state (no height, round and step as CometBFT writes them)",
+                shown.display()
+            )
+        );
         assert_eq!(s.restored_height(), 9);
     }
 
@@ -371,16 +426,16 @@ mod tests {
             &c(&into, &s.restored),
             &s.data,
         );
-        assert_eq!(kept, Ok(true));
+        assert!(kept.unwrap());
         assert_eq!(s.restored_height(), 25);
         // The backup's, further ahead, is left.
         let s = setup(40);
         std::fs::write(s.data.join(SIGNING_STATE), state(25)).unwrap();
-        assert_eq!(s.keep(), Ok(false));
+        assert!(!s.keep().unwrap());
         assert_eq!(s.restored_height(), 40);
         // No live copy: the backup's stays.
         let s = setup(9);
-        assert_eq!(s.keep(), Ok(false));
+        assert!(!s.keep().unwrap());
         assert_eq!(s.restored_height(), 9);
     }
 }
