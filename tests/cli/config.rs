@@ -2,12 +2,79 @@
 
 use crate::harness::*;
 
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into()
+/// The plugin compile cache every test home shares (`Home::new`).
+const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+
+/// `config` for a test home as `Home::new` sets it up, `{home}` its folder.
+const DEFAULT: [&str; 41] = [
+    "Configurations:",
+    "DAEMON_HOME: {home}",
+    "DAEMON_NAME: simd",
+    "DAEMON_ALLOW_DOWNLOAD_BINARIES: false",
+    "DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM: false",
+    "DAEMON_RESTART_AFTER_UPGRADE: true",
+    "DAEMON_RESTART_DELAY: ",
+    "DAEMON_SHUTDOWN_GRACE: 5s",
+    "DAEMON_POLL_INTERVAL: 300ms",
+    "UNSAFE_SKIP_BACKUP: true",
+    "DAEMON_DATA_BACKUP_DIR: {home}",
+    "DAEMON_PREUPGRADE_MAX_RETRIES: 0",
+    "DAEMON_GRPC_ADDRESS: localhost:9090",
+    "COSMOVISOR_DISABLE_LOGS: false",
+    "COSMOVISOR_COLOR_LOGS: false",
+    "COSMOVISOR_TIMEFORMAT_LOGS: kitchen",
+    "COSMOVISOR_CUSTOM_PREUPGRADE: ",
+    "COSMOVISOR_DISABLE_RECASE: false",
+    "WASMVISOR_RPC_ADDRESS: http://127.0.0.1:26657",
+    "WASMVISOR_METRICS_ADDRESS: ",
+    "WASMVISOR_LOG_FORMAT: human",
+    "WASMVISOR_WATCH_MODE: auto",
+    "WASMVISOR_HALT_HEIGHT: before",
+    "WASMVISOR_BACKUP_KEEP: 3",
+    "WASMVISOR_ON_FAILED_UPGRADE: exit",
+    "WASMVISOR_UPGRADE_PROBATION: 1m0s",
+    "WASMVISOR_RESTART_ON_CRASH: false",
+    "WASMVISOR_MAX_RESTARTS: 5",
+    "WASMVISOR_PLUGINS: ",
+    "WASMVISOR_PLUGIN_CACHE: {cache}",
+    "",
+    "Derived:",
+    "Config file: (none, environment only)",
+    "Root dir: {home}/cosmovisor",
+    "Genesis bin: {home}/cosmovisor/genesis/bin/simd",
+    "Upgrades dir: {home}/cosmovisor/upgrades",
+    "Current link: {home}/cosmovisor/current",
+    "Monitored file: {home}/data/upgrade-info.json",
+    "Batch file: {home}/data/upgrade-info.json.batch",
+    "Journal: {home}/cosmovisor/wasmvisor-journal.json",
+    "Data backup dir: (backups disabled)",
+];
+
+/// `DEFAULT` with some lines changed: each of `changed` (`NAME: value`) replaces the one line
+/// that starts with its `NAME: `.
+fn config_with(changed: &[&str]) -> String {
+    let mut lines = DEFAULT.map(String::from);
+    for line in changed {
+        let (name, _) = line.split_once(": ").expect("NAME: value");
+        let at: Vec<usize> = (0..lines.len())
+            .filter(|&i| lines[i].starts_with(&format!("{name}: ")))
+            .collect();
+        assert_eq!(at.len(), 1, "{name}: not one line of config to change");
+        lines[at[0]] = line.to_string();
+    }
+    lines.join("\n") + "\n"
 }
 
-fn stdout(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into()
+/// `wasmvisor: the configuration has N problem(s):` and one line per problem.
+fn problems(lines: &[&str]) -> String {
+    let mut text = format!(
+        "wasmvisor: the configuration has {} problem(s):\n",
+        lines.len()
+    );
+    for line in lines {
+        text.push_str(&format!("  - {line}\n"));
+    }
+    text
 }
 
 #[test]
@@ -17,67 +84,117 @@ fn every_problem_is_reported_at_once_naming_the_variable() {
         .set("DAEMON_POLL_INTERVAL", "300")
         .set("DAEMON_SHUTDOWN_GRACE", "-2s")
         .set("COSMOVISOR_TIMEFORMAT_LOGS", "iso8601")
-        .set("WASMVISOR_WATCH_MODE", "fanotify")
-        .unset("DAEMON_NAME");
-    let out = home.output(&["config"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    for needle in [
-        "DAEMON_ALLOW_DOWNLOAD_BINARIES: \"yes\" is not a boolean; accepted values: true, false",
-        "DAEMON_POLL_INTERVAL",
-        "DAEMON_SHUTDOWN_GRACE",
-        "COSMOVISOR_TIMEFORMAT_LOGS",
-        "kitchen",
-        "WASMVISOR_WATCH_MODE",
-        "DAEMON_NAME: is required",
-    ] {
-        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
-    }
+        .set("WASMVISOR_WATCH_MODE", "fanotify");
+    Cmd::new(&home)
+        .env_remove("DAEMON_NAME")
+        .arg("config")
+        .stderr(problems(&[
+            "DAEMON_NAME: is required: set it to the file name of the node binary (e.g. gaiad)",
+            "environment variable DAEMON_ALLOW_DOWNLOAD_BINARIES: \"yes\" is not a boolean; accepted values: true, false",
+            "environment variable DAEMON_SHUTDOWN_GRACE: \"-2s\" is negative; durations must be greater than zero; accepted: a duration such as 300ms, 30s, 2m",
+            "environment variable DAEMON_POLL_INTERVAL: \"300\" has no unit; write it like 300ms, 30s or 2m; accepted: a duration such as 300ms, 30s, 2m",
+            "environment variable COSMOVISOR_TIMEFORMAT_LOGS: \"iso8601\" is not accepted; accepted values: layout, ansic, unixdate, rubydate, rfc822, rfc822z, rfc850, rfc1123, rfc1123z, rfc3339, rfc3339nano, kitchen",
+            "environment variable WASMVISOR_WATCH_MODE: \"fanotify\" is not accepted; accepted values: auto, inotify, poll",
+        ]))
+        .status(1)
+        .run();
+}
+
+/// How `config` takes one variable: the lines it prints changed from `DEFAULT`, or why it refuses.
+enum Taken {
+    Shown(&'static [&'static str]),
+    Refused(&'static str),
 }
 
 #[test]
 fn booleans_and_durations_table() {
-    // (variable, value, the effective value `config` prints, or None for a refusal)
-    for (key, value, shown) in [
-        ("UNSAFE_SKIP_BACKUP", "TRUE", Some("true")),
-        ("UNSAFE_SKIP_BACKUP", "False", Some("false")),
-        ("UNSAFE_SKIP_BACKUP", "1", None),
-        ("DAEMON_RESTART_DELAY", "1m30s", Some("1m30s")),
-        ("DAEMON_RESTART_DELAY", "0s", None),
-        ("DAEMON_RESTART_DELAY", "10", None),
-        ("DAEMON_POLL_INTERVAL", "1.5s", Some("1.5s")),
-        ("DAEMON_POLL_INTERVAL", "1500ms", Some("1.5s")),
-        ("DAEMON_POLL_INTERVAL", "fast", None),
-        ("DAEMON_PREUPGRADE_MAX_RETRIES", "3", Some("3")),
-        ("DAEMON_PREUPGRADE_MAX_RETRIES", "-1", None),
-        ("DAEMON_HOME", "relative/path", None),
-        ("WASMVISOR_RPC_ADDRESS", "https://node:26657", None),
-    ] {
-        let mut home = Home::new();
-        home.set(key, value);
-        let out = home.output(&["config"]);
-        assert_eq!(
-            out.status.success(),
-            shown.is_some(),
-            "{key}={value}: {}",
-            stderr(&out)
-        );
-        match shown {
-            // The value read back, as the line of `config` that names the variable.
-            Some(shown) => {
-                let text = stdout(&out);
-                let line = format!("{key}: {shown}");
-                assert!(
-                    text.lines().any(|l| l == line),
-                    "{key}={value}: no line {line:?} in:\n{text}"
-                );
-            }
-            None => assert!(
-                stderr(&out).contains(key),
-                "{key}={value}: {}",
-                stderr(&out)
+    use Taken::*;
+    const DURATION: &str = "accepted: a duration such as 300ms, 30s, 2m";
+    for (key, value, taken) in [
+        (
+            "UNSAFE_SKIP_BACKUP",
+            "TRUE",
+            Shown(&["UNSAFE_SKIP_BACKUP: true"]),
+        ),
+        (
+            "UNSAFE_SKIP_BACKUP",
+            "False",
+            Shown(&["UNSAFE_SKIP_BACKUP: false", "Data backup dir: {home}"]),
+        ),
+        (
+            "UNSAFE_SKIP_BACKUP",
+            "1",
+            Refused("\"1\" is not a boolean; accepted values: true, false"),
+        ),
+        (
+            "DAEMON_RESTART_DELAY",
+            "1m30s",
+            Shown(&["DAEMON_RESTART_DELAY: 1m30s"]),
+        ),
+        (
+            "DAEMON_RESTART_DELAY",
+            "0s",
+            Refused("\"0s\" is zero; durations must be greater than zero; {DURATION}"),
+        ),
+        (
+            "DAEMON_RESTART_DELAY",
+            "10",
+            Refused("\"10\" has no unit; write it like 300ms, 30s or 2m; {DURATION}"),
+        ),
+        (
+            "DAEMON_POLL_INTERVAL",
+            "1.5s",
+            Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
+        ),
+        (
+            "DAEMON_POLL_INTERVAL",
+            "1500ms",
+            Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
+        ),
+        (
+            "DAEMON_POLL_INTERVAL",
+            "fast",
+            Refused("\"fast\" is not a duration; write it like 300ms, 30s or 2m; {DURATION}"),
+        ),
+        (
+            "DAEMON_PREUPGRADE_MAX_RETRIES",
+            "3",
+            Shown(&["DAEMON_PREUPGRADE_MAX_RETRIES: 3"]),
+        ),
+        (
+            "DAEMON_PREUPGRADE_MAX_RETRIES",
+            "-1",
+            Refused("\"-1\" is not a whole number of 0 or more"),
+        ),
+        (
+            "DAEMON_HOME",
+            "relative/path",
+            Refused("\"relative/path\" must be an absolute path"),
+        ),
+        (
+            "WASMVISOR_RPC_ADDRESS",
+            "https://node:26657",
+            Refused(
+                "\"https://node:26657\": https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)",
             ),
-        }
+        ),
+    ] {
+        let home = Home::new();
+        let cmd = Cmd::new(&home)
+            .env(key, value)
+            .arg("config")
+            .var("{cache}", CACHE);
+        match taken {
+            // The value read back: the whole of `config`, that line changed.
+            Shown(lines) => cmd.stdout(config_with(lines)).run(),
+            Refused(reason) => cmd
+                .stderr(problems(&[&format!(
+                    "environment variable {key}: {}",
+                    reason.replace("{DURATION}", DURATION)
+                )]))
+                .status(1)
+                .run(),
+        };
     }
 }
 
@@ -97,19 +214,18 @@ fn the_file_fills_in_what_the_environment_leaves_and_defaults_fill_the_rest() {
         .unset("UNSAFE_SKIP_BACKUP")
         .unset("DAEMON_SHUTDOWN_GRACE");
     home.set("DAEMON_NAME", "fromenv");
-    let out = home.output(&["config", "--cosmovisor-config", file.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    for line in [
-        "DAEMON_NAME: fromenv",
-        "DAEMON_RESTART_DELAY: 2s",
-        "DAEMON_SHUTDOWN_GRACE: 5s",
-        "UNSAFE_SKIP_BACKUP: true",
-        "DAEMON_POLL_INTERVAL: 300ms",
-        "DAEMON_RESTART_AFTER_UPGRADE: true",
-    ] {
-        assert!(text.contains(line), "missing {line:?} in:\n{text}");
-    }
+    // DAEMON_NAME from the environment over the file's; the home, the restart delay, the grace
+    // and the backups from the file; the poll interval and the restart flag the defaults.
+    Cmd::new(&home)
+        .args(["config", "--cosmovisor-config", file.to_str().unwrap()])
+        .var("{cache}", CACHE)
+        .stdout(config_with(&[
+            "DAEMON_NAME: fromenv",
+            "DAEMON_RESTART_DELAY: 2s",
+            "Config file: {home}/config.toml",
+            "Genesis bin: {home}/cosmovisor/genesis/bin/fromenv",
+        ]))
+        .run();
 }
 
 #[test]
@@ -178,13 +294,12 @@ fn a_custom_preupgrade_script_that_is_not_there_is_refused_before_the_node_start
     );
     std::fs::create_dir_all(home.root().join("scripts")).unwrap();
     home.set("COSMOVISOR_CUSTOM_PREUPGRADE", "scripts/missing.sh");
-    let done = home.run(&[]).finish(std::time::Duration::from_secs(30));
-    assert_ne!(done.code(), 0);
-    assert!(
-        done.stderr.contains("COSMOVISOR_CUSTOM_PREUPGRADE")
-            && done.stderr.contains("scripts/missing.sh does not exist"),
-        "{}",
-        done.stderr
-    );
+    Cmd::new(&home)
+        .args(["run", "start", "--home", home.path.to_str().unwrap()])
+        .stderr(problems(&[
+            "environment variable COSMOVISOR_CUSTOM_PREUPGRADE: {home}/cosmovisor/scripts/missing.sh does not exist; put the script there, or unset the variable",
+        ]))
+        .status(1)
+        .run();
     assert!(home.events_of("start").is_empty(), "the node was started");
 }
