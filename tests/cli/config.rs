@@ -100,85 +100,88 @@ fn every_problem_is_reported_at_once_naming_the_variable() {
         .run();
 }
 
+const DURATION: &str = "accepted: a duration such as 300ms, 30s, 2m";
+
 /// How `config` takes one variable: the lines it prints changed from `DEFAULT`, or why it refuses.
 enum Taken {
     Shown(&'static [&'static str]),
     Refused(&'static str),
 }
 
+/// `config` with one variable set: (variable, value, how it is taken).
+const TABLE: [(&str, &str, Taken); 13] = [
+    (
+        "UNSAFE_SKIP_BACKUP",
+        "TRUE",
+        Taken::Shown(&["UNSAFE_SKIP_BACKUP: true"]),
+    ),
+    (
+        "UNSAFE_SKIP_BACKUP",
+        "False",
+        Taken::Shown(&["UNSAFE_SKIP_BACKUP: false", "Data backup dir: {home}"]),
+    ),
+    (
+        "UNSAFE_SKIP_BACKUP",
+        "1",
+        Taken::Refused("\"1\" is not a boolean; accepted values: true, false"),
+    ),
+    (
+        "DAEMON_RESTART_DELAY",
+        "1m30s",
+        Taken::Shown(&["DAEMON_RESTART_DELAY: 1m30s"]),
+    ),
+    (
+        "DAEMON_RESTART_DELAY",
+        "0s",
+        Taken::Refused("\"0s\" is zero; durations must be greater than zero; {DURATION}"),
+    ),
+    (
+        "DAEMON_RESTART_DELAY",
+        "10",
+        Taken::Refused("\"10\" has no unit; write it like 300ms, 30s or 2m; {DURATION}"),
+    ),
+    (
+        "DAEMON_POLL_INTERVAL",
+        "1.5s",
+        Taken::Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
+    ),
+    (
+        "DAEMON_POLL_INTERVAL",
+        "1500ms",
+        Taken::Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
+    ),
+    (
+        "DAEMON_POLL_INTERVAL",
+        "fast",
+        Taken::Refused("\"fast\" is not a duration; write it like 300ms, 30s or 2m; {DURATION}"),
+    ),
+    (
+        "DAEMON_PREUPGRADE_MAX_RETRIES",
+        "3",
+        Taken::Shown(&["DAEMON_PREUPGRADE_MAX_RETRIES: 3"]),
+    ),
+    (
+        "DAEMON_PREUPGRADE_MAX_RETRIES",
+        "-1",
+        Taken::Refused("\"-1\" is not a whole number of 0 or more"),
+    ),
+    (
+        "DAEMON_HOME",
+        "relative/path",
+        Taken::Refused("\"relative/path\" must be an absolute path"),
+    ),
+    (
+        "WASMVISOR_RPC_ADDRESS",
+        "https://node:26657",
+        Taken::Refused(
+            "\"https://node:26657\": https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)",
+        ),
+    ),
+];
+
 #[test]
 fn booleans_and_durations_table() {
-    use Taken::*;
-    const DURATION: &str = "accepted: a duration such as 300ms, 30s, 2m";
-    for (key, value, taken) in [
-        (
-            "UNSAFE_SKIP_BACKUP",
-            "TRUE",
-            Shown(&["UNSAFE_SKIP_BACKUP: true"]),
-        ),
-        (
-            "UNSAFE_SKIP_BACKUP",
-            "False",
-            Shown(&["UNSAFE_SKIP_BACKUP: false", "Data backup dir: {home}"]),
-        ),
-        (
-            "UNSAFE_SKIP_BACKUP",
-            "1",
-            Refused("\"1\" is not a boolean; accepted values: true, false"),
-        ),
-        (
-            "DAEMON_RESTART_DELAY",
-            "1m30s",
-            Shown(&["DAEMON_RESTART_DELAY: 1m30s"]),
-        ),
-        (
-            "DAEMON_RESTART_DELAY",
-            "0s",
-            Refused("\"0s\" is zero; durations must be greater than zero; {DURATION}"),
-        ),
-        (
-            "DAEMON_RESTART_DELAY",
-            "10",
-            Refused("\"10\" has no unit; write it like 300ms, 30s or 2m; {DURATION}"),
-        ),
-        (
-            "DAEMON_POLL_INTERVAL",
-            "1.5s",
-            Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
-        ),
-        (
-            "DAEMON_POLL_INTERVAL",
-            "1500ms",
-            Shown(&["DAEMON_POLL_INTERVAL: 1.5s"]),
-        ),
-        (
-            "DAEMON_POLL_INTERVAL",
-            "fast",
-            Refused("\"fast\" is not a duration; write it like 300ms, 30s or 2m; {DURATION}"),
-        ),
-        (
-            "DAEMON_PREUPGRADE_MAX_RETRIES",
-            "3",
-            Shown(&["DAEMON_PREUPGRADE_MAX_RETRIES: 3"]),
-        ),
-        (
-            "DAEMON_PREUPGRADE_MAX_RETRIES",
-            "-1",
-            Refused("\"-1\" is not a whole number of 0 or more"),
-        ),
-        (
-            "DAEMON_HOME",
-            "relative/path",
-            Refused("\"relative/path\" must be an absolute path"),
-        ),
-        (
-            "WASMVISOR_RPC_ADDRESS",
-            "https://node:26657",
-            Refused(
-                "\"https://node:26657\": https is not supported; use the node's plain RPC address (http://127.0.0.1:26657)",
-            ),
-        ),
-    ] {
+    for (key, value, taken) in TABLE {
         let home = Home::new();
         let cmd = Cmd::new(&home)
             .env(key, value)
@@ -186,8 +189,8 @@ fn booleans_and_durations_table() {
             .var("{cache}", CACHE);
         match taken {
             // The value read back: the whole of `config`, that line changed.
-            Shown(lines) => cmd.stdout(config_with(lines)).run(),
-            Refused(reason) => cmd
+            Taken::Shown(lines) => cmd.stdout(config_with(lines)).run(),
+            Taken::Refused(reason) => cmd
                 .stderr(problems(&[&format!(
                     "environment variable {key}: {}",
                     reason.replace("{DURATION}", DURATION)
