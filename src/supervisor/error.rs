@@ -12,8 +12,9 @@ pub enum RunError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    /// Boxed: an upgrade's error carries its whole story, and a run's errors travel by value.
     #[error(transparent)]
-    Upgrade(#[from] UpgradeError),
+    Upgrade(Box<UpgradeError>),
     #[error("cannot start {path}: {source}")]
     Spawn {
         path: PathBuf,
@@ -63,4 +64,10 @@ pub enum RunError {
         seen: String,
         status: Exit,
     },
+}
+
+impl From<UpgradeError> for RunError {
+    fn from(e: UpgradeError) -> RunError {
+        RunError::Upgrade(Box::new(e))
+    }
 }
