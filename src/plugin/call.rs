@@ -82,7 +82,7 @@ impl Host {
                 .wasmvisor_plugin_resolve()
                 .call_resolve(store, request, previous, settings),
         })?;
-        validate_decision(&decision, now_unix()).map_err(|m| answer(plugin, m))?;
+        validate_decision(&decision, crate::clock::unix_secs()).map_err(|m| answer(plugin, m))?;
         // A reason is shown to the operator: it cannot add lines or drive a terminal.
         Ok(match decision {
             Decision::Refuse(reason) => Decision::Refuse(plain(reason)),
@@ -183,14 +183,8 @@ fn plain(text: String) -> String {
     crate::output::escape_controls(&text).into_owned()
 }
 
-/// Seconds since the Unix epoch.
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Bounds every part of a resolver's answer, given at `now` (Unix seconds).
+/// Bounds every part of a resolver's answer, given at `now` (Unix seconds). The reason is text:
+/// it becomes the answer error the operator is shown (`ErrorKind::Answer`), naming the part.
 fn validate_decision(decision: &Decision, now: u64) -> Result<(), String> {
     match decision {
         Decision::UseStaged => Ok(()),
