@@ -1,0 +1,172 @@
+//! The bundled plugins' downloads: verified and installed, a wrong checksum refused, retried
+//! and resumed, and the permission and checksum they need.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::serve::Server;
+use crate::harness::*;
+
+use super::phases;
+
+#[test]
+fn bundled_plugins_download_verify_and_install_the_upgrade_binary() {
+    let server = Server::start();
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
+        .set("DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM", "true");
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/releases/simd-v2.tar.gz", archive.clone());
+    // Through a redirect, as release hosts do.
+    server.redirect("/download/v2", "/releases/simd-v2.tar.gz");
+    let url = format!(
+        "{}?checksum=sha256:{}",
+        server.url("/download/v2"),
+        sha256(&archive)
+    );
+    plan_with_binary(&home, "v2", 3, &url);
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    let out = run.stop();
+    assert_eq!(
+        home.history()[0],
+        ("genesis".into(), 1, 2),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(home.history()[1].1, 3);
+    assert_eq!(home.current(), "upgrades/v2");
+    let binary = home.root().join("upgrades/v2/bin/simd");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&binary).unwrap().permissions().mode() & 0o111,
+        0o111
+    );
+    assert!(
+        phases(&home).contains(&"fetch".to_string()),
+        "{:?}",
+        phases(&home)
+    );
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.starts_with("/releases/simd-v2.tar.gz"))
+    );
+    assert!(
+        !home.root().join(".wasmvisor-downloads/v2").exists(),
+        "the partial download is cleaned up"
+    );
+}
+
+#[test]
+fn a_wrong_checksum_is_refused_and_nothing_is_installed() {
+    let server = Server::start();
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/simd-v2.tar.gz", archive);
+    let wrong = sha256(b"something else");
+    plan_with_binary(
+        &home,
+        "v2",
+        3,
+        &format!("{}?checksum=sha256:{wrong}", server.url("/simd-v2.tar.gz")),
+    );
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("checksum mismatch"), "{}", done.stderr);
+    assert!(done.stderr.contains(&wrong), "{}", done.stderr);
+    assert!(!home.root().join("upgrades/v2/bin/simd").exists());
+    assert_eq!(home.current(), "genesis");
+    assert_eq!(
+        home.history().len(),
+        1,
+        "the old binary never ran past the halt"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(home.root().join(".wasmvisor-downloads/v2"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn downloads_retry_and_resume_where_they_stopped() {
+    let server = Server::start();
+    let mut home = Home::new();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let archive = sim_archive_with_payload(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+        64 * 1024,
+    );
+    assert!(archive.len() > 4000);
+    server.put("/simd-v2.tar.gz", archive.clone());
+    server.unavailable(1);
+    server.cut_once("/simd-v2.tar.gz", 2048);
+    let url = format!(
+        "{}?checksum=sha256:{}",
+        server.url("/simd-v2.tar.gz"),
+        sha256(&archive)
+    );
+    plan_with_binary(&home, "v2", 3, &url);
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    let out = run.stop();
+    let log = server.log();
+    assert!(log.len() >= 3, "{log:?}\n{}", out.stderr);
+    assert!(
+        log.iter().any(|l| l.contains("range=Some(2048)")),
+        "the third request resumes at the cut: {log:?}\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(home.root().join("upgrades/v2/lib/payload"))
+            .unwrap()
+            .len(),
+        64 * 1024,
+        "the archive's other files are installed beside bin/"
+    );
+}
+
+#[test]
+fn downloads_need_permission_and_a_checksum_when_required() {
+    let server = Server::start();
+    let mut home = Home::new();
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/simd-v2.tar.gz", archive);
+    plan_with_binary(&home, "v2", 3, &server.url("/simd-v2.tar.gz"));
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 1);
+    assert!(
+        done.stderr.contains("DAEMON_ALLOW_DOWNLOAD_BINARIES"),
+        "{}",
+        done.stderr
+    );
+
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
+        .set("DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM", "true");
+    let done = home.run(&[]).finish(Duration::from_secs(30));
+    assert_eq!(done.code(), 1);
+    assert!(
+        done.stderr.contains("DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        server.log().is_empty(),
+        "nothing was downloaded: {:?}",
+        server.log()
+    );
+    assert_eq!(home.current(), "genesis");
+}
