@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::Node;
+use crate::node::Node;
 
 const METHOD: &str = "/cosmos.upgrade.v1beta1.Query/CurrentPlan";
 
