@@ -50,8 +50,9 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)
         })
 }
 
-#[test]
-fn metrics_and_probes_follow_a_real_upgrade() {
+/// A home whose node is to be upgraded by hand to v2 at height 8, with the metrics endpoint
+/// on a port of its own (returned) and the chain height followed on the node's RPC.
+fn manual_upgrade_home() -> (Home, u16) {
     let mut home = Home::new();
     let (metrics, rpc) = (free_port(), free_port());
     home.set("WASMVISOR_METRICS_ADDRESS", &format!("127.0.0.1:{metrics}"))
@@ -81,52 +82,37 @@ fn metrics_and_probes_follow_a_real_upgrade() {
         home.root().join("upgrades/v2/bin/sim.json"),
     )
     .unwrap();
-    let run = home.run(&[]);
-    home.wait_for("the probes", T, |_| {
-        std::net::TcpStream::connect(("127.0.0.1", metrics)).is_ok()
-            && get(metrics, "/readyz").0 == 200
-    });
-    let (_, ready) = get(metrics, "/readyz");
-    assert!(ready.contains("running genesis"), "{ready}");
-    assert_eq!(get(metrics, "/livez").0, 200);
-    home.wait_height("genesis", 3);
-    // The height is followed on the RPC every poll: wait for a poll that read it, not a moment.
-    home.wait_for("the chain height in the metrics", T, |_| {
-        value(&scrape(metrics), "wasmvisor_chain_height", &[]).is_some_and(|h| h >= 2.0)
-    });
-    let before = scrape(metrics);
+    (home, metrics)
+}
+
+/// What the metrics say while genesis runs and v2 is scheduled.
+fn assert_before_the_upgrade(before: &prometheus_parse::Scrape) {
     assert_eq!(
         value(
-            &before,
+            before,
             "wasmvisor_pending_upgrade_height",
             &[("name", "v2"), ("kind", "manual")]
         ),
         Some(8.0)
     );
-    assert!(value(&before, "wasmvisor_chain_height", &[]).unwrap() >= 2.0);
+    assert!(value(before, "wasmvisor_chain_height", &[]).unwrap() >= 2.0);
     assert_eq!(
         value(
-            &before,
+            before,
             "wasmvisor_current_binary",
             &[("upgrade", "genesis")]
         ),
         Some(1.0)
     );
-    // During the upgrade (its 2 s restart delay), not ready, and says why.
-    home.wait_for("the upgrade", T, |_| get(metrics, "/readyz").0 == 503);
-    let (_, why) = get(metrics, "/readyz");
-    assert!(why.contains("upgrading to v2"), "{why}");
-    assert_eq!(get(metrics, "/livez").0, 200);
-    home.wait_height("v2", 9);
-    home.wait_for("readiness again", T, |_| get(metrics, "/readyz").0 == 200);
-    let after = scrape(metrics);
-    let out = run.stop();
-    let v = |m: &str, l: &[(&str, &str)]| value(&after, m, l);
+}
+
+/// What the metrics say once v2 runs (`stderr`: wasmvisor's, for the messages).
+fn assert_after_the_upgrade(after: &prometheus_parse::Scrape, stderr: &str) {
+    let v = |m: &str, l: &[(&str, &str)]| value(after, m, l);
     assert_eq!(
         v("wasmvisor_build_info", &[("version", "0.1.0")]),
         Some(1.0),
-        "{}",
-        out.stderr
+        "{stderr}"
     );
     assert_eq!(
         v(
@@ -184,6 +170,36 @@ fn metrics_and_probes_follow_a_real_upgrade() {
     assert_eq!(v("wasmvisor_backups_total", &[]), Some(1.0));
     assert!(v("wasmvisor_backup_last_bytes", &[("how", "copied")]).unwrap() > 0.0);
     assert!(v("wasmvisor_chain_height", &[]).unwrap() >= 7.0);
+}
+
+#[test]
+fn metrics_and_probes_follow_a_real_upgrade() {
+    let (home, metrics) = manual_upgrade_home();
+    let run = home.run(&[]);
+    home.wait_for("the probes", T, |_| {
+        std::net::TcpStream::connect(("127.0.0.1", metrics)).is_ok()
+            && get(metrics, "/readyz").0 == 200
+    });
+    let (_, ready) = get(metrics, "/readyz");
+    assert!(ready.contains("running genesis"), "{ready}");
+    assert_eq!(get(metrics, "/livez").0, 200);
+    home.wait_height("genesis", 3);
+    // The height is followed on the RPC every poll: wait for a poll that read it, not a moment.
+    home.wait_for("the chain height in the metrics", T, |_| {
+        value(&scrape(metrics), "wasmvisor_chain_height", &[]).is_some_and(|h| h >= 2.0)
+    });
+    let before = scrape(metrics);
+    assert_before_the_upgrade(&before);
+    // During the upgrade (its 2 s restart delay), not ready, and says why.
+    home.wait_for("the upgrade", T, |_| get(metrics, "/readyz").0 == 503);
+    let (_, why) = get(metrics, "/readyz");
+    assert!(why.contains("upgrading to v2"), "{why}");
+    assert_eq!(get(metrics, "/livez").0, 200);
+    home.wait_height("v2", 9);
+    home.wait_for("readiness again", T, |_| get(metrics, "/readyz").0 == 200);
+    let after = scrape(metrics);
+    let out = run.stop();
+    assert_after_the_upgrade(&after, &out.stderr);
 }
 
 #[test]

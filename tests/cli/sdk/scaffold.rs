@@ -1,7 +1,8 @@
 //! `plugin new`: a project in each language that builds with its toolchain and answers as its
 //! world says.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
@@ -34,40 +35,140 @@ fn run_ok(cmd: &mut Command, what: &str) {
     );
 }
 
+/// `wasmvisor args` in `dir`, with `dir` as its home and nothing of the test's environment
+/// but `PATH`.
+fn wasmvisor_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(WASMVISOR)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env(
+            "WASMVISOR_PLUGIN_CACHE",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `cargo build` of the Rust project `dir/project` for wasm32-wasip2. The Rust ones share a
+/// target folder across runs: wit-bindgen is compiled once.
+fn cargo_in(dir: &Path, project: &str) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["build", "--release", "--target", "wasm32-wasip2"])
+        .current_dir(dir.join(project));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env(
+        "CARGO_TARGET_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/scaffold-target"),
+    );
+    cmd
+}
+
+/// Builds the new project `name` in `lang` with its toolchain, to where its `plugins.toml`
+/// names the component.
+fn build(dir: &Path, project: &Path, name: &str, lang: &str, world: &str) {
+    match lang {
+        "rust" => {
+            run_ok(&mut cargo_in(dir, name), name);
+            // plugins.toml names the output inside the project: put it there.
+            let built = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("scaffold-target/wasm32-wasip2/release")
+                .join(format!("{}.wasm", name.replace('-', "_")));
+            let dest = project.join(format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            ));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(built, dest).unwrap();
+        }
+        "js" => run_ok(
+            Command::new(toolchain("componentize-js"))
+                .args([
+                    "plugin.js",
+                    "--wit",
+                    "wit",
+                    "--world-name",
+                    world,
+                    "--disable",
+                    "fetch-event",
+                    "--out",
+                    &format!("{name}.wasm"),
+                ])
+                .current_dir(project),
+            name,
+        ),
+        _ => run_ok(
+            Command::new(toolchain("componentize-py"))
+                .args(["-d", "wit", "-w", world])
+                .args([
+                    "--import-interface-name",
+                    "wasmvisor:plugin/types@0.2.0=types",
+                    "--import-interface-name",
+                    "wasi:http/types@0.2.12=http_types",
+                ])
+                .args(["componentize", "-p", ".", "app"])
+                .args(["-o", &format!("{name}.wasm")])
+                .current_dir(project),
+            name,
+        ),
+    }
+}
+
+/// `plugin call` of the built project answers as its world says.
+fn assert_answers_as_its_world(dir: &Path, project: &Path, name: &str, world: &str) {
+    let plugins = format!("{name}/plugins.toml");
+    // A resolver is asked about the plan its policy denies (its plugins.toml says
+    // deny = ["v99"]); a health check about the scaffold's own plan.
+    let plan = if world == "resolver" {
+        std::fs::write(
+            project.join("v99.json"),
+            json!({"name": "v99", "height": 9}).to_string(),
+        )
+        .unwrap();
+        format!("{name}/v99.json")
+    } else {
+        format!("{name}/plan.json")
+    };
+    let out = wasmvisor_in(
+        dir,
+        &[
+            "plugin",
+            "--plugins",
+            &plugins,
+            "call",
+            world,
+            name,
+            "--plan",
+            &plan,
+        ],
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let said = (out.status.code(), stderr(&out));
+    if world == "resolver" {
+        assert_eq!(said.0, Some(3), "{name}: {answer} {}", said.1);
+        assert_eq!(answer["decided_by"], name, "{answer}");
+        assert!(
+            answer["reason"].as_str().unwrap().contains("v99 is denied"),
+            "{answer}"
+        );
+        assert!(said.1.contains("asked about v99"), "{}", said.1);
+    } else {
+        assert_eq!(said.0, Some(0), "{name}: {answer} {}", said.1);
+        assert!(answer["pending"].as_str().is_some(), "{answer}");
+    }
+}
+
 #[test]
 fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
     let dir = tempfile::tempdir().unwrap();
-    let wasmvisor = |args: &[&str]| {
-        Command::new(WASMVISOR)
-            .args(args)
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env(
-                "WASMVISOR_PLUGIN_CACHE",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
-            )
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
-    // The Rust ones share a target folder across runs: wit-bindgen is compiled once.
-    let cargo = |project: &str| {
-        let mut cmd = Command::new("cargo");
-        cmd.args(["build", "--release", "--target", "wasm32-wasip2"])
-            .current_dir(dir.path().join(project));
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.env(
-            "CARGO_TARGET_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/scaffold-target"),
-        );
-        cmd
-    };
+    let wasmvisor = |args: &[&str]| wasmvisor_in(dir.path(), args);
     for (name, lang, world) in [
         ("policy-rs", "rust", "resolver"),
         ("policy-js", "js", "resolver"),
@@ -78,88 +179,8 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let project = dir.path().join(name);
         assert!(project.join("wit/plugin.wit").is_file() && project.join("README.md").is_file());
-        match lang {
-            "rust" => {
-                run_ok(&mut cargo(name), name);
-                // plugins.toml names the output inside the project: put it there.
-                let built = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-                    .join("scaffold-target/wasm32-wasip2/release")
-                    .join(format!("{}.wasm", name.replace('-', "_")));
-                let dest = project.join(format!(
-                    "target/wasm32-wasip2/release/{}.wasm",
-                    name.replace('-', "_")
-                ));
-                std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-                std::fs::copy(built, dest).unwrap();
-            }
-            "js" => run_ok(
-                Command::new(toolchain("componentize-js"))
-                    .args([
-                        "plugin.js",
-                        "--wit",
-                        "wit",
-                        "--world-name",
-                        world,
-                        "--disable",
-                        "fetch-event",
-                        "--out",
-                        &format!("{name}.wasm"),
-                    ])
-                    .current_dir(&project),
-                name,
-            ),
-            _ => run_ok(
-                Command::new(toolchain("componentize-py"))
-                    .args(["-d", "wit", "-w", world])
-                    .args([
-                        "--import-interface-name",
-                        "wasmvisor:plugin/types@0.2.0=types",
-                        "--import-interface-name",
-                        "wasi:http/types@0.2.12=http_types",
-                    ])
-                    .args(["componentize", "-p", ".", "app"])
-                    .args(["-o", &format!("{name}.wasm")])
-                    .current_dir(&project),
-                name,
-            ),
-        }
-        let plugins = format!("{name}/plugins.toml");
-        // A resolver is asked about the plan its policy denies (its plugins.toml says
-        // deny = ["v99"]); a health check about the scaffold's own plan.
-        let plan = if world == "resolver" {
-            std::fs::write(
-                project.join("v99.json"),
-                json!({"name": "v99", "height": 9}).to_string(),
-            )
-            .unwrap();
-            format!("{name}/v99.json")
-        } else {
-            format!("{name}/plan.json")
-        };
-        let out = wasmvisor(&[
-            "plugin",
-            "--plugins",
-            &plugins,
-            "call",
-            world,
-            name,
-            "--plan",
-            &plan,
-        ]);
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let said = (out.status.code(), stderr(&out));
-        if world == "resolver" {
-            assert_eq!(said.0, Some(3), "{name}: {answer} {}", said.1);
-            assert_eq!(answer["decided_by"], name, "{answer}");
-            assert!(
-                answer["reason"].as_str().unwrap().contains("v99 is denied"),
-                "{answer}"
-            );
-            assert!(said.1.contains("asked about v99"), "{}", said.1);
-        } else {
-            assert_eq!(said.0, Some(0), "{name}: {answer} {}", said.1);
-            assert!(answer["pending"].as_str().is_some(), "{answer}");
-        }
+        build(dir.path(), &project, name, lang, world);
+        assert_answers_as_its_world(dir.path(), &project, name, world);
     }
     // An existing folder is never overwritten; a bad name is refused.
     let out = wasmvisor(&["plugin", "new", "policy-rs"]);
