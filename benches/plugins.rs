@@ -25,10 +25,73 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// One plugin to measure: label, language, world, where it comes from, its settings, and how
+/// many calls to time.
+type Case = (
+    &'static str,
+    &'static str,
+    World,
+    Origin,
+    Vec<(String, String)>,
+    usize,
+);
+
+/// What one plugin costs.
+struct Row {
+    name: &'static str,
+    language: &'static str,
+    wasm_kb: f64,
+    compile_ms: f64,
+    deserialize_ms: f64,
+    call_p50_us: f64,
+    call_p99_us: f64,
+}
+
 fn main() {
     let host = Host::new(HostConfig::default()).expect("engine");
     let call = wasmvisor::plugin::Call::new(&wasmvisor::cancel::Cancel::new());
-    let request = Request {
+    let request = request();
+    let scratch = std::env::temp_dir().join(format!("wasmvisor-bench-{}", std::process::id()));
+    // A port nothing listens on: the health checks' one request fails at once, the same for
+    // the Rust and the Python check, so what differs is the component, not the I/O.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        l.local_addr().expect("bound").port()
+    };
+    let plugins = std::path::Path::new(env!("WASMVISOR_PLUGINS_DIR"));
+    let guest = plugins.join("../../guest");
+    let mut rows = Vec::new();
+    println!(
+        "{:<12} {:<10} {:>8} {:>12} {:>14} {:>16} {:>16}",
+        "plugin",
+        "language",
+        "wasm KB",
+        "compile ms",
+        "deserialize ms",
+        "call p50 µs",
+        "call p99 µs"
+    );
+    for case in cases(plugins, &guest, closed) {
+        if let Some(row) = measure(&host, &call, &request, &scratch, case) {
+            println!(
+                "{:<12} {:<10} {:>8.0} {:>12.1} {:>14.3} {:>16.1} {:>16.1}",
+                row.name,
+                row.language,
+                row.wasm_kb,
+                row.compile_ms,
+                row.deserialize_ms,
+                row.call_p50_us,
+                row.call_p99_us
+            );
+            rows.push(row);
+        }
+    }
+    summary(&rows);
+}
+
+/// The plan every resolver is asked about, staged and downloadable.
+fn request() -> Request {
+    Request {
         plan: GuestPlan {
             name: "v2".into(),
             height: 100,
@@ -43,35 +106,17 @@ fn main() {
         }),
         downloads_allowed: true,
         checksum_required: false,
-    };
-    let artifact = Artifact {
-        url: "mirror:not-http".into(),
-        checksum: None,
-        format: ArchiveFormat::Raw,
-    };
-    let scratch = std::env::temp_dir().join(format!("wasmvisor-bench-{}", std::process::id()));
-    // A port nothing listens on: the health checks' one request fails at once, the same for
-    // the Rust and the Python check, so what differs is the component, not the I/O.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
-        l.local_addr().expect("bound").port()
-    };
-    let plugins = std::path::Path::new(env!("WASMVISOR_PLUGINS_DIR"));
-    let guest = plugins.join("../../guest");
+    }
+}
+
+/// The bundled plugins, and a Rust, a JavaScript and a Python component of the same worlds;
+/// the health checks ask the closed port `closed`.
+fn cases(plugins: &std::path::Path, guest: &std::path::Path, closed: u16) -> Vec<Case> {
     let health_settings = vec![
         ("rpc".to_string(), format!("http://127.0.0.1:{closed}")),
         ("expect".to_string(), "v2".to_string()),
     ];
-    // (label, language, world, origin, settings, calls)
-    type Case = (
-        &'static str,
-        &'static str,
-        World,
-        Origin,
-        Vec<(String, String)>,
-        usize,
-    );
-    let cases: Vec<Case> = vec![
+    vec![
         (
             "cosmovisor",
             "Rust",
@@ -123,109 +168,129 @@ fn main() {
             health_settings,
             200,
         ),
-    ];
-    let mut rows = Vec::new();
-    println!(
-        "{:<12} {:<10} {:>8} {:>12} {:>14} {:>16} {:>16}",
-        "plugin",
-        "language",
-        "wasm KB",
-        "compile ms",
-        "deserialize ms",
-        "call p50 µs",
-        "call p99 µs"
-    );
-    for (name, language, world, origin, settings, n_calls) in cases {
-        let bytes = match &origin {
-            Origin::Bundled(b) => bundled(b).expect("bundled").1.to_vec(),
-            Origin::File(path) => match std::fs::read(path) {
-                Ok(b) => b,
-                Err(_) => {
-                    println!("{name:<12} {language:<10} not built: run plugins/build-guests");
-                    continue;
-                }
-            },
-        };
-        let engine = host.engine();
-        let big = bytes.len() > 4 << 20;
-        let mut compile = Vec::new();
-        let mut compiled = Vec::new();
-        for _ in 0..if big { 2 } else { 5 } {
-            let t = Instant::now();
-            compiled = engine.precompile_component(&bytes).expect("compiles");
-            compile.push(t.elapsed());
-        }
-        let mut deserialize = Vec::new();
-        for _ in 0..if big { 10 } else { 50 } {
-            let t = Instant::now();
-            // SAFETY: produced by this engine just above.
-            let c = unsafe { Component::deserialize(engine, &compiled) }.expect("loads");
-            deserialize.push(t.elapsed());
-            drop(c);
-        }
-        let mut spec = PluginSpec::bundled(world, "cosmovisor");
-        spec.name = name.to_string();
-        spec.origin = origin;
-        spec.settings = settings;
-        let mut calls = Vec::new();
-        match world {
-            World::Resolver => {
-                let loaded: Resolver = host.load(&spec).expect("loads");
-                let previous = Decision::UseStaged;
-                for _ in 0..n_calls {
-                    let t = Instant::now();
-                    host.resolve(&loaded, &request, Some(&previous), &call)
-                        .expect("answers");
-                    calls.push(t.elapsed());
-                }
+    ]
+}
+
+/// Times `case`'s compile, deserialize and calls; `None` (said) when it is not built.
+fn measure(
+    host: &Host,
+    call: &wasmvisor::plugin::Call,
+    request: &Request,
+    scratch: &std::path::Path,
+    (name, language, world, origin, settings, n_calls): Case,
+) -> Option<Row> {
+    let bytes = match &origin {
+        Origin::Bundled(b) => bundled(b).expect("bundled").1.to_vec(),
+        Origin::File(path) => match std::fs::read(path) {
+            Ok(b) => b,
+            Err(_) => {
+                println!("{name:<12} {language:<10} not built: run plugins/build-guests");
+                return None;
             }
-            World::Source => {
-                let loaded: Source = host.load(&spec).expect("loads");
-                for i in 0..n_calls {
-                    let path = scratch.with_extension(format!("{i}"));
-                    let out =
-                        Download::open_path(&path, &[], 1 << 20, "bench").expect("scratch file");
-                    let t = Instant::now();
-                    let (_, r) = host.fetch(&loaded, &artifact, out, &call);
-                    calls.push(t.elapsed());
-                    let _ = std::fs::remove_file(&path);
-                    r.expect("answers").expect_err("not an http URL");
-                }
-            }
-            World::Health => {
-                let loaded: HealthCheck = host.load(&spec).expect("loads");
-                let context = HealthContext {
-                    plan: request.plan.clone(),
-                    elapsed_ms: 0,
-                    attempt: 1,
-                };
-                for _ in 0..n_calls {
-                    let t = Instant::now();
-                    let h = host.check(&loaded, &context, &call).expect("answers");
-                    calls.push(t.elapsed());
-                    assert!(matches!(h, Health::Pending(_)), "{h:?}");
-                }
-            }
-        }
-        for v in [&mut compile, &mut deserialize, &mut calls] {
-            v.sort();
-        }
-        let row = (
-            name,
-            bytes.len() as f64 / 1024.0,
-            us(percentile(&compile, 0.5)) / 1e3,
-            us(percentile(&deserialize, 0.5)) / 1e3,
-            us(percentile(&calls, 0.5)),
-            us(percentile(&calls, 0.99)),
-            language,
-        );
-        println!(
-            "{:<12} {:<10} {:>8.0} {:>12.1} {:>14.3} {:>16.1} {:>16.1}",
-            row.0, row.6, row.1, row.2, row.3, row.4, row.5
-        );
-        rows.push(row);
+        },
+    };
+    let (mut compile, mut deserialize) = load_times(host, &bytes);
+    let mut spec = PluginSpec::bundled(world, "cosmovisor");
+    spec.name = name.to_string();
+    spec.origin = origin;
+    spec.settings = settings;
+    let mut calls = call_times(host, call, request, scratch, world, &spec, n_calls);
+    for v in [&mut compile, &mut deserialize, &mut calls] {
+        v.sort();
     }
-    let p50 = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.4);
+    Some(Row {
+        name,
+        language,
+        wasm_kb: bytes.len() as f64 / 1024.0,
+        compile_ms: us(percentile(&compile, 0.5)) / 1e3,
+        deserialize_ms: us(percentile(&deserialize, 0.5)) / 1e3,
+        call_p50_us: us(percentile(&calls, 0.5)),
+        call_p99_us: us(percentile(&calls, 0.99)),
+    })
+}
+
+/// How long compiling the component takes, and loading it from its compiled form.
+fn load_times(host: &Host, bytes: &[u8]) -> (Vec<Duration>, Vec<Duration>) {
+    let engine = host.engine();
+    let big = bytes.len() > 4 << 20;
+    let mut compile = Vec::new();
+    let mut compiled = Vec::new();
+    for _ in 0..if big { 2 } else { 5 } {
+        let t = Instant::now();
+        compiled = engine.precompile_component(bytes).expect("compiles");
+        compile.push(t.elapsed());
+    }
+    let mut deserialize = Vec::new();
+    for _ in 0..if big { 10 } else { 50 } {
+        let t = Instant::now();
+        // SAFETY: produced by this engine just above.
+        let c = unsafe { Component::deserialize(engine, &compiled) }.expect("loads");
+        deserialize.push(t.elapsed());
+        drop(c);
+    }
+    (compile, deserialize)
+}
+
+/// How long each of `n_calls` fresh instantiate + calls of `spec` takes, as its world calls it.
+fn call_times(
+    host: &Host,
+    call: &wasmvisor::plugin::Call,
+    request: &Request,
+    scratch: &std::path::Path,
+    world: World,
+    spec: &PluginSpec,
+    n_calls: usize,
+) -> Vec<Duration> {
+    let mut calls = Vec::new();
+    match world {
+        World::Resolver => {
+            let loaded: Resolver = host.load(spec).expect("loads");
+            let previous = Decision::UseStaged;
+            for _ in 0..n_calls {
+                let t = Instant::now();
+                host.resolve(&loaded, request, Some(&previous), call)
+                    .expect("answers");
+                calls.push(t.elapsed());
+            }
+        }
+        World::Source => {
+            let loaded: Source = host.load(spec).expect("loads");
+            let artifact = Artifact {
+                url: "mirror:not-http".into(),
+                checksum: None,
+                format: ArchiveFormat::Raw,
+            };
+            for i in 0..n_calls {
+                let path = scratch.with_extension(format!("{i}"));
+                let out = Download::open_path(&path, &[], 1 << 20, "bench").expect("scratch file");
+                let t = Instant::now();
+                let (_, r) = host.fetch(&loaded, &artifact, out, call);
+                calls.push(t.elapsed());
+                let _ = std::fs::remove_file(&path);
+                r.expect("answers").expect_err("not an http URL");
+            }
+        }
+        World::Health => {
+            let loaded: HealthCheck = host.load(spec).expect("loads");
+            let context = HealthContext {
+                plan: request.plan.clone(),
+                elapsed_ms: 0,
+                attempt: 1,
+            };
+            for _ in 0..n_calls {
+                let t = Instant::now();
+                let h = host.check(&loaded, &context, call).expect("answers");
+                calls.push(t.elapsed());
+                assert!(matches!(h, Health::Pending(_)), "{h:?}");
+            }
+        }
+    }
+    calls
+}
+
+/// How the languages compare, the JSON line, and what the compile cache saves.
+fn summary(rows: &[Row]) {
+    let p50 = |n: &str| rows.iter().find(|r| r.name == n).map(|r| r.call_p50_us);
     if let (Some(rust), Some(js)) = (p50("template"), p50("window")) {
         println!(
             "a JavaScript resolver call costs {:.1}x a Rust one ({js:.0} µs vs {rust:.0} µs)",
@@ -243,25 +308,25 @@ fn main() {
         .map(|r| {
             format!(
                 r#"{{"plugin":"{}","language":"{}","wasm_kb":{:.0},"compile_ms":{:.2},"deserialize_ms":{:.4},"call_p50_us":{:.1},"call_p99_us":{:.1},"compile_over_deserialize":{:.0}}}"#,
-                r.0,
-                r.6,
-                r.1,
-                r.2,
-                r.3,
-                r.4,
-                r.5,
-                r.2 / r.3.max(1e-9)
+                r.name,
+                r.language,
+                r.wasm_kb,
+                r.compile_ms,
+                r.deserialize_ms,
+                r.call_p50_us,
+                r.call_p99_us,
+                r.compile_ms / r.deserialize_ms.max(1e-9)
             )
         })
         .collect();
     println!("JSON {{\"plugins\":[{}]}}", json.join(","));
-    for r in &rows {
+    for r in rows {
         println!(
             "{}: the compile cache saves {:.0}x per start (compile {:.1} ms vs deserialize {:.3} ms)",
-            r.0,
-            r.2 / r.3.max(1e-9),
-            r.2,
-            r.3
+            r.name,
+            r.compile_ms / r.deserialize_ms.max(1e-9),
+            r.compile_ms,
+            r.deserialize_ms
         );
     }
 }

@@ -1,0 +1,345 @@
+//! The measured runs: wasmvisor upgrading a tree of staged upgrades under each set-up, the
+//! floor (a rename and a spawn), and the idle supervisor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::BLOCK_MS;
+use crate::harness::{Home, WASMVISOR, free_port};
+
+/// A tree with genesis and `n` staged upgrades `u1..un`; plan `ui` is at height 2i+1.
+fn home(n: usize, rpc_port: u16) -> Home {
+    let home = Home::new();
+    let base = json!({"block_ms": BLOCK_MS, "rpc_port": rpc_port, "halt": "stay"});
+    let with = |mut extra: Value| {
+        for (k, v) in base.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        extra
+    };
+    home.install("genesis", with(json!({"version": "genesis", "ordinal": 1})));
+    let mut plans = Vec::new();
+    for i in 1..=n {
+        let name = format!("u{i}");
+        // Block times vary between versions (10–160 ms, two blocks per upgrade cover a 300 ms
+        // poll period), so the upgrades do not fall into step with the polling.
+        let mut config = with(json!({"version": name, "ordinal": i + 1, "handles": name}));
+        config["block_ms"] = json!(10 + (i * 37) % 151);
+        home.install(&format!("upgrades/{name}"), config);
+        plans.push((name, 2 * i as u64 + 1));
+    }
+    let plans: Vec<(&str, u64)> = plans.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+    home.chain(&plans);
+    home
+}
+
+/// Whether the last upgrade's binary has committed past its plan.
+fn finished(home: &Home, n: usize) -> bool {
+    home.height() > 2 * n as u64 + 1
+}
+
+/// upgrade name → milliseconds from upgrade-info.json written to the new binary's first instruction.
+fn totals(home: &Home) -> BTreeMap<String, f64> {
+    let events = home.events();
+    let mut needed = BTreeMap::new();
+    let mut born = BTreeMap::new();
+    for e in &events {
+        let version = e["version"].as_str().unwrap_or("").to_string();
+        match e["event"].as_str() {
+            Some("upgrade-needed") => {
+                needed.insert(
+                    e["name"].as_str().unwrap_or("").to_string(),
+                    e["mono_ns"].as_u64().unwrap_or(0),
+                );
+            }
+            Some("start") => {
+                born.entry(version)
+                    .or_insert(e["born_ns"].as_u64().unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    needed
+        .into_iter()
+        .filter_map(|(name, t0)| {
+            born.get(&name)
+                .map(|t1| (name, (*t1 as f64 - t0 as f64) / 1e6))
+        })
+        .collect()
+}
+
+/// Phase durations (ms) per upgrade, from wasmvisor's JSON log.
+fn phases(log: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let mut current = String::new();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        match v["message"].as_str().unwrap_or("") {
+            "upgrade starting" => current = v["upgrade"].as_str().unwrap_or("").to_string(),
+            "phase done" => {
+                let ms = v["duration"]
+                    .as_str()
+                    .and_then(|d| wasmvisor::duration::parse(d).ok())
+                    .map_or(0.0, |d| d.as_secs_f64() * 1e3);
+                out.entry(current.clone())
+                    .or_default()
+                    .insert(v["phase"].as_str().unwrap_or("").to_string(), ms);
+            }
+            m if m.starts_with("upgraded node is healthy") => {
+                if let Some(first) = v["first_answer_ms"].as_f64() {
+                    out.entry(current.clone())
+                        .or_default()
+                        .insert("health".into(), first);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+pub(crate) struct Run {
+    pub(crate) totals: Vec<f64>,
+    pub(crate) phases: BTreeMap<String, Vec<f64>>,
+}
+
+/// upgrade name → milliseconds from upgrade-info.json written to wasmvisor seeing it (both
+/// stamped with CLOCK_MONOTONIC; the journal's `detect` is the file's age by its coarse mtime).
+fn detections(home: &Home, log: &Path) -> BTreeMap<String, f64> {
+    let needed: BTreeMap<String, u64> = home
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "upgrade-needed")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("").to_string(),
+                e["mono_ns"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            matches!(
+                v["message"].as_str(),
+                Some("upgrade detected" | "node halted for the upgrade")
+            )
+        })
+        .filter_map(|v| {
+            let name = v["upgrade"].as_str()?.to_string();
+            let t0 = *needed.get(&name)?;
+            let t1 = v["mono_ns"].as_u64()?;
+            Some((name, (t1 as f64 - t0 as f64) / 1e6))
+        })
+        .collect()
+}
+
+pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<String>) -> Run {
+    let port = free_port();
+    let home = home(n, port);
+    if let Some(toml) = plugins {
+        std::fs::write(
+            home.root().join("plugins.toml"),
+            toml.replace("{port}", &port.to_string()),
+        )
+        .unwrap();
+    }
+    let log = home.path.join("wasmvisor.log");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
+    let mut cmd = Command::new(WASMVISOR);
+    cmd.args(["run", "start", "--home"])
+        .arg(&home.path)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DAEMON_HOME", &home.path)
+        .env("DAEMON_NAME", "simd")
+        .env("UNSAFE_SKIP_BACKUP", "true")
+        .env("WASMVISOR_LOG_FORMAT", "json")
+        .env("WASMVISOR_RPC_ADDRESS", format!("http://127.0.0.1:{port}"))
+        .env("WASMVISOR_PLUGIN_CACHE", &cache)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60 + n as u64);
+    while !finished(&home, n) {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish; log {}",
+            log.display()
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "wasmvisor exited early ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut child);
+    let totals: Vec<f64> = totals(&home).into_values().collect();
+    let mut by_phase: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let detect = detections(&home, &log);
+    for (name, p) in phases(&log) {
+        for (phase, ms) in p {
+            let ms = if phase == "detect" {
+                detect.get(&name).copied().unwrap_or(ms)
+            } else {
+                ms
+            };
+            by_phase.entry(phase).or_default().push(ms);
+        }
+    }
+    assert!(
+        totals.len() >= n,
+        "only {} upgrades measured of {n}",
+        totals.len()
+    );
+    Run {
+        totals,
+        phases: by_phase,
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}
+
+/// The floor: inotify on data/, SIGTERM the node and wait, rename a new symlink over `current`,
+/// spawn `current/bin/simd`. Nothing else.
+pub(crate) fn run_floor(n: usize) -> Run {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let home = home(n, free_port());
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC).unwrap();
+    inotify
+        .add_watch(
+            &home.data(),
+            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+        )
+        .unwrap();
+    let spawn = |home: &Home| {
+        Command::new(home.root().join("current/bin/simd"))
+            .args(["start", "--home"])
+            .arg(&home.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut node = spawn(&home);
+    let mut done = 0;
+    while done < n {
+        let events = inotify.read_events().unwrap();
+        if !events.iter().any(|e| {
+            e.name
+                .as_deref()
+                .is_some_and(|name| name == "upgrade-info.json")
+        }) {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(home.data().join("upgrade-info.json")) else {
+            continue;
+        };
+        let Ok(plan) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        let name = plan["name"].as_str().unwrap_or("").to_string();
+        if !home.root().join("upgrades").join(&name).is_dir() {
+            continue;
+        }
+        stop(&mut node);
+        let tmp = home.root().join("current.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(format!("upgrades/{name}"), &tmp).unwrap();
+        std::fs::rename(&tmp, home.root().join("current")).unwrap();
+        node = spawn(&home);
+        done += 1;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !finished(&home, n) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop(&mut node);
+    Run {
+        totals: totals(&home).into_values().collect(),
+        phases: BTreeMap::new(),
+    }
+}
+
+/// Resident memory (KiB) and wake-ups per second of an idle supervisor.
+pub(crate) fn idle(mode: &str) -> (u64, f64) {
+    let home = home(1, free_port());
+    // A node that commits nothing while we watch: nothing in data/ changes.
+    let cfg_path = home.root().join("genesis/bin/sim.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    cfg["block_ms"] = json!(3_600_000);
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
+    let mut child = Command::new(WASMVISOR)
+        .args(["run", "start", "--home"])
+        .arg(&home.path)
+        .env_clear()
+        .env("DAEMON_HOME", &home.path)
+        .env("DAEMON_NAME", "simd")
+        .env("UNSAFE_SKIP_BACKUP", "true")
+        .env("WASMVISOR_WATCH_MODE", mode)
+        .env(
+            "DAEMON_POLL_INTERVAL",
+            if mode == "poll" { "1s" } else { "300ms" },
+        )
+        .env("WASMVISOR_PLUGIN_CACHE", &cache)
+        .env("COSMOVISOR_DISABLE_LOGS", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id();
+    let switches = || -> u64 {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .map(|t| {
+                        let status =
+                            std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+                        status
+                            .lines()
+                            .filter(|l| {
+                                l.starts_with("voluntary_ctxt_switches")
+                                    || l.starts_with("nonvoluntary_ctxt_switches")
+                            })
+                            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                            .sum::<u64>()
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let before = switches();
+    let window = Duration::from_secs(5);
+    std::thread::sleep(window);
+    let wakeups = (switches() - before) as f64 / window.as_secs_f64();
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    stop(&mut child);
+    (rss, wakeups)
+}
