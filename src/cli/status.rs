@@ -1,23 +1,27 @@
 //! `wasmvisor status`: what runs, what is applied, what is pending, what is staged, and how long
-//! the last upgrade took, phase by phase — one `Status`, rendered as text or JSON. Reads files
-//! only; safe to run beside a supervisor.
+//! the last upgrade took, phase by phase — one `Status`, rendered as text (`text.rs`) or as the
+//! versioned JSON of `json.rs`. Reads files only; safe to run beside a supervisor.
+
+mod json;
+mod text;
 
 use std::path::PathBuf;
-
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
 use crate::tree::{Layout, Plan, Read, lock};
 use crate::upgrade::journal::{self, Active, Failed, Finished, Phase, Rollback};
-use crate::upgrade::{FailedBefore, failed_before_blocking, short};
+use crate::upgrade::{FailedBefore, failed_before_blocking};
 
-#[derive(Serialize)]
+pub use json::StatusV1;
+
+/// What `status` found, in the journal's and the tree's own types; `json.rs` turns it into the
+/// output format, `text.rs` into lines.
 pub struct Status {
     pub daemon_home: PathBuf,
     pub current: CurrentBinary,
-    /// `data/upgrade-info.json` as found (`null` when absent).
+    /// `data/upgrade-info.json` as found (`None` when absent).
     pub upgrade_info: Option<UpgradeInfo>,
     pub pending: Option<Pending>,
     pub manual_upgrades: Vec<Plan>,
@@ -31,7 +35,6 @@ pub struct Status {
     pub supervisor_pid: Option<i32>,
 }
 
-#[derive(Serialize)]
 pub struct CurrentBinary {
     pub upgrade: String,
     pub binary: PathBuf,
@@ -39,15 +42,12 @@ pub struct CurrentBinary {
     pub applied_plan: Option<Plan>,
 }
 
-#[derive(Serialize)]
-#[serde(tag = "state", rename_all = "lowercase")]
 pub enum UpgradeInfo {
     Incomplete,
     Invalid { reason: String },
     Valid { name: String, height: u64 },
 }
 
-#[derive(Serialize)]
 pub struct Pending {
     pub kind: &'static str,
     pub name: String,
@@ -55,10 +55,8 @@ pub struct Pending {
     /// Set when the binary staged for it is one that failed for it before (its sha256; empty
     /// when it cannot be read, which counts as the failed one): the supervisor waits for a
     /// different one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by_failed_binary: Option<String>,
     /// Why the staged binary cannot be read, when that is what blocks the upgrade.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_binary_unreadable: Option<String>,
 }
 
@@ -83,13 +81,43 @@ impl Pending {
     }
 }
 
-#[derive(Serialize)]
 pub struct LastUpgrade {
-    #[serde(flatten)]
     pub finished: Finished,
     /// The phases' total, without the health entry (the time to the check's first answer, not
     /// a step of the switch).
     pub total_ms: f64,
+}
+
+impl LastUpgrade {
+    fn new(finished: Finished) -> LastUpgrade {
+        let total: f64 = finished
+            .phases
+            .iter()
+            .filter(|p| p.phase != Phase::Health)
+            .map(|p| p.ms)
+            .sum();
+        LastUpgrade {
+            total_ms: (total * 1000.0).round() / 1000.0,
+            finished,
+        }
+    }
+}
+
+impl UpgradeInfo {
+    /// What `status` shows of `data/upgrade-info.json` as read (`None`: there is none).
+    fn of(read: &Read) -> Option<UpgradeInfo> {
+        match read {
+            Read::Absent => None,
+            Read::NotYet => Some(UpgradeInfo::Incomplete),
+            Read::Invalid(reason) => Some(UpgradeInfo::Invalid {
+                reason: reason.clone(),
+            }),
+            Read::Valid(p) => Some(UpgradeInfo::Valid {
+                name: p.name.clone(),
+                height: p.height,
+            }),
+        }
+    }
 }
 
 impl Status {
@@ -109,29 +137,6 @@ impl Status {
                 failed_before_blocking(&layout, &journal.failed, plan),
             )
         });
-        let upgrade_info = match &files.upgrade_info {
-            Read::Absent => None,
-            Read::NotYet => Some(UpgradeInfo::Incomplete),
-            Read::Invalid(reason) => Some(UpgradeInfo::Invalid {
-                reason: reason.clone(),
-            }),
-            Read::Valid(p) => Some(UpgradeInfo::Valid {
-                name: p.name.clone(),
-                height: p.height,
-            }),
-        };
-        let last_upgrade = journal.last.map(|finished| LastUpgrade {
-            total_ms: (finished
-                .phases
-                .iter()
-                .filter(|p| p.phase != Phase::Health)
-                .map(|p| p.ms)
-                .sum::<f64>()
-                * 1000.0)
-                .round()
-                / 1000.0,
-            finished,
-        });
         let current = &files.current;
         Ok(Status {
             daemon_home: cfg.home.clone(),
@@ -141,201 +146,30 @@ impl Status {
                 binary_ok: layout.check_binary(current).is_ok(),
                 applied_plan: files.applied.clone(),
             },
-            upgrade_info,
+            upgrade_info: UpgradeInfo::of(&files.upgrade_info),
             pending,
             manual_upgrades: files.batch.clone(),
             staged: layout.staged(),
             upgrade_in_progress: journal.active,
-            last_upgrade,
+            last_upgrade: journal.last.map(LastUpgrade::new),
             rollback_in_progress: journal.rollback,
             failed_upgrades: journal.failed,
             supervisor_pid: lock::holder(&layout.root, &layout.root_path),
         })
     }
-
-    /// The status as text: one `key value` line each, names escaped.
-    pub fn text(&self) -> String {
-        let mut out = String::new();
-        let line = |out: &mut String, k: &str, v: String| {
-            out.push_str(&format!("{k:<20} {}\n", output::escape_controls(&v)))
-        };
-        line(&mut out, "home", self.daemon_home.display().to_string());
-        line(
-            &mut out,
-            "supervisor",
-            match self.supervisor_pid {
-                Some(pid) if pid > 0 => format!("running (pid {pid})"),
-                Some(_) => "running".into(),
-                None => "not running".into(),
-            },
-        );
-        let ok = if self.current.binary_ok {
-            ""
-        } else {
-            "  (MISSING OR NOT EXECUTABLE)"
-        };
-        line(
-            &mut out,
-            "current",
-            format!(
-                "{}  {}{ok}",
-                self.current.upgrade,
-                self.current.binary.display()
-            ),
-        );
-        line(
-            &mut out,
-            "applied upgrade",
-            match &self.current.applied_plan {
-                Some(p) => format!("{} at height {}", p.name, p.height),
-                None => "none (genesis)".into(),
-            },
-        );
-        line(
-            &mut out,
-            "pending upgrade",
-            match &self.pending {
-                Some(p) => format!(
-                    "{} at height {} ({}){}",
-                    p.name,
-                    p.height,
-                    p.kind,
-                    match (&p.blocked_by_failed_binary, &p.blocked_binary_unreadable) {
-                        (_, Some(error)) => format!(
-                            " — BLOCKED: its staged binary cannot be read ({error}), so it counts as the one that failed for it before; make it readable or stage a different one"
-                        ),
-                        (Some(sha), None) => format!(
-                            " — BLOCKED: its staged binary (sha256 {}) failed for it before; stage a different one",
-                            short(sha)
-                        ),
-                        (None, None) => String::new(),
-                    }
-                ),
-                None => "none".into(),
-            },
-        );
-        if let Some(UpgradeInfo::Invalid { reason }) = &self.upgrade_info {
-            line(&mut out, "upgrade-info.json", format!("INVALID: {reason}"));
-        }
-        line(
-            &mut out,
-            "staged upgrades",
-            if self.staged.is_empty() {
-                "none".into()
-            } else {
-                self.staged.join(", ")
-            },
-        );
-        if let Some(active) = &self.upgrade_in_progress {
-            line(
-                &mut out,
-                "in progress",
-                match (&active.refused, &active.waiting) {
-                    (Some(r), _) => format!(
-                        "{} (phase {}; refused: {})",
-                        active.plan.name, active.phase, r.reason
-                    ),
-                    (None, Some(w)) => format!(
-                        "{} (the node stays halted until {}: resolver {} deferred the switch: {})",
-                        active.plan.name,
-                        crate::logging::rfc3339(w.until_unix),
-                        w.by,
-                        w.reason
-                    ),
-                    (None, None) => format!("{} (phase {})", active.plan.name, active.phase),
-                },
-            );
-        }
-        if let Some(r) = &self.rollback_in_progress {
-            line(
-                &mut out,
-                "ROLLBACK",
-                format!(
-                    "{} → back to {}, unfinished (data/ {}); the next start of the supervisor finishes it",
-                    r.plan.name,
-                    r.from,
-                    if r.restored {
-                        "restored"
-                    } else {
-                        "not yet restored"
-                    }
-                ),
-            );
-        }
-        let now = journal::unix_ms();
-        for f in self.failed_upgrades.iter().rev() {
-            let age = std::time::Duration::from_secs(now.saturating_sub(f.at_unix_ms) / 1000);
-            line(
-                &mut out,
-                "FAILED upgrade",
-                format!(
-                    "{} at height {}, rolled back {} ago: {}; binary upgrades/{}/bin sha256 {}; data/ {}",
-                    f.plan.name,
-                    f.plan.height,
-                    crate::duration::format(age.max(std::time::Duration::from_secs(1))),
-                    f.reason,
-                    f.dir,
-                    short(&f.sha256),
-                    match (&f.restored, &f.unrestored) {
-                        (Some(b), _) => format!("restored from {}", b.display()),
-                        (None, Some(why)) => format!("not restored: {why}"),
-                        (None, None) => "not restored".into(),
-                    }
-                ),
-            );
-        }
-        let Some(last) = &self.last_upgrade else {
-            line(&mut out, "last upgrade", "none".into());
-            return out;
-        };
-        let f = &last.finished;
-        line(
-            &mut out,
-            "last upgrade",
-            format!(
-                "{} → {} at height {}, {:.1} ms in phases{}",
-                f.from,
-                f.to,
-                f.plan.height,
-                last.total_ms,
-                if f.rolled_back {
-                    "; ROLLED BACK"
-                } else if f.probation {
-                    "; the new binary is on probation"
-                } else {
-                    ""
-                }
-            ),
-        );
-        for p in &f.phases {
-            out.push_str(&format!(
-                "{:<20}   {:<18} {:>10.3} ms\n",
-                "",
-                p.phase.name(),
-                p.ms
-            ));
-        }
-        if let Some(h) = &f.health {
-            let text = format!(
-                "{} after {:.0} ms ({} checks): {}",
-                if h.healthy { "healthy" } else { "UNHEALTHY" },
-                h.after_ms,
-                h.checks,
-                h.detail
-            );
-            line(&mut out, "health", text);
-        }
-        out
-    }
 }
 
-/// Prints the status: JSON (as a JSON value, whose keys are sorted) or text.
+/// Prints the status: the JSON of [`StatusV1`] (documented in `docs/status-json.md`) or text.
 pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
     let status = Status::collect(cfg)?;
     if as_json {
-        let value = serde_json::to_value(&status).map_err(|e| e.to_string())?;
-        let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
+        let text = StatusV1::from(&status)
+            .to_json()
+            .map_err(|e| e.to_string())?;
         return output::line(text);
     }
     output::text(status.text())
 }
+
+#[cfg(test)]
+mod tests;

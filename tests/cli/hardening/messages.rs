@@ -115,6 +115,24 @@ fn names_are_escaped_recased_and_bounded_in_every_message() {
         let out = home.output(&args);
         assert!(out.stderr.len() < 4096, "{}: {}", args[0], out.stderr.len());
     }
+    // `status` names the plan shortened, on a line of bounded length.
+    let out = home.output(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pending = text.lines().find(|l| l.starts_with("pending upgrade"));
+    assert_eq!(
+        pending,
+        Some(
+            format!(
+                "{:<20} {}… at height 1 (governance)",
+                "pending upgrade",
+                "x".repeat(64)
+            )
+            .as_str()
+        )
+    );
+    let longest = text.lines().map(str::len).max();
+    assert!(longest < Some(512), "a status line of {longest:?} bytes");
 }
 
 #[test]
