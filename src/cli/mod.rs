@@ -234,142 +234,157 @@ pub fn main(argv: Vec<OsString>) -> i32 {
         // Only `run` handles signals; every other command dies by them as usual.
         crate::node::signals::unblock_forwarded_signals();
     }
-    let cli = match cli {
-        Ok(cli) => cli,
+    match cli {
+        Ok(cli) => dispatch(cli),
         Err(e) => {
             let _ = e.print();
-            return e.exit_code();
+            e.exit_code()
         }
+    }
+}
+
+/// How a command that works on a node's home gets its configuration: from `--cosmovisor-config`
+/// and the environment, then with wasmvisor's logging set up as it says.
+struct Setup {
+    config_file: Option<PathBuf>,
+    log_format: Option<LogFormatArg>,
+}
+
+impl Setup {
+    /// Loads the configuration (`detached`: the one for `plugin --plugins FILE` without a home),
+    /// sets up logging, logs the configuration's warnings and runs `command` with it. A
+    /// configuration that cannot be loaded is reported, and the exit status is 1.
+    fn with_config(self, detached: bool, command: impl FnOnce(Config) -> i32) -> i32 {
+        let loaded = if detached {
+            plugin::detached_config(self.config_file.as_deref())
+        } else {
+            Config::from_process(self.config_file.as_deref())
+        };
+        let (cfg, warnings) = match loaded {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                crate::output::error(format!("wasmvisor: {}", e.to_string().trim_end()));
+                return 1;
+            }
+        };
+        let mut settings = LogSettings {
+            disabled: cfg.disable_logs,
+            color: cfg.color_logs,
+            time_format: cfg.time_format,
+            format: cfg.log_format,
+        };
+        if let Some(f) = self.log_format {
+            settings.format = match f {
+                LogFormatArg::Human => LogFormat::Human,
+                LogFormatArg::Json => LogFormat::Json,
+            };
+        }
+        logging::init(settings);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        command(cfg)
+    }
+
+    /// [`with_config`](Self::with_config) for a command that prints or fails.
+    fn report(self, command: impl FnOnce(&Config) -> Result<(), String>) -> i32 {
+        self.with_config(false, |cfg| report(command(&cfg)))
+    }
+}
+
+/// Runs the command line's command; returns the exit status. The commands that need no node's
+/// home (`version --cosmovisor-only`, `completions`, `plugin new`, `demo`) read no configuration.
+fn dispatch(cli: Cli) -> i32 {
+    let mut setup = Setup {
+        config_file: cli.config,
+        log_format: cli.log_format,
     };
-    let mut config_file = cli.config.clone();
-    let cmd = match cli.command {
+    match cli.command {
         Cmd::Run { mut args } => {
             if let Some(f) = take_config_flag(&mut args) {
-                config_file = Some(f);
+                setup.config_file = Some(f);
             }
-            Cmd::Run { args }
+            setup.with_config(false, |cfg| run(cfg, args))
         }
-        other => other,
-    };
-    if let Cmd::Version {
-        output,
-        cosmovisor_only: true,
-    } = cmd
-    {
-        return report(info::print_version(output, None));
-    }
-    if let Cmd::Completions { shell } = cmd {
-        let shell = match shell {
-            CompletionShell::Bash => clap_complete::Shell::Bash,
-            CompletionShell::Zsh => clap_complete::Shell::Zsh,
-            CompletionShell::Fish => clap_complete::Shell::Fish,
-        };
-        let mut script = Vec::new();
-        clap_complete::generate(shell, &mut command(), "wasmvisor", &mut script);
-        return report(crate::output::text(
-            String::from_utf8_lossy(&script).into_owned(),
-        ));
-    }
-    if let Cmd::Plugin {
-        action: PluginCmd::New { name, lang, world },
-        ..
-    } = &cmd
-    {
-        return report(scaffold::new(name, *lang, *world));
-    }
-    if let Cmd::Demo { keep, block_ms } = cmd {
-        logging::init(LogSettings::default());
-        return report(demo::run(keep, block_ms));
-    }
-    // A plugin author's `plugin ... --plugins FILE` needs no node's home.
-    let detached = matches!(
-        &cmd,
-        Cmd::Plugin {
-            plugins: Some(_),
-            ..
+        Cmd::Version {
+            output,
+            cosmovisor_only: true,
+        } => report(info::print_version(output, None)),
+        Cmd::Version { output, .. } => setup.report(|cfg| info::version(cfg, output)),
+        Cmd::Completions { shell } => report(completions(shell)),
+        Cmd::Demo { keep, block_ms } => {
+            logging::init(LogSettings::default());
+            report(demo::run(keep, block_ms))
         }
-    ) && std::env::var_os("DAEMON_HOME").is_none_or(|h| h.is_empty());
-    let loaded = if detached {
-        plugin::detached_config(config_file.as_deref())
-    } else {
-        Config::from_process(config_file.as_deref())
-    };
-    let (cfg, warnings) = match loaded {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            crate::output::error(format!("wasmvisor: {}", e.to_string().trim_end()));
-            return 1;
-        }
-    };
-    let mut settings = LogSettings {
-        disabled: cfg.disable_logs,
-        color: cfg.color_logs,
-        time_format: cfg.time_format,
-        format: cfg.log_format,
-    };
-    if let Some(f) = cli.log_format {
-        settings.format = match f {
-            LogFormatArg::Human => LogFormat::Human,
-            LogFormatArg::Json => LogFormat::Json,
-        };
-    }
-    logging::init(settings);
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    match cmd {
-        Cmd::Run { args } => match crate::supervisor::run(cfg, args) {
-            Ok(status) => status,
-            Err(e) => {
-                tracing::error!("{e}");
-                crate::output::error(format!("wasmvisor: {e}"));
-                1
-            }
-        },
-        Cmd::Init { path } => report(init::init(&cfg, &path)),
-        Cmd::Config => report(info::print_config(&cfg)),
-        Cmd::Version { output, .. } => report(info::version(&cfg, output)),
+        Cmd::Init { path } => setup.report(|cfg| init::init(cfg, &path)),
+        Cmd::Config => setup.report(info::print_config),
         Cmd::AddUpgrade {
             name,
             path,
             force,
             upgrade_height,
-        } => report(upgrades::add_upgrade(
-            &cfg,
-            &name,
-            &path,
-            force,
-            upgrade_height,
-        )),
+        } => setup.report(|cfg| upgrades::add_upgrade(cfg, &name, &path, force, upgrade_height)),
         Cmd::AddBatchUpgrade {
             upgrade_file,
             upgrade_list,
-        } => report(upgrades::add_batch_upgrade(
-            &cfg,
-            upgrade_file.as_deref(),
-            upgrade_list.as_deref(),
-        )),
-        Cmd::ShowUpgradeInfo => report(info::show_upgrade_info(&cfg)),
-        Cmd::Status { json } => report(status::print(&cfg, json)),
-        Cmd::Backup { action } => report(match action {
-            BackupCmd::List { json } => backup::list(&cfg, json),
-            BackupCmd::Restore { name } => backup::restore(&cfg, &name),
+        } => setup.report(|cfg| {
+            upgrades::add_batch_upgrade(cfg, upgrade_file.as_deref(), upgrade_list.as_deref())
         }),
-        Cmd::PrepareUpgrade { plan } => report(prepare::prepare_upgrade(&cfg, plan.as_deref())),
-        Cmd::Plugin { plugins, action } => {
-            let over = plugins.as_deref();
-            report(match action {
-                PluginCmd::List { json } => plugin::list(&cfg, over, json),
-                PluginCmd::Check | PluginCmd::Compile => plugin::check(&cfg, over),
-                PluginCmd::Call(args) => match plugin::call(&cfg, over, args) {
-                    Ok(status) => return status,
-                    Err(e) => Err(e),
-                },
-                PluginCmd::New { .. } => unreachable!("handled above"),
-            })
+        Cmd::ShowUpgradeInfo => setup.report(info::show_upgrade_info),
+        Cmd::Status { json } => setup.report(|cfg| status::print(cfg, json)),
+        Cmd::Backup { action } => setup.report(|cfg| match action {
+            BackupCmd::List { json } => backup::list(cfg, json),
+            BackupCmd::Restore { name } => backup::restore(cfg, &name),
+        }),
+        Cmd::PrepareUpgrade { plan } => {
+            setup.report(|cfg| prepare::prepare_upgrade(cfg, plan.as_deref()))
         }
-        Cmd::Demo { .. } | Cmd::Completions { .. } => unreachable!("handled above"),
+        Cmd::Plugin { plugins, action } => plugin_command(setup, plugins, action),
     }
+}
+
+/// `plugin …`: `new` needs nothing; the others a configuration, which with `--plugins FILE` and
+/// no `DAEMON_HOME` is a plugin author's, without a node's home.
+fn plugin_command(setup: Setup, plugins: Option<PathBuf>, action: PluginCmd) -> i32 {
+    let detached =
+        plugins.is_some() && std::env::var_os("DAEMON_HOME").is_none_or(|h| h.is_empty());
+    let over = plugins.as_deref();
+    match action {
+        PluginCmd::New { name, lang, world } => report(scaffold::new(&name, lang, world)),
+        PluginCmd::List { json } => {
+            setup.with_config(detached, |cfg| report(plugin::list(&cfg, over, json)))
+        }
+        PluginCmd::Check | PluginCmd::Compile => {
+            setup.with_config(detached, |cfg| report(plugin::check(&cfg, over)))
+        }
+        PluginCmd::Call(args) => setup.with_config(detached, |cfg| {
+            plugin::call(&cfg, over, args).unwrap_or_else(|e| report(Err(e)))
+        }),
+    }
+}
+
+/// `run`: the supervisor, whose error is logged as well as printed.
+fn run(cfg: Config, args: Vec<String>) -> i32 {
+    match crate::supervisor::run(cfg, args) {
+        Ok(status) => status,
+        Err(e) => {
+            tracing::error!("{e}");
+            crate::output::error(format!("wasmvisor: {e}"));
+            1
+        }
+    }
+}
+
+/// `completions SHELL`: the script clap writes.
+fn completions(shell: CompletionShell) -> Result<(), String> {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "wasmvisor", &mut script);
+    crate::output::text(String::from_utf8_lossy(&script).into_owned())
 }
 
 fn report(result: Result<(), String>) -> i32 {
