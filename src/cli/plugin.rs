@@ -13,7 +13,8 @@ use crate::artifact::{Download, Limits};
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::plugin::{
-    ArchiveFormat, Artifact, Call, Compile, Decision, HashAlgorithm, Health, Host, PluginSet, World,
+    ArchiveFormat, Artifact, Call, Compile, Decision, HashAlgorithm, Health, Host, PluginSet,
+    PluginSpec, Plugins, World,
 };
 use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
 use crate::tree::{Layout, Plan, Read};
@@ -143,138 +144,170 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
         )
     })?;
     let plugins = configured(cfg, over).map_err(|e| e.to_string())?;
-    let spec = plugins.find(world, &args.name).ok_or_else(|| {
+    let spec = find(&plugins, world, &args.name)?;
+    let host = Arc::new(Host::new(host_config(cfg)).map_err(|e| e.to_string())?);
+    let plan = read_plan(cfg, args.plan.as_deref())?;
+    let call = Call::new(&Cancel::new());
+    let started = Instant::now();
+    let Answer {
+        json: mut answer,
+        said_no,
+    } = match world {
+        World::Resolver => resolve(cfg, &plugins, &host, spec, &plan)?,
+        World::Source => fetch(&host, spec, args, &call)?,
+        World::Health => check_health(&host, spec, &plan, &call)?,
+    };
+    answer["plugin"] = json!(spec.name);
+    answer["world"] = json!(world);
+    answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
+    crate::output::line(answer)?;
+    Ok(if said_no { EXIT_ANSWERED_NO } else { 0 })
+}
+
+/// A plugin's answer to `plugin call`, and whether it said no.
+struct Answer {
+    json: Value,
+    said_no: bool,
+}
+
+/// The plugin of `world` named `name`; not finding it names the ones there are.
+fn find<'a>(plugins: &'a Plugins, world: World, name: &str) -> Result<&'a PluginSpec, String> {
+    plugins.find(world, name).ok_or_else(|| {
         let names: Vec<&str> = plugins
             .all()
             .filter(|p| p.world == world)
             .map(|p| p.name.as_str())
             .collect();
         format!(
-            "no {world} plugin named {:?} (configured: {})",
-            args.name,
+            "no {world} plugin named {name:?} (configured: {})",
             if names.is_empty() {
                 "none".into()
             } else {
                 names.join(", ")
             }
         )
-    })?;
-    let host = Arc::new(Host::new(host_config(cfg)).map_err(|e| e.to_string())?);
-    let plan = read_plan(cfg, args.plan.as_deref())?;
-    let call = Call::new(&Cancel::new());
-    let started = Instant::now();
-    let mut said_no = false;
-    let answer = match world {
-        World::Resolver => {
-            // The resolvers up to this one run, as in an upgrade: a policy plugin sees the
-            // decision it would see for real.
-            let upto = plugins
-                .resolvers
-                .iter()
-                .position(|r| r.name == spec.name)
-                .map_or(0, |i| i + 1);
-            let mut set = PluginSet {
-                host: host.clone(),
-                resolvers: Vec::new(),
-                sources: Vec::new(),
-                health: Vec::new(),
-                cancel: Cancel::new(),
-            };
-            for resolver in &plugins.resolvers[..upto] {
-                set.resolvers
-                    .push(host.load(resolver).map_err(|e| e.to_string())?);
-            }
-            // Without a tree (`plugin call` anywhere), nothing is staged.
-            let layout = Layout::open(cfg).ok();
-            let request = crate::upgrade::request(&set, cfg, layout.as_ref(), &plan)
-                .map_err(|e| e.to_string())?;
-            let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
-            said_no = resolution.refusal().is_some();
-            let mut answer = decision_json(&resolution.decision);
-            answer["decided_by"] = json!(resolution.by);
-            if let Some((d, by)) = &resolution.not_before {
-                answer["not_before"] = json!({
-                    "at": d.at,
-                    "time": crate::logging::rfc3339(d.at),
-                    "reason": d.reason,
-                    "by": by,
-                });
-            }
-            answer["answers"] = resolution
-                .answers
-                .iter()
-                .map(|(name, d)| {
-                    let mut a = decision_json(d);
-                    a["plugin"] = json!(name);
-                    a
-                })
-                .collect();
-            answer
-        }
-        World::Source => {
-            let url = args
-                .artifact
-                .ok_or("a source needs --artifact <url> to fetch")?;
-            let checksum = args.checksum.as_deref().map(parse_checksum).transpose()?;
-            let algorithms: Vec<_> = checksum.iter().map(|d| d.algorithm).collect();
-            let out = args.out.unwrap_or_else(|| {
-                PathBuf::from(
-                    url.rsplit('/')
-                        .next()
-                        .filter(|s| !s.is_empty())
-                        .unwrap_or("artifact"),
-                )
-            });
-            let artifact = Artifact {
-                url: url.clone(),
-                checksum: None,
-                format: ArchiveFormat::Raw,
-            };
-            // Loaded first: a plugin that cannot load leaves `--out` as it was.
-            let source = host.load(spec).map_err(|e| e.to_string())?;
-            let _ = std::fs::remove_file(&out);
-            let download = Download::open_path(&out, &algorithms, Limits::default().download, &url)
-                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            let (download, result) = host.fetch(&source, &artifact, download, &call);
-            let download = download.ok_or("the download was lost by the plugin host")?;
-            let (size, digests) = download.finish().map_err(|e| e.to_string())?;
-            let path = out;
-            match result.map_err(|e| e.to_string())? {
-                Ok(()) => {
-                    let verified = checksum
-                        .as_ref()
-                        .map(|d| d.matches(digests.get(d.algorithm).unwrap_or_default()));
-                    said_no = verified == Some(false);
-                    json!({"fetched": path, "bytes": size, "digest": digests.sha256(), "checksum_ok": verified})
-                }
-                Err(e) => {
-                    said_no = true;
-                    json!({"error": format!("{e:?}"), "bytes": size})
-                }
-            }
-        }
-        World::Health => {
-            let check = host.load(spec).map_err(|e| e.to_string())?;
-            let context = crate::upgrade::probation::health_context(&plan, 0, 1);
-            let health = host
-                .check(&check, &context, &call)
-                .map_err(|e| e.to_string())?;
-            match health {
-                Health::Healthy(t) => json!({"healthy": t}),
-                Health::Unhealthy(t) => {
-                    said_no = true;
-                    json!({"unhealthy": t})
-                }
-                Health::Pending(t) => json!({"pending": t}),
-            }
-        }
+    })
+}
+
+/// A resolver's answer. The resolvers up to this one run, as in an upgrade: a policy plugin
+/// sees the decision it would see for real.
+fn resolve(
+    cfg: &Config,
+    plugins: &Plugins,
+    host: &Arc<Host>,
+    spec: &PluginSpec,
+    plan: &Plan,
+) -> Result<Answer, String> {
+    let upto = plugins
+        .resolvers
+        .iter()
+        .position(|r| r.name == spec.name)
+        .map_or(0, |i| i + 1);
+    let mut set = PluginSet {
+        host: host.clone(),
+        resolvers: Vec::new(),
+        sources: Vec::new(),
+        health: Vec::new(),
+        cancel: Cancel::new(),
     };
-    let mut answer = answer;
-    answer["plugin"] = json!(spec.name);
-    answer["world"] = json!(world);
-    answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
-    crate::output::line(answer)?;
-    Ok(if said_no { EXIT_ANSWERED_NO } else { 0 })
+    for resolver in &plugins.resolvers[..upto] {
+        set.resolvers
+            .push(host.load(resolver).map_err(|e| e.to_string())?);
+    }
+    // Without a tree (`plugin call` anywhere), nothing is staged.
+    let layout = Layout::open(cfg).ok();
+    let request =
+        crate::upgrade::request(&set, cfg, layout.as_ref(), plan).map_err(|e| e.to_string())?;
+    let resolution = set.resolve(&request).map_err(|e| e.to_string())?;
+    let mut answer = decision_json(&resolution.decision);
+    answer["decided_by"] = json!(resolution.by);
+    if let Some((d, by)) = &resolution.not_before {
+        answer["not_before"] = json!({
+            "at": d.at,
+            "time": crate::logging::rfc3339(d.at),
+            "reason": d.reason,
+            "by": by,
+        });
+    }
+    answer["answers"] = resolution
+        .answers
+        .iter()
+        .map(|(name, d)| {
+            let mut a = decision_json(d);
+            a["plugin"] = json!(name);
+            a
+        })
+        .collect();
+    Ok(Answer {
+        json: answer,
+        said_no: resolution.refusal().is_some(),
+    })
+}
+
+/// A source's fetch of `--artifact` into `--out`, checked against `--checksum`.
+fn fetch(host: &Host, spec: &PluginSpec, args: CallArgs, call: &Call) -> Result<Answer, String> {
+    let url = args
+        .artifact
+        .ok_or("a source needs --artifact <url> to fetch")?;
+    let checksum = args.checksum.as_deref().map(parse_checksum).transpose()?;
+    let algorithms: Vec<_> = checksum.iter().map(|d| d.algorithm).collect();
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from(
+            url.rsplit('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("artifact"),
+        )
+    });
+    let artifact = Artifact {
+        url: url.clone(),
+        checksum: None,
+        format: ArchiveFormat::Raw,
+    };
+    // Loaded first: a plugin that cannot load leaves `--out` as it was.
+    let source = host.load(spec).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&out);
+    let download = Download::open_path(&out, &algorithms, Limits::default().download, &url)
+        .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let (download, result) = host.fetch(&source, &artifact, download, call);
+    let download = download.ok_or("the download was lost by the plugin host")?;
+    let (size, digests) = download.finish().map_err(|e| e.to_string())?;
+    let path = out;
+    Ok(match result.map_err(|e| e.to_string())? {
+        Ok(()) => {
+            let verified = checksum
+                .as_ref()
+                .map(|d| d.matches(digests.get(d.algorithm).unwrap_or_default()));
+            Answer {
+                json: json!({"fetched": path, "bytes": size, "digest": digests.sha256(), "checksum_ok": verified}),
+                said_no: verified == Some(false),
+            }
+        }
+        Err(e) => Answer {
+            json: json!({"error": format!("{e:?}"), "bytes": size}),
+            said_no: true,
+        },
+    })
+}
+
+/// A health check's verdict on the plan's upgrade.
+fn check_health(
+    host: &Host,
+    spec: &PluginSpec,
+    plan: &Plan,
+    call: &Call,
+) -> Result<Answer, String> {
+    let check = host.load(spec).map_err(|e| e.to_string())?;
+    let context = crate::upgrade::probation::health_context(plan, 0, 1);
+    let health = host
+        .check(&check, &context, call)
+        .map_err(|e| e.to_string())?;
+    let (json, said_no) = match health {
+        Health::Healthy(t) => (json!({"healthy": t}), false),
+        Health::Unhealthy(t) => (json!({"unhealthy": t}), true),
+        Health::Pending(t) => (json!({"pending": t}), false),
+    };
+    Ok(Answer { json, said_no })
 }
 
 pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {

@@ -56,6 +56,26 @@ const PY_HEALTH: &str = include_str!("scaffold/py-health.py");
 
 /// Creates the project `name` in the current folder.
 pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
+    check_name(name)?;
+    let dir = Path::new(name);
+    if dir.symlink_metadata().is_ok() {
+        return Err(format!(
+            "{name} already exists: choose another name, or remove it"
+        ));
+    }
+    let project = Project::new(name, lang, world);
+    project.write(dir)?;
+    crate::output::line(format!(
+        "created {name}/: a {} plugin in {}\nbuild it (in {name}/):\n  {}\ntry it:\n  wasmvisor plugin --plugins {name}/plugins.toml call {} {name} --plan {name}/plan.json",
+        project.world,
+        project.language,
+        project.build.replace('\n', "\n  "),
+        project.world,
+    ))
+}
+
+/// A plugin name is what a Rust crate, an npm package and a file name can all be.
+fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -67,33 +87,39 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
             "{name:?}: a plugin name is lower-case letters, digits and '-', starting with a letter"
         ));
     }
-    let dir = Path::new(name);
-    if dir.symlink_metadata().is_ok() {
-        return Err(format!(
-            "{name} already exists: choose another name, or remove it"
-        ));
-    }
-    let world_name = match world {
-        ScaffoldWorld::Resolver => "resolver",
-        ScaffoldWorld::Health => "health",
-    };
-    let crate_name = name.replace('-', "_");
-    let (language, build, output, mut files): (&str, String, String, Vec<(&str, &str)>) =
-        match lang {
+    Ok(())
+}
+
+/// What a new project is: its language, how it builds and into what, and its files (templates,
+/// and the contract copied as it is).
+struct Project<'a> {
+    name: &'a str,
+    world: &'static str,
+    language: &'static str,
+    build: String,
+    output: String,
+    files: Vec<(&'static str, &'static str)>,
+}
+
+impl<'a> Project<'a> {
+    fn new(name: &'a str, lang: Lang, world: ScaffoldWorld) -> Project<'a> {
+        let world_name = match world {
+            ScaffoldWorld::Resolver => "resolver",
+            ScaffoldWorld::Health => "health",
+        };
+        let pick = |resolver, health| match world {
+            ScaffoldWorld::Resolver => resolver,
+            ScaffoldWorld::Health => health,
+        };
+        let (language, build, output, mut files): (_, String, _, Vec<(&str, &str)>) = match lang {
             Lang::Rust => (
                 "Rust",
                 "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2, once"
                     .into(),
-                format!("target/wasm32-wasip2/release/{crate_name}.wasm"),
+                format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_")),
                 vec![
                     ("Cargo.toml", RUST_CARGO),
-                    (
-                        "src/lib.rs",
-                        match world {
-                            ScaffoldWorld::Resolver => RUST_RESOLVER,
-                            ScaffoldWorld::Health => RUST_HEALTH,
-                        },
-                    ),
+                    ("src/lib.rs", pick(RUST_RESOLVER, RUST_HEALTH)),
                 ],
             ),
             Lang::Js => (
@@ -102,13 +128,7 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
                 format!("{name}.wasm"),
                 vec![
                     ("package.json", JS_PACKAGE),
-                    (
-                        "plugin.js",
-                        match world {
-                            ScaffoldWorld::Resolver => JS_RESOLVER,
-                            ScaffoldWorld::Health => JS_HEALTH,
-                        },
-                    ),
+                    ("plugin.js", pick(JS_RESOLVER, JS_HEALTH)),
                 ],
             ),
             Lang::Python => (
@@ -119,58 +139,57 @@ pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
                 format!("{name}.wasm"),
                 vec![
                     ("requirements.txt", PY_REQUIREMENTS),
-                    (
-                        "app.py",
-                        match world {
-                            ScaffoldWorld::Resolver => PY_RESOLVER,
-                            ScaffoldWorld::Health => PY_HEALTH,
-                        },
-                    ),
+                    ("app.py", pick(PY_RESOLVER, PY_HEALTH)),
                 ],
             ),
         };
-    files.extend(WIT);
-    files.push(("README.md", README));
-    files.push((
-        "plugins.toml",
-        match world {
-            ScaffoldWorld::Resolver => PLUGINS_RESOLVER,
-            ScaffoldWorld::Health => PLUGINS_HEALTH,
-        },
-    ));
-    let fill = |text: &str| {
-        text.replace("{{name}}", name)
-            .replace("{{world}}", world_name)
-            .replace("{{language}}", language)
-            .replace("{{build}}", &build)
-            .replace("{{output}}", &output)
-    };
-    let write = |rel: &str, text: &str| {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        files.extend(WIT);
+        files.push(("README.md", README));
+        files.push(("plugins.toml", pick(PLUGINS_RESOLVER, PLUGINS_HEALTH)));
+        Project {
+            name,
+            world: world_name,
+            language,
+            build,
+            output,
+            files,
         }
-        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    for (rel, text) in &files {
-        // The contract is copied as it is: it is not a template.
-        let text = if rel.starts_with("wit/") {
-            text.to_string()
-        } else {
-            fill(text)
-        };
-        write(rel, &text)?;
     }
-    write(
-        "plan.json",
-        &format!(
-            "{}\n",
-            serde_json::json!({"name": "v2", "height": 1000, "info": ""})
-        ),
-    )?;
-    crate::output::line(format!(
-        "created {name}/: a {world_name} plugin in {language}\nbuild it (in {name}/):\n  {}\ntry it:\n  wasmvisor plugin --plugins {name}/plugins.toml call {world_name} {name} --plan {name}/plan.json",
-        build.replace('\n', "\n  ")
-    ))
+
+    /// A template with the project's values filled in.
+    fn fill(&self, text: &str) -> String {
+        text.replace("{{name}}", self.name)
+            .replace("{{world}}", self.world)
+            .replace("{{language}}", self.language)
+            .replace("{{build}}", &self.build)
+            .replace("{{output}}", &self.output)
+    }
+
+    /// Writes the files into `dir`, and a plan to try the plugin with.
+    fn write(&self, dir: &Path) -> Result<(), String> {
+        let write = |rel: &str, text: &str| {
+            let path = dir.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        for (rel, text) in &self.files {
+            // The contract is copied as it is: it is not a template.
+            let text = if rel.starts_with("wit/") {
+                text.to_string()
+            } else {
+                self.fill(text)
+            };
+            write(rel, &text)?;
+        }
+        write(
+            "plan.json",
+            &format!(
+                "{}\n",
+                serde_json::json!({"name": "v2", "height": 1000, "info": ""})
+            ),
+        )
+    }
 }
