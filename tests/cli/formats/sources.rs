@@ -172,6 +172,8 @@ fn prepare_upgrade_with_no_plan_on_the_chain_has_nothing_to_do() {
     run.stop();
 }
 
+// Over 80 lines: the registry's two layouts, each with its fixtures, read in turn by the same
+// resolver from the same server, so the two answers are compared on equal terms.
 #[test]
 fn the_chain_registry_resolver_reads_both_layouts_locally_and_over_http() {
     let server = Server::start();

@@ -49,6 +49,7 @@ fn an_unwritable_stderr_never_takes_the_supervisor_down() {
     assert_eq!(home.current(), "upgrades/v2");
 }
 
+// Over 80 lines: one hostile name goes through every message that can carry it, on one home.
 #[test]
 fn names_are_escaped_recased_and_bounded_in_every_message() {
     // The refusal names the folder wasmvisor looks in.

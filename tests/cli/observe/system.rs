@@ -116,6 +116,8 @@ fn completions_for_each_shell() {
     assert!(!out.status.success());
 }
 
+// Over 80 lines: one scenario read top to bottom — wasmvisor started as PID 1 of a namespace,
+// then its reaping, an upgrade and its stop, in the order they happen to the one process.
 #[test]
 fn as_pid_1_of_its_own_namespace_it_reaps_orphans_upgrades_and_stops_on_sigterm() {
     // wasmvisor as a container's entrypoint: PID 1 of a new PID namespace.

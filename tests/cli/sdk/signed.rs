@@ -75,6 +75,8 @@ fn signature(data: &str, key: &minisign::KeyPair) -> String {
     .into_string()
 }
 
+// Over 80 lines: one published release (its key, server and plugins) against which the signed
+// artifact and then each unsigned or tampered variant are asked in turn.
 #[test]
 fn a_signed_release_upgrades_and_anything_unsigned_is_refused() {
     let mut home = Home::new();
