@@ -52,12 +52,14 @@ impl Supervisor {
     pub(super) async fn run_node(&mut self, halt_at: Option<Plan>) -> Result<Ended, RunError> {
         let after_upgrade = self.after_upgrade.take();
         let current = self.layout.current()?;
-        let started = Instant::now();
-        let node = match self.launch(&current, halt_at.as_ref(), after_upgrade.as_ref()) {
-            Ok(node) => node,
+        let Launched {
+            node,
+            started,
+            spawn_took,
+        } = match self.launch(&current, halt_at.as_ref(), after_upgrade.as_ref()) {
+            Ok(launched) => launched,
             Err(e) => return self.not_launched(e, after_upgrade),
         };
-        let spawn_took = started.elapsed();
         let mut watched = Watched {
             node,
             verdict: None,
@@ -99,7 +101,7 @@ impl Supervisor {
         current: &Current,
         halt_at: Option<&Plan>,
         after_upgrade: Option<&Plan>,
-    ) -> Result<Child, NotLaunched> {
+    ) -> Result<Launched, NotLaunched> {
         self.layout
             .check_binary(current)
             .map_err(NotLaunched::Unusable)?;
@@ -108,6 +110,8 @@ impl Supervisor {
         if after_upgrade.is_some() {
             self.journal.checkpoint("launch");
         }
+        // The launch phase is the spawn: from building the command to the child's creation.
+        let started = Instant::now();
         let mut cmd = Command::new(&path);
         cmd.args(&args);
         if let Some(libs) = self.layout.library_path(current) {
@@ -125,6 +129,7 @@ impl Supervisor {
                 path: path.clone(),
                 source,
             })?;
+        let spawn_took = started.elapsed();
         match NodeRecord::of(node.pid) {
             Some(r) => {
                 if let Err(e) = r.write(&self.layout.root) {
@@ -136,7 +141,11 @@ impl Supervisor {
         tracing::info!(binary = %path.display(), pid = node.pid.as_raw(), version = current.label(), "node started");
         self.observer
             .node_started(current.label(), node.pid.as_raw());
-        Ok(node)
+        Ok(Launched {
+            node,
+            started,
+            spawn_took,
+        })
     }
 
     /// A binary that could not be started: after an upgrade, a failed upgrade when failures
@@ -350,6 +359,13 @@ impl Supervisor {
             OnNext::Stay => Step::Continue(watched),
         }
     }
+}
+
+/// The node of a run, started at `started`; `spawn_took` is the launch phase.
+struct Launched {
+    node: Child,
+    started: Instant,
+    spawn_took: Duration,
 }
 
 /// Why the node of a run could not be started.
