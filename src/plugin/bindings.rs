@@ -15,6 +15,8 @@ macro_rules! contract {
                 world: "resolver",
                 imports: { default: trappable },
                 require_store_data_send: true,
+                // Decisions are compared as values (did asking again change the answer?).
+                additional_derives: [PartialEq],
                 with: {
                     "wasmvisor:plugin/http.response": crate::plugin::http::Response,
                     $($wasi: $module,)*

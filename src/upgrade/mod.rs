@@ -54,7 +54,7 @@ use crate::config::Config;
 use crate::node::signals::Signals;
 use crate::node::{Child, Reaper};
 use crate::observe::Observer;
-use crate::plugin::PluginSet;
+use crate::plugin::{Decision, PluginSet};
 use crate::tree::backup::BackupError;
 use crate::tree::{Layout, LayoutError, Plan};
 use crate::upgrade::journal::{Journal, Phase};
@@ -269,12 +269,12 @@ impl Upgrade<'_> {
         early: Option<resolve::Pending>,
     ) -> Result<bool, UpgradeError> {
         let mut pending = early;
-        let mut fetched: Option<String> = None;
+        let mut fetched: Option<Decision> = None;
         loop {
             let Some(chosen) = self.phase_resolve(plan, dir_name, pending.take()).await? else {
                 return Ok(false);
             };
-            if fetched.as_deref() != Some(chosen.decision.as_str()) {
+            if fetched.as_ref() != Some(&chosen.decision) {
                 if let Some(artifacts) = chosen.artifacts
                     && !self.phase_fetch(plan, dir_name, artifacts).await?
                 {

@@ -75,7 +75,7 @@ pub(super) struct Chosen {
     pub artifacts: Option<Vec<Artifact>>,
     pub not_before: Option<Waiting>,
     /// The whole decision (URLs, checksums, formats), to tell whether asking again changed it.
-    pub decision: String,
+    pub decision: Decision,
     pub request: Request,
     /// When the resolvers were asked.
     pub asked_unix: u64,
@@ -107,7 +107,7 @@ impl Upgrade<'_> {
             })?;
         let by = resolution.by.clone();
         let target = Current::Upgrade(dir_name.to_string());
-        let decision = format!("{:?}", resolution.decision);
+        let decision = resolution.decision.clone();
         let artifacts = match Action::of(resolution.decision) {
             Action::UseStaged => {
                 self.layout
