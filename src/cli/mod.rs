@@ -375,15 +375,17 @@ fn run(cfg: Config, args: Vec<String>) -> i32 {
     }
 }
 
-/// `completions SHELL`: the script clap writes.
+/// `completions SHELL`: the script clap writes. Each shell's generator is named directly:
+/// through `clap_complete::Shell` every shell clap knows (Elvish, PowerShell) would be linked.
 fn completions(shell: CompletionShell) -> Result<(), String> {
-    let shell = match shell {
-        CompletionShell::Bash => clap_complete::Shell::Bash,
-        CompletionShell::Zsh => clap_complete::Shell::Zsh,
-        CompletionShell::Fish => clap_complete::Shell::Fish,
-    };
+    use clap_complete::shells::{Bash, Fish, Zsh};
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut command(), "wasmvisor", &mut script);
+    let (cmd, name) = (&mut command(), "wasmvisor");
+    match shell {
+        CompletionShell::Bash => clap_complete::generate(Bash, cmd, name, &mut script),
+        CompletionShell::Zsh => clap_complete::generate(Zsh, cmd, name, &mut script),
+        CompletionShell::Fish => clap_complete::generate(Fish, cmd, name, &mut script),
+    }
     crate::output::text(String::from_utf8_lossy(&script).into_owned())
 }
 
