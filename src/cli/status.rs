@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
 use crate::tree::{Layout, Plan, Read, lock};
-use crate::upgrade::journal::{self, Active, Failed, Finished, Phase, Rollback};
+use crate::upgrade::journal::{self, Active, Failed, Finished, Rollback};
 use crate::upgrade::{FailedBefore, failed_before_blocking};
 
 pub use json::StatusV1;
@@ -90,12 +90,7 @@ pub struct LastUpgrade {
 
 impl LastUpgrade {
     fn new(finished: Finished) -> LastUpgrade {
-        let total: f64 = finished
-            .phases
-            .iter()
-            .filter(|p| p.phase != Phase::Health)
-            .map(|p| p.ms)
-            .sum();
+        let total = finished.downtime_ms();
         LastUpgrade {
             total_ms: (total * 1000.0).round() / 1000.0,
             finished,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::journal::{self, HealthRecord, Journal, Phase};
+use super::journal::{self, HealthRecord, Journal};
 use crate::config::Config;
 use crate::observe::Observer;
 use crate::plugin::{self, Health, OnUnhealthy, PluginSet};
@@ -44,21 +44,12 @@ pub fn begin(
     spawn_took: Duration,
 ) -> (Probation, Option<Verdict>) {
     tracing::info!(phase = "launch", duration = %crate::duration::format(spawn_took), "phase done");
-    let window = match plugins.health.iter().map(|h| h.spec.deadline).max() {
-        Some(deadline) => deadline,
-        None => cfg.probation,
-    };
+    let window = health_deadline(plugins).unwrap_or(cfg.probation);
     if let Err(e) = journal.record_launch(spawn_took, window) {
         tracing::warn!("cannot journal the launch: {e}");
     }
     if let Some(last) = &journal.state.last {
-        let ms: f64 = last
-            .phases
-            .iter()
-            .filter(|p| p.phase != Phase::Health)
-            .map(|p| p.ms)
-            .sum();
-        observer.downtime(Duration::from_secs_f64(ms / 1000.0));
+        observer.downtime(Duration::from_secs_f64(last.downtime_ms() / 1000.0));
     }
     let (until, verdict) = if plugins.health.is_empty() {
         tracing::info!(
@@ -99,6 +90,12 @@ pub fn health_context(plan: &Plan, elapsed_ms: u64, attempt: u32) -> plugin::Hea
     }
 }
 
+/// The longest deadline of the health checks: how long the new node has to prove itself when
+/// they judge it (none without health checks).
+fn health_deadline(set: &PluginSet) -> Option<Duration> {
+    set.health.iter().map(|h| h.spec.deadline).max()
+}
+
 /// Asks the health checks every interval until one verdict is final or the deadline passes.
 async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -> HealthRecord {
     let interval = set
@@ -107,12 +104,7 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
         .map(|h| h.spec.interval)
         .min()
         .unwrap_or(Duration::from_secs(2));
-    let deadline = set
-        .health
-        .iter()
-        .map(|h| h.spec.deadline)
-        .max()
-        .unwrap_or(Duration::from_secs(300));
+    let deadline = health_deadline(&set).unwrap_or(Duration::from_secs(300));
     let ms = |d: Duration| journal::ms(d);
     let mut first_answer = None;
     let mut attempt = 0u32;

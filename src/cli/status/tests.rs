@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::*;
-use crate::upgrade::journal::{HealthRecord, PhaseTiming, Waiting};
+use crate::upgrade::journal::{HealthRecord, Phase, PhaseTiming, Waiting};
 
 fn plan(name: &str, height: u64) -> Plan {
     Plan {

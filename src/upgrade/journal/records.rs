@@ -139,6 +139,18 @@ pub struct Finished {
     pub rolled_back: bool,
 }
 
+impl Finished {
+    /// The upgrade's downtime, in ms: every phase from the halt to the launch (the health check
+    /// runs with the new node up).
+    pub fn downtime_ms(&self) -> f64 {
+        self.phases
+            .iter()
+            .filter(|p| p.phase != Phase::Health)
+            .map(|p| p.ms)
+            .sum()
+    }
+}
+
 /// The outcome of the post-upgrade health check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthRecord {
