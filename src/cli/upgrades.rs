@@ -117,15 +117,7 @@ pub fn add_upgrade(
     }
     stage(&layout, name, binary, force)?;
     if let Some(height) = height {
-        schedule(
-            &layout,
-            vec![Plan {
-                name: name.to_string(),
-                height,
-                info: String::new(),
-            }],
-            force,
-        )?;
+        schedule(&layout, vec![Plan::manual(name, height)], force)?;
     }
     Ok(())
 }
@@ -193,11 +185,7 @@ pub fn add_batch_upgrade(
     let mut plans = Vec::new();
     for (name, path, height) in items {
         stage(&layout, &name, &path, false)?;
-        plans.push(Plan {
-            name,
-            height,
-            info: String::new(),
-        });
+        plans.push(Plan::manual(name, height));
     }
     schedule(&layout, plans, false)
 }

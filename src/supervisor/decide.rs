@@ -145,14 +145,6 @@ impl Snapshot<'_> {
 mod tests {
     use super::*;
 
-    fn plan(name: &str, height: u64) -> Plan {
-        Plan {
-            name: name.into(),
-            height,
-            info: String::new(),
-        }
-    }
-
     fn decide(
         current: Current,
         applied: Option<Plan>,
@@ -178,7 +170,7 @@ mod tests {
         let d = decide(
             Current::Genesis,
             None,
-            Read::Valid(plan("V2", 10)),
+            Read::Valid(Plan::manual("V2", 10)),
             &[],
             &[],
             None,
@@ -186,7 +178,7 @@ mod tests {
         assert_eq!(
             d,
             Next::Apply {
-                plan: plan("V2", 10),
+                plan: Plan::manual("V2", 10),
                 manual: false
             }
         );
@@ -196,8 +188,8 @@ mod tests {
     fn stale_plan_of_the_running_binary_is_not_applied_twice() {
         let d = decide(
             Current::Upgrade("v2".into()),
-            Some(plan("v2", 10)),
-            Read::Valid(plan("V2", 10)),
+            Some(Plan::manual("v2", 10)),
+            Read::Valid(Plan::manual("V2", 10)),
             &[],
             &[],
             None,
@@ -209,8 +201,8 @@ mod tests {
     fn older_plan_than_the_applied_one_is_stale() {
         let d = decide(
             Current::Upgrade("v3".into()),
-            Some(plan("v3", 20)),
-            Read::Valid(plan("v2", 10)),
+            Some(Plan::manual("v3", 20)),
+            Read::Valid(Plan::manual("v2", 10)),
             &[],
             &[],
             None,
@@ -223,7 +215,7 @@ mod tests {
         let d = decide(
             Current::Genesis,
             None,
-            Read::Valid(plan("v2", 10)),
+            Read::Valid(Plan::manual("v2", 10)),
             &[],
             &[10],
             None,
@@ -243,26 +235,26 @@ mod tests {
 
     #[test]
     fn manual_plan_halts_the_node_at_its_height_then_upgrades() {
-        let batch = [plan("v2", 10), plan("v3", 20)];
+        let batch = [Plan::manual("v2", 10), Plan::manual("v3", 20)];
         let d = decide(Current::Genesis, None, Read::Absent, &batch, &[], Some(5));
         assert_eq!(
             d,
             Next::Launch {
-                halt_at: Some(plan("v2", 10))
+                halt_at: Some(Plan::manual("v2", 10))
             }
         );
         let d = decide(Current::Genesis, None, Read::Absent, &batch, &[], Some(9));
         assert_eq!(
             d,
             Next::Apply {
-                plan: plan("v2", 10),
+                plan: Plan::manual("v2", 10),
                 manual: true
             }
         );
         let d = decide(
             Current::Upgrade("v2".into()),
-            Some(plan("v2", 10)),
-            Read::Valid(plan("v2", 10)),
+            Some(Plan::manual("v2", 10)),
+            Read::Valid(Plan::manual("v2", 10)),
             &batch,
             &[],
             Some(12),
@@ -270,7 +262,7 @@ mod tests {
         assert_eq!(
             d,
             Next::Launch {
-                halt_at: Some(plan("v3", 20))
+                halt_at: Some(Plan::manual("v3", 20))
             }
         );
     }
@@ -281,14 +273,14 @@ mod tests {
             Current::Genesis,
             None,
             Read::Absent,
-            &[plan("v2", 10)],
+            &[Plan::manual("v2", 10)],
             &[],
             None,
         );
         assert_eq!(
             d,
             Next::Launch {
-                halt_at: Some(plan("v2", 10))
+                halt_at: Some(Plan::manual("v2", 10))
             }
         );
     }
@@ -298,7 +290,7 @@ mod tests {
         let d = decide(
             Current::Genesis,
             None,
-            Read::Valid(plan("..", 10)),
+            Read::Valid(Plan::manual("..", 10)),
             &[],
             &[],
             None,

@@ -127,6 +127,16 @@ pub fn plan_from_value(value: &Value) -> Result<Plan, PlanError> {
 }
 
 impl Plan {
+    /// A plan as `add-upgrade --upgrade-height` and the batches give it: a name and a height,
+    /// no `info`.
+    pub fn manual(name: impl Into<String>, height: u64) -> Plan {
+        Plan {
+            name: name.into(),
+            height,
+            info: String::new(),
+        }
+    }
+
     /// The JSON the SDK writes, used for the record kept in the upgrade folder.
     pub fn to_json(&self) -> String {
         serde_json::json!({"name": self.name, "time": ZERO_TIME, "height": self.height, "info": self.info}).to_string()

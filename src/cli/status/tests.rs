@@ -8,14 +8,6 @@ use serde_json::json;
 use super::*;
 use crate::upgrade::journal::{HealthRecord, Phase, PhaseTiming, Waiting};
 
-fn plan(name: &str, height: u64) -> Plan {
-    Plan {
-        name: name.to_string(),
-        height,
-        info: String::new(),
-    }
-}
-
 fn timing(phase: Phase, ms: f64) -> PhaseTiming {
     PhaseTiming { phase, ms }
 }
@@ -33,7 +25,7 @@ pub(super) fn full() -> Status {
             binary_ok: true,
             applied_plan: Some(Plan {
                 info: r#"{"binaries":{}}"#.into(),
-                ..plan("v2", 40)
+                ..Plan::manual("v2", 40)
             }),
         },
         upgrade_info: Some(UpgradeInfo::Valid {
@@ -47,13 +39,13 @@ pub(super) fn full() -> Status {
             blocked_by_failed_binary: Some(String::new()),
             blocked_binary_unreadable: Some("Permission denied (os error 13)".into()),
         }),
-        manual_upgrades: vec![plan("v4", 120)],
+        manual_upgrades: vec![Plan::manual("v4", 120)],
         staged: vec!["v2".into(), "v3".into()],
         upgrade_in_progress: Some(active()),
         last_upgrade: Some(LastUpgrade::new(finished())),
         rollback_in_progress: Some(rollback()),
         failed_upgrades: vec![Failed {
-            plan: plan("v0", 10),
+            plan: Plan::manual("v0", 10),
             dir: "v0".into(),
             sha256: "fedcba9876543210".repeat(4),
             fingerprint: "2049:130:4096:1600000000".into(),
@@ -69,7 +61,7 @@ pub(super) fn full() -> Status {
 /// An upgrade waiting for a resolver's `not-before`.
 fn active() -> Active {
     Active {
-        plan: plan("v3", 80),
+        plan: Plan::manual("v3", 80),
         dir_name: "v3".into(),
         from: "v2".into(),
         phase: Phase::Wait,
@@ -89,7 +81,7 @@ fn active() -> Active {
 /// An upgrade on probation, healthy, with a health entry that is not part of the total.
 fn finished() -> Finished {
     Finished {
-        plan: plan("v2", 40),
+        plan: Plan::manual("v2", 40),
         from: "genesis".into(),
         to: "v2".into(),
         started_unix_ms: T0 - 60_000,
@@ -118,7 +110,7 @@ fn finished() -> Finished {
 /// A rollback that could not restore data/.
 fn rollback() -> Rollback {
     Rollback {
-        plan: plan("v1", 20),
+        plan: Plan::manual("v1", 20),
         dir: "v1".into(),
         from: "genesis".into(),
         backup: Some(PathBuf::from("/home/node/backups/data-v1")),

@@ -158,17 +158,9 @@ fn height(plan: &Option<Plan>) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn plan(name: &str, height: u64) -> Plan {
-        Plan {
-            name: name.into(),
-            height,
-            info: String::new(),
-        }
-    }
-
     fn probation(until: Option<Instant>) -> Probation {
         Probation {
-            plan: plan("v2", 60),
+            plan: Plan::manual("v2", 60),
             launched: std::time::Instant::now(),
             until,
         }
@@ -194,7 +186,12 @@ mod tests {
     fn on_probation_an_exit_0_without_a_halt_is_a_death() {
         let run = Run::new(None, Some(probation(None)), false, POLL);
         assert!(run.died(Exit::Code(0)));
-        let given_a_halt = Run::new(Some(plan("v3", 90)), Some(probation(None)), false, POLL);
+        let given_a_halt = Run::new(
+            Some(Plan::manual("v3", 90)),
+            Some(probation(None)),
+            false,
+            POLL,
+        );
         assert!(!given_a_halt.died(Exit::Code(0)));
         let halting_by_itself = Run::new(None, Some(probation(None)), true, POLL);
         assert!(!halting_by_itself.died(Exit::Code(0)));
@@ -253,11 +250,14 @@ mod tests {
 
     #[test]
     fn the_decision_from_the_files_ends_the_run_only_when_it_changes_it() {
-        let mut run = Run::new(Some(plan("v3", 90)), None, false, POLL);
+        let mut run = Run::new(Some(Plan::manual("v3", 90)), None, false, POLL);
         let launch = |p: Option<Plan>| Next::Launch { halt_at: p };
-        assert_eq!(run.next(launch(Some(plan("v3-renamed", 90)))), OnNext::Stay);
         assert_eq!(
-            run.next(launch(Some(plan("v3", 80)))),
+            run.next(launch(Some(Plan::manual("v3-renamed", 90)))),
+            OnNext::Stay
+        );
+        assert_eq!(
+            run.next(launch(Some(Plan::manual("v3", 80)))),
             OnNext::Relaunch {
                 ended_probation: false
             }
@@ -270,16 +270,16 @@ mod tests {
         );
         assert_eq!(
             run.next(Next::Apply {
-                plan: plan("v3", 90),
+                plan: Plan::manual("v3", 90),
                 manual: true
             }),
             OnNext::Upgrade {
-                plan: plan("v3", 90),
+                plan: Plan::manual("v3", 90),
                 manual: true
             }
         );
         let refused = Next::Refuse {
-            plan: plan("v3", 90),
+            plan: Plan::manual("v3", 90),
             reason: "no binary".into(),
         };
         assert!(matches!(run.next(refused), OnNext::Refused { .. }));
@@ -287,7 +287,7 @@ mod tests {
         let mut upgraded = Run::new(None, Some(probation(None)), false, POLL);
         assert_eq!(upgraded.next(launch(None)), OnNext::Stay);
         assert_eq!(
-            upgraded.next(launch(Some(plan("v3", 90)))),
+            upgraded.next(launch(Some(Plan::manual("v3", 90)))),
             OnNext::Relaunch {
                 ended_probation: true
             },

@@ -13,14 +13,6 @@ fn open_dir(path: &Path) -> Dir {
     Dir::open_ambient_dir(path, ambient_authority()).unwrap()
 }
 
-fn plan(name: &str, height: u64) -> Plan {
-    Plan {
-        name: name.to_string(),
-        height,
-        info: String::new(),
-    }
-}
-
 /// A journal in a fresh folder, with the kill hook off whatever the environment says.
 fn journal() -> (tempfile::TempDir, Journal) {
     let tmp = tempfile::tempdir().unwrap();
@@ -44,7 +36,7 @@ fn full_state() -> State {
     let timing = |phase, ms| PhaseTiming { phase, ms };
     State {
         active: Some(Active {
-            plan: plan("v3", 300),
+            plan: Plan::manual("v3", 300),
             dir_name: "v3".into(),
             from: "upgrades/v2".into(),
             phase: Phase::Wait,
@@ -64,7 +56,7 @@ fn full_state() -> State {
             }),
         }),
         last: Some(Finished {
-            plan: plan("v2", 200),
+            plan: Plan::manual("v2", 200),
             from: "genesis".into(),
             to: "v2".into(),
             started_unix_ms: 1_600_000_000_000,
@@ -89,7 +81,7 @@ fn full_state() -> State {
             app_height: 299,
         }),
         rollback: Some(Rollback {
-            plan: plan("v2", 200),
+            plan: Plan::manual("v2", 200),
             dir: "v2".into(),
             from: "genesis".into(),
             backup: Some(PathBuf::from("/backups/data-backup-v2")),
@@ -101,7 +93,7 @@ fn full_state() -> State {
             started_unix_ms: 1_600_000_002_000,
         }),
         failed: vec![Failed {
-            plan: plan("v1", 100),
+            plan: Plan::manual("v1", 100),
             dir: "v1".into(),
             sha256: "ee".into(),
             fingerprint: "5:6:7:8".into(),
@@ -237,7 +229,7 @@ const PIPELINE: [Phase; 10] = [
 #[test]
 fn each_phase_is_on_disk_before_it_runs_and_its_time_after_it() {
     let (tmp, mut journal) = journal();
-    let v2 = plan("v2", 200);
+    let v2 = Plan::manual("v2", 200);
     journal.begin(&v2, "v2", "genesis").unwrap();
     let begun = on_disk(&tmp).active.unwrap();
     assert_eq!((begun.phase, begun.resumed), (Phase::Detect, 0));
@@ -274,7 +266,7 @@ fn each_phase_is_on_disk_before_it_runs_and_its_time_after_it() {
 #[test]
 fn a_restarted_upgrade_counts_the_resume_and_keeps_its_start_and_backup() {
     let (tmp, mut journal) = journal();
-    let v2 = plan("v2", 200);
+    let v2 = Plan::manual("v2", 200);
     journal.begin(&v2, "v2", "genesis").unwrap();
     journal
         .set_backup(Some(PathBuf::from("/backups/data-backup-v2")))
@@ -288,7 +280,7 @@ fn a_restarted_upgrade_counts_the_resume_and_keeps_its_start_and_backup() {
     assert_eq!(again.backup, first.backup);
 
     // Another plan starts afresh.
-    journal.begin(&plan("v3", 300), "v3", "v2").unwrap();
+    journal.begin(&Plan::manual("v3", 300), "v3", "v2").unwrap();
     let other = on_disk(&tmp).active.unwrap();
     assert_eq!((other.resumed, other.backup), (0, None));
 }
@@ -307,9 +299,11 @@ fn an_unreadable_journal_is_reported_and_replaced_by_a_fresh_one() {
     assert_eq!(journal.state, State::default());
     assert!(read(&open_dir(tmp.path())).is_err());
 
-    journal.begin(&plan("v2", 200), "v2", "genesis").unwrap();
+    journal
+        .begin(&Plan::manual("v2", 200), "v2", "genesis")
+        .unwrap();
     let state = on_disk(&tmp);
-    assert_eq!(state.active.map(|a| a.plan), Some(plan("v2", 200)));
+    assert_eq!(state.active.map(|a| a.plan), Some(Plan::manual("v2", 200)));
 }
 
 #[test]
@@ -360,7 +354,7 @@ fn the_kill_hook_fires_only_at_the_point_it_names() {
 fn unset_the_kill_hook_lets_a_whole_upgrade_and_rollback_run() {
     // Were the hook to fire, SIGKILL would end this test binary and the run would fail.
     let (tmp, mut journal) = journal();
-    let v2 = plan("v2", 200);
+    let v2 = Plan::manual("v2", 200);
     journal.begin(&v2, "v2", "genesis").unwrap();
     for phase in PIPELINE {
         journal.enter(phase).unwrap();

@@ -5,14 +5,6 @@ use super::*;
 const SHA_A: &str = "aa00000000000000000000000000000000000000000000000000000000000000";
 const SHA_B: &str = "bb00000000000000000000000000000000000000000000000000000000000000";
 
-fn plan(name: &str, height: u64) -> Plan {
-    Plan {
-        name: name.into(),
-        height,
-        info: String::new(),
-    }
-}
-
 fn disk(ino: u64) -> OnDisk {
     OnDisk {
         dev: 2049,
@@ -50,9 +42,18 @@ fn blocked_by(verdict: FailedBefore) -> Option<(String, String)> {
 
 #[test]
 fn the_same_sha256_is_the_failed_binary_whatever_its_place_on_disk() {
-    let failed = [failure(plan("v2", 3), SHA_A, Some(disk(1)), "exit 1")];
+    let failed = [failure(
+        Plan::manual("v2", 3),
+        SHA_A,
+        Some(disk(1)),
+        "exit 1",
+    )];
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_A, Some(disk(9))))),
+        blocked_by(judge(
+            &failed,
+            &Plan::manual("v2", 3),
+            read(SHA_A, Some(disk(9)))
+        )),
         Some(("exit 1".into(), SHA_A.into()))
     );
 }
@@ -60,22 +61,39 @@ fn the_same_sha256_is_the_failed_binary_whatever_its_place_on_disk() {
 #[test]
 fn a_different_sha256_is_another_binary_even_in_the_same_file() {
     // Rewritten in place, size and modification time kept: the content decides.
-    let failed = [failure(plan("v2", 3), SHA_A, Some(disk(1)), "exit 1")];
+    let failed = [failure(
+        Plan::manual("v2", 3),
+        SHA_A,
+        Some(disk(1)),
+        "exit 1",
+    )];
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_B, Some(disk(1))))),
+        blocked_by(judge(
+            &failed,
+            &Plan::manual("v2", 3),
+            read(SHA_B, Some(disk(1)))
+        )),
         None
     );
 }
 
 #[test]
 fn a_failure_recorded_without_a_sha256_is_recognised_by_its_identity_on_disk() {
-    let failed = [failure(plan("v2", 3), "", Some(disk(1)), "exit 1")];
+    let failed = [failure(Plan::manual("v2", 3), "", Some(disk(1)), "exit 1")];
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_B, Some(disk(1))))),
+        blocked_by(judge(
+            &failed,
+            &Plan::manual("v2", 3),
+            read(SHA_B, Some(disk(1)))
+        )),
         Some(("exit 1".into(), SHA_B.into()))
     );
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_B, Some(disk(2))))),
+        blocked_by(judge(
+            &failed,
+            &Plan::manual("v2", 3),
+            read(SHA_B, Some(disk(2)))
+        )),
         None,
         "another file is another binary"
     );
@@ -83,9 +101,9 @@ fn a_failure_recorded_without_a_sha256_is_recognised_by_its_identity_on_disk() {
 
 #[test]
 fn an_unknown_identity_never_matches_an_unknown_one() {
-    let failed = [failure(plan("v2", 3), "", None, "exit 1")];
+    let failed = [failure(Plan::manual("v2", 3), "", None, "exit 1")];
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_A, None))),
+        blocked_by(judge(&failed, &Plan::manual("v2", 3), read(SHA_A, None))),
         None
     );
 }
@@ -93,13 +111,13 @@ fn an_unknown_identity_never_matches_an_unknown_one() {
 #[test]
 fn an_unreadable_staged_binary_counts_as_the_latest_failure() {
     let failed = [
-        failure(plan("v2", 3), SHA_A, None, "first"),
-        failure(plan("v2", 3), SHA_B, None, "second"),
-        failure(plan("v3", 9), SHA_B, None, "another upgrade"),
+        failure(Plan::manual("v2", 3), SHA_A, None, "first"),
+        failure(Plan::manual("v2", 3), SHA_B, None, "second"),
+        failure(Plan::manual("v3", 9), SHA_B, None, "another upgrade"),
     ];
     let verdict = judge(
         &failed,
-        &plan("v2", 3),
+        &Plan::manual("v2", 3),
         Err(ReadError::NotRegular("directory")),
     );
     assert!(
@@ -115,10 +133,14 @@ fn an_unreadable_staged_binary_counts_as_the_latest_failure() {
 #[test]
 fn only_failures_of_that_very_upgrade_block_it() {
     let failed = [
-        failure(plan("v2", 3), SHA_A, None, "at 3"),
-        failure(plan("v3", 9), SHA_B, None, "v3"),
+        failure(Plan::manual("v2", 3), SHA_A, None, "at 3"),
+        failure(Plan::manual("v3", 9), SHA_B, None, "v3"),
     ];
-    for other in [plan("v2", 4), plan("v3", 3), plan("v4", 3)] {
+    for other in [
+        Plan::manual("v2", 4),
+        Plan::manual("v3", 3),
+        Plan::manual("v4", 3),
+    ] {
         assert_eq!(
             blocked_by(judge(&failed, &other, read(SHA_A, None))),
             None,
@@ -134,12 +156,12 @@ fn only_failures_of_that_very_upgrade_block_it() {
 #[test]
 fn the_newest_matching_failure_is_the_one_reported() {
     let failed = [
-        failure(plan("v2", 3), SHA_A, None, "older"),
-        failure(plan("v2", 3), SHA_B, None, "other binary"),
-        failure(plan("v2", 3), SHA_A, None, "newer"),
+        failure(Plan::manual("v2", 3), SHA_A, None, "older"),
+        failure(Plan::manual("v2", 3), SHA_B, None, "other binary"),
+        failure(Plan::manual("v2", 3), SHA_A, None, "newer"),
     ];
     assert_eq!(
-        blocked_by(judge(&failed, &plan("v2", 3), read(SHA_A, None))).map(|b| b.0),
+        blocked_by(judge(&failed, &Plan::manual("v2", 3), read(SHA_A, None))).map(|b| b.0),
         Some("newer".into())
     );
     assert!(
