@@ -26,6 +26,18 @@ pub struct PlanLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpgradeLabels {
+    pub upgrade: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpcomingLabels {
+    pub upgrade: String,
+    /// `chain`, `proposal`, `manual`, `batch` or `upgrade-info`.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
 }
@@ -61,6 +73,12 @@ fn seconds_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 4.0, 11))
 }
 
+fn label(result: &str) -> ResultLabels {
+    ResultLabels {
+        result: result.into(),
+    }
+}
+
 /// Every series wasmvisor exports.
 pub struct Metrics {
     pub registry: Registry,
@@ -81,7 +99,19 @@ pub struct Metrics {
     pub backups: Counter,
     pub backup_duration: F64Gauge,
     pub backup_bytes: Family<CaptureLabels, Gauge>,
+    pub upgrade_ready: Family<UpgradeLabels, Gauge>,
+    pub upgrade_eta: Family<UpgradeLabels, F64Gauge>,
+    pub upgrade_eta_timestamp: Family<UpgradeLabels, F64Gauge>,
+    pub upcoming_upgrade: Family<UpcomingLabels, Gauge>,
+    pub preflight_failures: Counter,
+    pub plan_polls: Family<ResultLabels, Counter>,
+    pub plan_last_poll: F64Gauge,
+    pub preparations: Family<ResultLabels, Counter>,
 }
+
+/// The results `wasmvisor_upgrades_total` counts, each exported from the start (at 0): an
+/// alert on `increase()` sees the first failure only if the series was there before it.
+const UPGRADE_RESULTS: [&str; 4] = ["success", "rolled_back", "failed", "refused"];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -113,13 +143,79 @@ impl Metrics {
             backups: Counter::default(),
             backup_duration: F64Gauge::default(),
             backup_bytes: Family::default(),
+            upgrade_ready: Family::default(),
+            upgrade_eta: Family::default(),
+            upgrade_eta_timestamp: Family::default(),
+            upcoming_upgrade: Family::default(),
+            preflight_failures: Counter::default(),
+            plan_polls: Family::default(),
+            plan_last_poll: F64Gauge::default(),
+            preparations: Family::default(),
         };
         m.register_node(&mut registry);
         m.register_upgrades(&mut registry);
         m.register_plugins_and_backups(&mut registry);
+        m.register_ahead(&mut registry);
         // Healthy until a verdict says otherwise: an alert on 0 means an unhealthy verdict.
         m.health_healthy.set(1);
+        // Counters by result are there from the start, at 0 (see `UPGRADE_RESULTS`).
+        for result in UPGRADE_RESULTS {
+            drop(m.upgrades.get_or_create(&label(result)));
+        }
+        for result in ["ok", "error"] {
+            drop(m.plan_polls.get_or_create(&label(result)));
+            drop(m.preparations.get_or_create(&label(result)));
+        }
         Metrics { registry, ..m }
+    }
+
+    /// The upgrades ahead: the next one's readiness and ETA, every upcoming plan, the polls of
+    /// the chain's plans and the background preparations.
+    fn register_ahead(&self, r: &mut Registry) {
+        let m = self;
+        r.register(
+            "upgrade_ready",
+            "Whether the next upgrade's binary is staged and passed its preflight (1) or not (0); absent when there is none or it is only proposed",
+            m.upgrade_ready.clone(),
+        );
+        r.register_with_unit(
+            "upgrade_eta",
+            "The time to the next upgrade's height at the chain's recent block rate, as of the last poll of the chain's plans",
+            Unit::Seconds,
+            m.upgrade_eta.clone(),
+        );
+        r.register_with_unit(
+            "upgrade_eta_timestamp",
+            "When the next upgrade's height is expected, Unix time (as of the last poll)",
+            Unit::Seconds,
+            m.upgrade_eta_timestamp.clone(),
+        );
+        r.register(
+            "upcoming_upgrade_height",
+            "The height of every upcoming upgrade known, by name and source (chain, proposal, manual, batch, upgrade-info)",
+            m.upcoming_upgrade.clone(),
+        );
+        r.register(
+            "upgrade_preflight_failures",
+            "Preflights of a staged binary that failed (not executable here, a library or symbol version missing, its version command failing)",
+            m.preflight_failures.clone(),
+        );
+        r.register(
+            "plan_polls",
+            "Polls of the chain's upgrade plans and proposals, by result (ok, error)",
+            m.plan_polls.clone(),
+        );
+        r.register_with_unit(
+            "plan_last_poll_timestamp",
+            "When the chain's plans were last polled successfully, Unix time",
+            Unit::Seconds,
+            m.plan_last_poll.clone(),
+        );
+        r.register(
+            "upgrade_preparations",
+            "Background preparations (resolve, stage, preflight) of the next upgrade, by result (ok, error)",
+            m.preparations.clone(),
+        );
     }
 
     /// The binary and the node.

@@ -1,15 +1,19 @@
 //! What an operator's tools see of the supervisor: the systemd notify protocol (`notify.rs`),
 //! Prometheus metrics and the readiness and liveness probes on `WASMVISOR_METRICS_ADDRESS`
 //! (`metrics.rs`, `serve.rs`). One [`Observer`] is told what happens — the node started, a phase
-//! began, a verdict came — and keeps the state all three report.
+//! began, a verdict came — and keeps the state all three report; what is known of the upgrades
+//! ahead (`ahead.rs`) is part of it.
 
+mod ahead;
 mod metrics;
 mod notify;
 mod serve;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use ahead::{NextUpgrade, StatusSource};
 pub use serve::serve;
 
 use metrics::{
@@ -76,12 +80,31 @@ struct State {
     unhealthy: Option<String>,
     /// Set when the supervisor's loop has ended.
     finished: bool,
+    /// The next upgrade, as the planner last said.
+    next: Option<NextUpgrade>,
+}
+
+impl State {
+    /// The `STATUS=` line: what the supervisor does, then the next upgrade and its readiness.
+    fn status_line(&self) -> String {
+        match &self.next {
+            None => self.activity.describe(),
+            Some(next) => format!(
+                "{}; {}",
+                self.activity.describe(),
+                ahead::describe_next(next)
+            ),
+        }
+    }
 }
 
 struct Inner {
     metrics: Metrics,
     state: Mutex<State>,
     notify: notify::Notify,
+    status_source: Mutex<Option<Arc<StatusSource>>>,
+    /// Status documents being made (`serve.rs` bounds them).
+    status_calls: AtomicUsize,
 }
 
 /// The supervisor's observable state. Cheap to clone; every method is quick and never fails.
@@ -102,16 +125,22 @@ impl Observer {
                 activity: Activity::Starting,
                 unhealthy: None,
                 finished: false,
+                next: None,
             }),
             notify: notify::Notify::from_env(),
+            status_source: Mutex::new(None),
+            status_calls: AtomicUsize::new(0),
         }))
     }
 
     fn set(&self, activity: Activity) {
-        let text = activity.describe();
-        if let Ok(mut s) = self.0.state.lock() {
-            s.activity = activity;
-        }
+        let text = match self.0.state.lock() {
+            Ok(mut s) => {
+                s.activity = activity;
+                s.status_line()
+            }
+            Err(_) => activity.describe(),
+        };
         self.0.notify.status(&text);
     }
 
@@ -338,3 +367,6 @@ impl Observer {
 fn unix_seconds() -> f64 {
     crate::clock::since_epoch().as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,8 @@ use super::Observer;
 /// How long each extension asks for, and how often it is renewed.
 const EXTEND: Duration = Duration::from_secs(30);
 const RENEW: Duration = Duration::from_secs(10);
+/// The most characters a `STATUS=` line has: `systemctl status` shows it on one line.
+const STATUS_CHARS: usize = 400;
 
 /// The phases that may take long (a download of a few hundred MiB, a backup, a restore).
 pub fn is_long(phase: &str) -> bool {
@@ -63,12 +65,9 @@ impl Notify {
     }
 
     pub fn status(&self, text: &str) {
-        // One line: a status is shown by `systemctl status`.
-        let line: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        self.send(&[NotifyState::Status(&line)]);
+        if self.enabled {
+            self.send(&[NotifyState::Status(&status_line(text))]);
+        }
     }
 
     pub fn stopping(&self) {
@@ -86,6 +85,20 @@ impl Notify {
     fn extend(&self) {
         self.send(&[NotifyState::ExtendTimeoutUsec(EXTEND.as_micros() as u32)]);
     }
+}
+
+/// `text` as a `STATUS=` line: one line (control characters become spaces), at most
+/// `STATUS_CHARS` characters, with `…` when it was cut.
+pub fn status_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len().min(STATUS_CHARS * 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == STATUS_CHARS {
+            line.push('…');
+            break;
+        }
+        line.push(if c.is_control() { ' ' } else { c });
+    }
+    line
 }
 
 /// The watchdog and the timeout extensions, on a timer, while the supervisor's loop is alive.

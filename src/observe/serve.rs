@@ -1,7 +1,8 @@
 //! The observability listener (`WASMVISOR_METRICS_ADDRESS`): `GET /metrics` (Prometheus text),
 //! `GET /readyz` (200 when the node runs, no upgrade is under way and the last health verdict is
-//! not unhealthy; 503 with the reason otherwise) and `GET /livez` (200 while the supervisor's
-//! loop is alive). Plain HTTP/1.1, one request per connection, bounded reads and timeouts: a
+//! not unhealthy; 503 with the reason otherwise), `GET /livez` (200 while the supervisor's
+//! loop is alive) and `GET /status` (the `status --json` document; 503 while there is none).
+//! Plain HTTP/1.1, one request per connection, bounded reads and timeouts: a
 //! scraper cannot hold the supervisor, and idle clients cannot starve the probes — when every
 //! slot is taken, the oldest connection that has not yet sent its request head (of the client
 //! that has most of them) is closed to make room for the new one: a kubelet or Prometheus sends
@@ -9,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +33,15 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// those), and is closed only if every one of them is being answered (which takes a moment,
 /// never longer than `READ_TIMEOUT`).
 const MAX_CONNECTIONS: usize = 16;
+/// The most the status document may take to make (it reads the home's files, off the runtime):
+/// the answer is due within `READ_TIMEOUT` of the accept, the head within `HEAD_TIMEOUT`.
+const STATUS_DEADLINE: Duration = Duration::from_secs(1);
+/// Status documents being made at once: one that hangs (a stuck disk) holds a blocking thread
+/// until it returns, so at most this many threads can be held; more requests are told to wait.
+const MAX_STATUS_CALLS: usize = 2;
+/// The most bytes a status document may have, and the most characters of an error shown.
+const MAX_STATUS: usize = 1 << 20;
+const MAX_STATUS_ERROR: usize = 1000;
 
 /// Serves the probes and metrics on `listener` until the runtime ends.
 pub async fn serve(listener: TcpListener, observer: Observer) {
@@ -175,8 +186,78 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
         .await
         .map_err(|_| std::io::ErrorKind::TimedOut)??;
     heard();
-    socket.write_all(&respond(&head, observer)).await?;
+    let (method, path) = request_line(&head);
+    let document = match (method.as_str(), path.as_str()) {
+        ("GET", "/status") => Some(status_document(observer).await),
+        _ => None,
+    };
+    socket
+        .write_all(&respond(&head, observer, document))
+        .await?;
     socket.shutdown().await
+}
+
+/// A place among the `MAX_STATUS_CALLS` status documents being made; freed when the call it was
+/// taken for returns (which may be long after its request was answered).
+struct StatusCall(Observer);
+
+impl StatusCall {
+    fn take(observer: &Observer) -> Option<StatusCall> {
+        observer
+            .0
+            .status_calls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_STATUS_CALLS).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| StatusCall(observer.clone()))
+    }
+}
+
+impl Drop for StatusCall {
+    fn drop(&mut self) {
+        self.0.0.status_calls.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The status document from the observer's source, called on a blocking thread within
+/// `STATUS_DEADLINE`, or why there is none.
+async fn status_document(observer: &Observer) -> Result<String, String> {
+    let source = observer
+        .status_source()
+        .ok_or("no status document yet: the supervisor is starting")?;
+    let call = StatusCall::take(observer)
+        .ok_or("busy: the status documents asked for before have not been made yet")?;
+    let made = tokio::task::spawn_blocking(move || {
+        let _call = call;
+        source()
+    });
+    let document = match tokio::time::timeout(STATUS_DEADLINE, made).await {
+        Err(_) => Err(format!(
+            "the status document took longer than {} s to make",
+            STATUS_DEADLINE.as_secs()
+        )),
+        Ok(Err(_)) => Err("the status document could not be made".to_string()),
+        Ok(Ok(document)) => document,
+    }?;
+    if document.len() > MAX_STATUS {
+        return Err(format!(
+            "the status document has {} bytes, more than the {MAX_STATUS} this listener answers with",
+            document.len()
+        ));
+    }
+    Ok(document)
+}
+
+/// The method and path (without its query) of a request head, empty when it has none.
+fn request_line(head: &[u8]) -> (String, String) {
+    let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[]));
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    (
+        method.to_string(),
+        target.split('?').next().unwrap_or("").to_string(),
+    )
 }
 
 /// The bytes up to the blank line that ends a request head, at most `MAX_HEAD` of them (what
@@ -206,13 +287,10 @@ async fn read_head<S: AsyncRead + Unpin>(socket: &mut S) -> std::io::Result<Vec<
 }
 
 /// The whole answer to a request head, whatever its bytes: a status line, headers and a body of
-/// the length they say.
-fn respond(head: &[u8], observer: &Observer) -> Vec<u8> {
-    let line = String::from_utf8_lossy(head.split(|&b| b == b'\n').next().unwrap_or(&[]));
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
+/// the length they say. `status`: the status document, when the head asks for it.
+fn respond(head: &[u8], observer: &Observer, document: Option<Result<String, String>>) -> Vec<u8> {
+    let (method, path) = request_line(head);
+    let (status, content_type, body) = match (method.as_str(), path.as_str()) {
         ("GET", "/metrics") => (
             "200 OK",
             prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
@@ -238,10 +316,23 @@ fn respond(head: &[u8], observer: &Observer) -> Vec<u8> {
             "text/plain; charset=utf-8",
             "the supervisor's loop has ended\n".into(),
         ),
+        ("GET", "/status") => match document {
+            Some(Ok(document)) => ("200 OK", "application/json", document),
+            Some(Err(why)) => (
+                "503 Service Unavailable",
+                "text/plain; charset=utf-8",
+                format!("no status: {}\n", shorten(&why, MAX_STATUS_ERROR)),
+            ),
+            None => (
+                "503 Service Unavailable",
+                "text/plain; charset=utf-8",
+                "no status: it was not asked for\n".into(),
+            ),
+        },
         ("GET", _) => (
             "404 Not Found",
             "text/plain; charset=utf-8",
-            "not found: /metrics, /readyz, /livez\n".into(),
+            "not found: /metrics, /readyz, /livez, /status\n".into(),
         ),
         _ => (
             "405 Method Not Allowed",
@@ -254,6 +345,14 @@ fn respond(head: &[u8], observer: &Observer) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// At most `max` characters of `text`, with `…` when it was cut.
+fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ fn valid() -> impl Strategy<Value = Vec<u8>> {
         Just("/livez"),
         Just("/readyz"),
         Just("/metrics"),
+        Just("/status"),
         Just("/livez?verbose=1"),
         Just("/"),
         Just("*"),
@@ -180,7 +181,7 @@ fn exchange(request: &[u8], pieces: &[usize]) -> Vec<u8> {
 proptest! {
     #[test]
     fn any_head_gets_a_whole_response(head in prop::collection::vec(any::<u8>(), 0..2 * MAX_HEAD)) {
-        let answer = respond(&head, &Observer::new());
+        let answer = respond(&head, &Observer::new(), None);
         prop_assert!(well_formed(&answer).is_ok(), "{:?}", well_formed(&answer));
     }
 

@@ -4,6 +4,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout};
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 /// A listener on a loopback port of its own, served on the test's runtime.
@@ -160,13 +163,13 @@ async fn a_head_longer_than_the_limit_is_read_up_to_it() {
     client.write_all(&request).await.unwrap();
     let head = read_head(&mut server).await.unwrap();
     assert_eq!(head.len(), MAX_HEAD);
-    assert!(respond(&head, &Observer::new()).starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(respond(&head, &Observer::new(), None).starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
 
 #[test]
 fn each_path_has_its_answer() {
     let observer = Observer::new();
-    let answer = |head: &str| String::from_utf8(respond(head.as_bytes(), &observer)).unwrap();
+    let answer = |head: &str| String::from_utf8(respond(head.as_bytes(), &observer, None)).unwrap();
     let livez = answer("GET /livez?verbose HTTP/1.1\r\n\r\n");
     assert!(livez.starts_with("HTTP/1.1 200 OK\r\n"), "{livez}");
     assert!(livez.contains("\r\nContent-Length: 6\r\n"), "{livez}");
@@ -176,6 +179,10 @@ fn each_path_has_its_answer() {
     assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
     assert!(metrics.contains("wasmvisor_node_up"), "{metrics}");
     assert!(answer("GET /nothing HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    assert!(
+        answer("GET /nothing HTTP/1.1\r\n\r\n")
+            .ends_with("not found: /metrics, /readyz, /livez, /status\n")
+    );
     assert!(answer("POST /livez HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
     assert!(answer("").starts_with("HTTP/1.1 405 "));
     observer.finished();
@@ -224,4 +231,131 @@ fn a_client_that_floods_evicts_its_own_connections() {
     let second = slots.admit(kubelet, 2).unwrap();
     slots.admit(kubelet, 2).unwrap();
     assert!(!slots.open.contains_key(&first) && slots.open.contains_key(&second));
+}
+
+/// The whole answer to a GET of `path` through the listener's own reading and writing.
+async fn exchange(observer: &Observer, path: &str) -> String {
+    let (mut client, mut server) = tokio::io::duplex(4 << 20);
+    client
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + HEAD_TIMEOUT;
+    answer(&mut server, observer, deadline, || {})
+        .await
+        .unwrap();
+    drop(server);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    String::from_utf8(got).unwrap()
+}
+
+#[tokio::test]
+async fn status_answers_the_document_of_its_source_as_json() {
+    let observer = Observer::new();
+    let without = exchange(&observer, "/status").await;
+    assert!(
+        without.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+            && without.ends_with(
+                "\r\n\r\nno status: no status document yet: the supervisor is starting\n"
+            ),
+        "{without}"
+    );
+    let document = r#"{"version":1,"next_upgrade":{"name":"v2","ready":true}}"#;
+    observer.set_status_source(Box::new(move || Ok(document.to_string())));
+    let with = exchange(&observer, "/status?pretty").await;
+    assert_eq!(
+        with,
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{document}",
+            document.len()
+        )
+    );
+    // Like every other path, only GET.
+    let head = respond(b"HEAD /status HTTP/1.1\r\n\r\n", &observer, None);
+    assert!(head.starts_with(b"HTTP/1.1 405 "));
+}
+
+#[tokio::test]
+async fn a_failing_or_oversized_status_document_is_a_503_with_a_bounded_reason() {
+    let observer = Observer::new();
+    observer.set_status_source(Box::new(|| {
+        Err(format!(
+            "cannot read upgrades/v2/upgrade-info.json: {}",
+            "x".repeat(5000)
+        ))
+    }));
+    let failed = exchange(&observer, "/status").await;
+    assert!(failed.starts_with("HTTP/1.1 503 "), "{failed}");
+    let body = failed.split_once("\r\n\r\n").unwrap().1;
+    assert!(
+        body.starts_with("no status: cannot read upgrades/v2/upgrade-info.json: xxx")
+            && body.ends_with("x…\n")
+            && body.chars().count() < MAX_STATUS_ERROR + 20,
+        "{} characters",
+        body.chars().count()
+    );
+    observer.set_status_source(Box::new(|| Ok("[".repeat(MAX_STATUS + 1))));
+    let large = exchange(&observer, "/status").await;
+    assert!(large.starts_with("HTTP/1.1 503 "), "{}", &large[..200]);
+    assert!(large.contains("more than the 1048576 this listener answers with"));
+    observer.set_status_source(Box::new(|| panic!("a bug in the status document")));
+    let panicked = exchange(&observer, "/status").await;
+    assert!(
+        panicked.ends_with("no status: the status document could not be made\n"),
+        "{panicked}"
+    );
+}
+
+#[tokio::test]
+async fn a_status_source_that_hangs_is_cut_at_its_deadline_and_cannot_take_more_threads() {
+    let (port, observer) = start().await;
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let hold = std::sync::Mutex::new(hold);
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    observer.set_status_source(Box::new(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        // Hangs until the test lets it go (a stuck disk).
+        let _ = hold.lock().unwrap().recv();
+        Ok("{}".into())
+    }));
+    let began = Instant::now();
+    let (code, text) = get(port, "/status").await.unwrap();
+    assert_eq!(code, 503, "{text}");
+    assert!(text.ends_with("no status: the status document took longer than 1 s to make\n"));
+    let took = began.elapsed();
+    assert!(
+        took >= STATUS_DEADLINE && took < STATUS_DEADLINE + Duration::from_millis(500),
+        "{took:?}"
+    );
+    // The probes are answered meanwhile; the hung call still holds its place. One more may be
+    // made (it hangs on the same lock); past the bound, the answer is at once.
+    assert!(matches!(get(port, "/livez").await, Ok((200, _))));
+    let _ = get(port, "/status").await.unwrap();
+    let began = Instant::now();
+    let (code, text) = get(port, "/status").await.unwrap();
+    assert_eq!(code, 503);
+    assert!(text.contains("busy"), "{text}");
+    assert!(
+        began.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), MAX_STATUS_CALLS);
+    // Once the calls return, their places are free again.
+    for _ in 0..MAX_STATUS_CALLS {
+        release.send(()).unwrap();
+    }
+    drop(release);
+    let mut code = 0;
+    for _ in 0..50 {
+        code = get(port, "/status").await.unwrap().0;
+        if code == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(code, 200);
 }
