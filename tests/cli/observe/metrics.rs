@@ -12,7 +12,7 @@ use crate::harness::*;
 use super::{T, probe};
 
 /// A GET on the observability listener: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
+pub(super) fn get(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -30,13 +30,13 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn scrape(port: u16) -> prometheus_parse::Scrape {
+pub(super) fn scrape(port: u16) -> prometheus_parse::Scrape {
     let (status, body) = get(port, "/metrics");
     assert_eq!(status, 200, "{body}");
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
-fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(super) fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
         .iter()
@@ -52,7 +52,7 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)
 
 /// A home whose node is to be upgraded by hand to v2 at height 8, with the metrics endpoint
 /// on a port of its own (returned) and the chain height followed on the node's RPC.
-fn manual_upgrade_home() -> (Home, u16) {
+pub(super) fn manual_upgrade_home() -> (Home, u16) {
     let mut home = Home::new();
     let (metrics, rpc) = (free_port(), free_port());
     home.set("WASMVISOR_METRICS_ADDRESS", &format!("127.0.0.1:{metrics}"))

@@ -1,7 +1,9 @@
 //! What systemd, Prometheus and Kubernetes see: the notify protocol on a real datagram socket,
 //! the metrics scraped during a real upgrade and parsed by a Prometheus text parser, the probes,
-//! completions, and wasmvisor as PID 1 of a PID namespace.
+//! completions, and wasmvisor as PID 1 of a PID namespace; the exposition checked by Prometheus'
+//! own `promtool`.
 
+mod ahead;
 mod metrics;
 mod system;
 
