@@ -1,7 +1,9 @@
 //! The documentation checked against the tree: ARCHITECTURE.md names every file and folder under
 //! `src/` and nothing that is not there, its dependency table is what the code's `crate::` paths
 //! say, and every relative link of the README and `docs/` leads to a file (and a heading) that
-//! exists. A file moved or a module made to use another fails here until the text says so.
+//! exists. A file moved or a module made to use another fails here until the text says so. The
+//! alerting rules and the dashboard under `deploy/` name only series wasmvisor exports, and every
+//! alert has its promtool test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -364,4 +366,210 @@ fn anchors_are_github_s() {
         src_paths("see `src/tree/swap.rs`, and tests/sim/src/main.rs."),
         ["src/tree/swap.rs"]
     );
+}
+
+/// Every series name `src/observe/metrics.rs` registers, as the exposition spells it: the
+/// `wasmvisor_` prefix, the name, its unit, and its type's suffix (`_total` for a counter,
+/// `_bucket`, `_sum` and `_count` for a histogram, `_info` for an info).
+fn exported_metrics() -> BTreeSet<String> {
+    let text = read("src/observe/metrics.rs");
+    let fields_at = text
+        .find("pub struct Metrics {")
+        .expect("the Metrics struct");
+    let fields = &text[fields_at..];
+    let fields = &fields[..fields.find("\n}").expect("its end")];
+    let type_of = |field: &str| -> &str {
+        let line = fields
+            .lines()
+            .find(|l| l.trim().starts_with(&format!("pub {field}: ")))
+            .unwrap_or_else(|| panic!("the metrics register `{field}`, which Metrics lacks"));
+        if line.contains("Histogram") {
+            "histogram"
+        } else if line.contains("Counter") {
+            "counter"
+        } else {
+            "gauge"
+        }
+    };
+    let mut names = BTreeSet::new();
+    for call in text.split(".register").skip(1) {
+        if !(call.starts_with('(') || call.starts_with("_with_unit(")) {
+            continue;
+        }
+        let name = call.split('"').nth(1).expect("a registered name");
+        let unit = if call.contains("Unit::Seconds") {
+            "_seconds"
+        } else if call.contains("Unit::Bytes") {
+            "_bytes"
+        } else {
+            ""
+        };
+        assert!(
+            !call.contains("Unit::") || !unit.is_empty(),
+            "a unit this test does not know: {call}"
+        );
+        let base = format!("wasmvisor_{name}{unit}");
+        let kind = if call.contains("Info::new") {
+            "info"
+        } else {
+            let field = call
+                .split("m.")
+                .nth(1)
+                .and_then(|f| f.split('.').next())
+                .expect("a registered field");
+            type_of(field)
+        };
+        match kind {
+            "counter" => {
+                names.insert(format!("{base}_total"));
+            }
+            "histogram" => {
+                names.extend(["_bucket", "_sum", "_count"].map(|s| format!("{base}{s}")))
+            }
+            "info" => {
+                names.insert(format!("{base}_info"));
+            }
+            _ => {
+                names.insert(base);
+            }
+        }
+    }
+    names
+}
+
+/// The `wasmvisor_…` names a text uses.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("wasmvisor_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        found.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    found
+}
+
+#[test]
+fn the_exported_metrics_are_read_from_their_registrations() {
+    let names = exported_metrics();
+    for name in [
+        "wasmvisor_build_info",
+        "wasmvisor_node_up",
+        "wasmvisor_node_start_time_seconds",
+        "wasmvisor_node_restarts_total",
+        "wasmvisor_upgrade_phase_duration_seconds_bucket",
+        "wasmvisor_backup_last_bytes",
+        "wasmvisor_upgrade_ready",
+        "wasmvisor_upgrade_eta_seconds",
+        "wasmvisor_plan_polls_total",
+        "wasmvisor_plan_last_poll_timestamp_seconds",
+    ] {
+        assert!(names.contains(name), "{name} not in {names:?}");
+    }
+    for name in [
+        "wasmvisor_node_restarts",
+        "wasmvisor_upgrade_phase_duration_seconds",
+    ] {
+        assert!(!names.contains(name), "{name} is not a series");
+    }
+    assert_eq!(
+        metric_names("rate(wasmvisor_a_total[5m]) / wasmvisor_b{x=\"wasmvisor\"}"),
+        BTreeSet::from(["wasmvisor_a_total".to_string(), "wasmvisor_b".to_string()])
+    );
+}
+
+#[test]
+fn the_alerting_rules_name_only_exported_metrics_and_each_alert_is_tested() {
+    let exported = exported_metrics();
+    let rules = read("deploy/prometheus/alerts.yml");
+    let tests = read("deploy/prometheus/alerts.test.yml");
+    for (file, text) in [("alerts.yml", &rules), ("alerts.test.yml", &tests)] {
+        let unknown: Vec<_> = metric_names(text).difference(&exported).cloned().collect();
+        assert!(
+            unknown.is_empty(),
+            "deploy/prometheus/{file} names series wasmvisor does not export: {unknown:?}"
+        );
+    }
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    for alert in alerts {
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n")),
+            "alerts.test.yml does not test {alert}"
+        );
+    }
+}
+
+#[test]
+fn the_dashboard_is_a_grafana_model_of_exported_metrics() {
+    let text = read("deploy/grafana/wasmvisor.json");
+    let model: serde_json::Value =
+        serde_json::from_str(&text).expect("deploy/grafana/wasmvisor.json is JSON");
+    let input = &model["__inputs"][0];
+    assert_eq!(
+        (input["name"].as_str(), input["pluginId"].as_str()),
+        (Some("DS_PROMETHEUS"), Some("prometheus"))
+    );
+    assert!(model["title"].is_string() && model["uid"].is_string());
+    let exported = exported_metrics();
+    let (mut ids, mut used) = (BTreeSet::new(), BTreeSet::new());
+    let panels = model["panels"].as_array().expect("panels");
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or_default();
+        assert!(!title.is_empty(), "a panel without a title: {panel}");
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("a panel id")),
+            "two panels have the id of {title}"
+        );
+        let grid = &panel["gridPos"];
+        let (x, w) = (grid["x"].as_u64().unwrap(), grid["w"].as_u64().unwrap());
+        assert!(
+            x + w <= 24 && grid["h"].as_u64().unwrap() > 0,
+            "{title}: {grid}"
+        );
+        if panel["type"] == "row" {
+            continue;
+        }
+        assert_eq!(
+            panel["datasource"]["uid"], "${DS_PROMETHEUS}",
+            "{title}: its datasource"
+        );
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title} has no query");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("an expr");
+            let names = metric_names(expr);
+            assert!(
+                !names.is_empty(),
+                "{title}: {expr} names no wasmvisor series"
+            );
+            let unknown: Vec<_> = names.difference(&exported).cloned().collect();
+            assert!(
+                unknown.is_empty(),
+                "{title}: {expr} names series wasmvisor does not export: {unknown:?}"
+            );
+            used.extend(names);
+        }
+    }
+    // What an operator looks for first.
+    for name in [
+        "wasmvisor_node_up",
+        "wasmvisor_current_binary",
+        "wasmvisor_upgrade_ready",
+        "wasmvisor_upgrade_eta_seconds",
+        "wasmvisor_upcoming_upgrade_height",
+        "wasmvisor_last_upgrade_downtime_seconds",
+        "wasmvisor_upgrade_phase_duration_seconds_sum",
+        "wasmvisor_plugin_calls_total",
+        "wasmvisor_backups_total",
+        "wasmvisor_node_restarts_total",
+    ] {
+        assert!(used.contains(name), "the dashboard has no panel of {name}");
+    }
 }

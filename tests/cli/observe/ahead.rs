@@ -55,8 +55,7 @@ fn promtool_finds_nothing_to_say_of_a_real_scrape() {
     let (home, port) = manual_upgrade_home();
     let run = home.run(&[]);
     home.wait_for("the metrics", T, |_| {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && get(port, "/readyz").0 == 200
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && get(port, "/readyz").0 == 200
     });
     home.wait_for("the chain height in the metrics", T, |_| {
         value(&scrape(port), "wasmvisor_chain_height", &[]).is_some_and(|h| h >= 2.0)
