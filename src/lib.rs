@@ -22,6 +22,7 @@ pub(crate) mod node;
 pub(crate) mod observe;
 pub(crate) mod output;
 pub mod plugin;
+pub mod preflight;
 pub(crate) mod supervisor;
 pub(crate) mod tree;
 pub(crate) mod upgrade;
