@@ -137,14 +137,7 @@ pub fn run_version_with(
         error: e.to_string(),
     })?;
     let (reader, writer) = io::pipe().map_err(&cannot)?;
-    let mut cmd = Command::new(binary);
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&scratch.0)
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone().map_err(&cannot)?)
-        .stderr(writer)
-        .process_group(0);
+    let mut cmd = command_for(binary, args, env, &scratch.0, writer).map_err(&cannot)?;
     let started = Instant::now();
     let child = launcher.spawn(&mut cmd);
     // The command holds the pipe's writing end: dropped, the output ends when the child's does.
@@ -186,6 +179,26 @@ pub fn run_version_with(
             error: format!("its end was not seen: {e}"),
         }),
     }
+}
+
+/// The command: `env` over wasmvisor's own, stdin empty, stdout and stderr into `writer`, in
+/// `dir`, leading a process group of its own.
+fn command_for(
+    binary: &Path,
+    args: &[String],
+    env: &[(OsString, OsString)],
+    dir: &Path,
+    writer: io::PipeWriter,
+) -> io::Result<Command> {
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    Ok(cmd)
 }
 
 enum End {
