@@ -1,10 +1,8 @@
-//! The CurrentPlan query through CometBFT's `abci_query`: the RPC's JSON answer read for the
-//! application's `ResponseQuery`, its code checked and its base64 value decoded.
+//! A query (CurrentPlan, gov Proposals) through CometBFT's `abci_query`: the RPC's JSON answer
+//! read for the application's `ResponseQuery`, its code checked and its base64 value decoded.
 
 use crate::chain::rpc::{self, RpcError};
 use crate::config::Endpoint;
-
-use super::METHOD;
 
 /// Why `abci_query` gave no message. The texts follow "WASMVISOR_RPC_ADDRESS: " in the error
 /// `prepare` prints; the JSON they quote is cut to a line.
@@ -45,11 +43,36 @@ pub enum AbciError {
     NotAString(serde_json::Value),
 }
 
-/// The query's answer message, as the application encoded it.
-pub(super) async fn ask(rpc: &Endpoint) -> Result<Vec<u8>, AbciError> {
-    let path = format!("/abci_query?path=%22{METHOD}%22");
-    let answer = rpc::get_json(rpc, &path).await?;
+/// The answer message of the gRPC `method` to `request`, as the application encoded it. The
+/// request goes as `data`, hex with `0x` as CometBFT's URI form takes bytes (left out when
+/// empty, as the CurrentPlan query has always been sent).
+pub(super) async fn ask(
+    rpc: &Endpoint,
+    method: &str,
+    request: &[u8],
+) -> Result<Vec<u8>, AbciError> {
+    let answer = rpc::get_json(rpc, &query_path(method, request)).await?;
     abci_value(&answer)
+}
+
+/// The `abci_query` URI for `method` and `request`.
+pub(super) fn query_path(method: &str, request: &[u8]) -> String {
+    let mut path = format!("/abci_query?path=%22{method}%22");
+    if !request.is_empty() {
+        path.push_str("&data=0x");
+        for byte in request {
+            path.push_str(&format!("{byte:02x}"));
+        }
+    }
+    path
+}
+
+impl AbciError {
+    /// The SDK's answer to a query path it has no route for (`sdkerrors.ErrUnknownRequest`,
+    /// code 6 in codespace `sdk`, "unknown query path"): a module the chain does not have.
+    pub(super) fn unknown_path(&self) -> bool {
+        matches!(self, AbciError::Refused { code: 6, codespace, .. } if codespace == "sdk")
+    }
 }
 
 /// The message in an `abci_query` answer: `result.response` is CometBFT's `ResponseQuery` in its

@@ -1,7 +1,8 @@
-//! The CurrentPlan query over gRPC: one unary call on an HTTP/2 connection (cleartext, prior
-//! knowledge), its status read from the headers or trailers and its one message unframed.
+//! A query over gRPC (CurrentPlan, gov Proposals): one unary call on an HTTP/2 connection
+//! (cleartext, prior knowledge), its status read from the headers or trailers and its one
+//! message unframed.
 
-use super::{MAX_ANSWER, METHOD};
+use super::MAX_ANSWER;
 use crate::chain::http2::{self, Http2Error};
 use crate::config::GrpcAddress;
 
@@ -29,6 +30,14 @@ pub enum GrpcError {
     NotOneMessage,
 }
 
+impl GrpcError {
+    /// gRPC's UNIMPLEMENTED (12): the server has no such service or method — a module the
+    /// chain does not have (grpc-go answers "unknown service cosmos.gov.v1.Query").
+    pub(super) fn unimplemented(&self) -> bool {
+        matches!(self, GrpcError::Status { status, .. } if status == "12")
+    }
+}
+
 /// `gRPC status "13" the message`, without trailing blanks when the message is empty.
 fn status_line(status: &str, message: &str) -> String {
     format!("gRPC status {status:?} {message}")
@@ -36,8 +45,13 @@ fn status_line(status: &str, message: &str) -> String {
         .to_string()
 }
 
-/// The query's answer message, as the node encoded it.
-pub(super) async fn ask(address: &GrpcAddress) -> Result<Vec<u8>, GrpcError> {
+/// The answer message of `method` (a path, `/package.Service/Method`) to `request`, as the node
+/// encoded it.
+pub(super) async fn ask(
+    address: &GrpcAddress,
+    method: &str,
+    request: &[u8],
+) -> Result<Vec<u8>, GrpcError> {
     if address.tls {
         return Err(GrpcError::Tls);
     }
@@ -48,17 +62,22 @@ pub(super) async fn ask(address: &GrpcAddress) -> Result<Vec<u8>, GrpcError> {
         true => format!("[{}]:{}", address.host, address.port),
         false => format!("{}:{}", address.host, address.port),
     };
-    // The request message is empty: a frame of flag 0 and length 0.
+    // One length-prefixed message: flag 0 (not compressed), the length, the bytes.
+    let length = u32::try_from(request.len()).map_err(|_| GrpcError::NotOneMessage)?;
+    let mut body = Vec::with_capacity(5 + request.len());
+    body.push(0);
+    body.extend_from_slice(&length.to_be_bytes());
+    body.extend_from_slice(request);
     let response = http2::post(
         tcp,
         &authority,
-        METHOD,
+        method,
         &[
             ("content-type", "application/grpc"),
             ("te", "trailers"),
             ("user-agent", "wasmvisor"),
         ],
-        &[0, 0, 0, 0, 0],
+        &body,
         MAX_ANSWER,
     )
     .await?;

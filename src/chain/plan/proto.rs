@@ -1,6 +1,7 @@
 //! The protobuf of the CurrentPlan answer, decoded by hand: `QueryCurrentPlanResponse { Plan
 //! plan = 1; }` and the plan's name, height and info. Every length, field number and varint is
-//! checked: what does not decode is an error, never "no plan".
+//! checked: what does not decode is an error, never "no plan". The field reader and the plan
+//! decoder serve the gov Proposals answers too (`proposals/decode.rs`).
 
 use crate::tree::Plan;
 
@@ -33,6 +34,21 @@ pub enum DecodeError {
     VarintTooLarge,
     #[error("a varint longer than 10 bytes")]
     VarintTooLong,
+    /// A field of another message than the plan (a proposal, a `google.protobuf.Any`, …).
+    #[error("{message}'s field {number} ({field}) has the wrong wire type")]
+    WrongType {
+        message: &'static str,
+        number: u64,
+        field: &'static str,
+    },
+    #[error("{message}'s {field} is not UTF-8")]
+    TextNotUtf8 {
+        message: &'static str,
+        field: &'static str,
+        source: std::string::FromUtf8Error,
+    },
+    #[error("{0} has no plan")]
+    NoPlan(&'static str),
 }
 
 /// The plan in a `QueryCurrentPlanResponse` (none when the chain has none).
@@ -49,7 +65,7 @@ pub(super) fn decode_response(message: &[u8]) -> Result<Option<Plan>, DecodeErro
     Ok(plan)
 }
 
-fn decode_plan(message: &[u8]) -> Result<Plan, DecodeError> {
+pub(super) fn decode_plan(message: &[u8]) -> Result<Plan, DecodeError> {
     let (mut name, mut height, mut info) = (String::new(), 0i64, String::new());
     for field in Fields(message) {
         match field? {
@@ -78,18 +94,18 @@ fn decode_plan(message: &[u8]) -> Result<Plan, DecodeError> {
     })
 }
 
-fn text(bytes: &[u8], field: &'static str) -> Result<String, DecodeError> {
+pub(super) fn text(bytes: &[u8], field: &'static str) -> Result<String, DecodeError> {
     String::from_utf8(bytes.to_vec()).map_err(|source| DecodeError::NotUtf8 { field, source })
 }
 
-enum Wire<'a> {
+pub(super) enum Wire<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
     Fixed,
 }
 
 /// The fields of a protobuf message: (number, value).
-struct Fields<'a>(&'a [u8]);
+pub(super) struct Fields<'a>(pub(super) &'a [u8]);
 
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u64, Wire<'a>), DecodeError>;

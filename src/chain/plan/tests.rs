@@ -230,7 +230,7 @@ fn abci_query_answers_that_hold_no_message_are_errors() {
 }
 
 /// Standard base64 with padding, as CometBFT writes it.
-fn encode(bytes: &[u8]) -> String {
+pub(super) fn encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
