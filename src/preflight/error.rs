@@ -50,29 +50,10 @@ pub enum NotReady {
         interpreter: String,
         problem: &'static str,
     },
-    #[error(
-        "{binary} needs {library}{through}, found neither in {lib_dir}{lib_dir_note} nor in the loader's paths ({searched})"
-    )]
-    LibraryMissing {
-        binary: String,
-        library: String,
-        /// " (for libwasmvm.so)" when a library needs it, not the binary itself.
-        through: String,
-        lib_dir: String,
-        lib_dir_note: &'static str,
-        searched: String,
-    },
-    #[error("{binary} needs {version} from {file}{through}, and {found} {provides}")]
-    VersionMissing {
-        binary: String,
-        version: String,
-        file: String,
-        through: String,
-        /// Where the loader finds `file`.
-        found: String,
-        /// "provides at most GLIBC_2.36", or "does not define it".
-        provides: String,
-    },
+    #[error(transparent)]
+    LibraryMissing(Box<LibraryMissing>),
+    #[error(transparent)]
+    VersionMissing(Box<VersionMissing>),
     #[error("{binary} needs more than {limit} libraries")]
     TooManyLibraries { binary: String, limit: usize },
     #[error("{binary} {command} could not be started: {error}")]
@@ -110,4 +91,33 @@ pub enum NotReady {
         command: String,
         error: String,
     },
+}
+
+/// A needed library the loader will not find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{binary} needs {library}{through}, found neither in {lib_dir}{lib_dir_note} nor in the loader's paths ({searched})"
+)]
+pub struct LibraryMissing {
+    pub binary: String,
+    pub library: String,
+    /// " (for libwasmvm.so)" when a library needs it, not the binary itself.
+    pub through: String,
+    pub lib_dir: String,
+    pub lib_dir_note: &'static str,
+    pub searched: String,
+}
+
+/// A symbol version the library the loader finds does not define.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{binary} needs {version} from {file}{through}, and {found} {provides}")]
+pub struct VersionMissing {
+    pub binary: String,
+    pub version: String,
+    pub file: String,
+    pub through: String,
+    /// Where the loader finds `file`.
+    pub found: String,
+    /// "provides at most GLIBC_2.36", or "does not define it".
+    pub provides: String,
 }

@@ -30,7 +30,7 @@ mod fuzz;
 #[cfg(test)]
 mod tests;
 
-pub use error::NotReady;
+pub use error::{LibraryMissing, NotReady, VersionMissing};
 pub use run::{Exit, Launched, Launcher, Ran, run_version, run_version_with};
 pub use warm::{Warmed, warm};
 

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::elf::{self, Ident, Object};
+use super::error::{LibraryMissing, VersionMissing};
 use super::{NotReady, Target, ldcache};
 
 /// Libraries loaded at most: a real node binary needs a handful.
@@ -140,14 +141,14 @@ impl<'a> Search<'a> {
         } else {
             " (which does not exist)"
         };
-        Err(NotReady::LibraryMissing {
+        Err(NotReady::LibraryMissing(Box::new(LibraryMissing {
             binary: self.binary.to_string(),
             library: crate::output::escape_controls(name).into_owned(),
             through: self.through(i),
             lib_dir: self.t.show(self.t.lib_dir),
             lib_dir_note,
             searched: searched.join(", "),
-        })
+        })))
     }
 
     /// The directories searched before the cache, in order, naming each kind in `searched`.
@@ -235,14 +236,14 @@ impl<'a> Search<'a> {
                 };
                 for v in need.versions.iter().filter(|v| !v.weak) {
                     if !defined.contains(&v.name) {
-                        return Err(NotReady::VersionMissing {
+                        return Err(NotReady::VersionMissing(Box::new(VersionMissing {
                             binary: self.binary.to_string(),
                             version: v.name.clone(),
                             file: need.file.clone(),
                             through: self.through(i),
                             found: self.t.show(&self.loaded[k].path),
                             provides: provides(&v.name, defined),
-                        });
+                        })));
                     }
                 }
             }
