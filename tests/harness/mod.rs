@@ -384,3 +384,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+impl Home {
+    /// The proposals in their voting period the simulated chain serves for the gov `Proposals`
+    /// query (`data/sim-proposals.json`): objects `{"id", "name", "height", "info", "title",
+    /// "legacy", "voting_end"}` (`legacy`: a `SoftwareUpgradeProposal` content rather than a
+    /// `MsgSoftwareUpgrade`; `voting_end`: Unix seconds). Written whole (a rename), so a running
+    /// node reads the old list or the new.
+    #[allow(dead_code)] // until the background planner's tests use it
+    pub fn proposals(&self, proposals: &[Value]) {
+        let tmp = self.data().join(".sim-proposals.json.tmp");
+        std::fs::write(&tmp, Value::from(proposals.to_vec()).to_string()).unwrap();
+        std::fs::rename(&tmp, self.data().join("sim-proposals.json")).unwrap();
+    }
+}

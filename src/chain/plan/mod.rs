@@ -54,14 +54,14 @@ pub enum PlanError {
         variable: &'static str,
         source: DecodeError,
     },
-    /// A `Proposals` answer came but does not decode.
+    /// A `Proposals` answer came but does not decode (boxed: the rare path).
     #[error(
         "the gov Proposals answer of {from} ({variable}) cannot be read: {source}; is {variable} the node's own address?"
     )]
     ProposalsUnreadable {
         from: String,
         variable: &'static str,
-        source: ProposalError,
+        source: Box<ProposalError>,
     },
     /// Neither way answered: both addresses and what each said (boxed: the errors are large
     /// and this is the rare path).

@@ -1,5 +1,6 @@
 //! What one version of the simulator is (`sim.json`) and what it keeps on disk: the plans
-//! governance passed (`data/sim-chain.json`) and its state (`data/sim-state.json`).
+//! governance passed (`data/sim-chain.json`), the proposals in their voting period
+//! (`data/sim-proposals.json`) and its state (`data/sim-state.json`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,6 +52,11 @@ pub(crate) struct SimConfig {
     pub(crate) lie_from_height: Option<u64>,
     pub(crate) lie_height: Value,
     pub(crate) lie_ms: u64,
+    /// Serve gov v1's `Proposals` (SDK 0.46 and later); false answers it as a v0.45 chain
+    /// does — gRPC UNIMPLEMENTED, abci_query "unknown query path" — and only v1beta1 serves.
+    pub(crate) gov_v1: bool,
+    /// At most this many proposals a page (0: as the request asks, 100 by default).
+    pub(crate) gov_page_size: u64,
 }
 
 impl Default for SimConfig {
@@ -83,6 +89,8 @@ impl Default for SimConfig {
             lie_from_height: None,
             lie_height: Value::Null,
             lie_ms: 0,
+            gov_v1: true,
+            gov_page_size: 0,
         }
     }
 }
@@ -93,6 +101,24 @@ pub(crate) struct ChainPlan {
     pub(crate) height: u64,
     #[serde(default)]
     pub(crate) info: String,
+}
+
+/// A proposal in its voting period that carries a software upgrade: a `MsgSoftwareUpgrade`,
+/// or (`legacy`) a `SoftwareUpgradeProposal` content in a `MsgExecLegacyContent`. gov v1beta1
+/// serves every one as that content. `voting_end`: Unix seconds.
+#[derive(Deserialize, Clone)]
+pub(crate) struct SimProposal {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    pub(crate) height: u64,
+    #[serde(default)]
+    pub(crate) info: String,
+    #[serde(default)]
+    pub(crate) title: String,
+    #[serde(default)]
+    pub(crate) legacy: bool,
+    #[serde(default)]
+    pub(crate) voting_end: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]

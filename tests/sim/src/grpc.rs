@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::gov;
 use crate::node::Node;
 
 const METHOD: &str = "/cosmos.upgrade.v1beta1.Query/CurrentPlan";
@@ -11,8 +12,8 @@ const METHOD: &str = "/cosmos.upgrade.v1beta1.Query/CurrentPlan";
 /// the chain has not applied or passed (empty when there is none).
 pub fn current_plan(node: &Node) -> Vec<u8> {
     let state = node.state.lock().unwrap();
-    let mut plans: Vec<_> = node
-        .chain
+    let all = node.plans();
+    let mut plans: Vec<_> = all
         .iter()
         .filter(|p| !state.applied.contains(&p.name) && p.height > state.height)
         .collect();
@@ -20,24 +21,33 @@ pub fn current_plan(node: &Node) -> Vec<u8> {
     let Some(plan) = plans.first() else {
         return Vec::new();
     };
+    let mut response = Vec::new();
+    bytes_field(
+        &mut response,
+        1,
+        &plan_message(&plan.name, plan.height, &plan.info),
+    );
+    response
+}
+
+/// A `Plan` as the SDK encodes a height-based one.
+pub(crate) fn plan_message(name: &str, height: u64, info: &str) -> Vec<u8> {
     // gogoproto writes the zero time as Timestamp{seconds: -62135596800}.
     let mut time = Vec::new();
     varint(&mut time, 1 << 3);
     varint(&mut time, (-62_135_596_800i64) as u64);
     let mut message = Vec::new();
-    bytes_field(&mut message, 1, plan.name.as_bytes());
+    bytes_field(&mut message, 1, name.as_bytes());
     bytes_field(&mut message, 2, &time);
     varint(&mut message, 3 << 3);
-    varint(&mut message, plan.height);
-    if !plan.info.is_empty() {
-        bytes_field(&mut message, 4, plan.info.as_bytes());
+    varint(&mut message, height);
+    if !info.is_empty() {
+        bytes_field(&mut message, 4, info.as_bytes());
     }
-    let mut response = Vec::new();
-    bytes_field(&mut response, 1, &message);
-    response
+    message
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -45,7 +55,7 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn bytes_field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
+pub(crate) fn bytes_field(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
     varint(out, number << 3 | 2);
     varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
@@ -97,7 +107,7 @@ pub fn serve(node: Arc<Node>) {
                     return;
                 };
                 while let Some(Ok((request, mut respond))) = connection.accept().await {
-                    let known = request.uri().path() == METHOD;
+                    let method = request.uri().path().to_string();
                     let node = node.clone();
                     if let Some(code) = node.cfg.grpc_error {
                         // A failure comes as headers only ("Trailers-Only").
@@ -112,6 +122,7 @@ pub fn serve(node: Arc<Node>) {
                         continue;
                     }
                     tokio::spawn(async move {
+                        let request = read_body(request.into_body()).await;
                         let head = http::Response::builder()
                             .status(200)
                             .header("content-type", "application/grpc")
@@ -121,17 +132,19 @@ pub fn serve(node: Arc<Node>) {
                             return;
                         };
                         let mut trailers = http::HeaderMap::new();
-                        if known {
-                            let message = current_plan(&node);
-                            node.event(serde_json::json!({"event": "grpc-query", "method": METHOD, "bytes": message.len()}));
-                            let mut frame = vec![0u8];
-                            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-                            frame.extend_from_slice(&message);
-                            let _ = send.send_data(frame.into(), false);
-                            trailers.insert("grpc-status", "0".parse().unwrap());
-                        } else {
-                            trailers.insert("grpc-status", "12".parse().unwrap());
-                            trailers.insert("grpc-message", "unknown%20method".parse().unwrap());
+                        match answer(&node, &method, &request) {
+                            Ok(message) => {
+                                node.event(serde_json::json!({"event": "grpc-query", "method": method, "bytes": message.len()}));
+                                let mut frame = vec![0u8];
+                                frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+                                frame.extend_from_slice(&message);
+                                let _ = send.send_data(frame.into(), false);
+                                trailers.insert("grpc-status", "0".parse().unwrap());
+                            }
+                            Err(text) => {
+                                trailers.insert("grpc-status", "12".parse().unwrap());
+                                trailers.insert("grpc-message", text.parse().unwrap());
+                            }
                         }
                         let _ = send.send_trailers(trailers);
                     });
@@ -139,4 +152,30 @@ pub fn serve(node: Arc<Node>) {
             });
         }
     });
+}
+
+/// The answer to one call: the message, or the (percent-encoded) text of UNIMPLEMENTED.
+fn answer(node: &Node, method: &str, request: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if method == METHOD {
+        return Ok(current_plan(node));
+    }
+    match gov::answer(node, method, request) {
+        Some(Ok(message)) => Ok(message),
+        // grpc-go's answer for a service the server does not register.
+        Some(Err(gov::Unknown)) => Err("unknown%20service%20cosmos.gov.v1.Query"),
+        None => Err("unknown%20method"),
+    }
+}
+
+/// The request's one message, unframed (empty when it is not one message).
+async fn read_body(mut body: h2::RecvStream) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > 1 << 20 {
+            break;
+        }
+    }
+    bytes.get(5..).map(<[u8]>::to_vec).unwrap_or_default()
 }

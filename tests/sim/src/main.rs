@@ -3,14 +3,19 @@
 //! It behaves like a real node where a supervisor can see it:
 //! - keeps its height in `<home>/data/sim-state.json` and commits a block every `block_ms`,
 //!   recording what it signed in `data/priv_validator_state.json` as CometBFT does;
-//! - serves CometBFT-shaped `/status`, `/block` (the block store's height), `/abci_info` (the
-//!   application's height) and `/abci_query` (the upgrade module's `CurrentPlan`) JSON on
-//!   `127.0.0.1:<rpc_port>`, and that query over gRPC on `127.0.0.1:<grpc_port>`;
+//! - serves CometBFT-shaped `/status` (with the latest block's time), `/block` (the block
+//!   store's height; `?height=h`, that block's header, its time `block_ms` × h after genesis),
+//!   `/abci_info` (the application's height) and `/abci_query` (the upgrade module's
+//!   `CurrentPlan`, the gov module's `Proposals` from `data/sim-proposals.json`, v1 unless
+//!   `gov_v1` is false, and v1beta1, `gov_page_size` a page) JSON on `127.0.0.1:<rpc_port>`,
+//!   and those queries over gRPC on `127.0.0.1:<grpc_port>`;
 //! - honours `--halt-height X` the way each Cosmos SDK line does (`sdk_halt`):
 //!   `before` (v0.50.10 and later) commits X - 1, stores block X, fails to execute it and stays
 //!   up; `stay-after` (v0.50.0 to v0.50.9) commits X, fails at X + 1 and stays up; `exit-after`
 //!   (v0.47 and earlier) commits X, then exits 0 after a short shutdown;
-//! - at the height of a plan in `<home>/data/sim-chain.json` that it has no handler for, writes
+//! - at the height of a plan in `<home>/data/sim-chain.json` (read again for every block and
+//!   every query: a test may add, replace or cancel a plan while it runs) that it has no
+//!   handler for, writes
 //!   `data/upgrade-info.json` as x/upgrade does (truncate, then write), logs
 //!   `UPGRADE "<name>" NEEDED at height: <h>: <info>`, then exits or stays alive failed;
 //! - refuses to start on data migrated by a newer version, or before its own upgrade height;
@@ -24,6 +29,7 @@
 //! CLOCK_MONOTONIC timestamp, for the tests to read.
 
 mod config;
+mod gov;
 mod grpc;
 mod node;
 mod rpc;

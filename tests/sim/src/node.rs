@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::config::{ChainPlan, SimConfig, State};
+use crate::config::{Chain, ChainPlan, SimConfig, SimProposal, State};
 
 pub(crate) fn monotonic_ns() -> u64 {
     let ts =
@@ -21,8 +21,12 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 pub(crate) struct Node {
     pub(crate) cfg: SimConfig,
-    /// The plans governance passed (`data/sim-chain.json`).
-    pub(crate) chain: Vec<ChainPlan>,
+    /// The plans governance passed, as last read from `data/sim-chain.json` (see `plans`).
+    pub(crate) chain: Mutex<Vec<ChainPlan>>,
+    /// The proposals in voting, as last read from `data/sim-proposals.json`.
+    pub(crate) proposals: Mutex<Vec<SimProposal>>,
+    /// The time of block 0 (Unix ms), so that block h is `block_ms` × h later.
+    pub(crate) genesis_ms: i64,
     pub(crate) data: PathBuf,
     /// Where the event log is (`<home>`).
     pub(crate) home: PathBuf,
@@ -37,6 +41,57 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// The plans governance passed, as `data/sim-chain.json` holds them now: a test may add,
+    /// replace or cancel one while the node runs, and the CurrentPlan answers and the halt
+    /// follow. No file: no plan; a file that does not parse (half written): the last read.
+    pub(crate) fn plans(&self) -> Vec<ChainPlan> {
+        let mut last = self.chain.lock().unwrap();
+        let now = match fs::read(self.data.join("sim-chain.json")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(_) => return last.clone(),
+            Ok(bytes) => match serde_json::from_slice::<Chain>(&bytes) {
+                Ok(chain) => chain.plans,
+                Err(_) => return last.clone(),
+            },
+        };
+        let names = |plans: &[ChainPlan]| -> Vec<(String, u64, String)> {
+            plans
+                .iter()
+                .map(|p| (p.name.clone(), p.height, p.info.clone()))
+                .collect()
+        };
+        if names(&now) != names(&last) {
+            let plans: Vec<Value> = now
+                .iter()
+                .map(|p| json!({"name": p.name, "height": p.height}))
+                .collect();
+            self.event(json!({"event": "chain-plans", "plans": plans}));
+            *last = now;
+        }
+        last.clone()
+    }
+
+    /// The proposals in their voting period, as `data/sim-proposals.json` holds them now (a
+    /// JSON list); as `plans`, no file is none and a file that does not parse the last read.
+    pub(crate) fn proposals(&self) -> Vec<SimProposal> {
+        let mut last = self.proposals.lock().unwrap();
+        match fs::read(self.data.join("sim-proposals.json")) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => last.clear(),
+            Err(_) => {}
+            Ok(bytes) => {
+                if let Ok(list) = serde_json::from_slice(&bytes) {
+                    *last = list;
+                }
+            }
+        }
+        last.clone()
+    }
+
+    /// Block `h`'s time (Unix ms).
+    pub(crate) fn block_time_ms(&self, h: u64) -> i64 {
+        self.genesis_ms + (h as i64).saturating_mul(self.cfg.block_ms as i64)
+    }
+
     /// Publishes the application's and the block store's heights.
     pub(crate) fn set_heights(&self, app: u64, stored: u64) {
         let mut heights = self.heights.lock().unwrap();

@@ -1,5 +1,7 @@
-//! The CometBFT-shaped JSON RPC: `/status`, `/block`, `/abci_info` and `/abci_query` (the
-//! upgrade module's `CurrentPlan`), one connection per request.
+//! The CometBFT-shaped JSON RPC: `/status` (with the latest block's time), `/block` (the block
+//! store's height; with `?height=h`, that block's header and time), `/abci_info` and
+//! `/abci_query` (the upgrade module's `CurrentPlan`, the gov module's `Proposals`), one
+//! connection per request.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::node::Node;
-use crate::{die, grpc};
+use crate::{die, gov, grpc};
 
 /// The node's P2P id: 20 bytes in hex, as CometBFT derives from `config/node_key.json`; here
 /// from the home folder, so every version of one home is the same node.
@@ -63,13 +65,17 @@ fn answer(node: &Node, mut stream: TcpStream) {
     let (app, stored) = node.reported();
     let route = path.split('?').next().unwrap_or("");
     let body = match route {
-        "/status" => json!({"jsonrpc": "2.0", "id": -1, "result": {
-            "node_info": {"id": node_id(&node.home), "network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
-            "sync_info": {"latest_block_height": stored.to_string(), "catching_up": false},
-        }}),
-        "/block" => {
-            json!({"jsonrpc": "2.0", "id": -1, "result": {"block": {"header": {"height": stored.to_string(), "chain_id": "sim-1"}}}})
-        }
+        "/status" => status(node, stored),
+        "/block" => match query(path, "height") {
+            None => {
+                json!({"jsonrpc": "2.0", "id": -1, "result": {"block": {"header": {"height": stored.to_string(), "chain_id": "sim-1"}}}})
+            }
+            Some(h) => match h.trim_matches('"').parse::<u64>() {
+                Ok(h) if h >= 1 && h <= stored => block(node, h),
+                // As CometBFT refuses a height it does not hold.
+                _ => return refuse_height(&mut stream, h, stored),
+            },
+        },
         "/abci_query"
             if path.contains("cosmos.upgrade.v1beta1.Query%2FCurrentPlan")
                 || path.contains("cosmos.upgrade.v1beta1.Query/CurrentPlan") =>
@@ -81,6 +87,9 @@ fn answer(node: &Node, mut stream: TcpStream) {
                 response["value"] = json!(grpc::base64(&message));
             }
             json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}})
+        }
+        "/abci_query" if abci_method(path).is_some_and(|m| m == gov::V1 || m == gov::V1BETA1) => {
+            gov_query(node, path, app)
         }
         // Amino JSON leaves out zero values, as CometBFT does.
         "/abci_info" => {
@@ -105,6 +114,120 @@ fn answer(node: &Node, mut stream: TcpStream) {
     let _ = write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// `/block?height=h`: that block's header, its time `block_ms` × h after genesis.
+fn block(node: &Node, h: u64) -> serde_json::Value {
+    json!({"jsonrpc": "2.0", "id": -1, "result": {
+        "block_id": {"hash": format!("{h:064X}"), "parts": {"total": 1, "hash": format!("{h:064X}")}},
+        "block": {"header": {"version": {"block": "11", "app": "0"}, "chain_id": "sim-1",
+            "height": h.to_string(), "time": rfc3339(node.block_time_ms(h))},
+            "data": {"txs": []}, "evidence": {"evidence": []}}}})
+}
+
+/// The value of `name` in the query string of `path` (as sent: not decoded).
+fn query<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    path.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The gRPC method an `abci_query` path names: `path="/cosmos.gov.v1.Query/Proposals"`, quoted
+/// with `%22` or `"`, slashes plain or `%2F`.
+fn abci_method(path: &str) -> Option<String> {
+    let raw = query(path, "path")?;
+    let method = raw
+        .replace("%22", "")
+        .replace('"', "")
+        .replace("%2F", "/")
+        .replace("%2f", "/");
+    Some(method)
+}
+
+/// `0x`-prefixed hex, as CometBFT's URI form takes bytes.
+fn hex(text: &str) -> Option<Vec<u8>> {
+    let digits = text.strip_prefix("0x")?;
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Unix milliseconds as CometBFT writes a time: RFC 3339 in UTC, the fraction's trailing zeros
+/// dropped (Go's `RFC3339Nano`).
+fn rfc3339(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000,
+    );
+    let mut text = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}");
+    if milli > 0 {
+        text.push_str(format!(".{milli:03}").trim_end_matches('0'));
+    }
+    text.push('Z');
+    text
+}
+
+/// `/status`: the node, and the latest block with its time (the earliest too, once there is one).
+fn status(node: &Node, stored: u64) -> serde_json::Value {
+    let mut sync = json!({"latest_block_height": stored.to_string(), "catching_up": false});
+    if stored > 0 {
+        sync["latest_block_time"] = json!(rfc3339(node.block_time_ms(stored)));
+        sync["earliest_block_height"] = json!("1");
+        sync["earliest_block_time"] = json!(rfc3339(node.block_time_ms(1)));
+    }
+    json!({"jsonrpc": "2.0", "id": -1, "result": {
+        "node_info": {"id": node_id(&node.home), "network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
+        "sync_info": sync,
+    }})
+}
+
+/// `/abci_query` of a gov `Proposals` query, as CometBFT v0.38 writes the `ResponseQuery`.
+fn gov_query(node: &Node, path: &str, app: u64) -> serde_json::Value {
+    let method = abci_method(path).unwrap_or_default();
+    let data = query(path, "data").and_then(hex).unwrap_or_default();
+    let response = match gov::answer(node, &method, &data) {
+        Some(Ok(message)) => {
+            node.event(json!({"event": "abci-query", "method": method, "bytes": message.len()}));
+            let mut r = json!({"code": 0, "log": "", "info": "", "index": "0", "key": null,
+                "value": null, "proofOps": null, "height": app.to_string(), "codespace": ""});
+            if !message.is_empty() {
+                r["value"] = json!(grpc::base64(&message));
+            }
+            r
+        }
+        // The SDK's answer for a query path it has no route for.
+        _ => json!({"code": 6, "log": "unknown query path: unknown request", "info": "",
+            "index": "0", "key": null, "value": null, "proofOps": null,
+            "height": app.to_string(), "codespace": "sdk"}),
+    };
+    json!({"jsonrpc": "2.0", "id": -1, "result": {"response": response}})
+}
+
+/// CometBFT's refusal of `/block?height=h` beyond its store.
+fn refuse_height(stream: &mut TcpStream, h: &str, stored: u64) {
+    let body = json!({"jsonrpc": "2.0", "id": -1, "error": {"code": -32603, "message": "Internal error",
+        "data": format!("height {h} must be less than or equal to the current blockchain height {stored}")}})
+    .to_string();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
 }

@@ -34,7 +34,6 @@ pub(crate) fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         ordinal: cfg.ordinal,
         ..State::default()
     });
-    let chain: Chain = read_json(&data.join("sim-chain.json")).unwrap_or_default();
     let halt = Halt {
         height: flag_value(&args, "--halt-height")
             .and_then(|v| v.parse().ok())
@@ -42,7 +41,10 @@ pub(crate) fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
         skips: skip_heights(&args),
     };
 
-    let node = new_node(&cfg, &home, &data, &chain, &state);
+    let node = new_node(&cfg, &home, &data, &state);
+    let chain = Chain {
+        plans: node.plans(),
+    };
     node.event(json!({
         "event": "start",
         "args": args,
@@ -60,7 +62,7 @@ pub(crate) fn start(cfg: SimConfig, args: Vec<String>, born: u64) {
     );
     refuse_what_a_node_refuses(&node, &state, &chain);
     spawn_helpers(&node, signals);
-    commit_blocks(&node, &chain, &halt)
+    commit_blocks(&node, &halt)
 }
 
 /// Blocks the handled signals in every thread; one thread takes them with sigwait.
@@ -87,11 +89,17 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
-fn new_node(cfg: &SimConfig, home: &Path, data: &Path, chain: &Chain, state: &State) -> Arc<Node> {
+fn new_node(cfg: &SimConfig, home: &Path, data: &Path, state: &State) -> Arc<Node> {
     let earlier_runs = previous_starts(home, &cfg.version);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let chain: Chain = read_json(&data.join("sim-chain.json")).unwrap_or_default();
     Arc::new(Node {
         cfg: cfg.clone(),
-        chain: chain.plans.clone(),
+        chain: Mutex::new(chain.plans),
+        proposals: Mutex::new(Vec::new()),
+        genesis_ms: now_ms - (state.height as i64).saturating_mul(cfg.block_ms as i64),
         data: data.to_path_buf(),
         home: home.to_path_buf(),
         heights: Mutex::new(vec![(Instant::now(), state.height, state.height)]),
@@ -182,8 +190,9 @@ fn spawn_helpers(node: &Arc<Node>, signals: SigSet) {
     }
 }
 
-/// Commits a block every `block_ms` until the node halts, exits or its data folder goes.
-fn commit_blocks(node: &Node, chain: &Chain, halt: &Halt) -> ! {
+/// Commits a block every `block_ms` until the node halts, exits or its data folder goes. The
+/// plans are read again for every block: one cancelled while the node runs does not halt it.
+fn commit_blocks(node: &Node, halt: &Halt) -> ! {
     let cfg = &node.cfg;
     let block = Duration::from_millis(cfg.block_ms);
     let mut next = Instant::now() + block;
@@ -214,7 +223,8 @@ fn commit_blocks(node: &Node, chain: &Chain, halt: &Halt) -> ! {
             drop(state);
             node.stay_failed();
         }
-        if let Some(plan) = chain.plans.iter().find(|p| {
+        let plans = node.plans();
+        if let Some(plan) = plans.iter().find(|p| {
             p.height == h && !state.applied.contains(&p.name) && !halt.skips.contains(&p.height)
         }) {
             if cfg.handles.as_deref() == Some(plan.name.as_str()) {

@@ -133,7 +133,7 @@ fn answer(
         Err(source) => Err(PlanError::ProposalsUnreadable {
             from,
             variable,
-            source,
+            source: Box::new(source),
         }),
     }
 }
