@@ -2,12 +2,13 @@
 //! right moment and switches binaries atomically.
 //!
 //! The binary is a thin layer over these modules. Dependencies point one way:
-//! `cli` → `supervisor` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin` → `config`
-//! and the leaf utilities (`fs`, `cancel`, `clock`, `duration`, `kill_hook`, `output`, `logging`,
-//! `observe`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
+//! `cli` → `supervisor` → `ahead` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin`,
+//! `preflight` → `config` and the leaf utilities (`fs`, `cancel`, `clock`, `duration`,
+//! `kill_hook`, `output`, `logging`, `observe`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
 //! what happens and knows nothing of how; `chain` reads the chain and knows nothing of how the
 //! node is run.
 
+pub(crate) mod ahead;
 pub(crate) mod artifact;
 pub mod cancel;
 pub(crate) mod chain;

@@ -365,7 +365,11 @@ fn plugin_command(setup: Setup, plugins: Option<PathBuf>, action: PluginCmd) -> 
 
 /// `run`: the supervisor, whose error is logged as well as printed.
 fn run(cfg: Config, args: Vec<String>) -> i32 {
-    match crate::supervisor::run(cfg, args) {
+    let status = {
+        let cfg = cfg.clone();
+        Box::new(move || status::document(&cfg)) as crate::supervisor::StatusSource
+    };
+    match crate::supervisor::run(cfg, args, Some(status)) {
         Ok(status) => status,
         Err(e) => {
             tracing::error!("{e}");

@@ -7,6 +7,8 @@ mod text;
 
 use std::path::PathBuf;
 
+use crate::ahead::Source;
+use crate::ahead::record::{ChainSeen, Entry, Record};
 use crate::config::Config;
 use crate::output;
 use crate::supervisor::decide::Files;
@@ -33,6 +35,48 @@ pub struct Status {
     /// Upgrades whose new binary failed and was rolled back, newest last.
     pub failed_upgrades: Vec<Failed>,
     pub supervisor_pid: Option<i32>,
+    /// What the supervisor knows of the upcoming upgrades (`None`: no record of a planner).
+    pub ahead: Option<Ahead>,
+}
+
+/// The planner's record, as of now: plans the tree has applied since are left out, and ETAs
+/// count down from the record's time.
+pub struct Ahead {
+    pub as_of_unix: u64,
+    /// Written by the supervisor that runs now (else by one that stopped).
+    pub live: bool,
+    pub plan_poll: String,
+    pub chain: ChainSeen,
+    pub upcoming: Vec<Entry>,
+}
+
+impl Ahead {
+    fn read(layout: &Layout, files: &Files, supervisor: Option<i32>) -> Option<Ahead> {
+        let record = Record::read(&layout.root).ok().flatten()?;
+        let now = crate::clock::unix_secs();
+        let applied_height = files.applied.as_ref().map_or(0, |p| p.height);
+        let upcoming = record
+            .upcoming
+            .into_iter()
+            .filter(|e| e.height > applied_height)
+            .map(|e| Entry {
+                eta_seconds: e.eta_at(record.written_unix, now),
+                ..e
+            })
+            .collect();
+        Some(Ahead {
+            as_of_unix: record.written_unix,
+            live: supervisor.is_some_and(|pid| pid <= 0 || pid as u32 == record.supervisor_pid),
+            plan_poll: record.plan_poll,
+            chain: record.chain,
+            upcoming,
+        })
+    }
+
+    /// The next upgrade that will happen (not a proposal).
+    pub fn next(&self) -> Option<&Entry> {
+        self.upcoming.iter().find(|e| e.source != Source::Proposal)
+    }
 }
 
 pub struct CurrentBinary {
@@ -133,6 +177,7 @@ impl Status {
             )
         });
         let current = &files.current;
+        let supervisor_pid = lock::holder(&layout.root, &layout.root_path);
         Ok(Status {
             daemon_home: cfg.home.clone(),
             current: CurrentBinary {
@@ -149,21 +194,24 @@ impl Status {
             last_upgrade: journal.last.map(LastUpgrade::new),
             rollback_in_progress: journal.rollback,
             failed_upgrades: journal.failed,
-            supervisor_pid: lock::holder(&layout.root, &layout.root_path),
+            supervisor_pid,
+            ahead: Ahead::read(&layout, &files, supervisor_pid),
         })
     }
 }
 
+/// The `status --json` document, as `GET /status` on the metrics address answers it.
+pub fn document(cfg: &Config) -> Result<String, String> {
+    let status = Status::collect(cfg)?;
+    StatusV1::from(&status).to_json().map_err(|e| e.to_string())
+}
+
 /// Prints the status: the JSON of [`StatusV1`] (documented in `docs/status-json.md`) or text.
 pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
-    let status = Status::collect(cfg)?;
     if as_json {
-        let text = StatusV1::from(&status)
-            .to_json()
-            .map_err(|e| e.to_string())?;
-        return output::line(text);
+        return output::line(document(cfg)?);
     }
-    output::text(status.text())
+    output::text(Status::collect(cfg)?.text())
 }
 
 #[cfg(test)]

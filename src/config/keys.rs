@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::loader::Loader;
+use super::loader::{Loader, RawValue};
 use super::values::{Endpoint, GrpcAddress, HaltHeight, OnFailedUpgrade, WatchMode};
 use super::{Config, DEFAULT_GRPC_ADDRESS, DEFAULT_POLL_INTERVAL, DEFAULT_RPC_ADDRESS};
 use super::{DEFAULT_SHUTDOWN_GRACE, Draft};
@@ -373,7 +373,70 @@ pub(super) const KEYS: &[Key] = &[
                 .and_then(|p| text(p.display().to_string()))
         },
     },
+    Key {
+        name: "WASMVISOR_PLAN_POLL",
+        read: |l, d| d.plan_poll = plan_poll(l),
+        show: |c| c.plan_poll.map_or("off".into(), duration::format),
+        pin: |c| text(c.plan_poll.map_or("off".into(), duration::format)),
+    },
+    Key {
+        name: "WASMVISOR_PREFLIGHT_ARGS",
+        read: |l, d| {
+            if let Some(s) = l.string("WASMVISOR_PREFLIGHT_ARGS") {
+                d.preflight_args = preflight_args(&s);
+            }
+        },
+        show: |c| show_preflight_args(&c.preflight_args),
+        pin: |c| Some(toml::Value::String(show_preflight_args(&c.preflight_args))),
+    },
+    Key {
+        name: "WASMVISOR_PREPARE_PROPOSED",
+        read: |l, d| d.prepare_proposed = l.boolean("WASMVISOR_PREPARE_PROPOSED", false),
+        show: |c| c.prepare_proposed.to_string(),
+        pin: |c| flag(c.prepare_proposed),
+    },
 ];
+
+/// The shortest `WASMVISOR_PLAN_POLL`: the node's RPC serves the validator first.
+const MIN_PLAN_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `WASMVISOR_PLAN_POLL`: a duration, or `off`.
+fn plan_poll(l: &mut Loader<'_>) -> Option<std::time::Duration> {
+    const KEY: &str = "WASMVISOR_PLAN_POLL";
+    match l.raw(KEY).map(|r| r.value) {
+        None => return Some(super::DEFAULT_PLAN_POLL),
+        Some(RawValue::Str(s)) if s.eq_ignore_ascii_case("off") => return None,
+        Some(_) => {}
+    }
+    let every = l.duration(KEY)?;
+    if every < MIN_PLAN_POLL {
+        l.fail(
+            KEY,
+            format!(
+                "{} is too often to ask the node (at least {}); give a longer duration such as 1m, or `off`",
+                duration::format(every),
+                duration::format(MIN_PLAN_POLL)
+            ),
+        );
+    }
+    Some(every)
+}
+
+/// `WASMVISOR_PREFLIGHT_ARGS`: the arguments, split at white space; `off` (or nothing) runs
+/// no check.
+fn preflight_args(s: &str) -> Vec<String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Vec::new();
+    }
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn show_preflight_args(args: &[String]) -> String {
+    match args.is_empty() {
+        true => "off".into(),
+        false => args.join(" "),
+    }
+}
 
 /// `COSMOVISOR_TIMEFORMAT_LOGS`: set-but-empty in the environment means "no timestamp".
 fn time_format(loader: &mut Loader<'_>) -> Option<TimeFormat> {

@@ -32,6 +32,11 @@ pub const DEFAULT_BACKUP_KEEP: u32 = 3;
 /// How long an upgraded node must run, with no health check configured, before its upgrade is
 /// considered good.
 pub const DEFAULT_PROBATION: Duration = Duration::from_secs(60);
+/// How often the chain is asked for its next upgrades when `WASMVISOR_PLAN_POLL` is not set.
+pub const DEFAULT_PLAN_POLL: Duration = Duration::from_secs(60);
+/// What a staged binary is run with to check that it runs, when `WASMVISOR_PREFLIGHT_ARGS` is
+/// not set.
+pub const DEFAULT_PREFLIGHT_ARGS: &str = "version";
 /// Crash restarts within this window count towards `WASMVISOR_MAX_RESTARTS`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
 
@@ -67,6 +72,13 @@ pub struct Config {
     pub metrics: Option<Endpoint>,
     /// `WASMVISOR_PLUGINS`: the plugin configuration, when set explicitly.
     pub plugins_file: Option<PathBuf>,
+    /// `WASMVISOR_PLAN_POLL`: how often the chain is asked for its next upgrades (`None`: off).
+    pub plan_poll: Option<Duration>,
+    /// `WASMVISOR_PREFLIGHT_ARGS`: what a staged binary is run with to check it runs (empty:
+    /// the run is not checked).
+    pub preflight_args: Vec<String>,
+    /// `WASMVISOR_PREPARE_PROPOSED`: also prepare the upgrades of proposals still in voting.
+    pub prepare_proposed: bool,
     /// `WASMVISOR_PLUGIN_CACHE`: where compiled plugins are kept, when set explicitly.
     pub plugin_cache: Option<PathBuf>,
     /// Where the values came from, for `config`.
@@ -104,6 +116,9 @@ pub(super) struct Draft {
     metrics: Option<Endpoint>,
     plugins_file: Option<PathBuf>,
     plugin_cache: Option<PathBuf>,
+    plan_poll: Option<Duration>,
+    preflight_args: Vec<String>,
+    prepare_proposed: bool,
 }
 
 /// The values a configuration cannot do without, once read.
@@ -147,6 +162,9 @@ impl Draft {
             metrics: None,
             plugins_file: None,
             plugin_cache: None,
+            plan_poll: Some(DEFAULT_PLAN_POLL),
+            preflight_args: vec![DEFAULT_PREFLIGHT_ARGS.into()],
+            prepare_proposed: false,
         }
     }
 
@@ -182,6 +200,9 @@ impl Draft {
             metrics: self.metrics,
             plugins_file: self.plugins_file,
             plugin_cache: self.plugin_cache,
+            plan_poll: self.plan_poll,
+            preflight_args: self.preflight_args,
+            prepare_proposed: self.prepare_proposed,
             file: file.map(Path::to_path_buf),
         }
     }

@@ -99,21 +99,23 @@ pub fn run_version(
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<Ran, NotReady> {
-    run_version_with(&Direct, binary, args, env, timeout, cancel)
+    run_version_with(&Direct, binary, None, args, env, timeout, cancel)
 }
 
 /// Runs `<binary> <args>` with wasmvisor's environment and `env` on top (the node's), stdin
 /// empty, in a fresh scratch folder removed afterwards. It must exit 0 within `timeout`; a
-/// stop request kills it at once.
+/// stop request kills it at once. Messages name the binary as `shown` (else its path).
 pub fn run_version_with(
     launcher: &dyn Launcher,
     binary: &Path,
+    shown: Option<&str>,
     args: &[String],
     env: &[(OsString, OsString)],
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<Ran, NotReady> {
-    let shown = crate::output::escape_controls(&binary.to_string_lossy()).into_owned();
+    let shown = crate::output::escape_controls(&shown.map_or(binary.to_string_lossy(), Into::into))
+        .into_owned();
     let command = crate::output::escape_controls(&args.join(" ")).into_owned();
     let (b, c) = (shown.clone(), command.clone());
     let cannot = move |error: io::Error| NotReady::CannotExec {

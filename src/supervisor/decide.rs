@@ -111,7 +111,12 @@ impl Snapshot<'_> {
 
     /// The lowest manual plan not yet settled.
     pub fn next_manual(&self) -> Option<&Plan> {
-        self.batch.iter().find(|p| self.settled(p).is_none())
+        self.pending_manual().next()
+    }
+
+    /// The manual plans not yet settled, lowest first.
+    pub fn pending_manual(&self) -> impl Iterator<Item = &Plan> {
+        self.batch.iter().filter(|p| self.settled(p).is_none())
     }
 
     pub fn decide(&self) -> Next {

@@ -34,6 +34,7 @@ use crate::observe::Observer;
 use crate::plugin::{Compile, HostConfig, PluginSet};
 use crate::tree::{Layout, Plan, Read, lock};
 use crate::upgrade::journal::Journal;
+use crate::upgrade::preflight::Checks;
 use crate::upgrade::{Outcome, Upgrade};
 use decide::{Files, Next, Settled};
 
@@ -86,7 +87,14 @@ pub struct Supervisor {
     deaths: VecDeque<Instant>,
     /// What systemd, Prometheus and the probes are told.
     observer: Observer,
+    /// The planner: the upcoming upgrades, prepared and checked ahead.
+    ahead: crate::ahead::Handle,
+    /// The preflights' results, shared with the planner.
+    checks: Arc<Checks>,
 }
+
+/// What `GET /status` on the metrics address answers: the `status --json` document.
+pub type StatusSource = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// Checks the configured plugins, so a broken configuration or plugin stops wasmvisor before it
 /// launches anything, and compiles them in the background: the node's launch does not wait for
@@ -112,7 +120,7 @@ fn load_plugins(
 
 /// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
 /// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
-pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
+pub fn run(cfg: Config, args: Vec<String>, status: Option<StatusSource>) -> Result<i32, RunError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -120,7 +128,7 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
             what: "cannot start the runtime".into(),
             source,
         })?;
-    let result = runtime.block_on(start(cfg, args));
+    let result = runtime.block_on(start(cfg, args, status));
     // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
     // hold the exit.
     runtime.shutdown_background();
@@ -129,7 +137,11 @@ pub fn run(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
 
 /// Opens the home (locked for this supervisor), starts what watches and serves it, loads the
 /// plugins, and supervises.
-async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
+async fn start(
+    cfg: Config,
+    args: Vec<String>,
+    status: Option<StatusSource>,
+) -> Result<i32, RunError> {
     let layout = Layout::open(&cfg)?;
     let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
     if let Some(why) = crate::tree::backup::left_aside(&cfg.home.join("data")) {
@@ -146,6 +158,9 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         );
     }
     let observer = observe(&cfg).await?;
+    if let Some(status) = status {
+        observer.set_status_source(status);
+    }
     // The run's plugin host tells the observer of every call and failed compilation.
     let host = {
         let (calls, compiles) = (observer.clone(), observer.clone());
@@ -184,9 +199,25 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
     };
     let plugins = loaded??;
     let seen = journal.state.seen.clone();
+    let checks = Arc::new(Checks::default());
+    let ahead = crate::ahead::spawn(crate::ahead::Context {
+        cfg: cfg.clone(),
+        plugins: plugins.clone(),
+        observer: observer.clone(),
+        checks: checks.clone(),
+        root: layout.root.try_clone().map_err(|source| RunError::Io {
+            what: "cosmovisor folder".into(),
+            source,
+        })?,
+        reaper: reaper.clone(),
+    });
     {
         let observer = observer.clone();
-        signals.on_stop(Box::new(move || observer.stopping()));
+        let stop_planner = ahead.stopper();
+        signals.on_stop(Box::new(move || {
+            stop_planner();
+            observer.stopping();
+        }));
     }
     let mut supervisor = Supervisor {
         observer: observer.clone(),
@@ -203,6 +234,8 @@ async fn start(cfg: Config, args: Vec<String>) -> Result<i32, RunError> {
         last_complaint: None,
         after_upgrade: None,
         deaths: VecDeque::new(),
+        ahead,
+        checks,
     };
     let status = supervisor.supervise().await;
     observer.finished();
@@ -227,6 +260,21 @@ async fn observe(cfg: &Config) -> Result<Observer, RunError> {
     }
     tokio::spawn(observer.clone().keepalive());
     Ok(observer)
+}
+
+/// The plans of the files that are still to come, for the planner.
+fn upcoming(snapshot: &decide::Snapshot<'_>) -> Vec<crate::ahead::Upcoming> {
+    use crate::ahead::{Source, Upcoming};
+    let mut list = Vec::new();
+    if let Some((plan, None)) = snapshot.governance() {
+        list.push(Upcoming::new(plan.clone(), Source::UpgradeInfo));
+    }
+    list.extend(
+        snapshot
+            .pending_manual()
+            .map(|p| Upcoming::new(p.clone(), Source::Manual)),
+    );
+    list
 }
 
 impl Supervisor {
@@ -285,6 +333,7 @@ impl Supervisor {
             reaper: &self.reaper,
             plugins: &self.plugins,
             observer: &self.observer,
+            checks: &self.checks,
         }
     }
 
@@ -304,10 +353,13 @@ impl Supervisor {
         {
             return self.await_new_binary(&plan, failed, node).await;
         }
+        // The planner's work in flight (a download for this very plan, perhaps) stops first.
+        let held = self.ahead.hold().await;
         let outcome = self
             .upgrade_context()
             .apply(plan.clone(), manual, node)
             .await;
+        drop(held);
         self.after_apply(plan, outcome).await
     }
 
@@ -368,6 +420,7 @@ impl Supervisor {
         }
         let chain_height = self.manual.known_height(&files.batch);
         let snapshot = files.snapshot(&self.skip_heights, chain_height, self.layout.names);
+        self.ahead.local(upcoming(&snapshot));
         self.observer.pending(match snapshot.governance() {
             Some((plan, None)) => Some((plan.name.as_str(), plan.height, "governance")),
             _ => snapshot

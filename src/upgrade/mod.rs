@@ -44,6 +44,7 @@ mod wait;
 pub mod journal;
 mod outcome;
 pub mod plugins;
+pub mod preflight;
 mod rollback;
 
 use std::path::{Path, PathBuf};
@@ -60,7 +61,7 @@ use crate::tree::{Layout, LayoutError, Plan};
 use crate::upgrade::journal::{Journal, Phase};
 pub use fetch::FetchError;
 pub use outcome::Outcome;
-pub use resolve::{prepare, request};
+pub use resolve::{prepare, prepare_until, request};
 pub use rollback::{
     EXIT_ROLLED_BACK, FailedBefore, OnDisk, failed_before, failed_before_blocking, short,
 };
@@ -138,6 +139,18 @@ pub enum UpgradeError {
         sha256: String,
         reason: String,
     },
+    #[error(
+        "upgrade {upgrade:?}: the staged binary would not run on this host: {reason}; `current` is unchanged (stage a binary that runs here, `wasmvisor add-upgrade {upgrade} <path> --force`, or install what it needs, then restart wasmvisor)"
+    )]
+    Preflight {
+        upgrade: String,
+        reason: crate::preflight::NotReady,
+    },
+    #[error("upgrade {upgrade:?}: the preflight could not run: {source}; `current` is unchanged")]
+    PreflightThread {
+        upgrade: String,
+        source: crate::plugin::ThreadError,
+    },
     #[error("upgrade {upgrade:?}: the rollback is not finished: {message}")]
     Rollback { upgrade: String, message: String },
 }
@@ -149,6 +162,7 @@ impl UpgradeError {
         matches!(
             self,
             UpgradeError::Refused { .. }
+                | UpgradeError::Preflight { .. }
                 | UpgradeError::Layout {
                     source: LayoutError::MissingBinary { .. }
                         | LayoutError::BadBinary { .. }
@@ -168,6 +182,7 @@ pub struct Upgrade<'a> {
     pub reaper: &'a Reaper,
     pub plugins: &'a Arc<PluginSet>,
     pub observer: &'a Observer,
+    pub checks: &'a preflight::Checks,
 }
 
 impl Upgrade<'_> {
@@ -203,6 +218,8 @@ impl Upgrade<'_> {
             .is_none()
             .then(|| self.start_resolution(&plan));
 
+        // So is the preflight of a binary already staged and not checked ahead.
+        let early_check = self.start_preflight(&dir_name);
         self.phase_stop(&plan, node).await?;
         if self.signals.stop_requested() || !self.phase_delay(&plan).await? {
             return Ok(false);
@@ -216,7 +233,7 @@ impl Upgrade<'_> {
         if !self.resolve_and_fetch(&plan, &dir_name, early).await? {
             return Ok(false);
         }
-        if !self.ready_to_swap(&plan, &dir_name).await? {
+        if !self.ready_to_swap(&plan, &dir_name, early_check).await? {
             return Ok(false);
         }
         self.phase_swap(&plan, &dir_name)?;
@@ -301,8 +318,14 @@ impl Upgrade<'_> {
     /// Before the swap: every plugin compiled (they compile in the background from the start;
     /// a health check that cannot run would judge the new binary unhealthy, so the switch
     /// waits for them and does not happen if one failed), and the binary about to run did not
-    /// fail for this upgrade before. Returns false if a stop request interrupted the wait.
-    async fn ready_to_swap(&mut self, plan: &Plan, dir_name: &str) -> Result<bool, UpgradeError> {
+    /// fail for this upgrade before, and it passed its preflight (ahead of the halt, or now).
+    /// Returns false if a stop request interrupted the wait.
+    async fn ready_to_swap(
+        &mut self,
+        plan: &Plan,
+        dir_name: &str,
+        early_check: Option<preflight::Early>,
+    ) -> Result<bool, UpgradeError> {
         let plugins = self.plugins.clone();
         let compiling = tokio::spawn(crate::plugin::off_runtime(move || plugins.compile_errors()));
         let Some(compiled) = self.signals.until_stop(compiling).await else {
@@ -332,7 +355,7 @@ impl Upgrade<'_> {
                 reason: failed.reason,
             });
         }
-        Ok(true)
+        self.preflight_at_halt(plan, dir_name, early_check).await
     }
 
     /// The app's pre-upgrade, then commit. Returns false if a stop request interrupted it.

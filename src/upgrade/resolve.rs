@@ -276,6 +276,16 @@ pub enum PrepareError {
 /// Resolves `plan` and, if the resolvers want artifacts, fetches and installs them: what
 /// `prepare-upgrade` and the supervisor's preparation ahead of a manual halt do.
 pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<Prepared, PrepareError> {
+    prepare_until(set, cfg, plan, &set.cancel)
+}
+
+/// [`prepare`], its download stopped by `cancel` (the planner's, which an upgrade cancels).
+pub fn prepare_until(
+    set: &PluginSet,
+    cfg: &Config,
+    plan: &Plan,
+    cancel: &crate::cancel::Cancel,
+) -> Result<Prepared, PrepareError> {
     let layout = Layout::open(cfg)?;
     let dir = layout.dir_name(&plan.name)?;
     let request = request(set, cfg, Some(&layout), plan)?;
@@ -291,7 +301,7 @@ pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<Prepared, P
         Action::Refuse(reason) => return Err(PrepareError::Refused { by, reason }),
         Action::Unresolved(reason) => return Err(PrepareError::Unresolved { by, reason }),
         Action::Fetch(list) => {
-            crate::artifact::stage(set, cfg, &layout, &dir, &list, &set.cancel)?;
+            crate::artifact::stage(set, cfg, &layout, &dir, &list, cancel)?;
             true
         }
     };

@@ -391,7 +391,6 @@ impl Home {
     /// "legacy", "voting_end"}` (`legacy`: a `SoftwareUpgradeProposal` content rather than a
     /// `MsgSoftwareUpgrade`; `voting_end`: Unix seconds). Written whole (a rename), so a running
     /// node reads the old list or the new.
-    #[allow(dead_code)] // until the background planner's tests use it
     pub fn proposals(&self, proposals: &[Value]) {
         let tmp = self.data().join(".sim-proposals.json.tmp");
         std::fs::write(&tmp, Value::from(proposals.to_vec()).to_string()).unwrap();

@@ -14,8 +14,6 @@
 
 mod abci;
 mod grpc;
-// Asked by the background planner; until it is wired, only the tests call it.
-#[allow(dead_code)]
 mod proposals;
 mod proto;
 
@@ -26,8 +24,7 @@ use crate::tree::Plan;
 
 pub use abci::AbciError;
 pub use grpc::GrpcError;
-#[allow(unused_imports)] // until the background planner uses them
-pub use proposals::{ProposalError, Proposals, Proposed, proposed_plans};
+pub use proposals::{ProposalError, proposed_plans};
 pub use proto::DecodeError;
 
 /// The gRPC method, and the `abci_query` path that routes to it.

@@ -11,11 +11,8 @@ use std::time::Duration;
 
 use crate::config::Endpoint;
 
-// Asked by the background planner for an upgrade's ETA; until it is wired, only the tests call it.
-#[allow(dead_code)]
 mod pace;
 
-#[allow(unused_imports)] // until the background planner uses it
 pub use pace::Pace;
 
 const MAX_RESPONSE: u64 = 1 << 20;

@@ -33,6 +33,9 @@ pub struct StatusV1 {
     pub last_upgrade: Option<LastUpgradeV1>,
     /// The manual upgrades scheduled in `upgrade-info.json.batch`, lowest height first.
     pub manual_upgrades: Vec<PlanV1>,
+    /// The next upgrade that will happen and whether the node will come back from it, as the
+    /// supervisor last saw it (`null`: none known, or no supervisor has looked).
+    pub next_upgrade: Option<NextUpgradeV1>,
     /// The upgrade the supervisor would carry out next (`null`: none).
     pub pending: Option<PendingV1>,
     /// A rollback under way, which the next start of the supervisor finishes (`null`: none).
@@ -42,10 +45,50 @@ pub struct StatusV1 {
     /// The process id of the supervisor holding the home's lock (`null`: none runs; `0`: one
     /// runs whose id could not be read).
     pub supervisor_pid: Option<i32>,
+    /// Every upcoming upgrade the supervisor knows, proposals included, lowest height first
+    /// (empty: none known, or no supervisor has looked).
+    pub upcoming: Vec<UpcomingV1>,
     /// An upgrade started and not finished: under way, refused or waiting (`null`: none).
     pub upgrade_in_progress: Option<ActiveV1>,
     /// `data/upgrade-info.json` as read (`null`: there is none).
     pub upgrade_info: Option<UpgradeInfoV1>,
+}
+
+/// The next upgrade and its readiness.
+#[derive(Debug, Serialize)]
+pub struct NextUpgradeV1 {
+    /// When the supervisor looked (Unix seconds).
+    pub as_of_unix: u64,
+    /// The staged binary, relative to the cosmovisor folder (`null`: none staged).
+    pub binary: Option<String>,
+    /// Seconds to its height from the chain's recent pace, as of now (`null`: unknown).
+    pub eta_seconds: Option<u64>,
+    pub height: u64,
+    pub name: String,
+    /// What the binary printed when the preflight ran it (`null`: not run).
+    pub preflight: Option<String>,
+    /// Prepared and preflighted (`null`: not prepared yet).
+    pub ready: Option<bool>,
+    /// Why it is not ready (or not prepared).
+    pub reason: Option<String>,
+    pub sha256: Option<String>,
+    /// `chain`, `manual`, `upgrade-info` (or `proposal`, never the next one).
+    pub source: String,
+}
+
+/// An upcoming upgrade.
+#[derive(Debug, Serialize)]
+pub struct UpcomingV1 {
+    pub eta_seconds: Option<u64>,
+    pub height: u64,
+    pub name: String,
+    /// The proposal's id, for a proposal in voting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<u64>,
+    pub ready: Option<bool>,
+    pub reason: Option<String>,
+    /// `chain`, `proposal`, `manual` or `upgrade-info`.
+    pub source: String,
 }
 
 /// An upgrade plan.

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::*;
+use crate::ahead::Source;
+use crate::ahead::record::{ChainSeen, Entry};
 use crate::upgrade::journal::{HealthRecord, Phase, PhaseTiming, Waiting};
 
 fn timing(phase: Phase, ms: f64) -> PhaseTiming {
@@ -55,6 +57,53 @@ pub(super) fn full() -> Status {
             at_unix_ms: T0 - 90_000,
         }],
         supervisor_pid: Some(4242),
+        ahead: Some(ahead()),
+    }
+}
+
+/// The planner's record: the plan the node halted for, ready, and a proposal.
+fn ahead() -> Ahead {
+    let entry = |name: &str, height: u64, source: Source| Entry {
+        name: name.into(),
+        height,
+        source,
+        proposal: None,
+        voting_end_unix: None,
+        eta_seconds: None,
+        ready: None,
+        reason: None,
+        binary: None,
+        sha256: None,
+        preflight: None,
+        prepared_unix: None,
+        checked_unix: None,
+        warmed_unix: None,
+    };
+    Ahead {
+        as_of_unix: T0 / 1000 - 60,
+        live: true,
+        plan_poll: "1m".into(),
+        chain: ChainSeen::default(),
+        upcoming: vec![
+            Entry {
+                eta_seconds: Some(0.0),
+                ready: Some(true),
+                binary: Some("upgrades/v3/bin/simd".into()),
+                sha256: Some("ab".repeat(32)),
+                preflight: Some("v3.0.0\ncommit: 1234\n".into()),
+                checked_unix: Some(T0 / 1000 - 120),
+                ..entry("v3", 80, Source::UpgradeInfo)
+            },
+            Entry {
+                proposal: Some(12),
+                eta_seconds: Some(7290.0),
+                reason: Some(
+                    "proposed, not prepared (WASMVISOR_PREPARE_PROPOSED=true prepares proposals)"
+                        .into(),
+                ),
+                ..entry("v5", 200, Source::Proposal)
+            },
+        ],
     }
 }
 
@@ -142,6 +191,7 @@ pub(super) fn empty() -> Status {
         rollback_in_progress: None,
         failed_upgrades: Vec::new(),
         supervisor_pid: None,
+        ahead: None,
     }
 }
 
@@ -211,6 +261,32 @@ fn shortened_names_are_escaped() {
         "y".repeat(57)
     );
     assert!(text.contains(&expected), "{text}");
+}
+
+/// A plan that is not ready, from a record a stopped supervisor left: the reason, and when it
+/// was seen.
+#[test]
+fn a_plan_not_ready_is_shown_with_its_reason_and_a_stale_record_says_so() {
+    let mut status = empty();
+    let mut ahead = ahead();
+    ahead.live = false;
+    ahead.upcoming[0].ready = Some(false);
+    ahead.upcoming[0].reason = Some("upgrades/v3/bin/simd needs libwasmvm.x86_64.so".into());
+    ahead.upcoming[0].source = Source::Chain;
+    ahead.upcoming[0].eta_seconds = Some(90_061.0);
+    status.ahead = Some(ahead);
+    let text = status.text_at(T0);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("next upgrade"))
+        .unwrap();
+    assert_eq!(
+        line,
+        "next upgrade         v3 at height 80 (chain), in about 25h1m1s: NOT READY: upgrades/v3/bin/simd needs libwasmvm.x86_64.so (as of 2023-11-14T22:12:20Z, by a supervisor no longer running)"
+    );
+    let value = serde_json::to_value(StatusV1::from(&status)).unwrap();
+    assert_eq!(value["next_upgrade"]["ready"], json!(false));
+    assert_eq!(value["next_upgrade"]["eta_seconds"], json!(90_061));
 }
 
 mod json;

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::{CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo};
+use super::{Ahead, CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo};
+use crate::ahead::Source;
+use crate::ahead::record::Entry;
 use crate::output;
 use crate::upgrade::journal::{self, Active, Failed, Rollback};
 use crate::upgrade::short;
@@ -53,6 +55,7 @@ impl Status {
             "pending upgrade",
             self.pending.as_ref().map_or("none".into(), pending),
         );
+        next_upgrade(&mut out, self.ahead.as_ref());
         if let Some(UpgradeInfo::Invalid { reason }) = &self.upgrade_info {
             out.line("upgrade-info.json", format!("INVALID: {reason}"));
         }
@@ -79,6 +82,77 @@ impl Status {
         }
         out.0
     }
+}
+
+/// The next upgrade, its readiness, binary and preflight; then the other upcoming ones.
+fn next_upgrade(out: &mut Lines, ahead: Option<&Ahead>) {
+    let Some(ahead) = ahead else {
+        out.line(
+            "next upgrade",
+            "unknown (no supervisor has looked: `wasmvisor run` asks the chain and prepares it)"
+                .into(),
+        );
+        return;
+    };
+    let stale = match ahead.live {
+        true => String::new(),
+        false => format!(
+            " (as of {}, by a supervisor no longer running)",
+            crate::logging::rfc3339(ahead.as_of_unix)
+        ),
+    };
+    match ahead.next() {
+        None => out.line("next upgrade", format!("none known{stale}")),
+        Some(e) => {
+            out.line("next upgrade", format!("{}{stale}", upcoming(e)));
+            if let Some(binary) = &e.binary {
+                let sha = e
+                    .sha256
+                    .as_deref()
+                    .map_or(String::new(), |s| format!("  sha256 {s}"));
+                out.line("next binary", format!("{binary}{sha}"));
+            }
+            if let Some(said) = &e.preflight {
+                let first = said.lines().next().unwrap_or("");
+                out.line("next preflight", output::shorten(first, 200));
+            }
+        }
+    }
+    let next = ahead.next().map(|e| e.name.as_str());
+    for e in ahead
+        .upcoming
+        .iter()
+        .filter(|e| Some(e.name.as_str()) != next)
+    {
+        out.line("upcoming", upcoming(e));
+    }
+}
+
+/// `NAME at height H (source), in about T: ready | NOT READY: reason`.
+fn upcoming(e: &Entry) -> String {
+    let source = match (e.source, e.proposal) {
+        (Source::Proposal, Some(id)) => format!("proposal {id}"),
+        (source, _) => source.label().to_string(),
+    };
+    let eta = match e.eta_seconds {
+        None => String::new(),
+        Some(s) if s < 1.0 => ", due now".into(),
+        Some(s) => format!(
+            ", in about {}",
+            crate::duration::format(Duration::from_secs(s as u64))
+        ),
+    };
+    let ready = match (e.ready, &e.reason) {
+        (Some(true), _) => ": ready".to_string(),
+        (Some(false), reason) => format!(": NOT READY: {}", reason.as_deref().unwrap_or("")),
+        (None, Some(reason)) => format!(": {reason}"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{} at height {} ({source}){eta}{ready}",
+        name(&e.name),
+        e.height
+    )
 }
 
 fn supervisor(pid: Option<i32>) -> String {

@@ -7,8 +7,6 @@
 //! a restart knows how far the node got; the plan's binary is staged while the node runs
 //! towards H.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -17,7 +15,6 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Endpoint, HaltHeight};
 use crate::node::args;
-use crate::plugin::PluginSet;
 use crate::tree::Plan;
 use crate::upgrade::journal::{Journal, SeenHeight};
 
@@ -43,8 +40,6 @@ pub(super) struct Manual {
     owned: Option<u64>,
     /// The application height a supervisor read for a pending plan, from the journal.
     seen: Option<SeenHeight>,
-    /// Plans whose binary was already prepared ahead of their height.
-    prepared: BTreeSet<String>,
 }
 
 impl Manual {
@@ -55,7 +50,6 @@ impl Manual {
             height: None,
             owned: None,
             seen,
-            prepared: BTreeSet::new(),
         }
     }
 
@@ -180,28 +174,5 @@ impl Manual {
             poll_height(rpc, height, node, tx).await;
         });
         (poller, rx)
-    }
-
-    /// Stages `plan`'s binary in the background while the node runs towards its height, so
-    /// the upgrade finds it there (once per plan and supervisor).
-    pub fn prepare_ahead(&mut self, plan: &Plan, plugins: &Arc<PluginSet>, cfg: &Config) {
-        if !self.prepared.insert(plan.name.clone()) {
-            return;
-        }
-        let (set, cfg, plan) = (plugins.clone(), cfg.clone(), plan.clone());
-        tokio::spawn(async move {
-            let name = plan.name.clone();
-            let result =
-                crate::plugin::off_runtime(move || crate::upgrade::prepare(&set, &cfg, &plan))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()));
-            match result {
-                Ok(done) => tracing::info!(upgrade = %name, "prepared ahead of the halt: {done}"),
-                Err(e) => {
-                    tracing::warn!(upgrade = %name, "cannot prepare ahead of the halt (the upgrade will try again): {e}")
-                }
-            }
-        });
     }
 }

@@ -80,7 +80,6 @@ impl Supervisor {
             watched.verdict = verdict;
         }
         if let Some(plan) = &halt_at {
-            self.manual.prepare_ahead(plan, &self.plugins, &self.cfg);
             watched.follow = Some(self.manual.follow(plan, watched.node.pid));
         }
         let halts_by_itself = node::args::has_halt(&self.node_args);

@@ -2,9 +2,11 @@
 //! or the tree is not in the output until a line here puts it there.
 
 use super::{
-    ActiveV1, CurrentV1, FailedV1, HealthV1, LastUpgradeV1, PendingV1, PhaseTimingV1, PlanV1,
-    RefusalV1, RollbackV1, StatusV1, UpgradeInfoV1, VERSION, WaitingV1,
+    ActiveV1, CurrentV1, FailedV1, HealthV1, LastUpgradeV1, NextUpgradeV1, PendingV1,
+    PhaseTimingV1, PlanV1, RefusalV1, RollbackV1, StatusV1, UpcomingV1, UpgradeInfoV1, VERSION,
+    WaitingV1,
 };
+use crate::ahead::record::Entry;
 use crate::cli::status::{CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo};
 use crate::tree::Plan;
 use crate::upgrade::journal::{
@@ -20,12 +22,50 @@ impl From<&Status> for StatusV1 {
             failed_upgrades: s.failed_upgrades.iter().map(FailedV1::from).collect(),
             last_upgrade: s.last_upgrade.as_ref().map(LastUpgradeV1::from),
             manual_upgrades: s.manual_upgrades.iter().map(PlanV1::from).collect(),
+            next_upgrade: s
+                .ahead
+                .as_ref()
+                .and_then(|a| a.next().map(|e| next_upgrade(e, a.as_of_unix))),
             pending: s.pending.as_ref().map(PendingV1::from),
             rollback_in_progress: s.rollback_in_progress.as_ref().map(RollbackV1::from),
             staged: s.staged.clone(),
             supervisor_pid: s.supervisor_pid,
+            upcoming: s
+                .ahead
+                .iter()
+                .flat_map(|a| a.upcoming.iter().map(UpcomingV1::from))
+                .collect(),
             upgrade_in_progress: s.upgrade_in_progress.as_ref().map(ActiveV1::from),
             upgrade_info: s.upgrade_info.as_ref().map(UpgradeInfoV1::from),
+        }
+    }
+}
+
+fn next_upgrade(e: &Entry, as_of_unix: u64) -> NextUpgradeV1 {
+    NextUpgradeV1 {
+        as_of_unix,
+        binary: e.binary.clone(),
+        eta_seconds: e.eta_seconds.map(|s| s.round() as u64),
+        height: e.height,
+        name: e.name.clone(),
+        preflight: e.preflight.clone(),
+        ready: e.ready,
+        reason: e.reason.clone(),
+        sha256: e.sha256.clone(),
+        source: e.source.label().into(),
+    }
+}
+
+impl From<&Entry> for UpcomingV1 {
+    fn from(e: &Entry) -> UpcomingV1 {
+        UpcomingV1 {
+            eta_seconds: e.eta_seconds.map(|s| s.round() as u64),
+            height: e.height,
+            name: e.name.clone(),
+            proposal: e.proposal,
+            ready: e.ready,
+            reason: e.reason.clone(),
+            source: e.source.label().into(),
         }
     }
 }

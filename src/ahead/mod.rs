@@ -1,0 +1,175 @@
+//! Ready before the halt: the upcoming upgrades learnt while the node runs, their binaries
+//! staged and checked days ahead, and whether the node will come back said where operators
+//! look.
+//!
+//! One planner task per supervisor. At start and every `WASMVISOR_PLAN_POLL` it asks the chain
+//! for x/upgrade's current plan and the upgrade proposals in voting (`crate::chain::plan`) and
+//! its recent pace (for an ETA); the supervisor tells it the plans of the files (upgrade-info.json,
+//! the batch file) whenever it reads them. The lists are merged (`upcoming.rs`); what changed is
+//! said; the next plan is prepared as its upgrade would prepare it (`crate::upgrade::prepare`:
+//! the same resolvers, sources and policies), retried with a back-off while that fails and again
+//! when what it depends on changes (`plans.rs`); every staged binary is preflighted
+//! (`crate::upgrade::preflight`) and, shortly before the ETA, read into the page cache. The
+//! result goes to the observer (metrics, `STATUS=`), to the log (`say.rs`: on change, and at 24 h,
+//! 1 h and 10 min before the ETA while not ready) and to the record `status` reads
+//! (`record.rs`).
+//!
+//! It never touches `current`, `data/` or the node, and it never holds an upgrade back: the
+//! supervisor takes a [`Held`] before an upgrade, which stops the work in flight (a download
+//! is cancelled and resumes later) and keeps new work from starting until the upgrade is over.
+
+mod look;
+mod plans;
+pub mod record;
+mod say;
+pub mod upcoming;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cap_std::fs::Dir;
+use tokio::sync::{Notify, OwnedRwLockWriteGuard, RwLock};
+
+use crate::cancel::Cancel;
+use crate::config::Config;
+use crate::observe::Observer;
+use crate::plugin::PluginSet;
+use crate::upgrade::preflight::Checks;
+pub use upcoming::{Source, Upcoming};
+
+/// How often the files' plans are looked at again when the chain is not asked.
+const LOCAL_LOOK: Duration = Duration::from_secs(60);
+
+/// What the planner works with.
+pub struct Context {
+    pub cfg: Config,
+    pub plugins: Arc<PluginSet>,
+    pub observer: Observer,
+    /// The preflight results, shared with the upgrade (which checks at the halt what was not
+    /// checked ahead).
+    pub checks: Arc<Checks>,
+    /// The cosmovisor folder, where the record is written.
+    pub root: Dir,
+    /// The supervisor's reaper, through which a preflight runs the binary.
+    pub reaper: crate::node::Reaper,
+}
+
+/// What the supervisor and the planner share.
+struct Shared {
+    /// The plans of the files, as the supervisor last read them.
+    local: Mutex<Vec<Upcoming>>,
+    wake: Notify,
+    /// Whether an upgrade holds the planner, and the token of the work in flight: one lock, so
+    /// that work either sees the hold or is cancelled by it.
+    work: Mutex<(bool, Cancel)>,
+    /// Taken for reading by each piece of work, for writing by a hold.
+    gate: Arc<RwLock<()>>,
+    stopped: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn lock_work(&self) -> std::sync::MutexGuard<'_, (bool, Cancel)> {
+        self.work.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh token for one piece of work, unless an upgrade holds the planner.
+    fn begin_work(&self) -> Option<Cancel> {
+        let mut work = self.lock_work();
+        if work.0 || self.stopped() {
+            return None;
+        }
+        work.1 = Cancel::new();
+        Some(work.1.clone())
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The supervisor's handle on its planner.
+pub struct Handle {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// While it lives, the planner does nothing: an upgrade is under way.
+pub struct Held {
+    shared: Arc<Shared>,
+    _gate: OwnedRwLockWriteGuard<()>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.lock_work().0 = false;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Starts the planner.
+pub fn spawn(ctx: Context) -> Handle {
+    let shared = Arc::new(Shared {
+        local: Mutex::new(Vec::new()),
+        wake: Notify::new(),
+        work: Mutex::new((false, Cancel::new())),
+        gate: Arc::new(RwLock::new(())),
+        stopped: false.into(),
+    });
+    let planner = look::Planner::new(ctx, shared.clone());
+    let task = tokio::spawn(planner.run());
+    Handle { shared, task }
+}
+
+impl Handle {
+    /// The plans of the files, as the supervisor read them: looked at again when they changed.
+    pub fn local(&self, plans: Vec<Upcoming>) {
+        let mut local = self.shared.local.lock().unwrap_or_else(|p| p.into_inner());
+        if *local != plans {
+            *local = plans;
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Stops the planner's work in flight and waits for it to end; nothing starts again until
+    /// the returned guard is dropped.
+    pub async fn hold(&self) -> Held {
+        {
+            let mut work = self.shared.lock_work();
+            work.0 = true;
+            work.1.cancel();
+        }
+        let gate = self.shared.gate.clone().write_owned().await;
+        Held {
+            shared: self.shared.clone(),
+            _gate: gate,
+        }
+    }
+
+    /// A stop request: the work in flight is cancelled and the planner ends.
+    pub fn stop(&self) {
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.lock_work().1.cancel();
+        self.shared.wake.notify_one();
+    }
+
+    /// A closure for the stop request's hook.
+    pub fn stopper(&self) -> impl Fn() + Send + 'static {
+        let shared = self.shared.clone();
+        move || {
+            shared
+                .stopped
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            shared.lock_work().1.cancel();
+            shared.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop();
+        self.task.abort();
+    }
+}
