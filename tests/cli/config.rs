@@ -6,7 +6,7 @@ use crate::harness::*;
 const CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
 
 /// `config` for a test home as `Home::new` sets it up, `{home}` its folder.
-const DEFAULT: [&str; 41] = [
+const DEFAULT: [&str; 44] = [
     "Configurations:",
     "DAEMON_HOME: {home}",
     "DAEMON_NAME: simd",
@@ -37,6 +37,9 @@ const DEFAULT: [&str; 41] = [
     "WASMVISOR_MAX_RESTARTS: 5",
     "WASMVISOR_PLUGINS: ",
     "WASMVISOR_PLUGIN_CACHE: {cache}",
+    "WASMVISOR_PLAN_POLL: 1m0s",
+    "WASMVISOR_PREFLIGHT_ARGS: version",
+    "WASMVISOR_PREPARE_PROPOSED: false",
     "",
     "Derived:",
     "Config file: (none, environment only)",
@@ -109,7 +112,7 @@ enum Taken {
 }
 
 /// `config` with one variable set: (variable, value, how it is taken).
-const TABLE: [(&str, &str, Taken); 13] = [
+const TABLE: [(&str, &str, Taken); 20] = [
     (
         "UNSAFE_SKIP_BACKUP",
         "TRUE",
@@ -154,6 +157,43 @@ const TABLE: [(&str, &str, Taken); 13] = [
         "DAEMON_POLL_INTERVAL",
         "fast",
         Taken::Refused("\"fast\" is not a duration; write it like 300ms, 30s or 2m; {DURATION}"),
+    ),
+    (
+        "WASMVISOR_PLAN_POLL",
+        "OFF",
+        Taken::Shown(&["WASMVISOR_PLAN_POLL: off"]),
+    ),
+    (
+        "WASMVISOR_PLAN_POLL",
+        "90s",
+        Taken::Shown(&["WASMVISOR_PLAN_POLL: 1m30s"]),
+    ),
+    (
+        "WASMVISOR_PLAN_POLL",
+        "10ms",
+        Taken::Refused(
+            "10ms is too often to ask the node (at least 100ms); give a longer duration such as 1m, or `off`",
+        ),
+    ),
+    (
+        "WASMVISOR_PLAN_POLL",
+        "hourly",
+        Taken::Refused("\"hourly\" is not a duration; write it like 300ms, 30s or 2m; {DURATION}"),
+    ),
+    (
+        "WASMVISOR_PREFLIGHT_ARGS",
+        "  version   --long ",
+        Taken::Shown(&["WASMVISOR_PREFLIGHT_ARGS: version --long"]),
+    ),
+    (
+        "WASMVISOR_PREFLIGHT_ARGS",
+        "off",
+        Taken::Shown(&["WASMVISOR_PREFLIGHT_ARGS: off"]),
+    ),
+    (
+        "WASMVISOR_PREPARE_PROPOSED",
+        "yes",
+        Taken::Refused("\"yes\" is not a boolean; accepted values: true, false"),
     ),
     (
         "DAEMON_PREUPGRADE_MAX_RETRIES",
@@ -208,7 +248,7 @@ fn the_file_fills_in_what_the_environment_leaves_and_defaults_fill_the_rest() {
     std::fs::write(
         &file,
         format!(
-            "daemon_home = \"{}\"\ndaemon_name = \"fromfile\"\ndaemon_restart_delay = \"2s\"\ndaemon_shutdown_grace = 5000000000\nunsafe_skip_backup = true\n",
+            "daemon_home = \"{}\"\ndaemon_name = \"fromfile\"\ndaemon_restart_delay = \"2s\"\ndaemon_shutdown_grace = 5000000000\nunsafe_skip_backup = true\nwasmvisor_plan_poll = \"5m\"\n",
             home.path.display()
         ),
     )
@@ -225,6 +265,7 @@ fn the_file_fills_in_what_the_environment_leaves_and_defaults_fill_the_rest() {
         .stdout(config_with(&[
             "DAEMON_NAME: fromenv",
             "DAEMON_RESTART_DELAY: 2s",
+            "WASMVISOR_PLAN_POLL: 5m0s",
             "Config file: {home}/config.toml",
             "Genesis bin: {home}/cosmovisor/genesis/bin/fromenv",
         ]))

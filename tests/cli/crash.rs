@@ -53,7 +53,9 @@ fn default_path(server: &Server) -> (Home, Vec<u8>) {
         .set("DAEMON_RESTART_DELAY", "50ms")
         .set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
         .set("DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM", "true")
-        .set("WASMVISOR_RPC_ADDRESS", &format!("http://127.0.0.1:{port}"));
+        .set("WASMVISOR_RPC_ADDRESS", &format!("http://127.0.0.1:{port}"))
+        // The binary is fetched at the halt, where these crash points are: not ahead of it.
+        .set("WASMVISOR_PLAN_POLL", "off");
     home.install(
         "genesis",
         json!({"version": "genesis", "ordinal": 1, "rpc_port": port}),

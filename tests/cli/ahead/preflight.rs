@@ -1,0 +1,140 @@
+//! The preflight of a staged binary against real ELF files: one that needs a library this host
+//! lacks is not ready ahead of its halt and refused at it, with `current` unchanged; one whose
+//! `version` fails is not ready, with what it printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::harness::*;
+
+use super::{chain_home, status, wait_next};
+
+/// Builds, with the host's C compiler, a program that prints `v2` and exits 0, linked against a
+/// shared library of its own (`libwvneed.so`, left in `dir/lib`). Returns the program.
+fn program_needing_a_library(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    std::fs::write(dir.join("need.c"), "int wv_need(void) { return 2; }\n").unwrap();
+    std::fs::write(
+        dir.join("main.c"),
+        "#include <stdio.h>\nint wv_need(void);\nint main(void) { printf(\"v%d\\n\", wv_need()); return 0; }\n",
+    )
+    .unwrap();
+    let cc = |args: &[&str]| {
+        let out = Command::new("cc")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("a C compiler (`cc`, Debian's gcc) builds the test's ELF files");
+        assert!(
+            out.status.success(),
+            "cc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cc(&["-shared", "-fPIC", "-o", "lib/libwvneed.so", "need.c"]);
+    cc(&["-o", "prog", "main.c", "-Llib", "-lwvneed"]);
+    dir.join("prog")
+}
+
+#[test]
+fn a_binary_needing_a_missing_library_is_not_ready_ahead_and_refused_at_its_halt() {
+    let home = chain_home(json!({}));
+    let prog = program_needing_a_library(&home.path.join("build"));
+    let staged = home.root().join("upgrades/v2/bin/simd");
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    std::fs::copy(&prog, &staged).unwrap();
+    let height = 100_000;
+    home.chain(&[("v2", height)]);
+    let run = home.run(&[]);
+    let next = wait_next(&home, "v2 not ready", |n| n["ready"] == false);
+    assert_eq!(
+        next["reason"],
+        format!(
+            "upgrades/v2/bin/simd needs libwvneed.so, found neither in upgrades/v2/lib (which does not exist) nor in the loader's paths ({})",
+            loader_paths()
+        ),
+        "{next}"
+    );
+    assert_eq!(next["binary"], "upgrades/v2/bin/simd");
+    run.stop();
+
+    // With the library in the upgrade's lib/, it runs: ready, with what it printed.
+    std::fs::create_dir_all(home.root().join("upgrades/v2/lib")).unwrap();
+    std::fs::copy(
+        home.path.join("build/lib/libwvneed.so"),
+        home.root().join("upgrades/v2/lib/libwvneed.so"),
+    )
+    .unwrap();
+    let run = home.run(&[]);
+    let next = wait_next(&home, "v2 ready", |n| n["ready"] == true);
+    assert_eq!(next["preflight"], "v2\n");
+    run.stop();
+
+    // Without it again, at its halt: refused before the swap, `current` unchanged.
+    std::fs::remove_file(home.root().join("upgrades/v2/lib/libwvneed.so")).unwrap();
+    let near = home.height() + 20;
+    home.chain(&[("v2", near)]);
+    let done = home.run(&[]).finish(T_HALT);
+    assert_ne!(done.code(), 0);
+    assert!(
+        done.stderr.contains(
+            "the staged binary would not run on this host: upgrades/v2/bin/simd needs libwvneed.so"
+        ),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(home.current(), "genesis");
+    assert_eq!(status(&home)["current"]["upgrade"], "genesis");
+}
+
+/// The loader's paths as the reason lists them on this host: its cache and the default
+/// folders that exist.
+fn loader_paths() -> String {
+    let mut paths = vec!["/etc/ld.so.cache".to_string()];
+    #[cfg(target_arch = "x86_64")]
+    let multiarch = [
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+    ];
+    #[cfg(target_arch = "aarch64")]
+    let multiarch = [
+        "/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/lib64",
+        "/usr/lib64",
+    ];
+    paths.extend(multiarch.iter().map(|p| p.to_string()));
+    paths.extend(["/lib".to_string(), "/usr/lib".to_string()]);
+    paths.join(", ")
+}
+
+const T_HALT: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[test]
+fn a_binary_whose_version_fails_is_not_ready_with_what_it_printed() {
+    let home = chain_home(json!({}));
+    let staged = home.root().join("upgrades/v2/bin/simd");
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    write_script(
+        &staged,
+        "#!/bin/sh\necho \"panic: cannot open $PWD/config/app.toml\" >&2\nexit 2\n",
+    );
+    home.chain(&[("v2", 100_000)]);
+    let run = home.run(&[]);
+    let next = wait_next(&home, "v2 not ready", |n| n["ready"] == false);
+    let reason = next["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("upgrades/v2/bin/simd version exited with status 2"),
+        "{reason}"
+    );
+    assert!(reason.contains("panic: cannot open"), "{reason}");
+    assert!(
+        !reason.contains(&home.path.display().to_string()),
+        "it ran in a scratch folder, not the node's home: {reason}"
+    );
+    run.stop();
+}
