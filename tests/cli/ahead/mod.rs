@@ -3,6 +3,7 @@
 //! the metrics.
 
 mod chain;
+mod observe;
 mod preflight;
 mod proposals;
 

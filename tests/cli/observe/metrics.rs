@@ -12,7 +12,7 @@ use crate::harness::*;
 use super::{T, probe};
 
 /// A GET on the observability listener: (status, body).
-pub(super) fn get(port: u16, path: &str) -> (u16, String) {
+pub(crate) fn get(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -30,13 +30,13 @@ pub(super) fn get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-pub(super) fn scrape(port: u16) -> prometheus_parse::Scrape {
+pub(crate) fn scrape(port: u16) -> prometheus_parse::Scrape {
     let (status, body) = get(port, "/metrics");
     assert_eq!(status, 200, "{body}");
     prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
-pub(super) fn value(
+pub(crate) fn value(
     scrape: &prometheus_parse::Scrape,
     metric: &str,
     labels: &[(&str, &str)],

@@ -4,8 +4,8 @@
 //! own `promtool`.
 
 mod ahead;
-mod metrics;
-mod system;
+pub(crate) mod metrics;
+pub(crate) mod system;
 
 use std::io::{Read, Write};
 use std::time::Duration;

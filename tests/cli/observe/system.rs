@@ -12,7 +12,7 @@ use crate::harness::*;
 use super::T;
 
 /// The datagrams a service manager would receive, with when they came.
-fn listen(path: &std::path::Path) -> Arc<Mutex<Vec<(Instant, String)>>> {
+pub(crate) fn listen(path: &std::path::Path) -> Arc<Mutex<Vec<(Instant, String)>>> {
     let socket = UnixDatagram::bind(path).unwrap();
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
