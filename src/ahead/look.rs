@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod publish;
+
 use super::plans::{Inputs, PlanState, Prep};
-use super::record::{ChainSeen, Entry, RECORD_VERSION, Record};
+use super::record::ChainSeen;
 use super::upcoming::{self, Source, Upcoming};
 use super::{Context, LOCAL_LOOK, Shared, say};
 use crate::cancel::Cancel;
 use crate::chain::plan::{current_plan, proposed_plans};
 use crate::chain::rpc::{Pace, Rpc};
-use crate::observe::NextUpgrade;
 use crate::tree::Layout;
 use crate::upgrade::preflight::{self, Checked};
 
@@ -347,133 +348,6 @@ impl Planner {
         }
         if let Some(state) = self.states.get_mut(&u.plan.name) {
             state.warmed = Some((key, crate::clock::unix_secs()));
-        }
-    }
-
-    /// Seconds to `u`'s height from the chain's pace (0 for the plan the node halted for).
-    fn eta(&self, u: &Upcoming) -> Option<f64> {
-        if u.source == Source::UpgradeInfo {
-            return Some(0.0);
-        }
-        let pace = self.chain.pace.as_ref()?;
-        let block = pace.block_ms? / 1000.0;
-        let blocks = u.plan.height.saturating_sub(pace.height) as f64;
-        let since = (crate::clock::unix_ms() as i64 - pace.time_unix_ms) as f64 / 1000.0;
-        Some((blocks * block - since.max(0.0)).max(0.0))
-    }
-
-    /// Whether `u` is ready, and why not (or why it was not prepared).
-    fn readiness(&self, u: &Upcoming, list: &[Upcoming]) -> (Option<bool>, Option<String>) {
-        let state = self.states.get(&u.plan.name);
-        let check = state.and_then(|s| s.check.as_ref());
-        let prep = state.map(|s| &s.prep);
-        let checked = |c: Option<&Checked>| match c.map(|c| &c.result) {
-            Some(Ok(_)) => (Some(true), None),
-            Some(Err(reason)) => (Some(false), Some(reason.to_string())),
-            None => (Some(false), Some("no binary is staged".to_string())),
-        };
-        if self.to_prepare(u, list) {
-            return match prep {
-                Some(Prep::Failed { reason, .. }) => (Some(false), Some(reason.clone())),
-                Some(Prep::Done { .. }) => checked(check),
-                _ => (None, Some("being prepared".into())),
-            };
-        }
-        match (u.source, check) {
-            (_, Some(c)) => checked(Some(c)),
-            (Source::Proposal, None) => (
-                None,
-                Some(
-                    "proposed, not prepared (WASMVISOR_PREPARE_PROPOSED=true prepares proposals)"
-                        .into(),
-                ),
-            ),
-            (Source::UpgradeInfo, None) => (None, Some("the node halted for it".into())),
-            (_, None) => (
-                None,
-                Some("prepared once the upgrades before it are".into()),
-            ),
-        }
-    }
-
-    /// Tells the observer, the log and the record.
-    fn publish(&mut self, list: &[Upcoming], layout: &Layout) {
-        let mut entries = Vec::new();
-        let next = upcoming::next(list).map(|n| n.plan.name.clone());
-        for u in list {
-            let (ready, reason) = self.readiness(u, list);
-            let eta = self.eta(u);
-            if u.scheduled()
-                && let Some(state) = self.states.get_mut(&u.plan.name)
-            {
-                say::readiness(&mut state.said, u, ready, reason.as_deref(), eta);
-            }
-            if next.as_deref() == Some(u.plan.name.as_str()) {
-                self.ctx.observer.next_upgrade(Some(NextUpgrade {
-                    name: u.plan.name.clone(),
-                    height: u.plan.height,
-                    source: u.source.label().into(),
-                    eta_seconds: eta,
-                    ready,
-                    reason: reason.clone(),
-                }));
-            }
-            entries.push(self.entry(u, ready, reason, eta, layout));
-        }
-        if next.is_none() {
-            self.ctx.observer.next_upgrade(None);
-        }
-        let all: Vec<(String, u64, String)> = list
-            .iter()
-            .map(|u| (u.plan.name.clone(), u.plan.height, u.source.label().into()))
-            .collect();
-        self.ctx.observer.upcoming(&all);
-        let record = Record {
-            version: RECORD_VERSION,
-            written_unix: crate::clock::unix_secs(),
-            supervisor_pid: std::process::id(),
-            plan_poll: self
-                .ctx
-                .cfg
-                .plan_poll
-                .map_or("off".into(), crate::duration::format),
-            chain: self.chain.seen.clone(),
-            upcoming: entries,
-        };
-        if let Err(e) = record.write(&self.ctx.root) {
-            tracing::debug!("cannot write {}: {e}", super::record::RECORD_FILE);
-        }
-    }
-
-    fn entry(
-        &self,
-        u: &Upcoming,
-        ready: Option<bool>,
-        reason: Option<String>,
-        eta: Option<f64>,
-        layout: &Layout,
-    ) -> Entry {
-        let state = self.states.get(&u.plan.name);
-        let check = state.and_then(|s| s.check.as_ref());
-        let passed = check.and_then(|c| c.result.as_ref().ok());
-        Entry {
-            name: u.plan.name.clone(),
-            height: u.plan.height,
-            source: u.source,
-            proposal: u.proposal,
-            voting_end_unix: u.voting_end_unix,
-            eta_seconds: eta,
-            ready,
-            reason,
-            binary: check.map(|c| preflight::shown(layout, &c.key.binary)),
-            sha256: check.map(|c| c.sha256.clone()).filter(|s| !s.is_empty()),
-            preflight: passed.and_then(|p| p.output.clone()),
-            prepared_unix: match state.map(|s| &s.prep) {
-                Some(Prep::Done { at_unix, .. }) => Some(*at_unix),
-                _ => None,
-            },
-            checked_unix: check.map(|c| c.at_unix),
-            warmed_unix: state.and_then(|s| s.warmed.as_ref().map(|(_, at)| *at)),
         }
     }
 }

@@ -6,8 +6,11 @@
 //! moment first applies a pending upgrade, never runs a binary past its plan, and never applies a
 //! plan twice.
 //!
+//! - `start.rs`: the home opened and locked, what watches, serves and plans started.
 //! - `decide.rs`: the decision, a pure function of the files; `watch.rs`: noticing they changed.
-//! - `run.rs`: one run of the node; `manual.rs`: manual upgrades; `health.rs`: after an upgrade.
+//! - `run/`: one run of the node; `manual/`: manual upgrades.
+//! - `crate::ahead`: the planner, told the files' plans at every decision and held during an
+//!   upgrade.
 //! - `resume.rs`: what a start finds (a leftover node, an interrupted or refused upgrade, an
 //!   unfinished rollback).
 //! - `failure.rs`: a failed upgrade (rolled back, never retried with the same binary) and a
@@ -20,19 +23,19 @@ mod failure;
 mod manual;
 mod resume;
 mod run;
+mod start;
 mod watch;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::node::signals::Signals;
-use crate::node::{self, Child, Exit, Reaper};
+use crate::node::{Child, Exit, Reaper};
 use crate::observe::Observer;
-use crate::plugin::{Compile, HostConfig, PluginSet};
-use crate::tree::{Layout, Plan, Read, lock};
+use crate::plugin::PluginSet;
+use crate::tree::{Layout, Plan, Read};
 use crate::upgrade::journal::Journal;
 use crate::upgrade::preflight::Checks;
 use crate::upgrade::{Outcome, Upgrade};
@@ -40,6 +43,7 @@ use decide::{Files, Next, Settled};
 
 pub use error::RunError;
 use manual::Manual;
+pub use start::run;
 use watch::Watcher;
 
 /// How one run of the node ended.
@@ -95,172 +99,6 @@ pub struct Supervisor {
 
 /// What `GET /status` on the metrics address answers: the `status --json` document.
 pub type StatusSource = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
-
-/// Checks the configured plugins, so a broken configuration or plugin stops wasmvisor before it
-/// launches anything, and compiles them in the background: the node's launch does not wait for
-/// code only an upgrade runs, and the upgrade's hot path finds them compiled (or waits for it).
-fn load_plugins(
-    cfg: &Config,
-    host: HostConfig,
-    cancel: Cancel,
-) -> Result<Arc<PluginSet>, RunError> {
-    let started = Instant::now();
-    let plugins = crate::upgrade::plugins::configured(cfg, None)?;
-    let set = crate::upgrade::plugins::load(host, &plugins, cancel, Compile::Background)?;
-    let names = |list: Vec<&str>| list.join(",");
-    tracing::info!(
-        resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),
-        sources = names(set.sources.iter().map(|p| p.spec.name.as_str()).collect()),
-        health = names(set.health.iter().map(|p| p.spec.name.as_str()).collect()),
-        took = %crate::duration::format(started.elapsed()),
-        "plugins checked; compiling in the background"
-    );
-    Ok(Arc::new(set))
-}
-
-/// Runs the supervisor until the node exits on its own, a stop signal ends it, or an upgrade
-/// completes with `DAEMON_RESTART_AFTER_UPGRADE=false`. Returns the exit status.
-pub fn run(cfg: Config, args: Vec<String>, status: Option<StatusSource>) -> Result<i32, RunError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| RunError::Io {
-            what: "cannot start the runtime".into(),
-            source,
-        })?;
-    let result = runtime.block_on(start(cfg, args, status));
-    // Blocking work a stop request abandoned (a cancelled copy finishing its chunk) must not
-    // hold the exit.
-    runtime.shutdown_background();
-    result
-}
-
-/// Opens the home (locked for this supervisor), starts what watches and serves it, loads the
-/// plugins, and supervises.
-async fn start(
-    cfg: Config,
-    args: Vec<String>,
-    status: Option<StatusSource>,
-) -> Result<i32, RunError> {
-    let layout = Layout::open(&cfg)?;
-    let _lock = lock::acquire(&cfg.home, &layout.root, &layout.root_path)?;
-    if let Some(why) = crate::tree::backup::left_aside(&cfg.home.join("data")) {
-        return Err(RunError::DataLeftAside(why));
-    }
-    let root = layout.root.try_clone().map_err(|source| RunError::Io {
-        what: "cosmovisor folder".into(),
-        source,
-    })?;
-    let (journal, warning) = Journal::open(root);
-    if let Some(w) = warning {
-        tracing::warn!(
-            "{w}; starting a new journal (the decision from the upgrade files still applies)"
-        );
-    }
-    let observer = observe(&cfg).await?;
-    if let Some(status) = status {
-        observer.set_status_source(status);
-    }
-    // The run's plugin host tells the observer of every call and failed compilation.
-    let host = {
-        let (calls, compiles) = (observer.clone(), observer.clone());
-        HostConfig {
-            on_call: Some(Box::new(move |plugin, world, result, took| {
-                calls.plugin_call(plugin, world.as_str(), result, took)
-            })),
-            on_compile_failure: Some(Box::new(move |_| compiles.plugin_unusable())),
-            ..crate::upgrade::plugins::host_config(&cfg)
-        }
-    };
-    let cancel = Cancel::new();
-    let mut signals = Signals::install(cancel.clone()).map_err(|source| RunError::Io {
-        what: "cannot handle signals".into(),
-        source,
-    })?;
-    let reaper = Reaper::start().map_err(|source| RunError::Io {
-        what: "cannot watch child processes".into(),
-        source,
-    })?;
-    node::adopt_orphans();
-    let watcher = Watcher::start(
-        &cfg.home.join("data"),
-        &layout.data,
-        cfg.watch_mode,
-        cfg.poll_interval,
-    )
-    .await;
-    let loading = {
-        let cfg = cfg.clone();
-        crate::plugin::off_runtime(move || load_plugins(&cfg, host, cancel))
-    };
-    let Some(loaded) = signals.until_stop(loading).await else {
-        tracing::info!("stop requested while the plugins load: exiting");
-        return Ok(signals.stop_status());
-    };
-    let plugins = loaded??;
-    let seen = journal.state.seen.clone();
-    let checks = Arc::new(Checks::default());
-    let ahead = crate::ahead::spawn(crate::ahead::Context {
-        cfg: cfg.clone(),
-        plugins: plugins.clone(),
-        observer: observer.clone(),
-        checks: checks.clone(),
-        root: layout.root.try_clone().map_err(|source| RunError::Io {
-            what: "cosmovisor folder".into(),
-            source,
-        })?,
-        reaper: reaper.clone(),
-    });
-    {
-        let observer = observer.clone();
-        let stop_planner = ahead.stopper();
-        signals.on_stop(Box::new(move || {
-            stop_planner();
-            observer.stopping();
-        }));
-    }
-    let mut supervisor = Supervisor {
-        observer: observer.clone(),
-        manual: Manual::new(&cfg, seen),
-        plugins,
-        skip_heights: node::args::skip_heights(&args),
-        node_args: args,
-        cfg,
-        layout,
-        journal,
-        reaper,
-        signals,
-        watcher,
-        last_complaint: None,
-        after_upgrade: None,
-        deaths: VecDeque::new(),
-        ahead,
-        checks,
-    };
-    let status = supervisor.supervise().await;
-    observer.finished();
-    status
-}
-
-/// The observer of this run: serving `/metrics` and the probes when
-/// `WASMVISOR_METRICS_ADDRESS` asks for it, keeping systemd's watchdog fed.
-async fn observe(cfg: &Config) -> Result<Observer, RunError> {
-    let observer = Observer::new();
-    if let Some(address) = &cfg.metrics {
-        let listener = tokio::net::TcpListener::bind((address.host.as_str(), address.port))
-            .await
-            .map_err(|source| RunError::Io {
-                what: format!(
-                    "cannot serve metrics and probes on {address} (WASMVISOR_METRICS_ADDRESS)"
-                ),
-                source,
-            })?;
-        tracing::info!(address = %address, "serving /metrics, /readyz and /livez");
-        tokio::spawn(crate::observe::serve(listener, observer.clone()));
-    }
-    tokio::spawn(observer.clone().keepalive());
-    Ok(observer)
-}
 
 /// The plans of the files that are still to come, for the planner.
 fn upcoming(snapshot: &decide::Snapshot<'_>) -> Vec<crate::ahead::Upcoming> {
