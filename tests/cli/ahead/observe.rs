@@ -32,6 +32,8 @@ fn readiness_shows_in_the_metrics_get_status_and_the_status_line() {
         let s = scrape(port);
         value(&s, "wasmvisor_upgrade_ready", &[("upgrade", "v2")]) == Some(0.0)
             && value(&s, "wasmvisor_upgrade_preflight_failures_total", &[]) >= Some(1.0)
+            // Known once the chain has a few blocks to take its pace from.
+            && value(&s, "wasmvisor_upgrade_eta_seconds", &[("upgrade", "v2")]).is_some_and(|e| e > 0.0)
     });
     let s = scrape(port);
     assert_eq!(
