@@ -66,6 +66,12 @@ impl Planner {
             if self.shared.stopped() {
                 return;
             }
+            // Nothing at all during an upgrade: its hot path shares this runtime (the hold's
+            // end wakes the planner).
+            if self.shared.held() {
+                self.shared.wake.notified().await;
+                continue;
+            }
             if let Some(every) = self.ctx.cfg.plan_poll
                 && Instant::now() >= self.next_ask
             {

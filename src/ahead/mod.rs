@@ -82,6 +82,17 @@ impl Shared {
         Some(work.1.clone())
     }
 
+    fn stop(&self) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.lock_work().1.cancel();
+        self.wake.notify_one();
+    }
+
+    fn held(&self) -> bool {
+        self.lock_work().0
+    }
+
     fn stopped(&self) -> bool {
         self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -147,23 +158,13 @@ impl Handle {
 
     /// A stop request: the work in flight is cancelled and the planner ends.
     pub fn stop(&self) {
-        self.shared
-            .stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.shared.lock_work().1.cancel();
-        self.shared.wake.notify_one();
+        self.shared.stop();
     }
 
     /// A closure for the stop request's hook.
     pub fn stopper(&self) -> impl Fn() + Send + 'static {
         let shared = self.shared.clone();
-        move || {
-            shared
-                .stopped
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            shared.lock_work().1.cancel();
-            shared.wake.notify_one();
-        }
+        move || shared.stop()
     }
 }
 
