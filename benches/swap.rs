@@ -6,10 +6,17 @@
 //! - (b) the same plus a resolver plugin (the template, after the bundled one) and the cometbft
 //!   health check;
 //! - (c) wasmvisor polling every 300 ms (Cosmovisor's default policy);
-//! - (d) the floor: this program waits on inotify, stops the node, renames a symlink and spawns.
+//! - (d) the floor: this program waits on inotify, stops the node, renames a symlink and spawns;
+//! - (e) (a) with the governance plan known ahead: the node serves its RPC and gRPC, each plan
+//!   is announced a second or more before its height with a binaries map, and wasmvisor's
+//!   planner (asking every 100 ms) downloads, stages and preflights it before the halt
+//!   (`swap/ahead.rs`).
 //!
-//! Each phase's duration comes from wasmvisor's JSON log. Prints a table with p50/p99/max and the
-//! ratios (a)/(d), (b)-(a), (c)/(a); writes `target/bench/swap.json` and `target/bench/swap.svg`.
+//! Each phase's duration comes from wasmvisor's JSON log, and so do the counts of the table's
+//! last columns: upgrades with a fetch phase, preflights run at the halt (while the node stops)
+//! and binaries that passed theirs ahead of it. Prints a table with p50/p99/max and the ratios
+//! (a)/(d), (b)-(a), (c)/(a), (e)/(a), (e)/(d); writes `target/bench/swap.json` and
+//! `target/bench/swap.svg`.
 //! Then measures, for the supervisor idling with the plugins loaded from the compile cache, its
 //! resident memory and its wake-ups per second (inotify and poll), and the binary's size.
 //!
@@ -20,6 +27,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+#[path = "swap/ahead.rs"]
+mod ahead;
 #[path = "../tests/harness/mod.rs"]
 #[allow(dead_code)]
 mod harness;
@@ -30,7 +39,7 @@ mod runs;
 
 use harness::WASMVISOR;
 use report::{machine, pct, stats, svg};
-use runs::{Run, idle, run_floor, run_wasmvisor};
+use runs::{Ahead, Run, Said, idle, run_floor, run_wasmvisor};
 
 const PLUGINS_DIR: &str = env!("WASMVISOR_PLUGINS_DIR");
 const BLOCK_MS: u64 = 20;
@@ -67,15 +76,17 @@ fn main() {
         None,
     );
     let d = run_floor(n);
+    let e = ahead::run_ahead(n);
     let runs = [
         ("a", "inotify, default plugins", &a),
         ("b", "(a) + resolver + health plugins", &b),
         ("c", "poll 300 ms", &c),
         ("d", "floor", &d),
+        ("e", "(a) with the plan known ahead", &e),
     ];
     let mut report = json!({"upgrades": n, "block_ms": BLOCK_MS, "setups": {}});
     table(&runs, &mut report);
-    report["ratios"] = ratios(&a, &b, &c, &d);
+    report["ratios"] = ratios(&a, &b, &c, &d, &e);
     idle_and_size(&mut report);
     write(&report, &runs, started);
 }
@@ -104,18 +115,23 @@ deadline = "30s"
 /// Prints each set-up's totals and phases, and records them in `report["setups"]`.
 fn table(runs: &[(&str, &str, &Run)], report: &mut Value) {
     println!(
-        "\n{:<40} {:>6} {:>10} {:>10} {:>10}",
-        "set-up / phase (ms)", "n", "p50", "p99", "max"
+        "\n{:<40} {:>6} {:>10} {:>10} {:>10} {:>7} {:>9} {:>9}",
+        "set-up / phase (ms)", "n", "p50", "p99", "max", "fetch", "pf@halt", "pf ahead"
     );
     for &(key, title, run) in runs {
         let t = stats(&run.totals);
+        let count =
+            |f: fn(&Said) -> usize| run.said.as_ref().map_or("-".into(), |s| f(s).to_string());
         println!(
-            "{:<40} {:>6} {:>10.2} {:>10.2} {:>10.2}",
+            "{:<40} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>7} {:>9} {:>9}",
             format!("({key}) {title}"),
             t["n"],
             t["p50"].as_f64().unwrap(),
             t["p99"].as_f64().unwrap(),
-            t["max"].as_f64().unwrap()
+            t["max"].as_f64().unwrap(),
+            count(|s| s.fetches),
+            count(|s| s.preflight_at_halt),
+            count(|s| s.preflight_ahead),
         );
         let mut phases = serde_json::Map::new();
         for phase in PHASES {
@@ -134,17 +150,47 @@ fn table(runs: &[(&str, &str, &Run)], report: &mut Value) {
         }
         report["setups"][key] =
             json!({"title": title, "total": t, "phases": phases, "samples_ms": run.totals});
+        if let Some(said) = &run.said {
+            report["setups"][key]["said"] = json!({
+                "fetch_phases": said.fetches,
+                "preflight_at_halt": said.preflight_at_halt,
+                "preflight_ahead": said.preflight_ahead,
+                "prepared_ahead": said.prepared_ahead,
+            });
+        }
+        if let Some(ahead) = &run.ahead {
+            report["setups"][key]["ahead"] = ahead_line(run, ahead);
+        }
     }
 }
 
+/// (e)'s plans: how many were ready before their halt, how far ahead, how many the planner
+/// staged; printed and returned.
+fn ahead_line(run: &Run, ahead: &Ahead) -> Value {
+    let prepared = run.said.as_ref().map_or(0, |s| s.prepared_ahead);
+    println!(
+        "    ready before the halt: {} of {} plans, {:.2} s ahead at p50 ({:.2} s at least); {prepared} downloaded and staged ahead by the planner",
+        ahead.ready,
+        run.totals.len(),
+        pct(&ahead.lead_s, 0.5),
+        pct(&ahead.lead_s, 0.0),
+    );
+    json!({"ready_before_halt": ahead.ready, "lead_s": stats(&ahead.lead_s), "prepared_ahead": prepared})
+}
+
 /// The ratios the set-ups are compared by, printed.
-fn ratios(a: &Run, b: &Run, c: &Run, d: &Run) -> Value {
+fn ratios(a: &Run, b: &Run, c: &Run, d: &Run, e: &Run) -> Value {
     let p50 = |r: &Run| pct(&r.totals, 0.5);
+    let p99 = |r: &Run| pct(&r.totals, 0.99);
     let ratios = json!({
         "a_over_d_p50": p50(a) / p50(d),
         "b_minus_a_p50_ms": p50(b) - p50(a),
         "c_over_a_p50": p50(c) / p50(a),
-        "a_over_d_p99": pct(&a.totals, 0.99) / pct(&d.totals, 0.99),
+        "a_over_d_p99": p99(a) / p99(d),
+        "e_over_a_p50": p50(e) / p50(a),
+        "e_over_a_p99": p99(e) / p99(a),
+        "e_over_d_p50": p50(e) / p50(d),
+        "e_minus_a_p50_ms": p50(e) - p50(a),
     });
     println!(
         "\nratios: (a)/(d) = {:.2} at p50 ({:.2} at p99); (b)-(a) = {:+.2} ms at p50; (c)/(a) = {:.1} at p50",
@@ -152,6 +198,13 @@ fn ratios(a: &Run, b: &Run, c: &Run, d: &Run) -> Value {
         ratios["a_over_d_p99"].as_f64().unwrap(),
         ratios["b_minus_a_p50_ms"].as_f64().unwrap(),
         ratios["c_over_a_p50"].as_f64().unwrap()
+    );
+    println!(
+        "ratios: (e)/(a) = {:.2} at p50 ({:.2} at p99, {:+.2} ms at p50); (e)/(d) = {:.2} at p50",
+        ratios["e_over_a_p50"].as_f64().unwrap(),
+        ratios["e_over_a_p99"].as_f64().unwrap(),
+        ratios["e_minus_a_p50_ms"].as_f64().unwrap(),
+        ratios["e_over_d_p50"].as_f64().unwrap()
     );
     ratios
 }

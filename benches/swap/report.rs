@@ -29,7 +29,7 @@ pub(crate) fn svg(runs: &[(&str, &str, &Run)]) -> String {
     let hi = pct(&all, 1.0).log10().ceil().max(lo + 1.0);
     let x = |ms: f64| left + (ms.max(10f64.powf(lo)).log10() - lo) / (hi - lo) * (w - left - right);
     let y = |q: f64| top + (1.0 - q) * (h - top - bottom);
-    let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f"];
+    let colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#7f7f7f", "#d62728"];
     let mut out = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>

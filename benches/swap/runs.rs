@@ -28,13 +28,21 @@ fn home(n: usize, rpc_port: u16) -> Home {
         // Block times vary between versions (10–160 ms, two blocks per upgrade cover a 300 ms
         // poll period), so the upgrades do not fall into step with the polling.
         let mut config = with(json!({"version": name, "ordinal": i + 1, "handles": name}));
-        config["block_ms"] = json!(10 + (i * 37) % 151);
+        config["block_ms"] = json!(block_ms_of(i));
         home.install(&format!("upgrades/{name}"), config);
         plans.push((name, 2 * i as u64 + 1));
     }
     let plans: Vec<(&str, u64)> = plans.iter().map(|(n, h)| (n.as_str(), *h)).collect();
     home.chain(&plans);
     home
+}
+
+/// The block time of upgrade `i`'s version (genesis, `i` = 0: `BLOCK_MS`).
+pub(crate) fn block_ms_of(i: usize) -> u64 {
+    match i {
+        0 => BLOCK_MS,
+        i => 10 + (i as u64 * 37) % 151,
+    }
 }
 
 /// Whether the last upgrade's binary has committed past its plan.
@@ -108,6 +116,51 @@ fn phases(log: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
 pub(crate) struct Run {
     pub(crate) totals: Vec<f64>,
     pub(crate) phases: BTreeMap<String, Vec<f64>>,
+    /// What wasmvisor's log says of the upgrades (`None` for the floor, which has no log).
+    pub(crate) said: Option<Said>,
+    /// For (e): how many plans the planner had ready before their halt, and how far ahead.
+    pub(crate) ahead: Option<Ahead>,
+}
+
+/// What the log says, counted over a run's upgrades.
+#[derive(Default)]
+pub(crate) struct Said {
+    /// Upgrades whose halt had a fetch phase.
+    pub(crate) fetches: usize,
+    /// Upgrades whose preflight (`<bin> version`) ran at the halt, while the node stopped.
+    pub(crate) preflight_at_halt: usize,
+    /// Upgrades whose binary had passed its preflight ahead of the halt.
+    pub(crate) preflight_ahead: usize,
+    /// Plans the planner staged ahead of their halt.
+    pub(crate) prepared_ahead: usize,
+}
+
+/// How far ahead of their halts (e)'s plans were ready.
+pub(crate) struct Ahead {
+    /// Plans whose record said ready before their halt.
+    pub(crate) ready: usize,
+    /// Seconds from the record saying ready to the node writing upgrade-info.json.
+    pub(crate) lead_s: Vec<f64>,
+}
+
+/// Counts the lines of wasmvisor's JSON log that tell where each upgrade's work happened.
+fn said(log: &Path) -> Said {
+    let mut said = Said::default();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let message = v["message"].as_str().unwrap_or("");
+        match message {
+            "phase done" if v["phase"] == "fetch" => said.fetches += 1,
+            "preflight passed" => said.preflight_at_halt += 1,
+            "the binary passed its preflight ahead of the halt" => said.preflight_ahead += 1,
+            m if m.starts_with("prepared ahead of the halt") => said.prepared_ahead += 1,
+            _ => {}
+        }
+    }
+    said
 }
 
 /// upgrade name → milliseconds from upgrade-info.json written to wasmvisor seeing it (both
@@ -154,6 +207,23 @@ pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<St
         .unwrap();
     }
     let log = home.path.join("wasmvisor.log");
+    let mut child = spawn_wasmvisor(&home, port, env, &log);
+    let deadline = Instant::now() + Duration::from_secs(60 + n as u64);
+    while !finished(&home, n) {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish; log {}",
+            log.display()
+        );
+        still_running(&mut child, &log);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop(&mut child);
+    collect(&home, &log, n)
+}
+
+/// Starts `wasmvisor run start` on `home` (RPC at `port`), its JSON log to `log`.
+pub(crate) fn spawn_wasmvisor(home: &Home, port: u16, env: &[(&str, String)], log: &Path) -> Child {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
     let mut cmd = Command::new(WASMVISOR);
     cmd.args(["run", "start", "--home"])
@@ -167,31 +237,29 @@ pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<St
         .env("WASMVISOR_RPC_ADDRESS", format!("http://127.0.0.1:{port}"))
         .env("WASMVISOR_PLUGIN_CACHE", &cache)
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        .stderr(std::fs::File::create(log).unwrap());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60 + n as u64);
-    while !finished(&home, n) {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish; log {}",
-            log.display()
+    cmd.spawn().unwrap()
+}
+
+/// Panics with the log if wasmvisor has exited.
+pub(crate) fn still_running(child: &mut Child, log: &Path) {
+    if let Ok(Some(status)) = child.try_wait() {
+        panic!(
+            "wasmvisor exited early ({status}):\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
         );
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "wasmvisor exited early ({status}):\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    stop(&mut child);
-    let totals: Vec<f64> = totals(&home).into_values().collect();
+}
+
+/// A finished run's latencies, phases and what its log says, for at least `n` upgrades.
+pub(crate) fn collect(home: &Home, log: &Path, n: usize) -> Run {
+    let totals: Vec<f64> = totals(home).into_values().collect();
     let mut by_phase: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let detect = detections(&home, &log);
-    for (name, p) in phases(&log) {
+    let detect = detections(home, log);
+    for (name, p) in phases(log) {
         for (phase, ms) in p {
             let ms = if phase == "detect" {
                 detect.get(&name).copied().unwrap_or(ms)
@@ -209,10 +277,12 @@ pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<St
     Run {
         totals,
         phases: by_phase,
+        said: Some(said(log)),
+        ahead: None,
     }
 }
 
-fn stop(child: &mut Child) {
+pub(crate) fn stop(child: &mut Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -278,6 +348,8 @@ pub(crate) fn run_floor(n: usize) -> Run {
     Run {
         totals: totals(&home).into_values().collect(),
         phases: BTreeMap::new(),
+        said: None,
+        ahead: None,
     }
 }
 
