@@ -60,7 +60,11 @@ fn main() {
         evict(&node);
         cold.push(spawn(&node));
         evict(&node);
-        let w = warm(std::slice::from_ref(&node)).unwrap();
+        let w = warm(
+            std::slice::from_ref(&node),
+            &wasmvisor::cancel::Cancel::new(),
+        )
+        .unwrap();
         assert_eq!(w.bytes, size);
         warm_took.push(w.took);
         warmed.push(spawn(&node));

@@ -93,6 +93,21 @@ pub enum NotReady {
     },
 }
 
+impl NotReady {
+    /// Whether the check says the binary will not run, rather than that it could not tell:
+    /// a run that timed out, was cancelled, or could not be started for want of a process or a
+    /// scratch folder may do better next time (on a less loaded host).
+    pub fn is_conclusive(&self) -> bool {
+        !matches!(
+            self,
+            NotReady::TimedOut { .. }
+                | NotReady::Cancelled { .. }
+                | NotReady::Scratch { .. }
+                | NotReady::CannotExec { .. }
+        )
+    }
+}
+
 /// A needed library the loader will not find.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -69,6 +69,12 @@ pub struct Linkage {
     pub static_binary: bool,
 }
 
+/// The loader's default folders on this machine, in its order.
+pub fn loader_dirs() -> Vec<PathBuf> {
+    let (machine, class64, _) = this_machine();
+    search::default_dirs(machine, class64)
+}
+
 /// The architecture wasmvisor runs on: ELF `e_machine`, class, and its name.
 pub(crate) fn this_machine() -> (u16, bool, &'static str) {
     match std::env::consts::ARCH {

@@ -293,7 +293,7 @@ fn version_key(v: &str) -> Vec<u64> {
 
 /// The loader's default directories for this machine (Debian's multiarch ones, then the
 /// lib64 of Red Hat and SUSE, then the classic ones); a missing one is simply not there.
-fn default_dirs(machine: u16, class64: bool) -> Vec<PathBuf> {
+pub(super) fn default_dirs(machine: u16, class64: bool) -> Vec<PathBuf> {
     let (triplet, lib64) = match (machine, class64) {
         (62, true) => ("x86_64-linux-gnu", true),
         (62, false) => ("x86_64-linux-gnux32", false),

@@ -3,7 +3,6 @@
 //! first run, which on a network volume takes seconds.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -11,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use nix::fcntl::{PosixFadviseAdvice, posix_fadvise};
 
+use crate::cancel::Cancel;
+
 /// Bounds on a `lib/` walk: its depth and the files read.
 const MAX_DEPTH: usize = 8;
 const MAX_FILES: usize = 10_000;
 const CHUNK: usize = 256 * 1024;
+/// The most read ahead: a node binary and its libraries are a few hundred MiB.
+const MAX_BYTES: u64 = 4 << 30;
 
 /// What was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +29,12 @@ pub struct Warmed {
 
 /// Reads each path through: a file, or every regular file under a folder (a symlink followed
 /// only when it stays inside that folder, each file once). A path that does not exist (a
-/// `lib/` the upgrade does not have) is skipped.
-pub fn warm(paths: &[PathBuf]) -> io::Result<Warmed> {
+/// `lib/` the upgrade does not have) is skipped. Stops between chunks once `cancel` is
+/// cancelled, and after `MAX_BYTES` (what a node binary and its libraries can reasonably be).
+pub fn warm(paths: &[PathBuf], cancel: &Cancel) -> io::Result<Warmed> {
     let started = Instant::now();
     let mut w = Walk {
+        cancel,
         buf: vec![0u8; CHUNK],
         seen: HashSet::new(),
         files: 0,
@@ -55,14 +60,15 @@ pub fn warm(paths: &[PathBuf]) -> io::Result<Warmed> {
     })
 }
 
-struct Walk {
+struct Walk<'a> {
+    cancel: &'a Cancel,
     buf: Vec<u8>,
     seen: HashSet<(u64, u64)>,
     files: usize,
     bytes: u64,
 }
 
-impl Walk {
+impl Walk<'_> {
     fn dir(&mut self, root: &Path, dir: &Path, depth: usize) -> io::Result<()> {
         if depth > MAX_DEPTH {
             return Ok(());
@@ -101,11 +107,15 @@ impl Walk {
         if !self.seen.insert((meta.dev(), meta.ino())) {
             return Ok(());
         }
-        let mut file = File::open(path)?;
+        // Never blocks on a FIFO swapped in since the check above.
+        let mut file = crate::fs::open_regular_path(path).map_err(io::Error::other)?;
         // Ask the kernel to start reading all of it at once, then read it through so every page
         // is in the cache when this returns.
         let _ = posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_WILLNEED);
         loop {
+            if self.cancel.is_cancelled() || self.bytes >= MAX_BYTES {
+                return Ok(());
+            }
             match file.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => self.bytes += n as u64,

@@ -140,7 +140,9 @@ impl Supervisor {
     }
 
     /// A digest of what a refused upgrade depended on and the operator can change: the
-    /// configuration, the plugin configuration, and the upgrade folder's binary.
+    /// configuration, the plugin configuration, the upgrade folder's binary, and what the
+    /// loader would give it (its `lib/`, the system's libraries: a preflight refusal for a
+    /// missing library is tried again once one was installed).
     fn refusal_inputs(&self, dir: &str) -> String {
         use sha2::Digest;
         use std::os::unix::fs::MetadataExt;
@@ -162,6 +164,7 @@ impl Supervisor {
                 m.mode()
             ));
         }
+        h.update(crate::upgrade::preflight::loader_inputs(&self.layout, dir));
         hex::encode(h.finalize())
     }
 }

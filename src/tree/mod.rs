@@ -164,6 +164,19 @@ impl Layout {
         })
     }
 
+    /// The same tree, opened again from the same folders (nothing is recovered or created): for
+    /// work on another thread that must not touch `data/`.
+    pub fn try_clone(&self) -> std::io::Result<Layout> {
+        Ok(Layout {
+            home: self.home.clone(),
+            root_path: self.root_path.clone(),
+            daemon_name: self.daemon_name.clone(),
+            names: self.names,
+            root: self.root.try_clone()?,
+            data: self.data.try_clone()?,
+        })
+    }
+
     /// The folder under `upgrades/` for a plan name.
     pub fn dir_name(&self, plan_name: &str) -> Result<String, NameError> {
         self.names.dir(plan_name)

@@ -5,8 +5,11 @@
 //! run is refused with `current` unchanged.
 //!
 //! Results are kept by what was checked — the binary's identity on disk (device, inode, size,
-//! modification time), its `lib/` folder and the arguments — so replacing the binary or a
-//! library checks again.
+//! modification time), its `lib/` folder and the arguments — so replacing the binary or one of
+//! its libraries in `lib/` checks again. A binary that passed is checked again at its halt for
+//! its dynamic needs alone (a system library removed since; a millisecond, while the node
+//! stops). A check that could not tell (a run that timed out, no scratch folder) does not
+//! refuse the upgrade: it is said, and the switch goes ahead.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -22,7 +25,7 @@ use crate::config::Config;
 use crate::node::{Child, Reaper};
 use crate::plugin::ThreadError;
 use crate::preflight::{Exit as RunExit, Launched, Launcher, NotReady, Target};
-use crate::tree::{Current, Layout, LayoutError, Plan};
+use crate::tree::{Current, Layout, Plan};
 
 /// How long `<binary> version` may take.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,7 +104,13 @@ impl Launched for Reaped {
     }
 
     fn exited(&mut self) -> std::io::Result<Option<RunExit>> {
-        Ok(self.0.exited().map(|e| match e {
+        let exit = self.0.exited();
+        if exit.is_some() {
+            // What it left behind in its group goes with it (the reaper has collected the
+            // leader; its group id stays reserved while any member lives).
+            let _ = nix::sys::signal::killpg(self.0.pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(exit.map(|e| match e {
             crate::node::Exit::Code(c) => RunExit::Code(c),
             crate::node::Exit::Signal(s) => RunExit::Signal(s),
         }))
@@ -109,7 +118,7 @@ impl Launched for Reaped {
 }
 
 /// The binary and `lib/` folder of the upgrade folder `dir`.
-fn paths(layout: &Layout, dir: &str) -> (Current, PathBuf, PathBuf) {
+pub fn paths(layout: &Layout, dir: &str) -> (Current, PathBuf, PathBuf) {
     let target = Current::Upgrade(dir.to_string());
     let binary = layout.binary_path(&target);
     let lib = layout.root_path.join(target.rel_dir()).join("lib");
@@ -120,31 +129,42 @@ fn paths(layout: &Layout, dir: &str) -> (Current, PathBuf, PathBuf) {
 pub fn key(layout: &Layout, cfg: &Config, dir: &str) -> std::io::Result<Key> {
     let (_, binary, lib) = paths(layout, dir);
     let meta = std::fs::metadata(&binary)?;
+    Ok(Key {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: mtime_ns(&meta),
+        lib: lib_digest(&lib),
+        binary,
+        args: cfg.preflight_args.clone(),
+    })
+}
+
+/// The `lib/` folder's entries (names, sizes, modification times), hashed.
+fn lib_digest(lib: &Path) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    if let Ok(entries) = std::fs::read_dir(&lib) {
+    if let Ok(entries) = std::fs::read_dir(lib) {
         let mut seen: Vec<(OsString, u64, i64)> = entries
             .flatten()
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
-                Some((
-                    e.file_name(),
-                    m.size(),
-                    m.mtime_nsec() + m.mtime() * 1_000_000_000,
-                ))
+                Some((e.file_name(), m.size(), mtime_ns(&m)))
             })
             .collect();
         seen.sort();
         seen.hash(&mut hasher);
     }
-    Ok(Key {
-        binary,
-        dev: meta.dev(),
-        ino: meta.ino(),
-        size: meta.size(),
-        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        lib: hasher.finish(),
-        args: cfg.preflight_args.clone(),
-    })
+    hasher.finish()
+}
+
+/// What a check does beyond the dynamic needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct How {
+    /// Run `<binary> $WASMVISOR_PREFLIGHT_ARGS` (unless they are `off`).
+    pub run: bool,
+    /// Hash the binary, for `status` (not at the halt: only shown, and a large binary takes a
+    /// while).
+    pub hash: bool,
 }
 
 /// Checks the binary in `dir` (blocking: reads the binary and runs it).
@@ -152,13 +172,16 @@ pub fn check(
     layout: &Layout,
     cfg: &Config,
     dir: &str,
-    key: Key,
+    (key, how): (Key, How),
     launcher: &dyn Launcher,
     cancel: &Cancel,
 ) -> Checked {
     let started = Instant::now();
     let (target, binary, lib) = paths(layout, dir);
-    let sha256 = crate::fs::sha256_path(&binary).unwrap_or_default();
+    let sha256 = match how.hash {
+        true => sha256_until(&binary, cancel).unwrap_or_default(),
+        false => String::new(),
+    };
     let inherited = std::env::var_os("LD_LIBRARY_PATH");
     let result = crate::preflight::dynamic_needs(&Target {
         binary: &binary,
@@ -167,7 +190,7 @@ pub fn check(
         display_root: Some(&layout.root_path),
     })
     .and_then(|linkage| {
-        let output = match cfg.preflight_args.is_empty() {
+        let output = match cfg.preflight_args.is_empty() || !how.run {
             true => None,
             false => {
                 let env: Vec<(OsString, OsString)> = layout
@@ -201,6 +224,57 @@ pub fn check(
     }
 }
 
+/// The file's sha256 in lower-case hex, read in chunks that each check `cancel` (`None`: it
+/// could not be read, or the work was cancelled).
+fn sha256_until(path: &Path, cancel: &Cancel) -> Option<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = crate::fs::open_regular_path(path).ok()?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        match file.read(&mut buf) {
+            Ok(0) => return Some(hex::encode(hasher.finalize())),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// What the loader reads besides the binary, as text to digest: the upgrade's `lib/`, the
+/// loader's cache, its default folders and `LD_LIBRARY_PATH`. A refusal for a missing library
+/// is tried again once any of it changed (the operator installed the library).
+pub fn loader_inputs(layout: &Layout, dir: &str) -> String {
+    let (_, _, lib) = paths(layout, dir);
+    let mut out = format!("lib {:x}\n", lib_digest(&lib));
+    let cache = PathBuf::from("/etc/ld.so.cache");
+    for path in std::iter::once(cache).chain(crate::preflight::loader_dirs()) {
+        if let Ok(m) = std::fs::metadata(&path) {
+            out.push_str(&format!(
+                "{} {} {}\n",
+                path.display(),
+                m.ino(),
+                mtime_ns(&m)
+            ));
+        }
+    }
+    if let Some(v) = std::env::var_os("LD_LIBRARY_PATH") {
+        out.push_str(&format!("LD_LIBRARY_PATH={}\n", v.to_string_lossy()));
+    }
+    out
+}
+
+/// A modification time in nanoseconds since the epoch.
+pub fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
 /// The binary's place for messages: relative to the cosmovisor folder.
 pub fn shown(layout: &Layout, binary: &Path) -> String {
     binary
@@ -210,96 +284,113 @@ pub fn shown(layout: &Layout, binary: &Path) -> String {
         .to_string()
 }
 
-/// A preflight started at the detection, while the node stops (for a binary already staged
-/// and not checked ahead): the switch waits for its result.
+/// A preflight started at the detection, while the node stops: the switch waits for its
+/// result, if the binary is still the one it checked.
 pub struct Early {
     key: Key,
-    task: tokio::task::JoinHandle<Result<Result<Checked, LayoutError>, ThreadError>>,
+    task: tokio::task::JoinHandle<Result<std::io::Result<Checked>, ThreadError>>,
 }
 
 impl Upgrade<'_> {
-    /// Starts the preflight of the binary staged in `dir_name`, if there is one that did not
-    /// pass a preflight yet.
-    pub(super) fn start_preflight(&self, dir_name: &str) -> Option<Early> {
-        let key = key(self.layout, self.cfg, dir_name).ok()?;
-        if let Some(Checked { result: Ok(_), .. }) = self.checks.get(&key) {
-            return None;
-        }
+    /// Starts, on its own thread, the check of the binary in `dir_name` as `how` says.
+    fn spawn_check(&self, dir_name: &str, key: Key, how: How) -> std::io::Result<Early> {
         let (cfg, dir, k) = (self.cfg.clone(), dir_name.to_string(), key.clone());
+        let layout = self.layout.try_clone()?;
         let cancel = self.signals.cancel().clone();
         let launcher = ThroughReaper(self.reaper.clone());
         let task = tokio::spawn(crate::plugin::off_runtime(move || {
-            let layout = Layout::open(&cfg)?;
-            Ok(check(&layout, &cfg, &dir, k, &launcher, &cancel))
+            Ok(check(&layout, &cfg, &dir, (k, how), &launcher, &cancel))
         }));
-        Some(Early { key, task })
+        Ok(Early { key, task })
     }
 
-    /// Before the swap: the binary about to run passed a preflight — ahead of the halt, while
-    /// the node stopped (`early`, if the binary is still the one it checked), or now. Returns
-    /// false if a stop request interrupted the check.
+    /// Starts the preflight of the binary staged in `dir_name`, if one is: in full, or, for a
+    /// binary that passed ahead of the halt, its dynamic needs again.
+    pub(super) fn start_preflight(&self, dir_name: &str) -> Option<Early> {
+        let key = key(self.layout, self.cfg, dir_name).ok()?;
+        let passed = matches!(self.checks.get(&key), Some(Checked { result: Ok(_), .. }));
+        let how = How {
+            run: !passed,
+            hash: false,
+        };
+        self.spawn_check(dir_name, key, how).ok()
+    }
+
+    /// Before the swap: the binary about to run passes its preflight — `early`'s, or one run
+    /// now. A check that could not tell is said and lets the switch go ahead. Returns false if
+    /// a stop request interrupted the check.
     pub(super) async fn preflight_at_halt(
         &mut self,
         plan: &Plan,
         dir_name: &str,
         early: Option<Early>,
     ) -> Result<bool, UpgradeError> {
-        let key = key(self.layout, self.cfg, dir_name).map_err(|source| UpgradeError::Io {
+        let io = |what: &str, source| UpgradeError::Io {
             upgrade: plan.name.clone(),
             phase: crate::upgrade::journal::Phase::Fetch,
-            what: "cannot read the staged binary".into(),
+            what: what.into(),
             source,
-        })?;
-        if let Some(Checked { result: Ok(_), .. }) = self.checks.get(&key) {
-            tracing::info!(upgrade = %plan.name, "the binary passed its preflight ahead of the halt");
-            return Ok(true);
-        }
-        let task = match early {
-            Some(early) if early.key == key => early.task,
+        };
+        let key = key(self.layout, self.cfg, dir_name)
+            .map_err(|e| io("cannot read the staged binary", e))?;
+        let ahead = matches!(self.checks.get(&key), Some(Checked { result: Ok(_), .. }));
+        let early = match early {
+            Some(early) if early.key == key => early,
             _ => {
-                let (cfg, dir) = (self.cfg.clone(), dir_name.to_string());
-                let cancel = self.signals.cancel().clone();
-                let launcher = ThroughReaper(self.reaper.clone());
-                tokio::spawn(crate::plugin::off_runtime(move || {
-                    let layout = Layout::open(&cfg)?;
-                    Ok(check(&layout, &cfg, &dir, key, &launcher, &cancel))
-                }))
+                let how = How {
+                    run: !ahead,
+                    hash: false,
+                };
+                self.spawn_check(dir_name, key, how)
+                    .map_err(|e| io("cannot open the tree for the preflight", e))?
             }
         };
-        let upgrade = || plan.name.clone();
-        let done = self.signals.until_stop(task).await;
+        let done = self.signals.until_stop(early.task).await;
         let checked = match done.map(|joined| joined.unwrap_or(Err(ThreadError::Ended))) {
             None => return Ok(false),
-            Some(Ok(Ok(checked))) => checked,
-            Some(Ok(Err(source))) => {
-                return Err(UpgradeError::Layout {
-                    upgrade: upgrade(),
-                    source,
-                });
+            Some(Ok(checked)) => {
+                checked.map_err(|e| io("cannot open the tree for the preflight", e))?
             }
             Some(Err(source)) => {
                 return Err(UpgradeError::PreflightThread {
-                    upgrade: upgrade(),
+                    upgrade: plan.name.clone(),
                     source,
                 });
             }
         };
-        self.checks.put(checked.clone());
         if self.signals.stop_requested() {
             return Ok(false);
         }
-        match checked.result {
-            Ok(_) => {
-                tracing::info!(upgrade = %plan.name, took = %crate::duration::format(checked.took), "preflight passed");
-                Ok(true)
+        self.judge_at_halt(plan, checked, ahead)
+    }
+
+    /// The switch goes ahead unless the check says the binary will not run.
+    fn judge_at_halt(
+        &mut self,
+        plan: &Plan,
+        checked: Checked,
+        ahead: bool,
+    ) -> Result<bool, UpgradeError> {
+        let took = crate::duration::format(checked.took);
+        match &checked.result {
+            Ok(_) if ahead => {
+                tracing::info!(upgrade = %plan.name, %took, "the binary passed its preflight ahead of the halt, and its libraries are still there")
+            }
+            Ok(_) => tracing::info!(upgrade = %plan.name, %took, "preflight passed"),
+            Err(reason) if !reason.is_conclusive() => {
+                tracing::warn!(upgrade = %plan.name, "the preflight could not tell whether the binary runs ({reason}); switching to it")
             }
             Err(reason) => {
                 self.observer.preflight_failed();
-                Err(UpgradeError::Preflight {
-                    upgrade: upgrade(),
-                    reason,
-                })
+                return Err(UpgradeError::Preflight {
+                    upgrade: plan.name.clone(),
+                    reason: reason.clone(),
+                });
             }
         }
+        if !ahead || checked.result.is_err() {
+            self.checks.put(checked);
+        }
+        Ok(true)
     }
 }

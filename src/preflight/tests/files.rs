@@ -117,6 +117,8 @@ fn warm_reads_the_binary_and_every_file_of_lib_once_and_nothing_outside() {
     std::fs::write(lib.join("sub/extra.so"), vec![3u8; 10]).unwrap();
     std::os::unix::fs::symlink("libwasmvm.so", lib.join("libwasmvm.so.1")).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", lib.join("escape")).unwrap();
-    let warmed = warm(&[t.path().join("gaiad"), lib, t.path().join("no-such-lib")]).unwrap();
+    let cancel = crate::cancel::Cancel::new();
+    let paths = [t.path().join("gaiad"), lib, t.path().join("no-such-lib")];
+    let warmed = warm(&paths, &cancel).unwrap();
     assert_eq!((warmed.files, warmed.bytes), (3, 301_010));
 }

@@ -11,16 +11,13 @@ use crate::harness::*;
 
 use super::{chain_home, status, wait_next};
 
-/// Builds, with the host's C compiler, a program that prints `v2` and exits 0, linked against a
-/// shared library of its own (`libwvneed.so`, left in `dir/lib`). Returns the program.
-fn program_needing_a_library(dir: &Path) -> PathBuf {
+/// Builds, with the host's C compiler, a node binary linked against a shared library of its own
+/// (`libwvneed.so`, left in `dir/lib`): its `version` prints `v2`; anything else runs the
+/// simulator with `config`. Returns the program.
+fn program_needing_a_library(dir: &Path, config: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::write(dir.join("need.c"), "int wv_need(void) { return 2; }\n").unwrap();
-    std::fs::write(
-        dir.join("main.c"),
-        "#include <stdio.h>\nint wv_need(void);\nint main(void) { printf(\"v%d\\n\", wv_need()); return 0; }\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("main.c"), MAIN_C).unwrap();
     let cc = |args: &[&str]| {
         let out = Command::new("cc")
             .args(args)
@@ -34,16 +31,42 @@ fn program_needing_a_library(dir: &Path) -> PathBuf {
         );
     };
     cc(&["-shared", "-fPIC", "-o", "lib/libwvneed.so", "need.c"]);
-    cc(&["-o", "prog", "main.c", "-Llib", "-lwvneed"]);
+    let sim = format!("-DSIM=\"{SIM}\"");
+    let config = format!("-DCONFIG=\"{}\"", config.display());
+    cc(&[&sim, &config, "-o", "prog", "main.c", "-Llib", "-lwvneed"]);
     dir.join("prog")
 }
+
+const MAIN_C: &str = r#"#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int wv_need(void);
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "version") == 0) {
+        printf("v%d\n", wv_need());
+        return 0;
+    }
+    char *args[64];
+    int n = 0;
+    args[n++] = SIM;
+    args[n++] = "--sim-config";
+    args[n++] = CONFIG;
+    for (int i = 1; i < argc && n < 63; i++) args[n++] = argv[i];
+    args[n] = 0;
+    execv(SIM, args);
+    perror("execv");
+    return 127;
+}
+"#;
 
 #[test]
 fn a_binary_needing_a_missing_library_is_not_ready_ahead_and_refused_at_its_halt() {
     let home = chain_home(json!({}));
-    let prog = program_needing_a_library(&home.path.join("build"));
+    home.upgrade("v2", 2, json!({}));
     let staged = home.root().join("upgrades/v2/bin/simd");
-    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    let config = home.root().join("upgrades/v2/bin/sim.json");
+    let prog = program_needing_a_library(&home.path.join("build"), &config);
+    std::fs::remove_file(&staged).unwrap();
     std::fs::copy(&prog, &staged).unwrap();
     let height = 100_000;
     home.chain(&[("v2", height)]);
@@ -87,6 +110,48 @@ fn a_binary_needing_a_missing_library_is_not_ready_ahead_and_refused_at_its_halt
     );
     assert_eq!(home.current(), "genesis");
     assert_eq!(status(&home)["current"]["upgrade"], "genesis");
+
+    // The operator puts the library in place: the refused upgrade is tried again at the next
+    // start (what the refusal depended on changed), and goes through.
+    std::fs::copy(
+        home.path.join("build/lib/libwvneed.so"),
+        home.root().join("upgrades/v2/lib/libwvneed.so"),
+    )
+    .unwrap();
+    let run = home.run(&[]);
+    home.wait_height("v2", near + 2);
+    assert_eq!(home.current(), "upgrades/v2");
+    run.stop();
+}
+
+#[test]
+fn a_preflight_that_cannot_tell_at_the_halt_warns_and_does_not_refuse() {
+    let mut home = chain_home(json!({}));
+    // The plan is learnt at the halt only: its binary is checked there, not ahead.
+    home.set("WASMVISOR_PLAN_POLL", "off");
+    home.upgrade("v2", 2, json!({}));
+    // Its `version` hangs past the preflight's 10 s; the node itself starts as any other.
+    write_script(
+        &home.root().join("upgrades/v2/bin/simd"),
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = version ] && exec sleep 600\nexec '{SIM}' --sim-config \"$(dirname \"$0\")/sim.json\" \"$@\"\n"
+        ),
+    );
+    home.chain(&[("v2", 20)]);
+    let run = home.run(&[]);
+    home.wait_height("v2", 22);
+    let log = home.last_log();
+    assert_eq!(
+        log.matches("the preflight could not tell whether the binary runs")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("version did not finish within 10s, and was killed"),
+        "{log}"
+    );
+    run.stop();
 }
 
 /// The loader's paths as the reason lists them on this host: its cache and the default
