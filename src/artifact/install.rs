@@ -133,6 +133,7 @@ fn listing(files: &[PathBuf]) -> String {
 
 /// Unpacks the file `name` of `work` and installs the binary as `upgrades/<dir>/bin/<daemon>`
 /// under `root`, with the other files of its folder beside it (existing ones are kept).
+/// Returns what it put there besides the binary (paths relative to `upgrades/<dir>`).
 pub fn install(
     root: &Dir,
     work: &Dir,
@@ -141,7 +142,7 @@ pub fn install(
     dir: &str,
     daemon: &str,
     limits: &Limits,
-) -> Result<(), InstallError> {
+) -> Result<Vec<String>, InstallError> {
     let upgrades = root
         .create_dir_all(crate::tree::UPGRADES_DIR)
         .and_then(|()| root.open_dir(crate::tree::UPGRADES_DIR))
@@ -166,9 +167,9 @@ pub fn install(
             staging.open_dir(&base)?
         };
         unpack::set_mode(&from, &binary, 0o755)?;
-        let final_path = put_in_place(root, &from, &binary, dir, daemon)?;
+        let (final_path, beside) = put_in_place(root, &from, &binary, dir, daemon)?;
         tracing::info!(binary = %final_path, from = %base.join(&binary).display(), "installed the downloaded binary");
-        Ok(())
+        Ok(beside)
     })();
     let _ = upgrades.remove_dir_all(&staging_name);
     result
@@ -230,14 +231,15 @@ fn unpack_into(
 }
 
 /// Moves what `from` holds into `upgrades/<dir>`: everything else first (files already there
-/// are kept), the binary last, as `bin/<daemon>`. Returns where the binary is.
+/// are kept), the binary last, as `bin/<daemon>`. Returns where the binary is, and what was put
+/// beside it.
 fn put_in_place(
     root: &Dir,
     from: &Dir,
     binary: &Path,
     dir: &str,
     daemon: &str,
-) -> Result<String, InstallError> {
+) -> Result<(String, Vec<String>), InstallError> {
     let target = format!("upgrades/{dir}");
     let bin = format!("{target}/bin");
     root.create_dir_all(&bin)
@@ -245,7 +247,14 @@ fn put_in_place(
             path: bin.clone(),
             source,
         })?;
-    merge(from, Path::new(""), root, Path::new(&target), binary)?;
+    let mut beside = Vec::new();
+    merge(
+        from,
+        Path::new(""),
+        (root, Path::new(&target)),
+        binary,
+        &mut beside,
+    )?;
     let final_path = format!("{bin}/{daemon}");
     from.rename(binary, root, &final_path)
         .map_err(|source| InstallError::Install {
@@ -254,7 +263,7 @@ fn put_in_place(
         })?;
     let bin_dir = root.open_dir(&bin)?;
     crate::fs::sync_dir(&bin_dir).map_err(|source| InstallError::Sync { path: bin, source })?;
-    Ok(final_path)
+    Ok((final_path, beside))
 }
 
 /// Where the binary is in the unpacked tree: `(folder, binary within it)`. The folder is the
@@ -386,8 +395,14 @@ fn check_executable(dir: &Dir, path: &Path) -> Result<(), InstallError> {
 }
 
 /// Moves what `from/rel` holds into `to/rel` under `root`, entry by entry, keeping what is
-/// already there and leaving `skip` (the binary) for last.
-fn merge(from: &Dir, rel: &Path, root: &Dir, to: &Path, skip: &Path) -> Result<(), InstallError> {
+/// already there and leaving `skip` (the binary) for last. Each entry moved is added to `moved`.
+fn merge(
+    from: &Dir,
+    rel: &Path,
+    (root, to): (&Dir, &Path),
+    skip: &Path,
+    moved: &mut Vec<String>,
+) -> Result<(), InstallError> {
     let dir = open(from, rel)?;
     for entry in dir.entries()? {
         let entry = entry?;
@@ -398,13 +413,15 @@ fn merge(from: &Dir, rel: &Path, root: &Dir, to: &Path, skip: &Path) -> Result<(
         let dest = to.join(&child);
         let is_dir = entry.file_type()?.is_dir();
         match root.symlink_metadata(&dest) {
-            Err(_) => from
-                .rename(&child, root, &dest)
-                .map_err(|source| InstallError::Move {
-                    path: child.clone(),
-                    source,
-                })?,
-            Ok(meta) if is_dir && meta.is_dir() => merge(from, &child, root, to, skip)?,
+            Err(_) => {
+                from.rename(&child, root, &dest)
+                    .map_err(|source| InstallError::Move {
+                        path: child.clone(),
+                        source,
+                    })?;
+                moved.push(child.display().to_string());
+            }
+            Ok(meta) if is_dir && meta.is_dir() => merge(from, &child, (root, to), skip, moved)?,
             Ok(_) => {}
         }
     }

@@ -18,6 +18,7 @@ mod checksum;
 mod download;
 mod guard;
 mod install;
+pub mod provenance;
 mod sources;
 mod unpack;
 
@@ -31,7 +32,7 @@ use wasmvisor_plugin_support::getter::{self, Archive, Format, GetterUrl};
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::plugin::{ArchiveFormat, Artifact, PluginSet};
-use crate::tree::Layout;
+use crate::tree::{Layout, Plan};
 pub use checksum::ChecksumError;
 pub use download::Download;
 pub use install::InstallError;
@@ -131,13 +132,13 @@ fn joined(reasons: &[ArtifactFailure]) -> String {
 }
 
 /// Fetches the first artifact that a source delivers and verifies, and installs it into
-/// `upgrades/<dir>/bin/<daemon>`. Downloads wait in `cosmovisor/.wasmvisor-downloads/<dir>`,
+/// `upgrades/<dir>/bin/<daemon>`, recording the plan it was staged for (`provenance.rs`). Downloads wait in `cosmovisor/.wasmvisor-downloads/<dir>`,
 /// a folder of wasmvisor's own (a symlink there is refused, never followed).
 pub fn stage(
     plugins: &PluginSet,
     cfg: &Config,
     layout: &Layout,
-    dir: &str,
+    (dir, plan): (&str, &Plan),
     artifacts: &[Artifact],
     cancel: &Cancel,
 ) -> Result<(), StageError> {
@@ -163,9 +164,12 @@ pub fn stage(
     let mut reasons = Vec::new();
     for a in artifacts {
         match stager.artifact(a)? {
-            Ok(()) => {
+            Ok(beside) => {
                 drop(work);
                 let _ = downloads.remove_dir_all(dir);
+                if let Err(e) = provenance::record(layout, (dir, plan), beside) {
+                    tracing::warn!(upgrade = %plan.name, "cannot record the plan upgrades/{dir}/bin/{} was staged for ({e}): it is taken as staged by hand if the plan changes", cfg.name);
+                }
                 return Ok(());
             }
             Err(reason) => reasons.push(reason),
@@ -189,7 +193,8 @@ struct Stager<'a> {
 impl Stager<'_> {
     /// Fetches, verifies and installs `a`. The outer error ends the staging (a stop request, a
     /// checksum mismatch); the inner one is why this artifact failed, and the next is tried.
-    fn artifact(&self, a: &Artifact) -> Result<Result<(), ArtifactFailure>, StageError> {
+    /// Staged, it returns what was installed beside the binary.
+    fn artifact(&self, a: &Artifact) -> Result<Result<Vec<String>, ArtifactFailure>, StageError> {
         let url = match getter::parse_url(&a.url) {
             Ok(url) => url,
             Err(reason) => {

@@ -31,10 +31,11 @@ impl Upgrade<'_> {
         let set = self.plugins.clone();
         let cfg = self.cfg.clone();
         let layout = Layout::open(self.cfg).map_err(tree_error(&plan.name))?;
-        let dir = dir_name.to_string();
+        let (dir, staged_for) = (dir_name.to_string(), plan.clone());
         let cancel = self.signals.cancel().clone();
         let fetch = crate::plugin::off_runtime(move || {
-            crate::artifact::stage(&set, &cfg, &layout, &dir, &artifacts, &cancel)
+            let for_plan = (dir.as_str(), &staged_for);
+            crate::artifact::stage(&set, &cfg, &layout, for_plan, &artifacts, &cancel)
         });
         let fail = |source: FetchError| UpgradeError::Fetch {
             upgrade: plan.name.clone(),

@@ -205,6 +205,7 @@ pub fn request(
 /// resolver other than the bundled one may look at it.
 fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, ResolveError> {
     let dir = layout.dir_name(&plan.name)?;
+    set_aside_if_stale(layout, &dir, plan);
     let target = Current::Upgrade(dir.clone());
     let has_binary = layout.check_binary(&target).is_ok();
     let sha256 = if has_binary && !set.only_default_resolver() {
@@ -276,19 +277,20 @@ pub enum PrepareError {
 /// Resolves `plan` and, if the resolvers want artifacts, fetches and installs them: what
 /// `prepare-upgrade` and the supervisor's preparation ahead of a manual halt do.
 pub fn prepare(set: &PluginSet, cfg: &Config, plan: &Plan) -> Result<Prepared, PrepareError> {
-    prepare_until(set, cfg, plan, &set.cancel)
+    prepare_until(set, cfg, &Layout::open(cfg)?, plan, &set.cancel)
 }
 
-/// [`prepare`], its download stopped by `cancel` (the planner's, which an upgrade cancels).
+/// [`prepare`] in an opened tree, its download stopped by `cancel` (the planner's, which an
+/// upgrade cancels).
 pub fn prepare_until(
     set: &PluginSet,
     cfg: &Config,
+    layout: &Layout,
     plan: &Plan,
     cancel: &crate::cancel::Cancel,
 ) -> Result<Prepared, PrepareError> {
-    let layout = Layout::open(cfg)?;
     let dir = layout.dir_name(&plan.name)?;
-    let request = request(set, cfg, Some(&layout), plan)?;
+    let request = request(set, cfg, Some(layout), plan)?;
     let resolution = set.resolve(&request)?;
     let by = resolution.by;
     let downloaded = match Action::of(resolution.decision) {
@@ -301,7 +303,7 @@ pub fn prepare_until(
         Action::Refuse(reason) => return Err(PrepareError::Refused { by, reason }),
         Action::Unresolved(reason) => return Err(PrepareError::Unresolved { by, reason }),
         Action::Fetch(list) => {
-            crate::artifact::stage(set, cfg, &layout, &dir, &list, cancel)?;
+            crate::artifact::stage(set, cfg, layout, (&dir, plan), &list, cancel)?;
             true
         }
     };
@@ -310,4 +312,26 @@ pub fn prepare_until(
         downloaded,
         held: resolution.not_before,
     })
+}
+
+/// A binary wasmvisor staged for other info of this plan (proposed again, or replaced under
+/// the same name) is moved aside, so the resolvers fetch the plan's own. Unreadable records
+/// leave the binary where it is, as a binary staged by hand.
+fn set_aside_if_stale(layout: &Layout, dir: &str, plan: &Plan) {
+    use crate::artifact::provenance::{self, Looked};
+    match provenance::set_aside_if_stale(layout, dir, plan) {
+        Ok(Looked::Unchanged) => {}
+        Ok(Looked::SetAside(to)) => tracing::warn!(
+            upgrade = %plan.name,
+            "the binary wasmvisor staged in upgrades/{dir} was for other plan info; moved to {to}, the plan's binary is fetched again"
+        ),
+        Ok(Looked::HandStaged) => tracing::info!(
+            upgrade = %plan.name,
+            "the binary in upgrades/{dir} was replaced by hand since wasmvisor staged it: it is used as staged"
+        ),
+        Err(e) => tracing::warn!(
+            upgrade = %plan.name,
+            "cannot tell which plan upgrades/{dir} was staged for ({e}); its binary is used as staged"
+        ),
+    }
 }

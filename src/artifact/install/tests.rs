@@ -31,7 +31,7 @@ fn install_as(name: &str, bytes: &[u8], subdir: Option<&str>) -> Result<(), Inst
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(upgrades.iter().all(|n| n != ".v2.unpack"), "{upgrades:?}");
-    result
+    result.map(drop)
 }
 
 #[test]

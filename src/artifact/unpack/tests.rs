@@ -138,10 +138,14 @@ pub(in crate::artifact) fn install(
         super::super::install::install(&root, &work, name, &how, "v2", "simd", &Limits::default());
     let installed = root_path.join("upgrades/v2/bin/simd");
     match result {
-        Ok(()) => Ok((
-            std::fs::read(&installed).unwrap(),
-            std::fs::read(root_path.join("upgrades/v2/lib/libwasmvm.so")).ok(),
-        )),
+        Ok(beside) => {
+            let lib = std::fs::read(root_path.join("upgrades/v2/lib/libwasmvm.so")).ok();
+            // What it reports installing beside the binary (recorded with it) is there.
+            for b in &beside {
+                assert!(root_path.join("upgrades/v2").join(b).exists(), "{b}");
+            }
+            Ok((std::fs::read(&installed).unwrap(), lib))
+        }
         Err(why) => {
             assert!(!installed.exists(), "refused ({why}) yet installed");
             Err(why.to_string())

@@ -186,3 +186,100 @@ fn with_the_poll_off_the_chain_is_never_asked_and_manual_plans_are_still_checked
     assert_eq!(status(&home)["upcoming"].as_array().unwrap().len(), 1);
     run.stop();
 }
+
+/// The URL of `bytes`, served by `server` at `path`, with its checksum.
+fn served(server: &Server, path: &str, bytes: Vec<u8>) -> String {
+    let url = format!("{}?checksum=sha256:{}", server.url(path), sha256(&bytes));
+    server.put(path, bytes);
+    url
+}
+
+#[test]
+fn a_plan_passed_again_with_other_binaries_is_staged_again_its_old_binary_set_aside() {
+    let server = Server::start();
+    let mut home = chain_home(json!({}));
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let release = |version: &str| {
+        sim_archive(
+            &home,
+            json!({"version": version, "ordinal": 2, "handles": "v2"}),
+        )
+    };
+    let first = served(&server, "/v2.0.0.tar.gz", release("v2.0.0"));
+    let patched = served(&server, "/v2.0.1.tar.gz", release("v2.0.1"));
+    chain_plan(&home, 100_000, &first);
+    let run = home.run(&[]);
+    wait_next(&home, "v2.0.0 staged and ready", |n| {
+        n["ready"] == true && n["preflight"] == "v2.0.0\n"
+    });
+    // Governance passes v2 again, same name and height, with the patched release.
+    chain_plan(&home, 100_000, &patched);
+    wait_next(&home, "v2.0.1 staged and ready", |n| {
+        n["ready"] == true && n["preflight"] == "v2.0.1\n"
+    });
+    let aside = home.root().join("upgrades/v2/.wasmvisor-replaced");
+    assert_eq!(
+        std::fs::read_to_string(aside.join("bin/sim.json"))
+            .map(|c| c.contains("v2.0.0"))
+            .ok(),
+        Some(true),
+        "what came with the old binary went aside with it"
+    );
+    assert!(aside.join("simd").exists());
+    let log = home.last_log();
+    assert_eq!(said(&home, "has new info (chain)"), 1, "{log}");
+    assert_eq!(
+        said(
+            &home,
+            "was for other plan info; moved to upgrades/v2/.wasmvisor-replaced/simd"
+        ),
+        1,
+        "{log}"
+    );
+    run.stop();
+
+    // A binary the operator puts there is theirs: the plan changing again leaves it.
+    home.upgrade("v2", 2, json!({"version": "mine"}));
+    chain_plan(&home, 100_000, &first);
+    let run = home.run(&[]);
+    wait_next(&home, "the operator's binary ready", |n| {
+        n["ready"] == true && n["preflight"] == "mine\n"
+    });
+    assert!(said(&home, "was replaced by hand since wasmvisor staged it") == 1);
+    run.stop();
+    let downloads = server
+        .log()
+        .iter()
+        .filter(|l| l.contains(".tar.gz"))
+        .count();
+    assert_eq!(downloads, 2, "{:?}", server.log());
+}
+
+#[test]
+fn a_plan_at_a_skipped_height_is_left_out_and_never_prepared() {
+    let server = Server::start();
+    let mut home = chain_home(json!({}));
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    let url = served(&server, "/v2.tar.gz", archive);
+    chain_plan(&home, 100_000, &url);
+    let run = home.run(&["--unsafe-skip-upgrades", "100000"]);
+    home.wait_for("more polls", T, |h| h.events_of("grpc-query").len() >= 10);
+    assert_eq!(
+        said(
+            &home,
+            "upgrade \"v2\" at height 100000 (chain) is left out: its height is in --unsafe-skip-upgrades"
+        ),
+        1,
+        "{}",
+        home.last_log()
+    );
+    let now = status(&home);
+    assert!(now["next_upgrade"].is_null(), "{now}");
+    assert!(!home.root().join("upgrades/v2").exists());
+    assert!(server.log().is_empty(), "{:?}", server.log());
+    run.stop();
+}
