@@ -14,9 +14,11 @@
 //! 1 h and 10 min before the ETA while not ready) and to the record `status` reads
 //! (`record.rs`).
 //!
-//! It never touches `current`, `data/` or the node, and it never holds an upgrade back: the
-//! supervisor takes a [`Held`] before an upgrade, which stops the work in flight (a download
-//! is cancelled and resumes later) and keeps new work from starting until the upgrade is over.
+//! It never touches `current`, `data/` or the node (it works in the tree the supervisor opened,
+//! never prepares into the folder `current` points at, and runs the binary it checks in a
+//! scratch folder), and an upgrade waits for it only as long as its work in flight takes to
+//! notice a cancellation: the supervisor takes a [`Held`] before an upgrade, which cancels that
+//! work (a download resumes later) and keeps new work from starting until the upgrade is over.
 
 mod look;
 mod plans;
@@ -27,13 +29,13 @@ pub mod upcoming;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cap_std::fs::Dir;
 use tokio::sync::{Notify, OwnedRwLockWriteGuard, RwLock};
 
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::observe::Observer;
 use crate::plugin::PluginSet;
+use crate::tree::{Layout, Plan};
 use crate::upgrade::preflight::Checks;
 pub use upcoming::{Source, Upcoming};
 
@@ -48,49 +50,67 @@ pub struct Context {
     /// The preflight results, shared with the upgrade (which checks at the halt what was not
     /// checked ahead).
     pub checks: Arc<Checks>,
-    /// The cosmovisor folder, where the record is written.
-    pub root: Dir,
+    /// The tree, opened by the supervisor: the planner never opens (nor recovers) it itself.
+    pub layout: Arc<Layout>,
+    /// `--unsafe-skip-upgrades` heights from the node's arguments: never prepared.
+    pub skip_heights: Vec<u64>,
     /// The supervisor's reaper, through which a preflight runs the binary.
     pub reaper: crate::node::Reaper,
 }
 
+/// What the supervisor read of the files at its last decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    /// The plans still to come: upgrade-info.json's and the batch file's.
+    pub plans: Vec<Upcoming>,
+    /// The plan the running binary applied (a chain plan at or below it is over).
+    pub applied: Option<Plan>,
+    /// The folder `current` points at (never prepared into).
+    pub current: String,
+}
+
+/// Whether an upgrade holds the planner, and the token of the work in flight.
+#[derive(Default)]
+struct Work {
+    held: bool,
+    token: Cancel,
+}
+
 /// What the supervisor and the planner share.
 struct Shared {
-    /// The plans of the files, as the supervisor last read them.
-    local: Mutex<Vec<Upcoming>>,
+    local: Mutex<Local>,
     wake: Notify,
-    /// Whether an upgrade holds the planner, and the token of the work in flight: one lock, so
-    /// that work either sees the hold or is cancelled by it.
-    work: Mutex<(bool, Cancel)>,
+    /// One lock, so that work either sees the hold or is cancelled by it.
+    work: Mutex<Work>,
     /// Taken for reading by each piece of work, for writing by a hold.
     gate: Arc<RwLock<()>>,
     stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
-    fn lock_work(&self) -> std::sync::MutexGuard<'_, (bool, Cancel)> {
+    fn lock_work(&self) -> std::sync::MutexGuard<'_, Work> {
         self.work.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh token for one piece of work, unless an upgrade holds the planner.
     fn begin_work(&self) -> Option<Cancel> {
         let mut work = self.lock_work();
-        if work.0 || self.stopped() {
+        if work.held || self.stopped() {
             return None;
         }
-        work.1 = Cancel::new();
-        Some(work.1.clone())
+        work.token = Cancel::new();
+        Some(work.token.clone())
     }
 
     fn stop(&self) {
         self.stopped
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        self.lock_work().1.cancel();
+        self.lock_work().token.cancel();
         self.wake.notify_one();
     }
 
     fn held(&self) -> bool {
-        self.lock_work().0
+        self.lock_work().held
     }
 
     fn stopped(&self) -> bool {
@@ -112,7 +132,7 @@ pub struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.shared.lock_work().0 = false;
+        self.shared.lock_work().held = false;
         self.shared.wake.notify_one();
     }
 }
@@ -120,9 +140,9 @@ impl Drop for Held {
 /// Starts the planner.
 pub fn spawn(ctx: Context) -> Handle {
     let shared = Arc::new(Shared {
-        local: Mutex::new(Vec::new()),
+        local: Mutex::new(Local::default()),
         wake: Notify::new(),
-        work: Mutex::new((false, Cancel::new())),
+        work: Mutex::new(Work::default()),
         gate: Arc::new(RwLock::new(())),
         stopped: false.into(),
     });
@@ -132,11 +152,11 @@ pub fn spawn(ctx: Context) -> Handle {
 }
 
 impl Handle {
-    /// The plans of the files, as the supervisor read them: looked at again when they changed.
-    pub fn local(&self, plans: Vec<Upcoming>) {
+    /// What the supervisor read of the files: looked at again when it changed.
+    pub fn local(&self, now: Local) {
         let mut local = self.shared.local.lock().unwrap_or_else(|p| p.into_inner());
-        if *local != plans {
-            *local = plans;
+        if *local != now {
+            *local = now;
             self.shared.wake.notify_one();
         }
     }
@@ -146,8 +166,8 @@ impl Handle {
     pub async fn hold(&self) -> Held {
         {
             let mut work = self.shared.lock_work();
-            work.0 = true;
-            work.1.cancel();
+            work.held = true;
+            work.token.cancel();
         }
         let gate = self.shared.gate.clone().write_owned().await;
         Held {

@@ -36,6 +36,9 @@ pub struct ChainSeen {
     /// Why the last look could not ask it, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why its pace (and so the ETAs) could not be read at the last answer, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace_error: Option<String>,
     /// When it last answered (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_unix: Option<u64>,

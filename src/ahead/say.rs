@@ -43,12 +43,29 @@ pub fn changes(changes: &[Change]) {
                     u.source
                 ),
             },
-            Change::Changed { before, now } => tracing::warn!(
+            Change::Moved { before, now } => tracing::warn!(
                 "upgrade {} moved from height {} to {} ({})",
                 name(now),
                 before.plan.height,
                 now.plan.height,
                 now.source
+            ),
+            Change::InfoChanged(u) => tracing::warn!(
+                "upgrade {} at height {} has new info ({}): its binary is prepared again",
+                name(u),
+                u.plan.height,
+                u.source
+            ),
+            Change::Passed(u) => tracing::info!(
+                "upgrade {} at height {} passed governance: it is the chain's plan now",
+                name(u),
+                u.plan.height
+            ),
+            Change::Ended(u) => tracing::info!(
+                "the proposal{} for upgrade {} at height {} is no longer in its voting period and is not the chain's plan (rejected, failed or withdrawn)",
+                u.proposal.map(|id| format!(" {id}")).unwrap_or_default(),
+                name(u),
+                u.plan.height
             ),
             Change::Replaced { before, now } => tracing::warn!(
                 "the chain's upgrade plan {} at height {} was replaced by {} at height {}",
@@ -63,7 +80,7 @@ pub fn changes(changes: &[Change]) {
                 u.plan.height
             ),
             Change::Gone(u) => tracing::info!(
-                "upgrade {} at height {} is no longer upcoming ({} plan applied, passed or removed)",
+                "upgrade {} at height {} is no longer upcoming ({} plan applied, reached or removed)",
                 name(u),
                 u.plan.height,
                 u.source

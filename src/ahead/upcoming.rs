@@ -93,51 +93,71 @@ pub fn next(list: &[Upcoming]) -> Option<&Upcoming> {
 pub enum Change {
     /// A plan not known before.
     Known(Upcoming),
-    /// The same name with another height or info.
-    Changed { before: Upcoming, now: Upcoming },
+    /// The same name at another height.
+    Moved { before: Upcoming, now: Upcoming },
+    /// The same name and height with other info (binaries, checksums).
+    InfoChanged(Upcoming),
+    /// A proposed plan that is the chain's plan now: its proposal passed.
+    Passed(Upcoming),
     /// The chain's plan is another one now (a new `MsgSoftwareUpgrade` replaces the plan).
     Replaced { before: Upcoming, now: Upcoming },
     /// The chain's plan is gone while the chain is below its height (`MsgCancelUpgrade`).
     Cancelled(Upcoming),
-    /// A plan no longer listed otherwise: applied, passed, removed from the batch file, or a
-    /// proposal that ended.
+    /// A proposal no longer in its voting period that did not become the chain's plan
+    /// (rejected, failed or withdrawn), or that the chain reached.
+    Ended(Upcoming),
+    /// A plan no longer listed otherwise: applied, reached, or removed from the batch file.
     Gone(Upcoming),
 }
 
 /// What changed from `before` to `now`. `chain_height` (the chain's last known height) tells a
 /// cancelled chain plan from one the chain reached.
 pub fn changes(before: &[Upcoming], now: &[Upcoming], chain_height: Option<u64>) -> Vec<Change> {
-    let mut out = Vec::new();
+    let was_chain = |name: &str| {
+        before
+            .iter()
+            .any(|b| b.source == Source::Chain && b.plan.name == name)
+    };
+    // The chain has one plan at a time: a new one (even a proposal before) replaces the old.
     let new_chain_plan = now
         .iter()
-        .find(|u| u.source == Source::Chain && !before.iter().any(|b| b.plan.name == u.plan.name));
+        .find(|u| u.source == Source::Chain && !was_chain(&u.plan.name));
+    let mut out = Vec::new();
     let mut replaced_by = None;
     for b in before {
         if now.iter().any(|n| n.plan.name == b.plan.name) {
             continue;
         }
         let reached = chain_height.is_some_and(|h| h >= b.plan.height);
-        match (b.source, new_chain_plan) {
+        out.push(match (b.source, new_chain_plan) {
             (Source::Chain, Some(n)) if !reached => {
-                replaced_by = Some(n.plan.name.clone());
-                out.push(Change::Replaced {
+                replaced_by = Some(n.plan.name.as_str());
+                Change::Replaced {
                     before: b.clone(),
                     now: n.clone(),
-                });
+                }
             }
-            (Source::Chain, None) if !reached => out.push(Change::Cancelled(b.clone())),
-            _ => out.push(Change::Gone(b.clone())),
-        }
+            (Source::Chain, None) if !reached => Change::Cancelled(b.clone()),
+            (Source::Proposal, _) => Change::Ended(b.clone()),
+            _ => Change::Gone(b.clone()),
+        });
     }
     for n in now {
-        match before.iter().find(|b| b.plan.name == n.plan.name) {
-            None if replaced_by.as_deref() == Some(n.plan.name.as_str()) => {}
-            None => out.push(Change::Known(n.clone())),
-            Some(b) if b.plan != n.plan => out.push(Change::Changed {
+        let Some(b) = before.iter().find(|b| b.plan.name == n.plan.name) else {
+            if replaced_by != Some(n.plan.name.as_str()) {
+                out.push(Change::Known(n.clone()));
+            }
+            continue;
+        };
+        if b.source == Source::Proposal && n.source == Source::Chain {
+            out.push(Change::Passed(n.clone()));
+        } else if b.plan.height != n.plan.height {
+            out.push(Change::Moved {
                 before: b.clone(),
                 now: n.clone(),
-            }),
-            Some(_) => {}
+            });
+        } else if b.plan != n.plan {
+            out.push(Change::InfoChanged(n.clone()));
         }
     }
     out
@@ -216,7 +236,7 @@ mod tests {
         let now = [up("v2", 110, Source::Chain), up("m", 70, Source::Manual)];
         assert_eq!(
             changes(&before, &now, Some(50)),
-            [Change::Changed {
+            [Change::Moved {
                 before: before[0].clone(),
                 now: now[0].clone()
             }]
@@ -225,6 +245,45 @@ mod tests {
         assert_eq!(
             changes(&[], &now, None),
             [Change::Known(now[0].clone()), Change::Known(now[1].clone())]
+        );
+    }
+
+    #[test]
+    fn a_proposal_that_passes_in_place_of_the_chain_plan_replaces_it_and_is_said_passed() {
+        let before = [
+            up("v2", 100, Source::Chain),
+            up("v3", 120, Source::Proposal),
+        ];
+        let now = [up("v3", 120, Source::Chain)];
+        assert_eq!(
+            changes(&before, &now, Some(50)),
+            [
+                Change::Replaced {
+                    before: before[0].clone(),
+                    now: now[0].clone()
+                },
+                Change::Passed(now[0].clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_proposal_that_leaves_its_voting_period_without_passing_has_ended() {
+        let before = [up("v3", 120, Source::Proposal), up("m", 70, Source::Manual)];
+        assert_eq!(
+            changes(&before, &before[1..], Some(50)),
+            [Change::Ended(before[0].clone())]
+        );
+    }
+
+    #[test]
+    fn new_info_at_the_same_height_is_its_own_change() {
+        let before = [up("v2", 100, Source::Chain)];
+        let mut now = before.clone();
+        now[0].plan.info = r#"{"binaries":{"linux/amd64":"https://x/v2.0.1"}}"#.into();
+        assert_eq!(
+            changes(&before, &now, Some(50)),
+            [Change::InfoChanged(now[0].clone())]
         );
     }
 }

@@ -13,7 +13,7 @@ use super::metrics::{ResultLabels, UpcomingLabels, UpgradeLabels};
 pub struct NextUpgrade {
     pub name: String,
     pub height: u64,
-    /// Where the plan comes from: `chain`, `proposal`, `manual`, `batch` or `upgrade-info`.
+    /// Where the plan comes from: `chain`, `proposal`, `manual` (the batch file: `add-upgrade`, `add-batch-upgrade`) or `upgrade-info`.
     pub source: String,
     /// The time to its height at the chain's recent block rate, as of the call.
     pub eta_seconds: Option<f64>,

@@ -33,7 +33,7 @@ pub struct UpgradeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpcomingLabels {
     pub upgrade: String,
-    /// `chain`, `proposal`, `manual`, `batch` or `upgrade-info`.
+    /// `chain`, `proposal`, `manual` (the batch file: `add-upgrade`, `add-batch-upgrade`) or `upgrade-info`.
     pub source: String,
 }
 

@@ -149,11 +149,11 @@ fn every_upcoming_plan_has_a_series_and_hostile_names_stay_in_their_label() {
     );
     // The injected line is not a sample of its own.
     assert_eq!(samples(&o, "wasmvisor_node_up"), ["wasmvisor_node_up 0"]);
-    o.upcoming(&[("v4".into(), u64::MAX, "batch".into())]);
+    o.upcoming(&[("v4".into(), u64::MAX, "manual".into())]);
     assert_eq!(
         samples(&o, "wasmvisor_upcoming_upgrade_height"),
         [format!(
-            "wasmvisor_upcoming_upgrade_height{{upgrade=\"v4\",source=\"batch\"}} {}",
+            "wasmvisor_upcoming_upgrade_height{{upgrade=\"v4\",source=\"manual\"}} {}",
             i64::MAX
         )]
     );

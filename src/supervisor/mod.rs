@@ -192,7 +192,8 @@ impl Supervisor {
             return self.await_new_binary(&plan, failed, node).await;
         }
         // The planner's work in flight (a download for this very plan, perhaps) stops first.
-        let held = self.ahead.hold().await;
+        // A stop request meanwhile cancels that work too; the upgrade then sees the request.
+        let held = self.signals.until_stop(self.ahead.hold()).await;
         let outcome = self
             .upgrade_context()
             .apply(plan.clone(), manual, node)
@@ -258,7 +259,11 @@ impl Supervisor {
         }
         let chain_height = self.manual.known_height(&files.batch);
         let snapshot = files.snapshot(&self.skip_heights, chain_height, self.layout.names);
-        self.ahead.local(upcoming(&snapshot));
+        self.ahead.local(crate::ahead::Local {
+            plans: upcoming(&snapshot),
+            applied: files.applied.clone(),
+            current: files.current.label().to_string(),
+        });
         self.observer.pending(match snapshot.governance() {
             Some((plan, None)) => Some((plan.name.as_str(), plan.height, "governance")),
             _ => snapshot

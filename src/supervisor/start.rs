@@ -101,7 +101,16 @@ async fn start(
     let plugins = loaded??;
     let seen = journal.state.seen.clone();
     let checks = Arc::new(Checks::default());
-    let ahead = plan_ahead(&cfg, &layout, &plugins, &observer, &checks, &reaper)?;
+    let skip_heights = node::args::skip_heights(&args);
+    let ahead = plan_ahead(
+        &cfg,
+        &layout,
+        &plugins,
+        &observer,
+        &checks,
+        &reaper,
+        &skip_heights,
+    )?;
     {
         let observer = observer.clone();
         let stop_planner = ahead.stopper();
@@ -114,7 +123,7 @@ async fn start(
         observer: observer.clone(),
         manual: Manual::new(&cfg, seen),
         plugins,
-        skip_heights: node::args::skip_heights(&args),
+        skip_heights,
         node_args: args,
         cfg,
         layout,
@@ -168,16 +177,18 @@ fn plan_ahead(
     observer: &Observer,
     checks: &Arc<Checks>,
     reaper: &Reaper,
+    skip_heights: &[u64],
 ) -> Result<crate::ahead::Handle, RunError> {
     Ok(crate::ahead::spawn(crate::ahead::Context {
         cfg: cfg.clone(),
         plugins: plugins.clone(),
         observer: observer.clone(),
         checks: checks.clone(),
-        root: layout.root.try_clone().map_err(|source| RunError::Io {
+        layout: Arc::new(layout.try_clone().map_err(|source| RunError::Io {
             what: "cosmovisor folder".into(),
             source,
-        })?,
+        })?),
+        skip_heights: skip_heights.to_vec(),
         reaper: reaper.clone(),
     }))
 }

@@ -1,13 +1,12 @@
 //! What the planner publishes after each look: each plan's readiness and ETA, told to the
 //! observer (metrics, `STATUS=`), the log (`say.rs`) and the record `status` reads.
 
-use super::Planner;
+use super::{Local, Planner};
 use crate::ahead::plans::Prep;
 use crate::ahead::record::{Entry, RECORD_FILE, RECORD_VERSION, Record};
 use crate::ahead::say;
 use crate::ahead::upcoming::{self, Source, Upcoming};
 use crate::observe::NextUpgrade;
-use crate::tree::Layout;
 use crate::upgrade::preflight::{self, Checked};
 
 impl Planner {
@@ -24,7 +23,12 @@ impl Planner {
     }
 
     /// Whether `u` is ready, and why not (or why it was not prepared).
-    fn readiness(&self, u: &Upcoming, list: &[Upcoming]) -> (Option<bool>, Option<String>) {
+    fn readiness(
+        &self,
+        u: &Upcoming,
+        list: &[Upcoming],
+        local: &Local,
+    ) -> (Option<bool>, Option<String>) {
         let state = self.states.get(&u.plan.name);
         let check = state.and_then(|s| s.check.as_ref());
         let prep = state.map(|s| &s.prep);
@@ -33,7 +37,7 @@ impl Planner {
             Some(Err(reason)) => (Some(false), Some(reason.to_string())),
             None => (Some(false), Some("no binary is staged".to_string())),
         };
-        if self.to_prepare(u, list) {
+        if self.to_prepare(u, list, local) {
             return match prep {
                 Some(Prep::Failed { reason, .. }) => (Some(false), Some(reason.clone())),
                 Some(Prep::Done { .. }) => checked(check),
@@ -57,12 +61,12 @@ impl Planner {
         }
     }
 
-    /// Tells the observer, the log and the record.
-    pub(super) fn publish(&mut self, list: &[Upcoming], layout: &Layout) {
+    /// Tells the observer, the log and the record (written off the runtime).
+    pub(super) async fn publish(&mut self, list: &[Upcoming], local: &Local) {
         let mut entries = Vec::new();
         let next = upcoming::next(list).map(|n| n.plan.name.clone());
         for u in list {
-            let (ready, reason) = self.readiness(u, list);
+            let (ready, reason) = self.readiness(u, list, local);
             let eta = self.eta(u);
             if u.scheduled()
                 && let Some(state) = self.states.get_mut(&u.plan.name)
@@ -79,7 +83,7 @@ impl Planner {
                     reason: reason.clone(),
                 }));
             }
-            entries.push(self.entry(u, ready, reason, eta, layout));
+            entries.push(self.entry(u, ready, reason, eta));
         }
         if next.is_none() {
             self.ctx.observer.next_upgrade(None);
@@ -101,7 +105,9 @@ impl Planner {
             chain: self.chain.seen.clone(),
             upcoming: entries,
         };
-        if let Err(e) = record.write(&self.ctx.root) {
+        let layout = self.ctx.layout.clone();
+        let written = tokio::task::spawn_blocking(move || record.write(&layout.root)).await;
+        if let Ok(Err(e)) = written {
             tracing::debug!("cannot write {}: {e}", RECORD_FILE);
         }
     }
@@ -112,7 +118,6 @@ impl Planner {
         ready: Option<bool>,
         reason: Option<String>,
         eta: Option<f64>,
-        layout: &Layout,
     ) -> Entry {
         let state = self.states.get(&u.plan.name);
         let check = state.and_then(|s| s.check.as_ref());
@@ -126,7 +131,7 @@ impl Planner {
             eta_seconds: eta,
             ready,
             reason,
-            binary: check.map(|c| preflight::shown(layout, &c.key.binary)),
+            binary: check.map(|c| preflight::shown(&self.ctx.layout, &c.key.binary)),
             sha256: check.map(|c| c.sha256.clone()).filter(|s| !s.is_empty()),
             preflight: passed.and_then(|p| p.output.clone()),
             prepared_unix: match state.map(|s| &s.prep) {

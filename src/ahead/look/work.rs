@@ -1,0 +1,139 @@
+//! The planner's work, each piece off the runtime and cancelled by an upgrade's hold: the next
+//! plan prepared as its upgrade would prepare it, every staged binary preflighted, the next one
+//! read into the page cache.
+
+use std::time::Instant;
+
+use super::Planner;
+use crate::ahead::plans::{Inputs, Prep};
+use crate::ahead::upcoming::Upcoming;
+use crate::output::shorten;
+use crate::upgrade::preflight::{self, Checked, How};
+
+impl Planner {
+    /// Prepares `u` if due (never, failed and its back-off passed, or what it depends on
+    /// changed).
+    pub(super) async fn prepare(&mut self, u: &Upcoming) {
+        let (cfg, layout) = (&self.ctx.cfg, self.ctx.layout.clone());
+        let inputs = Inputs::of(cfg, &layout, &u.plan);
+        let state = self.states.entry(u.plan.name.clone()).or_default();
+        if !state.prep_due(&inputs, Instant::now()) {
+            return;
+        }
+        if let Prep::Done { inputs: before, .. } | Prep::Failed { inputs: before, .. } = &state.prep
+            && before.plugins_changed(&inputs)
+        {
+            tracing::warn!(
+                "plugins.toml changed since wasmvisor started; preparing upgrade {:?} again with the plugins it loaded then, which the upgrade uses too (restart wasmvisor to use the new configuration)",
+                shorten(&u.plan.name, 64)
+            );
+        }
+        let (set, cfg, plan) = (self.ctx.plugins.clone(), cfg.clone(), u.plan.clone());
+        let (cfg_w, layout_w) = (cfg.clone(), layout.clone());
+        let Some(result) = self
+            .work(move |cancel| {
+                crate::upgrade::prepare_until(&set, &cfg_w, &layout_w, &plan, cancel)
+            })
+            .await
+        else {
+            return;
+        };
+        let result = result
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        self.ctx.observer.prepared(result.is_ok());
+        let after = Inputs::of(&cfg, &layout, &u.plan);
+        let state = self.states.entry(u.plan.name.clone()).or_default();
+        match result {
+            Ok(done) => {
+                tracing::info!(upgrade = %shorten(&u.plan.name, 64), "prepared ahead of the halt: {done}");
+                state.prep = Prep::Done {
+                    inputs: after,
+                    at_unix: crate::clock::unix_secs(),
+                };
+            }
+            Err(reason) => state.prep_failed(after, reason, Instant::now()),
+        }
+    }
+
+    /// Preflights `u`'s staged binary, if there is one and it was not checked as it is (or its
+    /// failure is due to be checked again).
+    pub(super) async fn check(&mut self, u: &Upcoming) {
+        let (cfg, layout) = (&self.ctx.cfg, self.ctx.layout.clone());
+        let Ok(dir) = layout.dir_name(&u.plan.name) else {
+            return;
+        };
+        let state = self.states.entry(u.plan.name.clone()).or_default();
+        let Ok(key) = preflight::key(&layout, cfg, &dir) else {
+            state.check = None;
+            return;
+        };
+        if !state.check_due(&key, Instant::now()) {
+            return;
+        }
+        let cfg = cfg.clone();
+        let launcher = preflight::ThroughReaper(self.ctx.reaper.clone());
+        let how = How {
+            run: true,
+            hash: true,
+        };
+        let checking = move |cancel: &crate::cancel::Cancel| {
+            preflight::check(&layout, &cfg, &dir, (key, how), &launcher, cancel)
+        };
+        let checked = match self.work(checking).await {
+            None => return,
+            Some(Ok(checked)) => checked,
+            Some(Err(e)) => {
+                tracing::warn!(upgrade = %shorten(&u.plan.name, 64), "the preflight could not run: {e}");
+                return;
+            }
+        };
+        if checked.result.is_err() {
+            self.ctx.observer.preflight_failed();
+        }
+        self.ctx.checks.put(checked.clone());
+        let state = self.states.entry(u.plan.name.clone()).or_default();
+        state.checked(checked, Instant::now());
+    }
+
+    /// Reads the next binary (and its `lib/`) into the page cache, once per binary.
+    pub(super) async fn warm(&mut self, u: &Upcoming) {
+        let Some(state) = self.states.get(&u.plan.name) else {
+            return;
+        };
+        let Some(Checked {
+            key, result: Ok(_), ..
+        }) = &state.check
+        else {
+            return;
+        };
+        if state.warmed.as_ref().is_some_and(|(k, _)| k == key) {
+            return;
+        }
+        let key = key.clone();
+        let mut files = vec![key.binary.clone()];
+        if let Ok(dir) = self.ctx.layout.dir_name(&u.plan.name) {
+            files.push(preflight::paths(&self.ctx.layout, &dir).2);
+        }
+        let name = shorten(&u.plan.name, 64);
+        match self
+            .work(move |cancel| crate::preflight::warm(&files, cancel))
+            .await
+        {
+            None => return,
+            Some(Ok(Ok(w))) => tracing::info!(
+                upgrade = %name, files = w.files, bytes = w.bytes, took = %crate::duration::format(w.took),
+                "the next binary was read into the page cache ahead of its halt"
+            ),
+            Some(Ok(Err(e))) => {
+                tracing::warn!(upgrade = %name, "cannot read the next binary ahead of its halt: {e}")
+            }
+            Some(Err(e)) => {
+                tracing::warn!(upgrade = %name, "cannot read the next binary ahead of its halt: {e}")
+            }
+        }
+        if let Some(state) = self.states.get_mut(&u.plan.name) {
+            state.warmed = Some((key, crate::clock::unix_secs()));
+        }
+    }
+}
