@@ -75,14 +75,15 @@ impl Reaper {
 impl Reaper {
     /// Children of wasmvisor that no handle waits for: processes a stopped node left behind
     /// (adopted, see [`adopt_orphans`]).
+    ///
+    /// The table is held while the children are listed: a child spawned meanwhile (a preflight
+    /// of the next binary, while the node stops) is registered before it can be listed, never
+    /// taken for a stray.
     fn strays(&self) -> Vec<Pid> {
-        let ours: Vec<i32> = {
-            let table = self.table.lock().expect("reaper table");
-            table.waiting.keys().copied().collect()
-        };
+        let table = self.table.lock().expect("reaper table");
         children()
             .into_iter()
-            .filter(|pid| !ours.contains(pid))
+            .filter(|pid| !table.waiting.contains_key(pid))
             .map(Pid::from_raw)
             .collect()
     }
