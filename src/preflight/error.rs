@@ -96,14 +96,22 @@ pub enum NotReady {
 impl NotReady {
     /// Whether the check says the binary will not run, rather than that it could not tell:
     /// a run that timed out, was cancelled, or could not be started for want of a process or a
-    /// scratch folder may do better next time (on a less loaded host).
+    /// scratch folder may do better next time (on a less loaded host), and one killed by
+    /// SIGKILL or SIGTERM was most likely stopped from outside (the kernel's OOM killer, an
+    /// operator), not by a fault of its own (SIGSEGV, SIGABRT, SIGILL are conclusive).
     pub fn is_conclusive(&self) -> bool {
+        const KILL: i32 = nix::libc::SIGKILL;
+        const TERM: i32 = nix::libc::SIGTERM;
         !matches!(
             self,
             NotReady::TimedOut { .. }
                 | NotReady::Cancelled { .. }
                 | NotReady::Scratch { .. }
                 | NotReady::CannotExec { .. }
+                | NotReady::Signalled {
+                    signal: KILL | TERM,
+                    ..
+                }
         )
     }
 }

@@ -209,3 +209,39 @@ fn a_binary_the_loader_refuses_fails_with_the_loaders_words() {
         "{err}"
     );
 }
+
+#[test]
+fn only_a_fault_of_the_binary_itself_is_conclusive() {
+    let signalled = |signal| NotReady::Signalled {
+        binary: "upgrades/v2/bin/simd".into(),
+        command: "version".into(),
+        signal,
+        output: String::new(),
+    };
+    for fault in [
+        nix::libc::SIGSEGV,
+        nix::libc::SIGABRT,
+        nix::libc::SIGILL,
+        nix::libc::SIGBUS,
+    ] {
+        assert!(signalled(fault).is_conclusive(), "signal {fault}");
+    }
+    // Stopped from outside: the OOM killer, an operator, a supervisor's stop.
+    for outside in [nix::libc::SIGKILL, nix::libc::SIGTERM] {
+        assert!(!signalled(outside).is_conclusive(), "signal {outside}");
+    }
+    let exited = NotReady::Exited {
+        binary: "upgrades/v2/bin/simd".into(),
+        command: "version".into(),
+        code: 2,
+        output: String::new(),
+    };
+    assert!(exited.is_conclusive());
+    let timed_out = NotReady::TimedOut {
+        binary: "upgrades/v2/bin/simd".into(),
+        command: "version".into(),
+        after: std::time::Duration::from_secs(10),
+        output: String::new(),
+    };
+    assert!(!timed_out.is_conclusive());
+}
