@@ -20,6 +20,9 @@ pub struct Said {
     said: Option<(Option<bool>, Option<String>)>,
     /// How many reminders were given while not ready.
     reminded: usize,
+    /// Whether an ETA was known at the last look: one that becomes known (the chain's pace
+    /// read at last) is no crossing of a reminder's time.
+    eta_known: bool,
 }
 
 fn name(u: &Upcoming) -> String {
@@ -90,24 +93,28 @@ pub fn changes(changes: &[Change]) {
 }
 
 /// Says a scheduled plan's readiness when it changed, and reminds of a plan still not ready
-/// as its ETA passes 24 h, 1 h and 10 min.
+/// as its ETA passes 24 h, 1 h and 10 min. Returns whether it said something.
 pub fn readiness(
     said: &mut Said,
     u: &Upcoming,
     ready: Option<bool>,
     reason: Option<&str>,
     eta: Option<f64>,
-) {
+) -> bool {
     let now = (ready, reason.map(str::to_string));
     let changed = said.said.as_ref() != Some(&now);
     let due = REMINDERS
         .iter()
         .take_while(|r| eta.is_some_and(|e| e <= r.as_secs_f64()))
         .count();
+    if !said.eta_known && eta.is_some() && !changed {
+        said.reminded = due;
+    }
+    said.eta_known = eta.is_some();
     let remind = ready == Some(false) && due > said.reminded;
     said.said = Some(now);
     if !changed && !remind {
-        return;
+        return false;
     }
     said.reminded = due;
     let when = eta.map_or(String::new(), |e| {
@@ -130,8 +137,9 @@ pub fn readiness(
             u.source,
             reason.unwrap_or("unknown")
         ),
-        None => {}
+        None => return false,
     }
+    true
 }
 
 #[cfg(test)]
@@ -140,13 +148,14 @@ mod tests {
     use crate::ahead::Source;
     use crate::tree::Plan;
 
-    /// Whether `readiness` would log (it returns nothing: the state tells).
+    /// Whether `readiness` logs.
     fn says(said: &mut Said, ready: Option<bool>, reason: &str, eta: f64) -> bool {
-        let before = said.clone();
+        says_at(said, ready, reason, Some(eta))
+    }
+
+    fn says_at(said: &mut Said, ready: Option<bool>, reason: &str, eta: Option<f64>) -> bool {
         let u = Upcoming::new(Plan::manual("v2", 10), Source::Chain);
-        readiness(said, &u, ready, Some(reason), Some(eta));
-        let changed = before.said != said.said;
-        changed || before.reminded != said.reminded
+        readiness(said, &u, ready, Some(reason), eta)
     }
 
     #[test]
@@ -174,5 +183,17 @@ mod tests {
         assert!(says(&mut s, Some(false), "no binary", 3_000.0));
         assert_eq!(s.reminded, 2);
         assert!(!says(&mut s, Some(false), "no binary", 2_000.0));
+    }
+
+    #[test]
+    fn an_eta_that_becomes_known_is_no_reminder() {
+        let mut s = Said::default();
+        assert!(says_at(&mut s, Some(false), "no binary", None));
+        // The chain's pace is read at last: 1 h 23 min to go, but no threshold was crossed.
+        assert!(!says_at(&mut s, Some(false), "no binary", Some(5_000.0)));
+        assert!(
+            says_at(&mut s, Some(false), "no binary", Some(3_500.0)),
+            "1 h"
+        );
     }
 }
