@@ -28,6 +28,43 @@ pub enum RpcError {
     Status(u16),
     #[error("{path}: {reason}")]
     Malformed { path: String, reason: String },
+    /// The request of `path` failed (no answer in time, no connection, an HTTP status without a
+    /// JSON-RPC error), for a caller whose errors must name what it asked.
+    #[error("{path}: {failure}")]
+    Request {
+        path: String,
+        failure: Box<RpcError>,
+    },
+    /// The node answered `path` with a JSON-RPC `error` member: CometBFT's refusal of a height it
+    /// does not hold or of a bad parameter (sent with HTTP 500), whose `data` says why.
+    #[error("{path}: the node answered an error: {}", refusal(.error))]
+    Refused {
+        path: String,
+        error: serde_json::Value,
+    },
+}
+
+/// A JSON-RPC error as an operator reads it: CometBFT's `{"code": -32603, "message": "Internal
+/// error", "data": "…"}` as `Internal error (-32603): …`; any other shape as its JSON, cut to a
+/// line.
+fn refusal(error: &serde_json::Value) -> String {
+    let (code, message, data) = (&error["code"], &error["message"], &error["data"]);
+    match (code.as_i64(), message.as_str()) {
+        (Some(code), Some(message)) => match data.as_str() {
+            Some(data) if !data.is_empty() => format!("{message} ({code}): {}", cut(data)),
+            _ => format!("{message} ({code})"),
+        },
+        _ => cut(&error.to_string()),
+    }
+}
+
+/// `text` cut to 300 characters, for an error that quotes what a node sent.
+fn cut(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// A client of one node's RPC. Cheap to clone (the agent's connection pool is shared).
@@ -102,29 +139,72 @@ impl Rpc {
         })
     }
 
+    /// GETs `path` and parses the body as JSON, every failure naming `path`: a JSON-RPC
+    /// `error` member (whatever the HTTP status: CometBFT sends its refusals with 500) is
+    /// [`RpcError::Refused`], with what the node said.
+    pub(super) async fn answer(&self, path: &str) -> Result<serde_json::Value, RpcError> {
+        let at = |failure: RpcError| match failure {
+            named @ RpcError::Malformed { .. } => named,
+            failure => RpcError::Request {
+                path: path.to_string(),
+                failure: Box::new(failure),
+            },
+        };
+        let (status, body) = self.exchange(path).await.map_err(at)?;
+        let value = serde_json::from_slice::<serde_json::Value>(&body);
+        if let Some(error) = value.as_ref().ok().and_then(|v| v.get("error")) {
+            // Tendermint before v0.26 sent `"error": ""` with every success.
+            if !error.is_null() && error.as_str() != Some("") {
+                return Err(RpcError::Refused {
+                    path: path.to_string(),
+                    error: error.clone(),
+                });
+            }
+        }
+        if status != 200 {
+            return Err(at(RpcError::Status(status)));
+        }
+        value.map_err(|e| RpcError::Malformed {
+            path: path.to_string(),
+            reason: format!("not JSON: {e}"),
+        })
+    }
+
     async fn get(&self, path: &str) -> Result<Vec<u8>, RpcError> {
+        match self.exchange(path).await? {
+            (200, body) => Ok(body),
+            (status, _) => Err(RpcError::Status(status)),
+        }
+    }
+
+    /// GETs `path`: the HTTP status and the body (at most [`MAX_RESPONSE`] bytes; empty when
+    /// the body of an answer other than 200 cannot be read).
+    async fn exchange(&self, path: &str) -> Result<(u16, Vec<u8>), RpcError> {
         let url = format!(
             "http://{}:{}{path}",
             host_for_url(&self.endpoint.host),
             self.endpoint.port
         );
         let agent = self.agent.clone();
-        let exchange = move || -> Result<Vec<u8>, RpcError> {
+        let path = path.to_string();
+        let exchange = move || -> Result<(u16, Vec<u8>), RpcError> {
             let response = agent
                 .get(&url)
                 .header("Accept", "application/json")
                 .call()
-                .map_err(failure)?;
+                .map_err(|e| failure(e, &path))?;
             let status = response.status().as_u16();
-            if status != 200 {
-                return Err(RpcError::Status(status));
-            }
-            response
+            let body = response
                 .into_body()
                 .into_with_config()
                 .limit(MAX_RESPONSE)
-                .read_to_vec()
-                .map_err(failure)
+                .read_to_vec();
+            match body {
+                Ok(body) => Ok((status, body)),
+                // A refusal's body is read for what it says, but its status is the answer.
+                Err(_) if status != 200 => Ok((status, Vec::new())),
+                Err(e) => Err(failure(e, &path)),
+            }
         };
         tokio::task::spawn_blocking(exchange)
             .await
@@ -148,11 +228,11 @@ fn host_for_url(host: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn failure(e: ureq::Error) -> RpcError {
+fn failure(e: ureq::Error, path: &str) -> RpcError {
     match e {
         ureq::Error::Timeout(_) => RpcError::Timeout,
         ureq::Error::BodyExceedsLimit(_) => RpcError::Malformed {
-            path: "response".into(),
+            path: path.to_string(),
             reason: format!("larger than {} KiB", MAX_RESPONSE / 1024),
         },
         e => RpcError::Unreachable(e.to_string()),

@@ -1,6 +1,12 @@
 //! The chain's pace, for an upgrade's ETA: the latest block's height and time (`/status`'s
-//! `sync_info`), and the time of a block some way back (`/block?height=h`, the header's `time`),
-//! whose difference over the blocks between is the mean block interval.
+//! `sync_info`), and the time of a block some way back, whose difference over the blocks between
+//! is the mean interval.
+//!
+//! That block's time is read from its header alone: `/blockchain?minHeight=h&maxHeight=h`
+//! (CometBFT v0.34, v0.37, v0.38 and v1: `result.block_metas[].header`, a few KiB whatever the
+//! block's size), not `/block?height=h`, whose whole block — transactions, commit, evidence — is
+//! more than the client's 1 MiB cap on chains of big blocks (dYdX, Injective, Celestia, a busy
+//! Osmosis). `/header?height=h` would do too, but exists only from v0.38.
 //!
 //! CometBFT writes times as RFC 3339 in UTC with up to nine fractional digits, trailing zeros
 //! dropped (Go's `RFC3339Nano`: "2024-06-11T14:07:57.12519517Z"); they are read by hand here,
@@ -22,9 +28,10 @@ pub struct Pace {
 
 impl Rpc {
     /// The chain's pace over the last `over` blocks (fewer when the node's store begins later:
-    /// `/status`'s `earliest_block_height`, a pruned or state-synced node).
+    /// `/status`'s `earliest_block_height`, a pruned or state-synced node). Every error names
+    /// the request and what was wrong with its answer.
     pub async fn pace(&self, over: u64) -> Result<Pace, RpcError> {
-        let status = self.get_json("/status").await?;
+        let status = self.answer("/status").await?;
         let sync = &status["result"]["sync_info"];
         let height = number(
             &sync["latest_block_height"],
@@ -48,25 +55,44 @@ impl Rpc {
                 block_ms: None,
             });
         }
-        let path = format!("/block?height={from}");
-        let block = self.get_json(&path).await?;
-        if let Some(error) = block.get("error").filter(|e| !e.is_null()) {
-            return Err(RpcError::Malformed {
-                path,
-                reason: format!("the node answered an error: {error}"),
-            });
-        }
-        let then = time(
-            &block["result"]["block"]["header"]["time"],
-            &path,
-            "block.header.time",
-        )?;
+        let path = format!("/blockchain?minHeight={from}&maxHeight={from}");
+        let answer = self.answer(&path).await?;
+        let then = header_time(&answer, from, &path)?;
         Ok(Pace {
             height,
             time_unix_ms,
             block_ms: interval(then, latest, height - from),
         })
     }
+}
+
+/// The time in the header of block `height` among a `/blockchain` answer's `block_metas`.
+fn header_time(answer: &serde_json::Value, height: u64, path: &str) -> Result<Instant, RpcError> {
+    let malformed = |reason: String| RpcError::Malformed {
+        path: path.to_string(),
+        reason,
+    };
+    let Some(metas) = answer["result"]["block_metas"].as_array() else {
+        return Err(malformed("no result.block_metas list in the answer".into()));
+    };
+    let mut held = Vec::new();
+    for meta in metas {
+        let header = &meta["header"];
+        let at = number(&header["height"], path, "block_metas[].header.height")?;
+        if at == height {
+            return time(&header["time"], path, "block_metas[].header.time");
+        }
+        held.push(at);
+    }
+    // What it held instead, for the error (CometBFT answers at most 20; a node may send more).
+    let shown = match held.as_slice() {
+        [] => "no header".to_string(),
+        [one] => format!("only block {one}'s header"),
+        [first, .., last] => format!("{} headers, {first} to {last}", held.len()),
+    };
+    Err(malformed(format!(
+        "no header of block {height} in block_metas, which holds {shown}"
+    )))
 }
 
 /// The mean interval in milliseconds from `then` to `now` over `blocks`, when time advanced.

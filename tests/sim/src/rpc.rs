@@ -1,4 +1,5 @@
-//! The CometBFT-shaped JSON RPC: `/status` (with the latest block's time), `/block` (the block
+//! The CometBFT-shaped JSON RPC: `/status` (with the latest block's time), `/blockchain` (block
+//! headers, for the pace), `/block` (the block
 //! store's height; with `?height=h`, that block's header and time), `/abci_info` and
 //! `/abci_query` (the upgrade module's `CurrentPlan`, the gov module's `Proposals`), one
 //! connection per request.
@@ -76,6 +77,10 @@ fn answer(node: &Node, mut stream: TcpStream) {
                 _ => return refuse_height(&mut stream, h, stored),
             },
         },
+        "/blockchain" => match blockchain(node, path, stored) {
+            Ok(answer) => answer,
+            Err(why) => return refuse(&mut stream, &why),
+        },
         "/abci_query"
             if path.contains("cosmos.upgrade.v1beta1.Query%2FCurrentPlan")
                 || path.contains("cosmos.upgrade.v1beta1.Query/CurrentPlan") =>
@@ -125,6 +130,40 @@ fn block(node: &Node, h: u64) -> serde_json::Value {
         "block": {"header": {"version": {"block": "11", "app": "0"}, "chain_id": "sim-1",
             "height": h.to_string(), "time": rfc3339(node.block_time_ms(h))},
             "data": {"txs": []}, "evidence": {"evidence": []}}}})
+}
+
+/// `/blockchain?minHeight=a&maxHeight=b`: the headers of blocks b down to a (at most 20), as
+/// CometBFT's `BlockchainInfo` answers, its bounds taken as `filterMinMax` takes them.
+fn blockchain(node: &Node, path: &str, stored: u64) -> Result<serde_json::Value, String> {
+    let bound = |name: &str| -> Result<u64, String> {
+        match query(path, name).map(|v| v.trim_matches('"')) {
+            None | Some("") => Ok(0),
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| format!("error converting {name}: {v:?} is not a number")),
+        }
+    };
+    let (min, max) = (bound("minHeight")?, bound("maxHeight")?);
+    let max = if max == 0 { stored } else { max.min(stored) };
+    let min = min.max(1).max((max + 1).saturating_sub(20));
+    if min > max {
+        return Err(format!(
+            "min height {min} can't be greater than max height {max}"
+        ));
+    }
+    let metas: Vec<serde_json::Value> = (min..=max)
+        .rev()
+        .map(|h| {
+            json!({"block_id": {"hash": format!("{h:064X}"), "parts": {"total": 1, "hash": format!("{h:064X}")}},
+                "block_size": "1893",
+                "header": {"version": {"block": "11", "app": "0"}, "chain_id": "sim-1",
+                    "height": h.to_string(), "time": rfc3339(node.block_time_ms(h))},
+                "num_txs": "0"})
+        })
+        .collect();
+    Ok(
+        json!({"jsonrpc": "2.0", "id": -1, "result": {"last_height": stored.to_string(), "block_metas": metas}}),
+    )
 }
 
 /// The value of `name` in the query string of `path` (as sent: not decoded).
@@ -222,9 +261,18 @@ fn gov_query(node: &Node, path: &str, app: u64) -> serde_json::Value {
 
 /// CometBFT's refusal of `/block?height=h` beyond its store.
 fn refuse_height(stream: &mut TcpStream, h: &str, stored: u64) {
-    let body = json!({"jsonrpc": "2.0", "id": -1, "error": {"code": -32603, "message": "Internal error",
-        "data": format!("height {h} must be less than or equal to the current blockchain height {stored}")}})
-    .to_string();
+    refuse(
+        stream,
+        &format!("height {h} must be less than or equal to the current blockchain height {stored}"),
+    )
+}
+
+/// A refusal as CometBFT sends one: HTTP 500, a JSON-RPC error whose `data` says why.
+fn refuse(stream: &mut TcpStream, why: &str) {
+    let body =
+        json!({"jsonrpc": "2.0", "id": -1, "error": {"code": -32603, "message": "Internal error",
+        "data": why}})
+        .to_string();
     let _ = write!(
         stream,
         "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

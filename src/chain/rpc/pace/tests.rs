@@ -1,8 +1,11 @@
-//! The pace against `/status` and `/block` answers shaped as CometBFT v0.38 writes them (the
+//! The pace against `/status` and `/blockchain` answers shaped as CometBFT v0.38 writes them (the
 //! `/status` of a v0.38.6 node in DariuszDepta/DiscoveringCosmos's COMET_BFT.md: `sync_info` with
 //! `latest_block_time` "2024-06-11T14:07:57.12519517Z" — eight digits, Go drops trailing zeros —
-//! and `earliest_block_*`; the `/block` shape `result.block_id`, `result.block.header` with
-//! `version`, `chain_id`, `height` and `time`, as v0.38 and v1 answer), and the time reader.
+//! and `earliest_block_*`; `/blockchain`'s `result.last_height` and `result.block_metas[]`, each
+//! `block_id`, `block_size`, `header` (`version`, `chain_id`, `height`, `time`, …) and `num_txs`,
+//! as `rpc/core/blocks.go` answers from v0.34 to v1, and its refusal of a height below the
+//! store's base, `filterMinMax`'s "min height … can't be greater than max height …"), and the
+//! time reader.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,8 +60,9 @@ fn times_are_read_as_cometbft_writes_them() {
     }
 }
 
-/// An RPC that answers `/status` and `/block?height=…` with these bodies (any other path:
-/// 404), recording the paths asked.
+/// An RPC that answers `/status` and `/blockchain?…` with these bodies (any other path: 404),
+/// recording the paths asked. A body with an `error` member is sent with HTTP 500, as CometBFT
+/// sends its refusals.
 fn node(status: serde_json::Value, block: serde_json::Value) -> (Rpc, Arc<Mutex<Vec<String>>>) {
     use std::io::{BufRead, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -77,13 +81,15 @@ fn node(status: serde_json::Value, block: serde_json::Value) -> (Rpc, Arc<Mutex<
             }
             let body = match path.split('?').next() {
                 Some("/status") => status.to_string(),
-                Some("/block") => block.to_string(),
+                Some("/blockchain") => block.to_string(),
                 _ => String::new(),
             };
             record.lock().unwrap().push(path);
             let mut tcp = reader.into_inner();
             let code = if body.is_empty() {
                 "404 Not Found"
+            } else if body.contains("\"error\"") {
+                "500 Internal Server Error"
             } else {
                 "200 OK"
             };
@@ -119,18 +125,22 @@ fn status(height: &str, time: &str, earliest: &str) -> serde_json::Value {
             "voting_power": "0"}}})
 }
 
+/// `/blockchain?minHeight=h&maxHeight=h`'s answer: the one header asked for.
 fn block(height: &str, time: &str) -> serde_json::Value {
-    json!({"jsonrpc": "2.0", "id": -1, "result": {
+    json!({"jsonrpc": "2.0", "id": -1, "result": {"last_height": "26083", "block_metas": [{
         "block_id": {"hash": "72F582C0DF43C48353C4C9E61CE1C8254B7BBB58851F4D9DBD3BB39327332C21",
             "parts": {"total": 1, "hash": "E5927AA721470C69019AF883DD130BE6E0A917CFCF9BDCA8FBA55B1D05115A6F"}},
-        "block": {
-            "header": {"version": {"block": "11", "app": "0"}, "chain_id": "disco",
-                "height": height, "time": time,
-                "last_block_id": {"hash": "0980836557E1FAAB5A98B823B8C2BF69CFE3EE61874BDDE3E9B4313BA097EDF9",
-                    "parts": {"total": 1, "hash": "D3AF12230F844A2D1C0034F487352B149D7E4C27E1868FB22B0CADE51CA19161"}},
-                "proposer_address": "5BA4A2A3FB1B2B1A1F3C7E0F6A1D2C3B4A5F6E7D"},
-            "data": {"txs": []}, "evidence": {"evidence": []},
-            "last_commit": {"height": "25982", "round": 0, "signatures": []}}}})
+        "block_size": "1893",
+        "header": {"version": {"block": "11", "app": "0"}, "chain_id": "disco",
+            "height": height, "time": time,
+            "last_block_id": {"hash": "0980836557E1FAAB5A98B823B8C2BF69CFE3EE61874BDDE3E9B4313BA097EDF9",
+                "parts": {"total": 1, "hash": "D3AF12230F844A2D1C0034F487352B149D7E4C27E1868FB22B0CADE51CA19161"}},
+            "last_commit_hash": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "data_hash": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            "validators_hash": "9C4F2E4C3E6A0B4F2B7F8E6C3B5A1D0E9F8A7B6C5D4E3F2A1B0C9D8E7F6A5B4C",
+            "app_hash": "7F06A859358907CDBD21053951516E0495C05F15DC2E68DCDCBCC65FDC6A85B6",
+            "proposer_address": "5BA4A2A3FB1B2B1A1F3C7E0F6A1D2C3B4A5F6E7D"},
+        "num_txs": "0"}]}})
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -152,7 +162,10 @@ fn the_mean_interval_is_over_the_blocks_asked() {
     assert_eq!(pace.time_unix_ms, 1_718_114_877_125);
     let ms = pace.block_ms.unwrap();
     assert!((ms - 6001.0).abs() < 1e-6, "{ms}");
-    assert_eq!(*paths.lock().unwrap(), ["/status", "/block?height=25983"]);
+    assert_eq!(
+        *paths.lock().unwrap(),
+        ["/status", "/blockchain?minHeight=25983&maxHeight=25983"]
+    );
 }
 
 #[test]
@@ -163,7 +176,10 @@ fn a_pruned_store_is_asked_from_its_first_block() {
     );
     let pace = runtime().block_on(rpc.pace(1000)).unwrap();
     assert_eq!(pace.block_ms, Some(6000.0));
-    assert_eq!(paths.lock().unwrap()[1], "/block?height=26081");
+    assert_eq!(
+        paths.lock().unwrap()[1],
+        "/blockchain?minHeight=26081&maxHeight=26081"
+    );
 }
 
 #[test]
@@ -175,7 +191,7 @@ fn too_few_blocks_or_no_time_passing_give_no_interval() {
         );
         let pace = runtime().block_on(rpc.pace(over)).unwrap();
         assert_eq!(pace.block_ms, None, "{height} {earliest} {over}");
-        assert_eq!(paths.lock().unwrap().len(), 1, "/block is not asked");
+        assert_eq!(paths.lock().unwrap().len(), 1, "/blockchain is not asked");
     }
     // The same time (a node whose clock stood still), or an earlier one: no interval.
     for then in ["2024-06-11T14:07:57.12519517Z", "2024-06-11T14:08:00Z"] {
@@ -200,7 +216,10 @@ fn too_few_blocks_or_no_time_passing_give_no_interval() {
             block_ms: Some(6000.0)
         }
     );
-    assert_eq!(paths.lock().unwrap()[1], "/block?height=1");
+    assert_eq!(
+        paths.lock().unwrap()[1],
+        "/blockchain?minHeight=1&maxHeight=1"
+    );
 }
 
 #[test]
@@ -222,13 +241,22 @@ fn answers_without_a_time_are_errors_that_say_where() {
         err.to_string(),
         "/status: no latest_block_time in the answer"
     );
-    // A pruned height, as CometBFT refuses it.
+    // A height below the store's base (pruned since `/status`), as CometBFT refuses it.
     let refused = json!({"jsonrpc": "2.0", "id": -1, "error": {"code": -32603,
-        "message": "Internal error", "data": "height 26073 is not available, lowest height is 26080"}});
+        "message": "Internal error", "data": "min height 26080 can't be greater than max height 26073"}});
     let (rpc, _) = node(status("26083", "2024-06-11T14:07:57Z", "1"), refused);
     let err = runtime().block_on(rpc.pace(10)).unwrap_err();
-    assert!(matches!(&err, RpcError::Malformed { path, .. } if path == "/block?height=26073"));
-    assert!(err.to_string().contains("lowest height is 26080"), "{err}");
+    let path = "/blockchain?minHeight=26073&maxHeight=26073";
+    assert!(
+        matches!(&err, RpcError::Refused { path: p, .. } if p == path),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{path}: the node answered an error: Internal error (-32603): min height 26080 can't be greater than max height 26073"
+        )
+    );
     let (rpc, _) = node(
         status("26083", "2024-06-11T14:07:57Z", "1"),
         block("26073", "12:00"),
@@ -236,6 +264,22 @@ fn answers_without_a_time_are_errors_that_say_where() {
     let err = runtime().block_on(rpc.pace(10)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/block?height=26073: bad block.header.time \"12:00\""
+        format!("{path}: bad block_metas[].header.time \"12:00\"")
     );
+    // Another block's header than the one asked for.
+    let (rpc, _) = node(
+        status("26083", "2024-06-11T14:07:57Z", "1"),
+        block("26080", "2024-06-11T14:07:39Z"),
+    );
+    let err = runtime().block_on(rpc.pace(10)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{path}: no header of block 26073 in block_metas, which holds only block 26080's header"
+        )
+    );
+    // An answer without the list.
+    let (rpc, _) = node(status("26083", "2024-06-11T14:07:57Z", "1"), json!(null));
+    let err = runtime().block_on(rpc.pace(10)).unwrap_err();
+    assert!(err.to_string().starts_with(path), "{err}");
 }
