@@ -309,14 +309,15 @@ fn the_only_file_of_an_archive_is_the_binary_at_any_depth() {
     );
     assert!(out.status.success(), "{}", err(&out));
     assert_eq!(installed(&home), binary);
-    // Nothing else of the archive's tree lands in the upgrade folder.
+    // Nothing else of the archive's tree lands in the upgrade folder (beside the binary, the
+    // record of the plan it was staged for).
     let mut left: Vec<String> = std::fs::read_dir(home.root().join("upgrades/v2"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["bin"]);
+    assert_eq!(left, ["bin", "wasmvisor-staged.json"]);
 }
 
 #[test]
