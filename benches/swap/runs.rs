@@ -155,7 +155,9 @@ fn said(log: &Path) -> Said {
         match message {
             "phase done" if v["phase"] == "fetch" => said.fetches += 1,
             "preflight passed" => said.preflight_at_halt += 1,
-            "the binary passed its preflight ahead of the halt" => said.preflight_ahead += 1,
+            m if m.starts_with("the binary passed its preflight ahead of the halt") => {
+                said.preflight_ahead += 1
+            }
             m if m.starts_with("prepared ahead of the halt") => said.prepared_ahead += 1,
             _ => {}
         }
