@@ -61,6 +61,8 @@ pub enum NotReady {
         binary: String,
         command: String,
         error: String,
+        /// The error's errno, when it has one: whether the host or the binary is at fault.
+        errno: Option<i32>,
     },
     #[error("{binary} {command} exited with status {code}{output}")]
     Exited {
@@ -95,24 +97,25 @@ pub enum NotReady {
 
 impl NotReady {
     /// Whether the check says the binary will not run, rather than that it could not tell:
-    /// a run that timed out, was cancelled, or could not be started for want of a process or a
-    /// scratch folder may do better next time (on a less loaded host), and one killed by
-    /// SIGKILL or SIGTERM was most likely stopped from outside (the kernel's OOM killer, an
-    /// operator), not by a fault of its own (SIGSEGV, SIGABRT, SIGILL are conclusive).
+    /// a run that timed out, was cancelled, or could not be started for want of a process,
+    /// memory, a descriptor or a scratch folder may do better next time (on a less loaded
+    /// host), and one killed by SIGKILL or SIGTERM was most likely stopped from outside (the
+    /// kernel's OOM killer, an operator), not by a fault of its own (SIGSEGV, SIGABRT, SIGILL
+    /// are conclusive). A binary the kernel refuses to execute (EACCES on a `noexec` mount,
+    /// ENOEXEC, ENOENT for its interpreter) is conclusive.
     pub fn is_conclusive(&self) -> bool {
-        const KILL: i32 = nix::libc::SIGKILL;
-        const TERM: i32 = nix::libc::SIGTERM;
-        !matches!(
-            self,
-            NotReady::TimedOut { .. }
-                | NotReady::Cancelled { .. }
-                | NotReady::Scratch { .. }
-                | NotReady::CannotExec { .. }
-                | NotReady::Signalled {
-                    signal: KILL | TERM,
-                    ..
-                }
-        )
+        use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM, ETXTBSY, SIGKILL, SIGTERM};
+        match self {
+            NotReady::TimedOut { .. } | NotReady::Cancelled { .. } | NotReady::Scratch { .. } => {
+                false
+            }
+            NotReady::CannotExec { errno, .. } => !matches!(
+                errno,
+                Some(EAGAIN | ENOMEM | EMFILE | ENFILE | ETXTBSY) | None
+            ),
+            NotReady::Signalled { signal, .. } => !matches!(*signal, SIGKILL | SIGTERM),
+            _ => true,
+        }
     }
 }
 

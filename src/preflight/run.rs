@@ -121,6 +121,7 @@ pub fn run_version_with(
     let cannot = move |error: io::Error| NotReady::CannotExec {
         binary: b.clone(),
         command: c.clone(),
+        errno: error.raw_os_error(),
         error: error.to_string(),
     };
     match std::fs::metadata(binary) {
@@ -179,6 +180,7 @@ pub fn run_version_with(
             binary,
             command,
             error: format!("its end was not seen: {e}"),
+            errno: None,
         }),
     }
 }

@@ -244,4 +244,19 @@ fn only_a_fault_of_the_binary_itself_is_conclusive() {
         output: String::new(),
     };
     assert!(!timed_out.is_conclusive());
+    let cannot = |errno| NotReady::CannotExec {
+        binary: "upgrades/v2/bin/simd".into(),
+        command: "version".into(),
+        error: String::new(),
+        errno,
+    };
+    // The kernel refuses the binary: a `noexec` mount, a format it does not run, no interpreter.
+    for refused in [nix::libc::EACCES, nix::libc::ENOEXEC, nix::libc::ENOENT] {
+        assert!(cannot(Some(refused)).is_conclusive(), "errno {refused}");
+    }
+    // The host is short of something for now.
+    for short in [nix::libc::EAGAIN, nix::libc::ENOMEM, nix::libc::EMFILE] {
+        assert!(!cannot(Some(short)).is_conclusive(), "errno {short}");
+    }
+    assert!(!cannot(None).is_conclusive());
 }
