@@ -395,7 +395,7 @@ fn check_executable(dir: &Dir, path: &Path) -> Result<(), InstallError> {
 }
 
 /// Moves what `from/rel` holds into `to/rel` under `root`, entry by entry, keeping what is
-/// already there and leaving `skip` (the binary) for last. Each entry moved is added to `moved`.
+/// already there and leaving `skip` (the binary) for last. Each file moved is added to `moved`.
 fn merge(
     from: &Dir,
     rel: &Path,
@@ -419,7 +419,19 @@ fn merge(
                         path: child.clone(),
                         source,
                     })?;
-                moved.push(child.display().to_string());
+                // File by file: what the operator adds to a folder of the archive's later
+                // (a library in its `lib/`) is not the archive's.
+                let mut files = Vec::new();
+                if is_dir {
+                    walk(root, &dest, &mut files)?;
+                } else {
+                    files.push(dest);
+                }
+                moved.extend(
+                    files
+                        .iter()
+                        .map(|f| f.strip_prefix(to).unwrap_or(f).display().to_string()),
+                );
             }
             Ok(meta) if is_dir && meta.is_dir() => merge(from, &child, (root, to), skip, moved)?,
             Ok(_) => {}

@@ -8,7 +8,10 @@
 //! binaries are fetched instead of the old one being taken as staged.
 //!
 //! A binary without the record, or whose file is not the one recorded (replaced by hand), was
-//! staged by the operator: it is never touched, as Cosmovisor never touches one.
+//! staged by the operator: it is never touched, as Cosmovisor never touches one. Nor is the
+//! folder `current` points at (the running binary), nor anything while downloads are off
+//! (nothing could be fetched in its place). Info that names the same download for this
+//! machine (reformatted JSON, another platform's build added) is the same info.
 
 use std::io;
 use std::path::Path;
@@ -52,6 +55,46 @@ pub enum Looked {
     /// The recorded binary was replaced by another file: the operator's, left alone (the record
     /// is removed).
     HandStaged,
+    /// Staged for other info, but kept: downloads are off, or it is the running binary's folder.
+    Kept(&'static str),
+}
+
+/// Whether two plan infos name the same download for this machine: the same text; the same
+/// JSON (keys reordered, spaces); or binaries maps whose entry for this platform (else `any`)
+/// is the same URL.
+fn same_download(old: &str, new: &str) -> bool {
+    if old.trim() == new.trim() {
+        return true;
+    }
+    let (Ok(old), Ok(new)) = (
+        serde_json::from_str::<serde_json::Value>(old),
+        serde_json::from_str::<serde_json::Value>(new),
+    ) else {
+        return false;
+    };
+    if old == new {
+        return true;
+    }
+    let platform = crate::plugin::platform();
+    let key = format!("{}/{}", platform.os, platform.arch);
+    let url = |info: &serde_json::Value| {
+        let binaries = info.get("binaries")?.as_object()?;
+        binaries
+            .get(&key)
+            .or_else(|| binaries.get("any"))?
+            .as_str()
+            .map(str::to_string)
+    };
+    url(&old).is_some_and(|u| Some(u) == url(&new))
+}
+
+/// Whether `dir` is the folder `current` points at (compared as files: the link may be
+/// relative, as wasmvisor writes it, or absolute, as Cosmovisor does).
+fn is_current(layout: &Layout, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let current = id(&layout.root_path.join(crate::tree::swap::CURRENT_LINK));
+    current.is_some() && current == id(&layout.root_path.join(dir))
 }
 
 fn identity(dir: &Dir, rel: &Path) -> io::Result<(u64, u64, i64)> {
@@ -83,9 +126,14 @@ pub fn record(layout: &Layout, (dir, plan): (&str, &Plan), beside: Vec<String>) 
     crate::fs::replace(&folder, RECORD, &bytes)
 }
 
-/// Before the resolvers look at `plan`'s folder: a binary wasmvisor staged for other plan info
-/// is moved aside; the operator's binaries are left as they are.
-pub fn set_aside_if_stale(layout: &Layout, dir: &str, plan: &Plan) -> io::Result<Looked> {
+/// Before the resolvers look at `plan`'s folder to stage it: a binary wasmvisor staged for
+/// other plan info is moved aside (with `downloads` on: its replacement can be fetched); the
+/// operator's binaries are left as they are.
+pub fn set_aside_if_stale(
+    layout: &Layout,
+    (dir, plan): (&str, &Plan),
+    downloads: bool,
+) -> io::Result<Looked> {
     let target = Current::Upgrade(dir.to_string());
     let folder = match layout.root.open_dir(target.rel_dir()) {
         Ok(f) => f,
@@ -105,8 +153,16 @@ pub fn set_aside_if_stale(layout: &Layout, dir: &str, plan: &Plan) -> io::Result
         },
         Err(e) => return Err(io::Error::other(format!("{RECORD}: {e}"))),
     };
-    if record.info == plan.info {
+    if same_download(&record.info, &plan.info) {
         return Ok(Looked::Unchanged);
+    }
+    if !downloads {
+        return Ok(Looked::Kept(
+            "downloads are off (DAEMON_ALLOW_DOWNLOAD_BINARIES)",
+        ));
+    }
+    if is_current(layout, &target.rel_dir()) {
+        return Ok(Looked::Kept("it is the folder `current` points at"));
     }
     let bin = Path::new("bin").join(&layout.daemon_name);
     match identity(&folder, &bin) {
@@ -204,6 +260,10 @@ mod tests {
         (home, layout, plan)
     }
 
+    fn look(layout: &Layout, dir: &str, plan: &Plan) -> Looked {
+        set_aside_if_stale(layout, (dir, plan), true).unwrap()
+    }
+
     fn with_info(plan: &Plan, info: &str) -> Plan {
         Plan {
             info: info.into(),
@@ -219,10 +279,7 @@ mod tests {
             height: 120,
             ..plan.clone()
         };
-        assert_eq!(
-            set_aside_if_stale(&layout, "v2", &moved).unwrap(),
-            Looked::Unchanged
-        );
+        assert_eq!(look(&layout, "v2", &moved), Looked::Unchanged);
         assert!(home.path().join("cosmovisor/upgrades/v2/bin/simd").exists());
         assert!(
             home.path()
@@ -236,7 +293,7 @@ mod tests {
     fn a_binary_staged_for_older_info_is_moved_aside_and_its_record_dropped() {
         let (home, layout, plan) = staged(r#"{"binaries":{"linux/amd64":"https://a/v2.0.0"}}"#);
         let patched = with_info(&plan, r#"{"binaries":{"linux/amd64":"https://a/v2.0.1"}}"#);
-        let looked = set_aside_if_stale(&layout, "v2", &patched).unwrap();
+        let looked = look(&layout, "v2", &patched);
         assert_eq!(
             looked,
             Looked::SetAside("upgrades/v2/.wasmvisor-replaced/simd".into())
@@ -256,10 +313,7 @@ mod tests {
         assert!(dir.join("lib/libtheirs.so").exists());
         assert!(!dir.join(RECORD).exists());
         // Nothing left to judge: a second look changes nothing.
-        assert_eq!(
-            set_aside_if_stale(&layout, "v2", &patched).unwrap(),
-            Looked::Unchanged
-        );
+        assert_eq!(look(&layout, "v2", &patched), Looked::Unchanged);
     }
 
     #[test]
@@ -269,7 +323,7 @@ mod tests {
         // The operator copies their own build over it (a new file: another inode).
         std::fs::remove_file(&bin).unwrap();
         std::fs::write(&bin, b"#!/bin/sh\n# mine\n").unwrap();
-        let looked = set_aside_if_stale(&layout, "v2", &with_info(&plan, "v2.0.1")).unwrap();
+        let looked = look(&layout, "v2", &with_info(&plan, "v2.0.1"));
         assert_eq!(looked, Looked::HandStaged);
         assert_eq!(std::fs::read(&bin).unwrap(), b"#!/bin/sh\n# mine\n");
         assert!(
@@ -288,24 +342,15 @@ mod tests {
         let dir = home.path().join("cosmovisor/upgrades/v2");
         std::fs::write(dir.join(RECORD), b"{not json").unwrap();
         let other = with_info(&plan, "v2.0.1");
-        assert_eq!(
-            set_aside_if_stale(&layout, "v2", &other).unwrap(),
-            Looked::HandStaged
-        );
-        assert_eq!(
-            set_aside_if_stale(&layout, "v2", &other).unwrap(),
-            Looked::Unchanged
-        );
+        assert_eq!(look(&layout, "v2", &other), Looked::HandStaged);
+        assert_eq!(look(&layout, "v2", &other), Looked::Unchanged);
         assert!(dir.join("bin/simd").exists());
         // A plan with no folder at all.
         let absent = Plan {
             name: "v3".into(),
             ..other
         };
-        assert_eq!(
-            set_aside_if_stale(&layout, "v3", &absent).unwrap(),
-            Looked::Unchanged
-        );
+        assert_eq!(look(&layout, "v3", &absent), Looked::Unchanged);
     }
 
     #[test]
@@ -314,10 +359,51 @@ mod tests {
         let dir = home.path().join("cosmovisor/upgrades/v2");
         std::fs::remove_file(dir.join("bin/simd")).unwrap();
         let other = with_info(&plan, "v2.0.1");
-        assert_eq!(
-            set_aside_if_stale(&layout, "v2", &other).unwrap(),
-            Looked::Unchanged
-        );
+        assert_eq!(look(&layout, "v2", &other), Looked::Unchanged);
         assert!(!dir.join(RECORD).exists());
+    }
+
+    #[test]
+    fn info_naming_the_same_download_for_this_machine_is_the_same() {
+        let key = {
+            let p = crate::plugin::platform();
+            format!("{}/{}", p.os, p.arch)
+        };
+        let info = format!(r#"{{"binaries":{{"{key}":"https://a/v2.0.0"}}}}"#);
+        let (home, layout, plan) = staged(&info);
+        for same in [
+            format!(" {info}\n"),
+            format!(r#"{{ "binaries": {{ "{key}": "https://a/v2.0.0" }} }}"#),
+            format!(
+                r#"{{"binaries":{{"darwin/arm64":"https://a/mac","{key}":"https://a/v2.0.0"}}}}"#
+            ),
+        ] {
+            assert_eq!(
+                look(&layout, "v2", &with_info(&plan, &same)),
+                Looked::Unchanged,
+                "{same}"
+            );
+        }
+        assert!(home.path().join("cosmovisor/upgrades/v2/bin/simd").exists());
+    }
+
+    #[test]
+    fn with_downloads_off_or_in_currents_folder_a_stale_binary_is_kept() {
+        let (home, layout, plan) = staged("v2.0.0");
+        let other = with_info(&plan, "v2.0.1");
+        let kept = set_aside_if_stale(&layout, ("v2", &other), false).unwrap();
+        assert!(
+            matches!(kept, Looked::Kept(why) if why.contains("DAEMON_ALLOW_DOWNLOAD_BINARIES"))
+        );
+        // `current` points at the folder (absolutely, as Cosmovisor writes it): the running
+        // binary is never moved.
+        let root = home.path().join("cosmovisor");
+        std::os::unix::fs::symlink(root.join("upgrades/v2"), root.join("current")).unwrap();
+        let kept = look(&layout, "v2", &other);
+        assert!(
+            matches!(kept, Looked::Kept(why) if why.contains("current")),
+            "{kept:?}"
+        );
+        assert!(root.join("upgrades/v2/bin/simd").exists());
     }
 }

@@ -156,6 +156,7 @@ impl Upgrade<'_> {
                     Some(r) => r,
                     None => {
                         let layout = Layout::open(&cfg)?;
+                        set_aside_if_stale(&layout, &cfg, &plan);
                         request(&set, &cfg, Some(&layout), &plan)?
                     }
                 };
@@ -205,7 +206,6 @@ pub fn request(
 /// resolver other than the bundled one may look at it.
 fn staged(set: &PluginSet, layout: &Layout, plan: &Plan) -> Result<Staged, ResolveError> {
     let dir = layout.dir_name(&plan.name)?;
-    set_aside_if_stale(layout, &dir, plan);
     let target = Current::Upgrade(dir.clone());
     let has_binary = layout.check_binary(&target).is_ok();
     let sha256 = if has_binary && !set.only_default_resolver() {
@@ -290,6 +290,7 @@ pub fn prepare_until(
     cancel: &crate::cancel::Cancel,
 ) -> Result<Prepared, PrepareError> {
     let dir = layout.dir_name(&plan.name)?;
+    set_aside_if_stale(layout, cfg, plan);
     let request = request(set, cfg, Some(layout), plan)?;
     let resolution = set.resolve(&request)?;
     let by = resolution.by;
@@ -314,13 +315,22 @@ pub fn prepare_until(
     })
 }
 
-/// A binary wasmvisor staged for other info of this plan (proposed again, or replaced under
-/// the same name) is moved aside, so the resolvers fetch the plan's own. Unreadable records
-/// leave the binary where it is, as a binary staged by hand.
-fn set_aside_if_stale(layout: &Layout, dir: &str, plan: &Plan) {
+/// Before staging `plan` (ahead, or at its halt; never for a diagnostic `plugin call`): a
+/// binary wasmvisor staged for other info of this plan (proposed again, or replaced under the
+/// same name) is moved aside, so the resolvers fetch the plan's own. Unreadable records leave
+/// the binary where it is, as a binary staged by hand.
+fn set_aside_if_stale(layout: &Layout, cfg: &Config, plan: &Plan) {
     use crate::artifact::provenance::{self, Looked};
-    match provenance::set_aside_if_stale(layout, dir, plan) {
+    let Ok(dir) = layout.dir_name(&plan.name) else {
+        return;
+    };
+    let dir = dir.as_str();
+    match provenance::set_aside_if_stale(layout, (dir, plan), cfg.allow_download_binaries) {
         Ok(Looked::Unchanged) => {}
+        Ok(Looked::Kept(why)) => tracing::warn!(
+            upgrade = %plan.name,
+            "the binary wasmvisor staged in upgrades/{dir} was for other plan info; it is kept and used: {why}"
+        ),
         Ok(Looked::SetAside(to)) => tracing::warn!(
             upgrade = %plan.name,
             "the binary wasmvisor staged in upgrades/{dir} was for other plan info; moved to {to}, the plan's binary is fetched again"
