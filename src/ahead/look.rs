@@ -113,11 +113,11 @@ impl Planner {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let list = self.upcoming(&local);
-        say::changes(&upcoming::changes(
-            &self.previous,
-            &list,
-            self.chain.seen.height,
-        ));
+        // The chain is at least at the height of the plan the running binary applied (a plan it
+        // reached is gone, not cancelled, even while the chain's pace is not known).
+        let applied = local.applied.as_ref().map(|p| p.height);
+        let reached = self.chain.seen.height.max(applied);
+        say::changes(&upcoming::changes(&self.previous, &list, reached));
         self.states
             .retain(|name, _| list.iter().any(|u| u.plan.name == *name));
         for u in &list {

@@ -18,14 +18,29 @@ const PACE_BLOCKS: u64 = 100;
 /// gRPC come up some time after its start.
 const FAILURES_BEFORE_SAYING: u32 = 3;
 
-/// Says `error` once: when it is new, or differs from the one said before.
+/// Says `error` once: when it is new, or differs from the one said before other than in its
+/// numbers (the height a request names moves with every poll).
 fn say_once(said: &mut Option<String>, error: Option<String>, what: &str) {
+    let error = error.map(|e| (shape(&e), e));
     match (&error, said.as_ref()) {
-        (Some(e), last) if last != Some(e) => tracing::warn!("{what}: {e}"),
+        (Some((shape, e)), last) if last != Some(shape) => tracing::warn!("{what}: {e}"),
         (None, Some(_)) => tracing::info!("{what}: answered again"),
         _ => {}
     }
-    *said = error;
+    *said = error.map(|(shape, _)| shape);
+}
+
+/// `text` with each run of digits as `#`.
+fn shape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
 }
 
 impl Planner {
@@ -107,5 +122,19 @@ impl Planner {
                 std::mem::take(&mut self.chain.proposals)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_that_differs_only_in_its_heights_is_the_same() {
+        let a = "/blockchain?minHeight=26073&maxHeight=26073: the node answered an error: Internal error (-32603)";
+        let b = "/blockchain?minHeight=26074&maxHeight=26074: the node answered an error: Internal error (-32603)";
+        assert_eq!(super::shape(a), super::shape(b));
+        assert_ne!(
+            super::shape(a),
+            super::shape("/status: no latest_block_time in the answer")
+        );
     }
 }
