@@ -36,25 +36,13 @@ pub enum BinaryFault {
     NotExecutable(#[from] NotExecutable),
 }
 
-/// ELF `e_machine` of the architecture wasmvisor runs on, and whether its ELF class is 64-bit.
-fn this_machine() -> (u16, bool, &'static str) {
-    match std::env::consts::ARCH {
-        "x86_64" => (62, true, "x86_64"),
-        "aarch64" => (183, true, "aarch64"),
-        "riscv64" => (243, true, "riscv64"),
-        "x86" => (3, false, "x86"),
-        "arm" => (40, false, "arm"),
-        other => (0, true, other),
-    }
-}
-
 /// Whether a file starting with `head` (its first 64 bytes) is something this machine executes:
 /// an ELF executable for its architecture, or a script (`#!`). The error says what it is instead.
 pub fn executable(head: &[u8]) -> Result<(), NotExecutable> {
     if head.starts_with(b"#!") {
         return Ok(());
     }
-    let (machine, is64, arch) = this_machine();
+    let (machine, is64, arch) = crate::preflight::this_machine();
     if head.starts_with(b"\x7fELF") && head.len() >= 20 {
         let class64 = head[4] == 2;
         let little = head[5] == 1;
