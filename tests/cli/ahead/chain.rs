@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::harness::serve::Server;
 use crate::harness::*;
 
-use super::{T, chain_home, said, status, wait_next};
+use super::{T, chain_home, downloading_v2, said, served, status, wait_next};
 
 /// The chain's plan for v2 at `height`, its binary at `url` (a binaries map, as proposals
 /// publish it).
@@ -17,18 +17,7 @@ fn chain_plan(home: &Home, height: u64, url: &str) {
 #[test]
 fn a_chain_plan_is_prepared_and_preflighted_ahead_so_its_halt_fetches_nothing() {
     let server = Server::start();
-    let mut home = chain_home(json!({}));
-    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
-    let archive = sim_archive(
-        &home,
-        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
-    );
-    server.put("/v2.tar.gz", archive.clone());
-    let url = format!(
-        "{}?checksum=sha256:{}",
-        server.url("/v2.tar.gz"),
-        sha256(&archive)
-    );
+    let (home, url) = downloading_v2(&server);
     // Governance passed v2 for a height far ahead.
     chain_plan(&home, 100_000, &url);
     let run = home.run(&[]);
@@ -187,13 +176,6 @@ fn with_the_poll_off_the_chain_is_never_asked_and_manual_plans_are_still_checked
     run.stop();
 }
 
-/// The URL of `bytes`, served by `server` at `path`, with its checksum.
-fn served(server: &Server, path: &str, bytes: Vec<u8>) -> String {
-    let url = format!("{}?checksum=sha256:{}", server.url(path), sha256(&bytes));
-    server.put(path, bytes);
-    url
-}
-
 #[test]
 fn a_plan_passed_again_with_other_binaries_is_staged_again_its_old_binary_set_aside() {
     let server = Server::start();
@@ -258,13 +240,7 @@ fn a_plan_passed_again_with_other_binaries_is_staged_again_its_old_binary_set_as
 #[test]
 fn a_plan_at_a_skipped_height_is_left_out_and_never_prepared() {
     let server = Server::start();
-    let mut home = chain_home(json!({}));
-    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
-    let archive = sim_archive(
-        &home,
-        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
-    );
-    let url = served(&server, "/v2.tar.gz", archive);
+    let (home, url) = downloading_v2(&server);
     chain_plan(&home, 100_000, &url);
     let run = home.run(&["--unsafe-skip-upgrades", "100000"]);
     home.wait_for("more polls", T, |h| h.events_of("grpc-query").len() >= 10);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::harness::serve::Server;
 use crate::harness::*;
 
 const T: Duration = Duration::from_secs(60);
@@ -29,6 +30,26 @@ fn chain_home(extra: Value) -> Home {
         .set("WASMVISOR_RPC_ADDRESS", &format!("http://127.0.0.1:{rpc}"))
         .set("WASMVISOR_PLAN_POLL", "200ms");
     home
+}
+
+/// The URL of `bytes`, served by `server` at `path`, with its checksum.
+fn served(server: &Server, path: &str, bytes: Vec<u8>) -> String {
+    let url = format!("{}?checksum=sha256:{}", server.url(path), sha256(&bytes));
+    server.put(path, bytes);
+    url
+}
+
+/// A [`chain_home`] that may download, and v2's archive served by `server` at `/v2.tar.gz`:
+/// the home and the archive's URL.
+fn downloading_v2(server: &Server) -> (Home, String) {
+    let mut home = chain_home(json!({}));
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    let url = served(server, "/v2.tar.gz", archive);
+    (home, url)
 }
 
 /// `status --json`.

@@ -83,20 +83,9 @@ fn readiness_shows_in_the_metrics_get_status_and_the_status_line() {
 #[test]
 fn a_stop_request_during_a_preparation_ends_it_at_once_and_switches_nothing() {
     let server = Server::start();
-    let mut home = chain_home(json!({}));
-    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
-    let archive = sim_archive(
-        &home,
-        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
-    );
-    server.put("/v2.tar.gz", archive.clone());
+    let (home, url) = super::downloading_v2(&server);
     // The download stalls after its first bytes, for as long as anyone waits.
     server.stall("/v2.tar.gz", 64, 1_000);
-    let url = format!(
-        "{}?checksum=sha256:{}",
-        server.url("/v2.tar.gz"),
-        sha256(&archive)
-    );
     plan_with_binary(&home, "v2", 100_000, &url);
     let run = home.run(&[]);
     home.wait_for("the download under way", T, |_| {
