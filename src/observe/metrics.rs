@@ -192,7 +192,7 @@ impl Metrics {
         );
         r.register(
             "upcoming_upgrade_height",
-            "The height of every upcoming upgrade known, by name and source (chain, proposal, manual, batch, upgrade-info)",
+            "The height of every upcoming upgrade known, by name and source (chain, proposal, manual: the batch file, upgrade-info)",
             m.upcoming_upgrade.clone(),
         );
         r.register(
