@@ -4,7 +4,7 @@
 //! The binary is a thin layer over these modules. Dependencies point one way:
 //! `cli` → `supervisor` → `ahead` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin`,
 //! `preflight` → `config` and the leaf utilities (`fs`, `cancel`, `clock`, `duration`,
-//! `kill_hook`, `output`, `logging`, `observe`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
+//! `kill_hook`, `output`, `logging`, `observe`, `tls`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
 //! what happens and knows nothing of how; `chain` reads the chain and knows nothing of how the
 //! node is run.
 
@@ -25,6 +25,7 @@ pub(crate) mod output;
 pub mod plugin;
 pub mod preflight;
 pub(crate) mod supervisor;
+pub(crate) mod tls;
 pub(crate) mod tree;
 pub(crate) mod upgrade;
 

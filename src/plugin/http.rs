@@ -122,6 +122,7 @@ impl Outbound {
             .timeout_recv_response(Some(clamp(first_byte, Duration::from_secs(60))))
             .timeout_per_read(Some(idle.min(total)))
             .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+            .tls_config(crate::tls::config())
             .build()
             .into();
         let registered = self.cancel.register(&agent).ok_or(NotStarted::Stopped)?;

@@ -9,6 +9,7 @@
 pub mod cmd;
 mod fixtures;
 pub mod serve;
+pub mod tls;
 
 // The benchmark, which includes this module too, uses neither.
 #[allow(unused_imports)]

@@ -91,6 +91,7 @@ impl Rpc {
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
+            .tls_config(crate::tls::config())
             .build()
             .into();
         Rpc {

@@ -170,3 +170,69 @@ fn downloads_need_permission_and_a_checksum_when_required() {
     );
     assert_eq!(home.current(), "genesis");
 }
+
+/// HTTPS trusts the host's CA store (`SSL_CERT_FILE` here, as on a host with a private CA): a
+/// release served under a certificate that CA signed is fetched and run.
+#[test]
+fn https_downloads_trust_the_hosts_ca_store() {
+    let server = Server::start();
+    let tls = crate::harness::tls::front(server.port);
+    let mut home = Home::new();
+    let ca = home.root().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
+        .set("SSL_CERT_FILE", ca.to_str().unwrap());
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/simd-v2.tar.gz", archive.clone());
+    let url = format!(
+        "{}?checksum=sha256:{}",
+        tls.url("/simd-v2.tar.gz"),
+        sha256(&archive)
+    );
+    plan_with_binary(&home, "v2", 3, &url);
+    let run = home.run(&[]);
+    home.wait_height("v2", 4);
+    let out = run.stop();
+    assert_eq!(home.current(), "upgrades/v2", "{}", out.stderr);
+    assert!(
+        server.log().iter().any(|l| l.starts_with("/simd-v2.tar.gz")),
+        "{:?}",
+        server.log()
+    );
+}
+
+/// A server whose certificate no CA of the host's store signed is refused, named as a TLS
+/// failure, and the node keeps its binary.
+#[test]
+fn https_from_a_server_the_hosts_store_does_not_trust_is_refused() {
+    let server = Server::start();
+    let tls = crate::harness::tls::front(server.port);
+    let mut home = Home::new();
+    let ca = home.root().join("other-ca.pem");
+    std::fs::write(&ca, crate::harness::tls::unrelated_ca()).unwrap();
+    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
+        .set("SSL_CERT_FILE", ca.to_str().unwrap());
+    let archive = sim_archive(
+        &home,
+        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
+    );
+    server.put("/simd-v2.tar.gz", archive.clone());
+    let url = format!(
+        "{}?checksum=sha256:{}",
+        tls.url("/simd-v2.tar.gz"),
+        sha256(&archive)
+    );
+    plan_with_binary(&home, "v2", 3, &url);
+    let done = home.run(&[]).finish(Duration::from_secs(120));
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("UnknownIssuer"),
+        "the error says the certificate's issuer is not trusted: {}",
+        done.stderr
+    );
+    assert_eq!(home.current(), "genesis");
+    assert!(server.log().is_empty(), "{:?}", server.log());
+}
