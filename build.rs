@@ -1,7 +1,7 @@
 //! Builds what wasmvisor is built with, so that `cargo build` alone gives a working wasmvisor:
 //!
 //! - the plugins in `plugins/` as WebAssembly components (`wasm32-wasip2`, release): the bundled
-//!   default plugins are embedded in the binary, and the tests find the others in
+//!   plugins are embedded in the binary (one xz stream), and the tests find the others in
 //!   `WASMVISOR_PLUGINS_DIR`. They are their own workspace, built by a nested cargo into
 //!   `<target>/wasm-plugins`; the `wasm32-wasip2` target must be installed (`rustup target add
 //!   wasm32-wasip2`: the README's first command does).
@@ -31,6 +31,7 @@ fn main() {
         "minisign",
         "local-mirror",
         "cometbft",
+        "signing",
         "template",
         "fixtures",
     ] {
@@ -56,18 +57,7 @@ fn main() {
     );
     let built = target_dir.join(TARGET).join("release");
     println!("cargo:rustc-env=WASMVISOR_PLUGINS_DIR={}", built.display());
-    // The bundled plugins are embedded compressed (deflate, best): about 95 KB instead of 250 KB
-    // of the static binary's 10 MiB budget; each is inflated once, on first use.
-    for name in ["wasmvisor_plugin_cosmovisor", "wasmvisor_plugin_http"] {
-        let wasm = built.join(format!("{name}.wasm"));
-        let bytes = std::fs::read(&wasm)
-            .unwrap_or_else(|e| panic!("{} was not built: {e}", wasm.display()));
-        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        std::io::Write::write_all(&mut z, &bytes).expect("deflate in memory");
-        let packed = z.finish().expect("deflate in memory");
-        std::fs::write(out.join(format!("{name}.wasm.deflate")), packed)
-            .expect("write into OUT_DIR");
-    }
+    bundle(&built, &out);
 
     // The simulator, for the host, into its own target folder (the outer build holds this one).
     let sim_dir = target_dir.with_file_name("sim");
@@ -89,6 +79,43 @@ fn main() {
     let sim = sim_dir.join("release/wasmvisor-node-sim");
     assert!(sim.is_file(), "{} was not built", sim.display());
     println!("cargo:rustc-env=WASMVISOR_SIM={}", sim.display());
+}
+
+/// The plugins compiled into wasmvisor (`bundled:<name>`), by crate.
+const BUNDLED: [(&str, &str); 3] = [
+    ("cosmovisor", "wasmvisor_plugin_cosmovisor"),
+    ("http", "wasmvisor_plugin_http"),
+    ("signing", "wasmvisor_plugin_signing"),
+];
+
+/// Embeds the bundled plugins as one xz stream (`bundled.xz`) with their places in it
+/// (`bundled.rs`). One stream, because they share most of their code (the standard library,
+/// serde_json, the bindings' runtime), which one dictionary stores once: about 60 KB for the
+/// first two where each deflated on its own took 96 KB of the static binary's 10 MiB. The
+/// decoder is the one linked for .tar.xz downloads; the dictionary is 1 MiB, not the preset's
+/// 64, so decoding never holds more.
+fn bundle(built: &Path, out: &Path) {
+    let mut all = Vec::new();
+    let mut index = String::from("&[\n");
+    for (name, krate) in BUNDLED {
+        let wasm = built.join(format!("{krate}.wasm"));
+        let bytes = std::fs::read(&wasm)
+            .unwrap_or_else(|e| panic!("{} was not built: {e}", wasm.display()));
+        index.push_str(&format!(
+            "    ({name:?}, {}, {}),\n",
+            all.len(),
+            all.len() + bytes.len()
+        ));
+        all.extend_from_slice(&bytes);
+    }
+    index.push(']');
+    let mut options = lzma_rust2::XzOptions::with_preset(9);
+    options.lzma_options.dict_size = 1 << 20;
+    let mut xz = lzma_rust2::XzWriter::new(Vec::new(), options).expect("xz in memory");
+    std::io::Write::write_all(&mut xz, &all).expect("xz in memory");
+    let packed = xz.finish().expect("xz in memory");
+    std::fs::write(out.join("bundled.xz"), packed).expect("write into OUT_DIR");
+    std::fs::write(out.join("bundled.rs"), index).expect("write into OUT_DIR");
 }
 
 /// A cargo for a nested build: none of the outer build's settings (target, profile, flags)
