@@ -57,6 +57,15 @@ pub(crate) struct SimConfig {
     pub(crate) gov_v1: bool,
     /// At most this many proposals a page (0: as the request asks, 100 by default).
     pub(crate) gov_page_size: u64,
+    /// Whether this version's validator signs the blocks it commits (false: a remote signer
+    /// not reconnected, a key not found: the node follows the chain and never votes).
+    pub(crate) signs: bool,
+    /// The validator's voting power as `/status` reports it (0: not in the active set, its
+    /// address in no commit).
+    pub(crate) voting_power: u64,
+    /// After starting, commit nothing for this long: the chain waits for two thirds of the
+    /// voting power to run the new binary.
+    pub(crate) stall_ms: u64,
 }
 
 impl Default for SimConfig {
@@ -91,6 +100,9 @@ impl Default for SimConfig {
             lie_ms: 0,
             gov_v1: true,
             gov_page_size: 0,
+            signs: true,
+            voting_power: 10,
+            stall_ms: 0,
         }
     }
 }
@@ -142,4 +154,25 @@ pub(crate) struct State {
     pub(crate) applied: Vec<String>,
     #[serde(default)]
     pub(crate) history: Vec<Span>,
+    /// The heights committed without this validator's signature, as `[from, to]` ranges.
+    #[serde(default)]
+    pub(crate) unsigned: Vec<[u64; 2]>,
+}
+
+impl State {
+    /// Whether this validator signed block `h`.
+    pub(crate) fn signed(&self, h: u64) -> bool {
+        !self
+            .unsigned
+            .iter()
+            .any(|[from, to]| (*from..=*to).contains(&h))
+    }
+
+    /// Records `h`, just committed, as not signed by this validator.
+    pub(crate) fn unsigned_at(&mut self, h: u64) {
+        match self.unsigned.last_mut() {
+            Some([_, to]) if *to + 1 == h => *to = h,
+            _ => self.unsigned.push([h, h]),
+        }
+    }
 }

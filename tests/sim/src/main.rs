@@ -28,6 +28,7 @@
 //! `<home>/sim-events.jsonl` (outside data/, so a restored backup does not rewrite it) with a
 //! CLOCK_MONOTONIC timestamp, for the tests to read.
 
+mod commit;
 mod config;
 mod gov;
 mod grpc;

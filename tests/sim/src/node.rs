@@ -38,6 +38,8 @@ pub(crate) struct Node {
     pub(crate) stopping: AtomicBool,
     /// When the RPC began to lie (see `lie_from_height`).
     pub(crate) lie_started: Mutex<Option<Instant>>,
+    /// When this run committed each of its blocks (Unix ms).
+    pub(crate) committed: Mutex<std::collections::BTreeMap<u64, i64>>,
 }
 
 impl Node {
@@ -87,9 +89,25 @@ impl Node {
         last.clone()
     }
 
-    /// Block `h`'s time (Unix ms).
+    /// Block `h`'s time (Unix ms): when this run committed it, else `block_ms` × h after
+    /// genesis.
     pub(crate) fn block_time_ms(&self, h: u64) -> i64 {
+        if let Some(t) = self.committed.lock().unwrap().get(&h) {
+            return *t;
+        }
         self.genesis_ms + (h as i64).saturating_mul(self.cfg.block_ms as i64)
+    }
+
+    /// Records the time of block `h`, just committed.
+    pub(crate) fn committed_at(&self, h: u64) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut committed = self.committed.lock().unwrap();
+        committed.insert(h, now);
+        if committed.len() > 10_000 {
+            committed.pop_first();
+        }
     }
 
     /// Publishes the application's and the block store's heights.

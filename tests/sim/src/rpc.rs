@@ -1,6 +1,7 @@
 //! The CometBFT-shaped JSON RPC: `/status` (with the latest block's time), `/blockchain` (block
 //! headers, for the pace), `/block` (the block
-//! store's height; with `?height=h`, that block's header and time), `/abci_info` and
+//! store's height; with `?height=h`, that block's header, time and the votes for the block
+//! before), `/commit` (a block's votes), `/abci_info` and
 //! `/abci_query` (the upgrade module's `CurrentPlan`, the gov module's `Proposals`), one
 //! connection per request.
 
@@ -14,21 +15,12 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::node::Node;
-use crate::{die, gov, grpc};
+use crate::{commit, die, gov, grpc};
 
 /// The node's P2P id: 20 bytes in hex, as CometBFT derives from `config/node_key.json`; here
 /// from the home folder, so every version of one home is the same node.
 fn node_id(home: &Path) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut id = String::new();
-    for round in 0u8..3 {
-        for b in home.as_os_str().as_encoded_bytes().iter().chain([&round]) {
-            hash = (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-        id.push_str(&format!("{hash:016x}"));
-    }
-    id.truncate(40);
-    id
+    crate::commit::home_hex(home, 0, 40, false)
 }
 
 pub(crate) fn serve_rpc(node: Arc<Node>) {
@@ -77,6 +69,13 @@ fn answer(node: &Node, mut stream: TcpStream) {
                 _ => return refuse_height(&mut stream, h, stored),
             },
         },
+        "/commit" => match query(path, "height").map(|h| h.trim_matches('"').parse::<u64>()) {
+            None => commit::answer(node, stored, stored),
+            Some(Ok(h)) if h >= 1 && h <= stored => commit::answer(node, h, stored),
+            Some(_) => {
+                return refuse_height(&mut stream, query(path, "height").unwrap_or(""), stored);
+            }
+        },
         "/blockchain" => match blockchain(node, path, stored) {
             Ok(answer) => answer,
             Err(why) => return refuse(&mut stream, &why),
@@ -123,13 +122,22 @@ fn answer(node: &Node, mut stream: TcpStream) {
     );
 }
 
-/// `/block?height=h`: that block's header, its time `block_ms` × h after genesis.
+/// `/block?height=h`: that block's header and, from block 2, the votes for the block before.
 fn block(node: &Node, h: u64) -> serde_json::Value {
+    let mut block = json!({"header": header(node, h), "data": {"txs": []},
+        "evidence": {"evidence": []}});
+    if h > 1 {
+        block["last_commit"] = commit::commit(node, h - 1);
+    }
     json!({"jsonrpc": "2.0", "id": -1, "result": {
         "block_id": {"hash": format!("{h:064X}"), "parts": {"total": 1, "hash": format!("{h:064X}")}},
-        "block": {"header": {"version": {"block": "11", "app": "0"}, "chain_id": "sim-1",
-            "height": h.to_string(), "time": rfc3339(node.block_time_ms(h))},
-            "data": {"txs": []}, "evidence": {"evidence": []}}}})
+        "block": block}})
+}
+
+/// Block `h`'s header (the fields a client reads).
+pub(crate) fn header(node: &Node, h: u64) -> serde_json::Value {
+    json!({"version": {"block": "11", "app": "0"}, "chain_id": "sim-1",
+        "height": h.to_string(), "time": rfc3339(node.block_time_ms(h))})
 }
 
 /// `/blockchain?minHeight=a&maxHeight=b`: the headers of blocks b down to a (at most 20), as
@@ -197,7 +205,7 @@ fn hex(text: &str) -> Option<Vec<u8>> {
 
 /// Unix milliseconds as CometBFT writes a time: RFC 3339 in UTC, the fraction's trailing zeros
 /// dropped (Go's `RFC3339Nano`).
-fn rfc3339(ms: i64) -> String {
+pub(crate) fn rfc3339(ms: i64) -> String {
     let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -234,6 +242,7 @@ fn status(node: &Node, stored: u64) -> serde_json::Value {
     json!({"jsonrpc": "2.0", "id": -1, "result": {
         "node_info": {"id": node_id(&node.home), "network": "sim-1", "version": "0.38.0", "moniker": node.cfg.version},
         "sync_info": sync,
+        "validator_info": commit::validator_info(node),
     }})
 }
 

@@ -111,6 +111,7 @@ fn new_node(cfg: &SimConfig, home: &Path, data: &Path, state: &State) -> Arc<Nod
         state: Mutex::new(state.clone()),
         stopping: AtomicBool::new(false),
         lie_started: Mutex::new(None),
+        committed: Mutex::new(std::collections::BTreeMap::new()),
     })
 }
 
@@ -196,13 +197,17 @@ fn commit_blocks(node: &Node, halt: &Halt) -> ! {
     let cfg = &node.cfg;
     let block = Duration::from_millis(cfg.block_ms);
     let mut next = Instant::now() + block;
+    let resume = Instant::now() + Duration::from_millis(cfg.stall_ms);
+    if cfg.stall_ms > 0 {
+        node.event(json!({"event": "stall", "ms": cfg.stall_ms}));
+    }
     loop {
         thread::sleep(next.saturating_duration_since(Instant::now()));
         next += block;
         if !node.data.is_dir() {
             std::process::exit(0);
         }
-        if node.stopping.load(Ordering::SeqCst) {
+        if node.stopping.load(Ordering::SeqCst) || Instant::now() < resume {
             continue;
         }
         let mut state = node.state.lock().unwrap();
@@ -259,7 +264,12 @@ fn commit(node: &Node, mut state: MutexGuard<'_, State>, h: u64) {
         }),
     }
     node.set_heights(h, h);
-    node.signed(h);
+    if cfg.signs && cfg.voting_power > 0 {
+        node.signed(h);
+    } else {
+        state.unsigned_at(h);
+    }
+    node.committed_at(h);
     node.save(&state);
 }
 
