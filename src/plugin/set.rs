@@ -206,17 +206,18 @@ impl PluginSet {
         })
     }
 
-    /// Asks every health check once; the first non-healthy answer wins.
-    pub fn check(&self, context: &HealthContext) -> Result<Health, PluginError> {
+    /// Asks every health check once; the first non-healthy answer wins, with the name of the
+    /// check that gave it.
+    pub fn check(&self, context: &HealthContext) -> Result<(Health, Option<&str>), PluginError> {
         let call = Call::new(&self.cancel);
         let mut texts = Vec::new();
         for h in &self.health {
             match self.host.check(h, context, &call)? {
                 Health::Healthy(t) => texts.push(format!("{}: {t}", h.spec.name)),
-                other => return Ok(other),
+                other => return Ok((other, Some(&h.spec.name))),
             }
         }
-        Ok(Health::Healthy(texts.join("; ")))
+        Ok((Health::Healthy(texts.join("; ")), None))
     }
 }
 

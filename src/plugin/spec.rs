@@ -161,6 +161,15 @@ impl PluginSpec {
     }
 }
 
+impl PluginSpec {
+    /// What an unhealthy verdict of this plugin does when its entry does not say: the bundled
+    /// `signing` check warns, whatever `WASMVISOR_ON_FAILED_UPGRADE` says, because rolling back
+    /// the binary does not reconnect a remote signer or restore a key file.
+    pub fn default_on_unhealthy(&self) -> Option<OnUnhealthy> {
+        (self.origin == Origin::Bundled("signing")).then_some(OnUnhealthy::Warn)
+    }
+}
+
 pub(super) fn default_timeout(world: World) -> Duration {
     match world {
         // A source's call lasts the whole download.

@@ -39,13 +39,16 @@ pub fn configured(cfg: &Config, over: Option<&Path>) -> Result<Plugins, ConfigEr
     Ok(plugins)
 }
 
-/// What an unhealthy verdict of `spec` does: its `on-unhealthy`, or, unset, a rollback when
-/// `WASMVISOR_ON_FAILED_UPGRADE=rollback` and a warning otherwise.
+/// What an unhealthy verdict of `spec` does: its `on-unhealthy`; unset, the plugin's own default
+/// (the bundled `signing` check warns: a rollback does not bring a remote signer back), else a
+/// rollback when `WASMVISOR_ON_FAILED_UPGRADE=rollback` and a warning otherwise.
 pub fn on_unhealthy(spec: &PluginSpec, cfg: &Config) -> OnUnhealthy {
-    spec.on_unhealthy.unwrap_or(match cfg.on_failed_upgrade {
-        OnFailedUpgrade::Rollback => OnUnhealthy::Rollback,
-        OnFailedUpgrade::Exit => OnUnhealthy::Warn,
-    })
+    spec.on_unhealthy
+        .or(spec.default_on_unhealthy())
+        .unwrap_or(match cfg.on_failed_upgrade {
+            OnFailedUpgrade::Rollback => OnUnhealthy::Rollback,
+            OnFailedUpgrade::Exit => OnUnhealthy::Warn,
+        })
 }
 
 /// The compile cache folder: `WASMVISOR_PLUGIN_CACHE` where the operator put it, else

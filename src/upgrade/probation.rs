@@ -112,22 +112,32 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
         attempt += 1;
         let context = health_context(&plan, launched.elapsed().as_millis() as u64, attempt);
         let s = set.clone();
-        let answer = crate::plugin::off_runtime(move || s.check(&context))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+        let answer = crate::plugin::off_runtime(move || {
+            s.check(&context)
+                .map(|(health, by)| (health, by.map(str::to_string)))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
         first_answer.get_or_insert_with(|| ms(launched.elapsed()));
-        let record = |healthy: bool, detail: String| HealthRecord {
+        let record = |healthy: bool, detail: String, by: Option<String>| HealthRecord {
             healthy,
             detail,
             after_ms: ms(launched.elapsed()),
             first_answer_ms: first_answer,
             checks: attempt,
+            by,
         };
         let last = match answer {
-            Ok(Health::Healthy(t)) => return record(true, t),
-            Ok(Health::Unhealthy(t)) => return record(false, t),
-            Ok(Health::Pending(t)) => {
+            Ok((Health::Healthy(t), _)) => return record(true, t, None),
+            Ok((Health::Unhealthy(t), by)) => {
+                let detail = match &by {
+                    Some(name) => format!("{name}: {t}"),
+                    None => t,
+                };
+                return record(false, detail, by);
+            }
+            Ok((Health::Pending(t), _)) => {
                 tracing::debug!(attempt, "health: {t}");
                 t
             }
@@ -143,6 +153,7 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
                     "no healthy answer within {}; last: {last}",
                     crate::duration::format(deadline)
                 ),
+                None,
             );
         }
         tokio::time::sleep(interval).await;
@@ -150,16 +161,19 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
 }
 
 /// Logs and journals the verdict, and ends the upgraded node's probation. Returns what to do:
-/// nothing for a healthy node, else the strongest `on-unhealthy` of the health checks.
+/// nothing for a healthy node, else the `on-unhealthy` of the check that said unhealthy (the
+/// strongest of them when the deadline passed).
 pub fn on_verdict(
     set: &PluginSet,
     cfg: &Config,
     journal: &mut Journal,
     verdict: HealthRecord,
 ) -> Option<OnUnhealthy> {
+    // The check that said unhealthy decides; a deadline that passed, the strongest of them.
     let action = (!verdict.healthy).then(|| {
         set.health
             .iter()
+            .filter(|h| verdict.by.as_ref().is_none_or(|by| *by == h.spec.name))
             .map(|h| super::plugins::on_unhealthy(&h.spec, cfg))
             .max()
             .unwrap_or(OnUnhealthy::Warn)

@@ -3,6 +3,7 @@
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod after;
 mod ahead;
 mod blocked;
 mod commands;

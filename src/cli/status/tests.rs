@@ -149,6 +149,7 @@ fn finished() -> Finished {
             after_ms: 1500.0,
             first_answer_ms: Some(250.0),
             checks: 3,
+            by: None,
         }),
         probation: true,
         probation_until_unix_ms: Some(T0 + 300_000),

@@ -161,6 +161,10 @@ pub struct HealthRecord {
     /// Milliseconds from the launch to the first answer of the check.
     pub first_answer_ms: Option<f64>,
     pub checks: u32,
+    /// The health check whose unhealthy answer this is (none for a healthy node, or for a
+    /// deadline that passed): its `on-unhealthy` is what follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// An upgrade whose new binary failed and was rolled back. That binary (by its sha256) is never

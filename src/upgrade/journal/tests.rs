@@ -70,6 +70,7 @@ fn full_state() -> State {
                 after_ms: 3000.0,
                 first_answer_ms: Some(120.5),
                 checks: 3,
+                by: None,
             }),
             probation: true,
             probation_until_unix_ms: Some(1_600_000_600_000),

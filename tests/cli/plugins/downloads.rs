@@ -198,7 +198,10 @@ fn https_downloads_trust_the_hosts_ca_store() {
     let out = run.stop();
     assert_eq!(home.current(), "upgrades/v2", "{}", out.stderr);
     assert!(
-        server.log().iter().any(|l| l.starts_with("/simd-v2.tar.gz")),
+        server
+            .log()
+            .iter()
+            .any(|l| l.starts_with("/simd-v2.tar.gz")),
         "{:?}",
         server.log()
     );
