@@ -60,8 +60,8 @@ impl Settings {
         })
     }
 
-    /// Judges the validator's signatures since the upgrade at height `upgrade`; `get` fetches an
-    /// RPC path (`/status`, `/commit?height=h`).
+    /// Judges the validator's signatures in the blocks after the upgrade at height `upgrade`;
+    /// `get` fetches an RPC path (`/status`, `/commit?height=h`).
     pub fn judge(
         &self,
         upgrade: u64,
@@ -84,16 +84,19 @@ impl Settings {
                  to sign (require-active = true would require it)"
             ));
         }
-        // The commit of height h is final (canonical) once block h+1 is stored.
-        if node.height <= upgrade {
+        // Block `upgrade` itself was decided, its votes cast, before the old binary failed to
+        // execute it: the first votes of the new binary are for the block after it. The commit
+        // of height h is final (canonical) once block h+1 is stored.
+        let first = upgrade + 1;
+        if node.height <= first {
             return Verdict::Pending(format!(
-                "no block from the upgrade height {upgrade} on is final yet (the node is at {}): \
+                "no block after the upgrade height {upgrade} is final yet (the node is at {}): \
                  blocks resume once two thirds of the voting power runs the new binary",
                 node.height
             ));
         }
         let newest = node.height - 1;
-        let final_commits = newest - upgrade + 1;
+        let final_commits = newest - first + 1;
         let oldest = newest + 1 - final_commits.min(self.window);
         let mut signed = Vec::new();
         let mut unknown = None;

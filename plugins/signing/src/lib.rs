@@ -7,14 +7,16 @@
 //! - `rpc` (default `http://127.0.0.1:26657`): the node's CometBFT RPC.
 //! - `address` (default: the one the node's `/status` reports as `validator_info.address`): the
 //!   validator, as hex (`7A1B…`, 40 digits) or its consensus address (`cosmosvalcons1…`).
-//! - `blocks` (default 3): how many commits after the upgrade height must carry its signature.
+//! - `blocks` (default 3): how many commits after the upgrade height must carry its signature
+//!   (block `height` itself was decided, and its votes cast, before the old binary halted: the
+//!   new binary's first votes are for the block after it).
 //! - `window` (default 20): how many commits after the upgrade height without a single one of
 //!   its signatures make the node unhealthy.
 //! - `require-active` (default false): a node outside the active set (voting power 0) is
 //!   healthy with that said; with `true` it is judged by its signatures like any other.
 //!
 //! Judged on the canonical commits (`/commit?height=h` for h below the node's latest height) of
-//! heights from the upgrade height on, newest first, at most `window` of them: a signature is a
+//! the heights after the upgrade height, newest first, at most `window` of them: a signature is a
 //! vote that is not absent, as x/slashing counts it (a nil vote signs too). Pending while the
 //! chain has not committed `window` blocks past the upgrade height: after an upgrade, blocks
 //! resume only once two thirds of the voting power is back, and a stalled chain is never held

@@ -90,18 +90,18 @@ fn on_a_real_mainnet_commit_a_nil_vote_signs_and_an_absent_validator_does_not() 
     // A validator that voted nil in block 9,399,573 (x/slashing counts it as signed).
     status["result"]["validator_info"]["address"] =
         json!("AC2D56057CD84765E6FBE318979093E8E44AA18F");
-    let rpc = Rpc::new(status.clone(), 9_399_580).commits(9_399_570..=9_399_579, &commit);
+    let rpc = Rpc::new(status.clone(), 9_399_581).commits(9_399_570..=9_399_580, &commit);
     assert!(healthy(&rpc.judge(&settings(&[]), 9_399_570)));
     // One whose vote is missing (the absent entry names no address): never signed.
     status["result"]["validator_info"]["address"] =
         json!("00000000000000000000000000000000000000AB");
-    let rpc = Rpc::new(status, 9_399_580).commits(9_399_570..=9_399_579, &commit);
+    let rpc = Rpc::new(status, 9_399_581).commits(9_399_570..=9_399_580, &commit);
     let v = rpc.judge(&settings(&[("window", "10")]), 9_399_570);
     let Verdict::Unhealthy(why) = v else {
         panic!("{v:?}")
     };
     assert!(
-        why.contains("signed none of the 10 commits 9399570..9399579"),
+        why.contains("signed none of the 10 commits 9399571..9399580"),
         "{why}"
     );
     assert!(
@@ -123,15 +123,15 @@ fn pending_until_the_window_passes_without_a_signature_then_unhealthy() {
     status["result"]["validator_info"]["address"] =
         json!("00000000000000000000000000000000000000AB");
     let s = settings(&[("window", "5")]);
-    // 4 final commits (100..103): not yet a window.
-    let rpc = Rpc::new(status.clone(), 104).commits(100..=103, &commit);
+    // 4 final commits after the upgrade height (101..104): not yet a window.
+    let rpc = Rpc::new(status.clone(), 105).commits(100..=104, &commit);
     let v = rpc.judge(&s, 100);
     assert!(
-        matches!(&v, Verdict::Pending(t) if t.contains("0 of 3 signatures in the commits 100..103")),
+        matches!(&v, Verdict::Pending(t) if t.contains("0 of 3 signatures in the commits 101..104")),
         "{v:?}"
     );
     // 5: unhealthy, judged on the five after the upgrade height.
-    let rpc = Rpc::new(status.clone(), 105).commits(100..=104, &commit);
+    let rpc = Rpc::new(status.clone(), 106).commits(100..=105, &commit);
     assert!(matches!(rpc.judge(&s, 100), Verdict::Unhealthy(_)));
     // Later calls look at the newest window only: at most 1 + window requests.
     let rpc = Rpc::new(status, 300).commits(100..=299, &commit);
@@ -142,9 +142,10 @@ fn pending_until_the_window_passes_without_a_signature_then_unhealthy() {
 #[test]
 fn a_chain_that_does_not_advance_is_pending_never_unhealthy() {
     let status = fixture("v0_38_status.json");
-    // Halted at the upgrade height: the node reports the height before it (or the height
-    // itself, its commit not final) for as long as two thirds of the power is not back.
-    for height in [99, 100] {
+    // Halted at the upgrade height: the node reports the height before it, the height itself
+    // (decided before the halt), or the block after it whose commit is not final, for as long
+    // as two thirds of the power is not back.
+    for height in [99, 100, 101] {
         let rpc = Rpc::new(status.clone(), height);
         let v = rpc.judge(&settings(&[("window", "1"), ("blocks", "1")]), 100);
         assert!(
@@ -166,7 +167,7 @@ fn a_commit_that_cannot_be_read_keeps_it_pending_rather_than_unhealthy() {
     status["result"]["validator_info"]["address"] =
         json!("00000000000000000000000000000000000000AB");
     // Height 102's commit is missing (pruned, or the RPC failed once).
-    let rpc = Rpc::new(status, 106).commits([100, 101, 103, 104, 105], &commit);
+    let rpc = Rpc::new(status, 107).commits([101, 103, 104, 105, 106], &commit);
     let v = rpc.judge(&settings(&[("window", "5")]), 100);
     assert!(
         matches!(&v, Verdict::Pending(t) if t.contains("could not be read")),
@@ -209,7 +210,7 @@ fn outside_the_active_set_it_is_healthy_unless_required_to_be_active() {
     commit["result"]["signed_header"]["commit"]["signatures"] = json!([
         {"block_id_flag": 1, "validator_address": "", "timestamp": "0001-01-01T00:00:00Z", "signature": null}
     ]);
-    let rpc = Rpc::new(status, 120).commits(100..=119, &commit);
+    let rpc = Rpc::new(status, 122).commits(101..=121, &commit);
     let v = rpc.judge(&settings(&[("require-active", "true")]), 100);
     assert!(matches!(v, Verdict::Unhealthy(_)), "{v:?}");
 }
@@ -249,4 +250,28 @@ fn settings_are_checked_with_what_is_wrong() {
     assert!(read(&[("blocks", "30")]).contains("exceeds window"));
     assert!(read(&[("require-active", "yes")]).contains("require-active"));
     assert!(read(&[("address", "cosmosvaloper1xyz")]).contains("consensus address"));
+}
+
+#[test]
+fn the_votes_for_the_upgrade_height_itself_were_cast_before_the_halt_and_do_not_count() {
+    let status = fixture("v0_38_status.json");
+    let signed = fixture("v0_38_commit.json");
+    let mut absent = signed.clone();
+    absent["result"]["signed_header"]["commit"]["signatures"][0] = json!(
+        {"block_id_flag": 1, "validator_address": "", "timestamp": "0001-01-01T00:00:00Z", "signature": null}
+    );
+    // Signed at 100 (the old binary, before it failed to execute it), absent since.
+    let rpc = Rpc::new(status, 104)
+        .commits([100], &signed)
+        .commits(101..=103, &absent);
+    let v = rpc.judge(&settings(&[("blocks", "1"), ("window", "5")]), 100);
+    assert!(
+        matches!(&v, Verdict::Pending(t) if t.contains("0 of 1 signatures in the commits 101..103")),
+        "{v:?}"
+    );
+    assert!(
+        !rpc.requests
+            .borrow()
+            .contains(&"/commit?height=100".to_string())
+    );
 }
