@@ -125,6 +125,10 @@ enum Cmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Draw the last upgrade's timeline (the halt, each phase, the chain's first block and
+        /// this validator's first vote after it) as an SVG picture into FILE.
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        timeline: Option<PathBuf>,
     },
     /// Stage the pending upgrade's binary ahead of the halt, with the configured resolvers and sources.
     PrepareUpgrade {
@@ -331,7 +335,10 @@ fn dispatch(cli: Cli) -> i32 {
             upgrades::add_batch_upgrade(cfg, upgrade_file.as_deref(), upgrade_list.as_deref())
         }),
         Cmd::ShowUpgradeInfo => setup.report(info::show_upgrade_info),
-        Cmd::Status { json } => setup.report(|cfg| status::print(cfg, json)),
+        Cmd::Status { json, timeline } => setup.report(|cfg| match &timeline {
+            Some(out) => status::draw_timeline(cfg, out),
+            None => status::print(cfg, json),
+        }),
         Cmd::Backup { action } => setup.report(|cfg| match action {
             BackupCmd::List { json } => backup::list(cfg, json),
             BackupCmd::Restore { name } => backup::restore(cfg, &name),

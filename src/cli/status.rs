@@ -3,7 +3,9 @@
 //! versioned JSON of `json.rs`. Reads files only; safe to run beside a supervisor.
 
 mod json;
+mod svg;
 mod text;
+mod timeline;
 
 use std::path::PathBuf;
 
@@ -212,6 +214,25 @@ pub fn print(cfg: &Config, as_json: bool) -> Result<(), String> {
         return output::line(document(cfg)?);
     }
     output::text(Status::collect(cfg)?.text())
+}
+
+/// `status --timeline FILE.svg`: the last upgrade's timeline drawn into `out`.
+pub fn draw_timeline(cfg: &Config, out: &std::path::Path) -> Result<(), String> {
+    let status = Status::collect(cfg)?;
+    let Some(last) = &status.last_upgrade else {
+        return Err(
+            "no upgrade has completed in this home yet: there is no timeline to draw".into(),
+        );
+    };
+    let f = &last.finished;
+    let svg = svg::draw(f, &timeline::rows(f), timeline::downtime(f));
+    std::fs::write(out, svg).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    output::line(format!(
+        "{}: the timeline of upgrade {} ({})",
+        out.display(),
+        output::escape_controls(&f.plan.name),
+        svg::summary(timeline::downtime(f))
+    ))
 }
 
 #[cfg(test)]

@@ -37,6 +37,12 @@ pub struct UpcomingLabels {
     pub source: String,
 }
 
+/// What an upgrade's downtime is measured until: `start`, `first_block`, `first_signature`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UntilLabels {
+    pub until: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
@@ -91,6 +97,7 @@ pub struct Metrics {
     pub upgrade_in_progress: Gauge,
     pub phase_duration: Family<PhaseLabels, Histogram, fn() -> Histogram>,
     pub last_downtime: F64Gauge,
+    pub downtime: Family<UntilLabels, F64Gauge>,
     pub health_healthy: Gauge,
     pub plugins_unusable: Gauge,
     pub plugin_calls: Family<PluginLabels, Counter>,
@@ -135,6 +142,7 @@ impl Metrics {
             upgrade_in_progress: Gauge::default(),
             phase_duration: Family::new_with_constructor(seconds_buckets),
             last_downtime: F64Gauge::default(),
+            downtime: Family::default(),
             health_healthy: Gauge::default(),
             plugins_unusable: Gauge::default(),
             plugin_calls: Family::default(),
@@ -273,6 +281,14 @@ impl Metrics {
             "The last upgrade's downtime: from the node's halt to the new binary's launch",
             Unit::Seconds,
             m.last_downtime.clone(),
+        );
+        r.register_with_unit(
+            "upgrade_downtime",
+            "The last upgrade's downtime as a validator counts it: from the node's halt until the \
+             new binary's start, the chain's first block after the upgrade height, or this \
+             validator's first vote after it",
+            Unit::Seconds,
+            m.downtime.clone(),
         );
         r.register(
             "health_healthy",

@@ -222,9 +222,27 @@ impl Observer {
         }
     }
 
-    /// The time from the node's halt to the new binary's launch.
+    /// The time from the node's halt to the new binary's launch: a new upgrade's downtime, so
+    /// the chain's marks of the one before are gone until this one's are known.
     pub fn downtime(&self, took: Duration) {
-        self.0.metrics.last_downtime.set(took.as_secs_f64());
+        let m = &self.0.metrics;
+        m.last_downtime.set(took.as_secs_f64());
+        m.downtime
+            .get_or_create(&metrics::UntilLabels { until: "start" })
+            .set(took.as_secs_f64());
+        for until in ["first_block", "first_signature"] {
+            m.downtime.remove(&metrics::UntilLabels { until });
+        }
+    }
+
+    /// The time from the node's halt until the chain's first block after the upgrade height
+    /// (`first_block`) or this validator's first vote (`first_signature`).
+    pub fn downtime_until(&self, until: &'static str, took: Duration) {
+        self.0
+            .metrics
+            .downtime
+            .get_or_create(&metrics::UntilLabels { until })
+            .set(took.as_secs_f64());
     }
 
     pub fn health(&self, healthy: bool, detail: &str) {

@@ -249,6 +249,7 @@ impl Journal {
             active.phases.push(PhaseTiming {
                 phase,
                 ms: ms(took),
+                end_unix_ms: unix_ms(),
             });
         }
         self.hook(&format!("{}:end", phase.name()));
@@ -281,6 +282,9 @@ impl Journal {
             probation: true,
             probation_until_unix_ms: None,
             rolled_back: false,
+            first_block: None,
+            first_vote: None,
+            no_vote: None,
         });
         self.save()
     }
@@ -327,9 +331,30 @@ impl Journal {
                 last.phases.push(PhaseTiming {
                     phase: Phase::Health,
                     ms: first,
+                    end_unix_ms: unix_ms(),
                 });
             }
             last.health = Some(record);
+        }
+        self.save_fast()
+    }
+
+    /// Records what the chain did after the last upgrade (a mark already recorded stays: a
+    /// relaunch sees the same chain).
+    pub fn record_resumed(&mut self, resumed: Resumed) -> std::io::Result<()> {
+        let Some(last) = self.state.last.as_mut() else {
+            return Ok(());
+        };
+        match resumed {
+            Resumed::FirstBlock(mark) => {
+                last.first_block.get_or_insert(mark);
+            }
+            Resumed::FirstVote(mark) => {
+                last.first_vote.get_or_insert(mark);
+            }
+            Resumed::NoVote(why) => {
+                last.no_vote.get_or_insert(why);
+            }
         }
         self.save_fast()
     }
@@ -343,6 +368,7 @@ impl Journal {
             last.phases.push(PhaseTiming {
                 phase: Phase::Launch,
                 ms: ms(took),
+                end_unix_ms: unix_ms(),
             });
             last.finished_unix_ms = unix_ms();
         }

@@ -37,6 +37,7 @@ mod custom_preupgrade;
 mod fetch;
 pub mod probation;
 mod resolve;
+pub mod resumed;
 mod stop;
 mod swap;
 mod wait;

@@ -1,6 +1,8 @@
 //! The node's CometBFT RPC, read for what the supervisor must know of the chain: the height the
 //! application last committed (`/abci_info`), who answers (`/status`'s `node_info`), and the
-//! chain's pace — its latest block and the mean interval of the blocks before (`pace.rs`).
+//! chain's pace — its latest block and the mean interval of the blocks before (`pace.rs`) —, and
+//! after an upgrade the first block after its height and the node's validator's first vote in
+//! the chain's commits (`votes.rs`).
 //!
 //! Plain HTTP/1.1 on the configured address (loopback by default) through ureq, the client the
 //! plugins' requests already use: no proxy (an `HTTP_PROXY` meant for downloads must not stand
@@ -12,6 +14,7 @@ use std::time::Duration;
 use crate::config::Endpoint;
 
 mod pace;
+mod votes;
 
 pub use pace::Pace;
 
@@ -91,7 +94,6 @@ impl Rpc {
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("wasmvisor/", env!("CARGO_PKG_VERSION")))
-            .tls_config(crate::tls::config())
             .build()
             .into();
         Rpc {
@@ -273,7 +275,7 @@ fn node_info(status: &serde_json::Value) -> Result<NodeInfo, RpcError> {
 
 /// A height CometBFT writes as a decimal string (or, from some proxies, a number). Only plain
 /// decimal digits: `"+59"`, `" 59"` or `"0x3b"` are no height a node writes.
-fn number(value: &serde_json::Value, path: &str, field: &str) -> Result<u64, RpcError> {
+pub(super) fn number(value: &serde_json::Value, path: &str, field: &str) -> Result<u64, RpcError> {
     let bad = |shown: String| RpcError::Malformed {
         path: path.to_string(),
         reason: format!("bad {field} {shown}"),

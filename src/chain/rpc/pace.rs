@@ -67,7 +67,11 @@ impl Rpc {
 }
 
 /// The time in the header of block `height` among a `/blockchain` answer's `block_metas`.
-fn header_time(answer: &serde_json::Value, height: u64, path: &str) -> Result<Instant, RpcError> {
+pub(super) fn header_time(
+    answer: &serde_json::Value,
+    height: u64,
+    path: &str,
+) -> Result<Instant, RpcError> {
     let malformed = |reason: String| RpcError::Malformed {
         path: path.to_string(),
         reason,
@@ -104,16 +108,20 @@ fn interval(then: Instant, now: Instant, blocks: u64) -> Option<f64> {
 }
 
 /// A moment: Unix seconds and nanoseconds (0 to 999 999 999).
-type Instant = (i64, u32);
+pub(super) type Instant = (i64, u32);
 
-fn unix_ms((seconds, nanos): Instant) -> i64 {
+pub(super) fn unix_ms((seconds, nanos): Instant) -> i64 {
     seconds
         .saturating_mul(1000)
         .saturating_add(i64::from(nanos / 1_000_000))
 }
 
 /// The RFC 3339 time in `value`, or an error naming the answer and the field.
-fn time(value: &serde_json::Value, path: &str, field: &str) -> Result<Instant, RpcError> {
+pub(super) fn time(
+    value: &serde_json::Value,
+    path: &str,
+    field: &str,
+) -> Result<Instant, RpcError> {
     let bad = |shown: String| RpcError::Malformed {
         path: path.to_string(),
         reason: format!("bad {field} {shown}"),

@@ -218,6 +218,8 @@ pub struct WaitingV1 {
 pub struct LastUpgradeV1 {
     /// The backup of `data/` taken for it (`null`: none).
     pub backup: Option<PathBuf>,
+    /// Its downtime as a validator counts it, in milliseconds from the halt.
+    pub downtime_ms: DowntimeV1,
     /// When it finished (Unix milliseconds): the commit, then the launch of the new binary.
     pub finished_unix_ms: u64,
     /// The folder `current` pointed at before.
@@ -225,6 +227,10 @@ pub struct LastUpgradeV1 {
     /// The health check's verdict on the upgraded node; absent until there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthV1>,
+    /// Why no first vote will be known (not in the active set, none within the hour); absent
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_vote: Option<String>,
     /// Each phase's duration, in order; `launch` and `health` are added after the commit.
     pub phases: Vec<PhaseTimingV1>,
     /// Its plan.
@@ -241,11 +247,39 @@ pub struct LastUpgradeV1 {
     pub rolled_back: bool,
     /// When it began (Unix milliseconds).
     pub started_unix_ms: u64,
+    /// The halt, each phase and the chain's marks after the switch, in order.
+    pub timeline: Vec<TimelineV1>,
     /// The folder under `upgrades/` it switched to.
     pub to: String,
     /// The phases' total in milliseconds, without `health` (the time to the check's first
     /// answer, not a step of the switch).
     pub total_ms: f64,
+}
+
+/// An upgrade's downtime until each end a validator counts (milliseconds from the halt;
+/// `null` until known).
+#[derive(Debug, Serialize)]
+pub struct DowntimeV1 {
+    /// Until the chain's first block after the upgrade height was committed.
+    pub first_block: Option<f64>,
+    /// Until this validator's first vote after the upgrade height.
+    pub first_signature: Option<f64>,
+    /// Until the new binary's start.
+    pub start: Option<f64>,
+}
+
+/// One row of an upgrade's timeline: a phase, or a moment (`from_ms` equal to `to_ms`).
+#[derive(Debug, Serialize)]
+pub struct TimelineV1 {
+    /// Where it begins, in milliseconds after the halt.
+    pub from_ms: f64,
+    /// The block it concerns (the halt, the first block, the first vote); absent for a phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Where it ends.
+    pub to_ms: f64,
+    /// `halt`, a phase's name, `first block` or `first vote`.
+    pub what: &'static str,
 }
 
 /// The health check's verdict on an upgraded node.

@@ -8,10 +8,14 @@ use serde_json::json;
 use super::*;
 use crate::ahead::Source;
 use crate::ahead::record::{ChainSeen, Entry};
-use crate::upgrade::journal::{HealthRecord, Phase, PhaseTiming, Waiting};
+use crate::upgrade::journal::{HealthRecord, Mark, Phase, PhaseTiming, Waiting};
 
 fn timing(phase: Phase, ms: f64) -> PhaseTiming {
-    PhaseTiming { phase, ms }
+    PhaseTiming {
+        phase,
+        ms,
+        end_unix_ms: 0,
+    }
 }
 
 /// 2023-11-14T22:13:20Z, in Unix milliseconds.
@@ -154,6 +158,18 @@ fn finished() -> Finished {
         probation: true,
         probation_until_unix_ms: Some(T0 + 300_000),
         rolled_back: false,
+        // The chain committed 41 6.2 s after the halt; this validator voted for 42 at 9.4 s.
+        first_block: Some(Mark {
+            height: 41,
+            unix_ms: T0 - 60_000 + 6_200,
+            validator: None,
+        }),
+        first_vote: Some(Mark {
+            height: 42,
+            unix_ms: T0 - 60_000 + 9_400,
+            validator: Some("2DD9F44FD9067555C322243C3C913BA7B51D2BE0".into()),
+        }),
+        no_vote: None,
     }
 }
 

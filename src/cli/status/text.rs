@@ -8,7 +8,7 @@ use super::{Ahead, CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo};
 use crate::ahead::Source;
 use crate::ahead::record::Entry;
 use crate::output;
-use crate::upgrade::journal::{self, Active, Failed, Rollback};
+use crate::upgrade::journal::{self, Active, Failed, Finished, Mark, Rollback};
 use crate::upgrade::short;
 
 /// The most characters of a plan name a line shows (the rest is `…`), as the supervisor's
@@ -275,4 +275,24 @@ fn last_upgrade(out: &mut Lines, last: &LastUpgrade) {
         );
         out.line("health", text);
     }
+    out.line("downtime", downtime(f));
+}
+
+/// The downtime line: until the new binary's start, the chain's first block, the first vote.
+fn downtime(f: &Finished) -> String {
+    let d = super::timeline::downtime(f);
+    let mark = |ms: Option<f64>, m: &Option<Mark>| match (ms, m) {
+        (Some(ms), Some(m)) => format!("{} (height {})", super::svg::human(ms), m.height),
+        _ => "not yet".into(),
+    };
+    let mut text = format!(
+        "{} to the new binary's start; {} to the chain's first block; {} to this validator's first vote",
+        d.start.map_or("not yet".into(), super::svg::human),
+        mark(d.first_block, &f.first_block),
+        mark(d.first_signature, &f.first_vote),
+    );
+    if let Some(why) = &f.no_vote {
+        text = format!("{text} ({})", crate::output::escape_controls(why));
+    }
+    text
 }

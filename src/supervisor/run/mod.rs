@@ -21,8 +21,9 @@ use crate::node::record::{self, NodeRecord};
 use crate::node::{self, Child, Exit};
 use crate::plugin::OnUnhealthy;
 use crate::tree::{Current, Plan, Read};
-use crate::upgrade::journal::HealthRecord;
+use crate::upgrade::journal::{HealthRecord, Resumed};
 use crate::upgrade::probation::{self, HEALTH_EXIT_CODE, Verdict};
+use crate::upgrade::resumed;
 use state::{OnNext, OnSignal, Run};
 
 /// The height poller of a run with a manual halt: its task and what it read last.
@@ -36,6 +37,8 @@ enum Event {
     ProbationOver,
     /// The poller read a height (`false`: it ended).
     Height(bool),
+    /// What the chain did after the upgrade (none: its follower is done).
+    Resumed(Option<Resumed>),
     FilesChanged,
     Look,
 }
@@ -45,6 +48,7 @@ struct Watched {
     node: Child,
     verdict: Option<Verdict>,
     follow: Option<Follow>,
+    resumed: Option<resumed::Follow>,
 }
 
 impl Supervisor {
@@ -64,6 +68,7 @@ impl Supervisor {
             node,
             verdict: None,
             follow: None,
+            resumed: None,
         };
         let mut probation = None;
         if let Some(plan) = after_upgrade {
@@ -76,6 +81,7 @@ impl Supervisor {
                 started,
                 spawn_took,
             );
+            watched.resumed = resumed::follow(&self.cfg.rpc, on.plan.height, &self.journal);
             probation = Some(on);
             watched.verdict = verdict;
         }
@@ -180,6 +186,7 @@ impl Supervisor {
             node,
             verdict,
             follow,
+            resumed,
         } = watched;
         tokio::select! {
             exit = node.wait() => Event::Exited(exit),
@@ -190,6 +197,7 @@ impl Supervisor {
             }
             _ = sleep_until(run.probation_ends()), if run.probation_ends().is_some() => Event::ProbationOver,
             alive = height_changed(follow.as_mut()) => Event::Height(alive),
+            mark = resumed::next(resumed.as_mut()) => Event::Resumed(mark),
             _ = self.watcher.changed() => Event::FilesChanged,
             _ = sleep_until(run.next_look()) => Event::Look,
         }
@@ -240,6 +248,13 @@ impl Supervisor {
             }
             Event::Height(alive) => {
                 self.on_height(alive, &mut watched, run);
+                Step::Continue(watched)
+            }
+            Event::Resumed(mark) => {
+                match mark {
+                    Some(mark) => resumed::record(&mut self.journal, &self.observer, mark),
+                    None => watched.resumed = None,
+                }
                 Step::Continue(watched)
             }
             Event::FilesChanged => {

@@ -54,6 +54,25 @@ impl fmt::Display for Phase {
 pub struct PhaseTiming {
     pub phase: Phase,
     pub ms: f64,
+    /// When it ended (Unix ms; 0 in a journal written before this was kept): with `ms`, where
+    /// the phase sits on the upgrade's timeline.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub end_unix_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A moment of the chain after an upgrade: a block, and its time (the chain's: a header's time,
+/// a vote's timestamp).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mark {
+    pub height: u64,
+    pub unix_ms: u64,
+    /// The validator whose vote it is (for a vote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validator: Option<String>,
 }
 
 /// An upgrade under way.
@@ -109,6 +128,15 @@ pub struct SeenHeight {
     pub app_height: u64,
 }
 
+/// What the chain did after an upgrade, as it is learnt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resumed {
+    FirstBlock(Mark),
+    FirstVote(Mark),
+    /// No first vote will be recorded, and why.
+    NoVote(String),
+}
+
 /// The last upgrade that completed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finished {
@@ -137,6 +165,15 @@ pub struct Finished {
     /// Set when its new binary failed and the upgrade was rolled back.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_back: bool,
+    /// The chain's first block after the upgrade height, once the node reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_block: Option<Mark>,
+    /// The node's validator's first vote after the upgrade height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_vote: Option<Mark>,
+    /// Why no first vote will be recorded: not in the active set, none within the hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_vote: Option<String>,
 }
 
 impl Finished {

@@ -33,7 +33,11 @@ fn file(tmp: &tempfile::TempDir) -> PathBuf {
 
 /// A state with every record and every optional field set.
 fn full_state() -> State {
-    let timing = |phase, ms| PhaseTiming { phase, ms };
+    let timing = |phase, ms| PhaseTiming {
+        phase,
+        ms,
+        end_unix_ms: 0,
+    };
     State {
         active: Some(Active {
             plan: Plan::manual("v3", 300),
@@ -75,6 +79,9 @@ fn full_state() -> State {
             probation: true,
             probation_until_unix_ms: Some(1_600_000_600_000),
             rolled_back: true,
+            first_block: None,
+            first_vote: None,
+            no_vote: None,
         }),
         seen: Some(SeenHeight {
             upgrade: "v3".into(),

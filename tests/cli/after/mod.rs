@@ -4,3 +4,4 @@
 //! active set.
 
 mod signing;
+mod timeline;

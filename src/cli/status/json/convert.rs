@@ -2,12 +2,12 @@
 //! or the tree is not in the output until a line here puts it there.
 
 use super::{
-    ActiveV1, CurrentV1, FailedV1, HealthV1, LastUpgradeV1, NextUpgradeV1, PendingV1,
-    PhaseTimingV1, PlanV1, RefusalV1, RollbackV1, StatusV1, UpcomingV1, UpgradeInfoV1, VERSION,
-    WaitingV1,
+    ActiveV1, CurrentV1, DowntimeV1, FailedV1, HealthV1, LastUpgradeV1, NextUpgradeV1, PendingV1,
+    PhaseTimingV1, PlanV1, RefusalV1, RollbackV1, StatusV1, TimelineV1, UpcomingV1, UpgradeInfoV1,
+    VERSION, WaitingV1,
 };
 use crate::ahead::record::Entry;
-use crate::cli::status::{CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo};
+use crate::cli::status::{CurrentBinary, LastUpgrade, Pending, Status, UpgradeInfo, timeline};
 use crate::tree::Plan;
 use crate::upgrade::journal::{
     Active, Failed, HealthRecord, PhaseTiming, Refusal, Rollback, Waiting,
@@ -177,11 +177,19 @@ impl From<&Waiting> for WaitingV1 {
 impl From<&LastUpgrade> for LastUpgradeV1 {
     fn from(last: &LastUpgrade) -> LastUpgradeV1 {
         let f = &last.finished;
+        let down = timeline::downtime(f);
+        let round = |ms: f64| (ms * 1000.0).round() / 1000.0;
         LastUpgradeV1 {
             backup: f.backup.clone(),
+            downtime_ms: DowntimeV1 {
+                first_block: down.first_block.map(round),
+                first_signature: down.first_signature.map(round),
+                start: down.start.map(round),
+            },
             finished_unix_ms: f.finished_unix_ms,
             from: f.from.clone(),
             health: f.health.as_ref().map(HealthV1::from),
+            no_vote: f.no_vote.clone(),
             phases: f.phases.iter().map(PhaseTimingV1::from).collect(),
             plan: PlanV1::from(&f.plan),
             probation: f.probation,
@@ -189,6 +197,15 @@ impl From<&LastUpgrade> for LastUpgradeV1 {
             resumed: f.resumed,
             rolled_back: f.rolled_back,
             started_unix_ms: f.started_unix_ms,
+            timeline: timeline::rows(f)
+                .into_iter()
+                .map(|r| TimelineV1 {
+                    from_ms: round(r.from_ms),
+                    height: r.height,
+                    to_ms: round(r.to_ms),
+                    what: r.what,
+                })
+                .collect(),
             to: f.to.clone(),
             total_ms: last.total_ms,
         }
