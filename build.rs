@@ -32,6 +32,7 @@ fn main() {
         "local-mirror",
         "cometbft",
         "signing",
+        "webhook",
         "template",
         "fixtures",
     ] {
@@ -82,10 +83,11 @@ fn main() {
 }
 
 /// The plugins compiled into wasmvisor (`bundled:<name>`), by crate.
-const BUNDLED: [(&str, &str); 3] = [
+const BUNDLED: [(&str, &str); 4] = [
     ("cosmovisor", "wasmvisor_plugin_cosmovisor"),
     ("http", "wasmvisor_plugin_http"),
     ("signing", "wasmvisor_plugin_signing"),
+    ("webhook", "wasmvisor_plugin_webhook"),
 ];
 
 /// Embeds the bundled plugins as one xz stream (`bundled.xz`) with their places in it

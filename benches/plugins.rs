@@ -284,6 +284,23 @@ fn call_times(
                 assert!(matches!(h, Health::Pending(_)), "{h:?}");
             }
         }
+        World::Notifier => {
+            use wasmvisor::plugin::notice::{Event, Notice};
+            let loaded: wasmvisor::plugin::Notifier = host.load(spec).expect("loads");
+            let notice = Notice {
+                chain: "bench-1".into(),
+                daemon: "simd".into(),
+                hostname: String::new(),
+                at_unix_ms: 0,
+                event: Event::Stopping,
+            };
+            for _ in 0..n_calls {
+                let t = Instant::now();
+                let told = host.notify(&loaded, &notice, call);
+                calls.push(t.elapsed());
+                told.expect_err("nothing listens");
+            }
+        }
     }
     calls
 }

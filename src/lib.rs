@@ -2,7 +2,7 @@
 //! right moment and switches binaries atomically.
 //!
 //! The binary is a thin layer over these modules. Dependencies point one way:
-//! `cli` → `supervisor` → `ahead` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin`,
+//! `cli` → `supervisor` → `notifier`, `ahead` → `upgrade` → `node`, `chain`, `tree`, `artifact`, `plugin`,
 //! `preflight` → `config` and the leaf utilities (`fs`, `cancel`, `clock`, `duration`,
 //! `kill_hook`, `output`, `logging`, `observe`, `tls`). `plugin` is a sandbox that knows nothing of the home it serves; `observe` is told
 //! what happens and knows nothing of how; `chain` reads the chain and knows nothing of how the
@@ -20,6 +20,7 @@ pub(crate) mod fs;
 pub(crate) mod kill_hook;
 pub(crate) mod logging;
 pub(crate) mod node;
+pub(crate) mod notifier;
 pub(crate) mod observe;
 pub(crate) mod output;
 pub mod plugin;

@@ -117,7 +117,9 @@ impl Planner {
         // reached is gone, not cancelled, even while the chain's pace is not known).
         let applied = local.applied.as_ref().map(|p| p.height);
         let reached = self.chain.seen.height.max(applied);
-        say::changes(&upcoming::changes(&self.previous, &list, reached));
+        let changes = upcoming::changes(&self.previous, &list, reached);
+        say::changes(&changes);
+        self.tell_known(&changes);
         self.states
             .retain(|name, _| list.iter().any(|u| u.plan.name == *name));
         for u in &list {

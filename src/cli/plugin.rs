@@ -112,7 +112,7 @@ pub fn check(cfg: &Config, over: Option<&Path>) -> Result<(), String> {
 /// What `plugin call` does.
 #[derive(clap::Args, Debug)]
 pub struct CallArgs {
-    /// resolver, source or health.
+    /// resolver, source, health or notifier.
     world: String,
     /// The plugin's name in the configuration (bundled: cosmovisor, http).
     name: String,
@@ -128,6 +128,11 @@ pub struct CallArgs {
     /// For a source: where to write the bytes (default: the URL's file name).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// For a notifier: the kind of example notice to send (plan-known, readiness-changed,
+    /// upgrade-started, phase-done, upgrade-done, upgrade-failed, rolled-back, health-verdict,
+    /// signing-resumed, crash-restart, stopping), about the plan.
+    #[arg(long, value_name = "KIND")]
+    event: Option<String>,
 }
 
 /// `plugin call`'s exit status when the plugin answered "no": a refusal or no binary (resolver),
@@ -139,14 +144,20 @@ pub const EXIT_ANSWERED_NO: i32 = 3;
 pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, String> {
     let world = World::parse(&args.world).ok_or_else(|| {
         format!(
-            "unknown world {:?}: use resolver, source or health",
+            "unknown world {:?}: use resolver, source, health or notifier",
             args.world
         )
     })?;
     let plugins = configured(cfg, over).map_err(|e| e.to_string())?;
     let spec = find(&plugins, world, &args.name)?;
     let host = Arc::new(Host::new(host_config(cfg)).map_err(|e| e.to_string())?);
-    let plan = read_plan(cfg, args.plan.as_deref())?;
+    let plan = match world {
+        // A notice is an example: without a plan file, about an example plan.
+        World::Notifier if args.plan.is_none() => {
+            read_plan(cfg, None).unwrap_or_else(|_| Plan::manual("v2", 1000))
+        }
+        _ => read_plan(cfg, args.plan.as_deref())?,
+    };
     let call = Call::new(&Cancel::new());
     let started = Instant::now();
     let Answer {
@@ -156,6 +167,7 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
         World::Resolver => resolve(cfg, &plugins, &host, spec, &plan)?,
         World::Source => fetch(&host, spec, args, &call)?,
         World::Health => check_health(&host, spec, &plan, &call)?,
+        World::Notifier => notify(cfg, &host, spec, &plan, args.event.as_deref(), &call)?,
     };
     answer["plugin"] = json!(spec.name);
     answer["world"] = json!(world);
@@ -208,6 +220,7 @@ fn resolve(
         resolvers: Vec::new(),
         sources: Vec::new(),
         health: Vec::new(),
+        notifiers: Vec::new(),
         cancel: Cancel::new(),
     };
     for resolver in &plugins.resolvers[..upto] {
@@ -308,6 +321,41 @@ fn check_health(
         Health::Pending(t) => (json!({"pending": t}), false),
     };
     Ok(Answer { json, said_no })
+}
+
+/// A notifier told an example notice of `kind` about `plan`.
+fn notify(
+    cfg: &Config,
+    host: &Host,
+    spec: &PluginSpec,
+    plan: &Plan,
+    kind: Option<&str>,
+    call: &Call,
+) -> Result<Answer, String> {
+    use crate::notifier::{KINDS, sample, to_wit};
+    let kinds = KINDS.join(", ");
+    let kind = kind.ok_or_else(|| format!("a notifier needs --event KIND, one of {kinds}"))?;
+    let upgrade = crate::observe::Upgrade::new(&plan.name, plan.height);
+    let notice = sample(kind, &upgrade)
+        .ok_or_else(|| format!("unknown --event {kind:?}: use one of {kinds}"))?;
+    let notifier = host.load(spec).map_err(|e| e.to_string())?;
+    let who = crate::notifier::Identity {
+        chain: String::new(),
+        daemon: cfg.name.clone(),
+        hostname: String::new(),
+    };
+    let told = to_wit(&notice, crate::clock::unix_ms(), &who);
+    Ok(match host.notify(&notifier, &told, call) {
+        Ok(()) => Answer {
+            json: json!({"delivered": kind}),
+            said_no: false,
+        },
+        Err(e) if matches!(e.kind, crate::plugin::ErrorKind::Answer(_)) => Answer {
+            json: json!({"not_delivered": kind, "error": e.to_string()}),
+            said_no: true,
+        },
+        Err(e) => return Err(e.to_string()),
+    })
 }
 
 pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {

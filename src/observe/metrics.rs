@@ -37,6 +37,11 @@ pub struct UpcomingLabels {
     pub source: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifierLabels {
+    pub notifier: String,
+}
+
 /// What an upgrade's downtime is measured until: `start`, `first_block`, `first_signature`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UntilLabels {
@@ -114,6 +119,8 @@ pub struct Metrics {
     pub plan_polls: Family<ResultLabels, Counter>,
     pub plan_last_poll: F64Gauge,
     pub preparations: Family<ResultLabels, Counter>,
+    pub notifications_failed: Family<NotifierLabels, Counter>,
+    pub notifications_dropped: Family<NotifierLabels, Counter>,
 }
 
 /// The results `wasmvisor_upgrades_total` counts, each exported from the start (at 0): an
@@ -159,6 +166,8 @@ impl Metrics {
             plan_polls: Family::default(),
             plan_last_poll: F64Gauge::default(),
             preparations: Family::default(),
+            notifications_failed: Family::default(),
+            notifications_dropped: Family::default(),
         };
         m.register_node(&mut registry);
         m.register_upgrades(&mut registry);
@@ -223,6 +232,16 @@ impl Metrics {
             "upgrade_preparations",
             "Background preparations (resolve, stage, preflight) of the next upgrade, by result (ok, error)",
             m.preparations.clone(),
+        );
+        r.register(
+            "notifications_failed",
+            "Notices a notifier plugin did not deliver (an error, a trap, its deadline)",
+            m.notifications_failed.clone(),
+        );
+        r.register(
+            "notifications_dropped",
+            "Notices dropped, oldest first, because a notifier's queue was full",
+            m.notifications_dropped.clone(),
         );
     }
 

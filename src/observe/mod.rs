@@ -6,6 +6,7 @@
 
 mod ahead;
 mod metrics;
+mod notice;
 mod notify;
 mod serve;
 
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use ahead::{NextUpgrade, StatusSource};
+pub use notice::{Notice, Upgrade};
 pub use serve::serve;
 
 use metrics::{
@@ -105,6 +107,7 @@ struct Inner {
     status_source: Mutex<Option<Arc<StatusSource>>>,
     /// Status documents being made (`serve.rs` bounds them).
     status_calls: AtomicUsize,
+    listeners: notice::Listeners,
 }
 
 /// The supervisor's observable state. Cheap to clone; every method is quick and never fails.
@@ -130,6 +133,7 @@ impl Observer {
             notify: notify::Notify::from_env(),
             status_source: Mutex::new(None),
             status_calls: AtomicUsize::new(0),
+            listeners: notice::Listeners::default(),
         }))
     }
 
@@ -204,6 +208,13 @@ impl Observer {
             })
             .observe(took.as_secs_f64());
         self.0.notify.long_phase(false);
+        if let Some(upgrade) = self.upgrading() {
+            self.tell(Notice::PhaseDone {
+                upgrade,
+                phase: phase.to_string(),
+                ms: took.as_secs_f64() * 1000.0,
+            });
+        }
     }
 
     /// An upgrade ended.
@@ -279,8 +290,14 @@ impl Observer {
         });
     }
 
-    pub fn restarting(&self, delay: Duration, death: u32, of: u32) {
+    pub fn restarting(&self, status: &str, delay: Duration, death: u32, of: u32) {
         self.0.metrics.node_restarts.inc();
+        self.tell(Notice::CrashRestart {
+            status: status.to_string(),
+            death,
+            of,
+            delay_ms: delay.as_millis() as u64,
+        });
         self.set(Activity::Restarting {
             seconds: delay.as_secs(),
             death,
@@ -297,6 +314,7 @@ impl Observer {
         }
         self.set(Activity::Stopping);
         self.0.notify.stopping();
+        self.tell(Notice::Stopping);
     }
 
     /// The supervisor's loop has ended: `/livez` fails from now on, and the watchdog stops.

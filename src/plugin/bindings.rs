@@ -63,14 +63,33 @@ pub mod v0_1 {
     contract!("wit/plugin-0.1");
 }
 
-/// `wit/plugin-0.2`, whose worlds import wasi:http (linked from wasmtime-wasi-http).
+/// `wit/plugin-0.2.1`, whose worlds import wasi:http (linked from wasmtime-wasi-http). Its
+/// exports are found by semver: a 0.2.0 component's `check@0.2.0` is the `check@0.2.1` these
+/// bindings look for, so 0.2.0 plugins load with them unchanged.
 pub mod v0_2 {
     contract!(
-        "wit/plugin-0.2",
+        "wit/plugin-0.2.1",
         "wasi:http" => wasmtime_wasi_http::p2::bindings::http,
         "wasi:io" => wasmtime_wasi::p2::bindings::io,
         "wasi:clocks" => wasmtime_wasi::p2::bindings::clocks
     );
+    /// 0.2.1's notifiers.
+    pub mod notifier {
+        wasmtime::component::bindgen!({
+            path: "wit/plugin-0.2.1",
+            world: "notifier",
+            imports: { default: trappable },
+            require_store_data_send: true,
+            with: {
+                "wasmvisor:plugin/types": super::resolver::wasmvisor::plugin::types,
+                "wasmvisor:plugin/host": super::resolver::wasmvisor::plugin::host,
+                "wasmvisor:plugin/http": super::resolver::wasmvisor::plugin::http,
+                "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                "wasi:io": wasmtime_wasi::p2::bindings::io,
+                "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            },
+        });
+    }
 }
 
 /// The contract's `plan` record is `GuestPlan` here: the plan as a plugin is shown it, which is

@@ -6,9 +6,10 @@
 use wasmtime::Store;
 use wasmtime::component::Resource;
 
+use super::bindings::v0_2::notifier::exports::wasmvisor::plugin::notify::Notice;
 use super::bindings::{Decision, FetchError, HashAlgorithm, Health, HealthContext, Request};
 use super::compat;
-use super::host::{HealthPre, Loaded, ResolverPre, SourcePre};
+use super::host::{HealthPre, Loaded, NotifierPre, ResolverPre, SourcePre};
 use super::sink::{Output, Sink};
 use super::store::{self, CallState};
 use super::{Artifact, Call, ErrorKind, Host, PluginError};
@@ -169,6 +170,35 @@ impl Host {
             Health::Healthy(t) => Health::Healthy(plain(t)),
             Health::Unhealthy(t) => Health::Unhealthy(plain(t)),
             Health::Pending(t) => Health::Pending(plain(t)),
+        })
+    }
+}
+
+impl Host {
+    /// Tells a notifier one notice.
+    pub fn notify(
+        &self,
+        plugin: &Loaded<NotifierPre>,
+        notice: &Notice,
+        call: &Call,
+    ) -> Result<(), PluginError> {
+        let settings = &plugin.spec.settings;
+        let told = self.run(plugin, call, |store, pre| {
+            pre.0
+                .instantiate(&mut *store)?
+                .wasmvisor_plugin_notify()
+                .call_notify(store, notice, settings)
+        })?;
+        told.map_err(|why| {
+            let why = if why.len() > MAX_TEXT {
+                format!("{}…", &why[..why.floor_char_boundary(MAX_TEXT)])
+            } else {
+                why
+            };
+            PluginError::new(
+                &plugin.spec,
+                ErrorKind::Answer(format!("it could not deliver the notice: {}", plain(why))),
+            )
         })
     }
 }

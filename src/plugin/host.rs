@@ -53,6 +53,16 @@ world_pre!(ResolverPre, Resolver, resolver, ResolverPre);
 world_pre!(SourcePre, Source, source, SourcePre);
 world_pre!(HealthPre, Health, health, HealthPre);
 
+/// A loaded notifier: the world exists from 0.2.1 on, so there is one version of it.
+pub struct NotifierPre(pub(super) v0_2::notifier::NotifierPre<CallState>);
+
+impl WorldPre for NotifierPre {
+    const WORLD: World = World::Notifier;
+    fn new(pre: InstancePre<CallState>, _version: &str) -> wasmtime::Result<Self> {
+        Ok(NotifierPre(v0_2::notifier::NotifierPre::new(pre)?))
+    }
+}
+
 /// A loaded plugin of one world: its spec, its digest and contract version (known once the
 /// file is read), and its compiled code (ready now, or once its compilation ends).
 pub struct Loaded<P> {
@@ -158,6 +168,7 @@ impl<P> Drop for Unit<P> {
 pub type Resolver = Loaded<ResolverPre>;
 pub type Source = Loaded<SourcePre>;
 pub type HealthCheck = Loaded<HealthPre>;
+pub type Notifier = Loaded<NotifierPre>;
 
 /// Told of every call: the plugin, its world, how it ended and how long it took.
 pub type CallHook = Box<dyn Fn(&str, World, &'static str, Duration) + Send + Sync>;

@@ -20,13 +20,13 @@ pub enum InspectError {
     #[error(
         "it imports {}, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin {}): rebuild it without them (for componentize-js: `-d fetch-event`)",
         .0.join(", "),
-        INTERFACE_VERSIONS.join(" and ")
+        INTERFACE_VERSIONS.join(", ")
     )]
     Unprovided(Vec<String>),
     #[error(
         "it implements {interface} version {version}; this wasmvisor implements versions {}: rebuild it against wit/plugin-{}",
-        INTERFACE_VERSIONS.join(" and "),
-        &INTERFACE_VERSIONS[0][..3]
+        INTERFACE_VERSIONS.join(", "),
+        INTERFACE_VERSIONS[0]
     )]
     Version { interface: String, version: String },
     #[error("it is a {is} plugin (exports {export}), configured as a {configured}")]
@@ -204,7 +204,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "it imports wasi:keyvalue/store@0.2.0-draft, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin 0.2.0 and 0.1.0): rebuild it without them (for componentize-js: `-d fetch-event`)"
+            "it imports wasi:keyvalue/store@0.2.0-draft, which wasmvisor does not provide (it provides wasi:cli, clocks, filesystem, io, random and sockets 0.2, wasi:http 0.2's types and outgoing-handler, and wasmvisor:plugin 0.2.1, 0.2.0, 0.1.0): rebuild it without them (for componentize-js: `-d fetch-event`)"
         );
     }
 
@@ -230,7 +230,7 @@ mod tests {
         let e = check(&of("wasmvisor:plugin/resolve@0.9.0"), World::Resolver).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "it implements wasmvisor:plugin/resolve version 0.9.0; this wasmvisor implements versions 0.2.0 and 0.1.0: rebuild it against wit/plugin-0.2"
+            "it implements wasmvisor:plugin/resolve version 0.9.0; this wasmvisor implements versions 0.2.1, 0.2.0, 0.1.0: rebuild it against wit/plugin-0.2.1"
         );
         let e = check(&of("wasi:cli/run@0.2.0"), World::Resolver).unwrap_err();
         assert_eq!(

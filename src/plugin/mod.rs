@@ -33,21 +33,22 @@ mod wasi_http;
 use std::time::{Duration, Instant};
 
 pub use crate::cancel::Cancel;
+pub use bindings::v0_2::notifier::exports::wasmvisor::plugin::notify as notice;
 pub use bindings::{
     ArchiveFormat, Artifact, Checksum, Decision, Deferral, FetchError, GuestPlan, HashAlgorithm,
     Health, HealthContext, Platform, Request, Staged, bundled, bundled_name,
 };
 pub use call::{MAX_ARTIFACTS, MAX_TEXT, MAX_URL};
 pub use host::{
-    CallHook, CompileHook, HealthCheck, Host, HostConfig, HostError, Loaded, Resolver, Source,
-    WorldPre,
+    CallHook, CompileHook, HealthCheck, Host, HostConfig, HostError, Loaded, Notifier, Resolver,
+    Source, WorldPre,
 };
 pub use set::{Compile, PluginSet, Resolution, ThreadError, off_runtime};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 
 /// The versions of `wasmvisor:plugin` this host implements, newest first.
-pub const INTERFACE_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+pub const INTERFACE_VERSIONS: [&str; 3] = ["0.2.1", "0.2.0", "0.1.0"];
 
 /// Why a plugin call did not produce a usable answer.
 #[derive(Debug, Clone)]

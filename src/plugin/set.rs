@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use super::host::Unit;
 use super::{
-    Call, Cancel, Decision, Deferral, Health, HealthCheck, HealthContext, Host, PluginError,
-    Plugins, Request, Resolver, Source, World, WorldPre,
+    Call, Cancel, Decision, Deferral, Health, HealthCheck, HealthContext, Host, Notifier,
+    PluginError, Plugins, Request, Resolver, Source, World, WorldPre,
 };
 
 /// The plugins of every world, checked, and compiled or being compiled.
@@ -28,6 +28,9 @@ pub struct PluginSet {
     pub resolvers: Vec<Resolver>,
     pub sources: Vec<Source>,
     pub health: Vec<HealthCheck>,
+    /// Told every event, by the supervisor's notice queue (with a cancel of its own: a stop
+    /// request gives them a grace).
+    pub notifiers: Vec<Notifier>,
     /// Set by a stop request: every call of this set ends at once.
     pub cancel: Cancel,
 }
@@ -80,6 +83,7 @@ impl PluginSet {
         let resolvers = check_all(&host, &plugins.resolvers, &mut errors, &mut jobs);
         let sources = check_all(&host, &plugins.sources, &mut errors, &mut jobs);
         let health = check_all(&host, &plugins.health, &mut errors, &mut jobs);
+        let notifiers = check_all(&host, &plugins.notifiers, &mut errors, &mut jobs);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -88,6 +92,7 @@ impl PluginSet {
             resolvers,
             sources,
             health,
+            notifiers,
             cancel,
         };
         match compile {
@@ -125,6 +130,7 @@ impl PluginSet {
         errs(&self.resolvers)
             .chain(errs(&self.sources))
             .chain(errs(&self.health))
+            .chain(errs(&self.notifiers))
             .collect()
     }
 
@@ -147,6 +153,7 @@ impl PluginSet {
         rows(&self.resolvers)
             .chain(rows(&self.sources))
             .chain(rows(&self.health))
+            .chain(rows(&self.notifiers))
             .collect()
     }
 

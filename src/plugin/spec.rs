@@ -17,6 +17,7 @@
 //! With no `[[resolver]]` the bundled `cosmovisor` resolver runs; with no `[[source]]` the
 //! bundled `http` source. `[[health]]` entries also take `interval`, `deadline` and
 //! `on-unhealthy` (`warn`, `exit` or `rollback`; unset, it follows `WASMVISOR_ON_FAILED_UPGRADE`).
+//! `[[notifier]]` entries are told every event (their `timeout` defaults to 5 s).
 
 mod allow;
 mod raw;
@@ -30,23 +31,30 @@ use serde::Deserialize;
 pub use allow::{AllowHost, HostPattern};
 use raw::{RawFile, RawPlugin};
 
-/// The three plugin worlds.
+/// The four plugin worlds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     Resolver,
     Source,
     Health,
+    Notifier,
 }
 
 impl World {
-    pub const ALL: [World; 3] = [World::Resolver, World::Source, World::Health];
+    pub const ALL: [World; 4] = [
+        World::Resolver,
+        World::Source,
+        World::Health,
+        World::Notifier,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             World::Resolver => "resolver",
             World::Source => "source",
             World::Health => "health",
+            World::Notifier => "notifier",
         }
     }
 
@@ -56,6 +64,7 @@ impl World {
             World::Resolver => "wasmvisor:plugin/resolve",
             World::Source => "wasmvisor:plugin/fetch",
             World::Health => "wasmvisor:plugin/check",
+            World::Notifier => "wasmvisor:plugin/notify",
         }
     }
 
@@ -175,6 +184,8 @@ pub(super) fn default_timeout(world: World) -> Duration {
         // A source's call lasts the whole download.
         World::Source => Duration::from_secs(1800),
         World::Resolver | World::Health => Duration::from_secs(10),
+        // A notice that takes longer is late news: the next one waits behind it.
+        World::Notifier => Duration::from_secs(5),
     }
 }
 
@@ -185,6 +196,7 @@ pub struct Plugins {
     pub resolvers: Vec<PluginSpec>,
     pub sources: Vec<PluginSpec>,
     pub health: Vec<PluginSpec>,
+    pub notifiers: Vec<PluginSpec>,
 }
 
 impl Plugins {
@@ -195,6 +207,7 @@ impl Plugins {
             resolvers: vec![PluginSpec::bundled(World::Resolver, "cosmovisor")],
             sources: vec![PluginSpec::bundled(World::Source, "http")],
             health: Vec::new(),
+            notifiers: Vec::new(),
         }
     }
 
@@ -203,6 +216,7 @@ impl Plugins {
             .iter()
             .chain(&self.sources)
             .chain(&self.health)
+            .chain(&self.notifiers)
     }
 
     pub fn find(&self, world: World, name: &str) -> Option<&PluginSpec> {
@@ -250,11 +264,13 @@ impl Plugins {
         let resolvers = convert(World::Resolver, raw.resolver);
         let sources = convert(World::Source, raw.source);
         let health = convert(World::Health, raw.health);
+        let notifiers = convert(World::Notifier, raw.notifier);
         let mut plugins = Plugins {
             file: Some(path.to_path_buf()),
             resolvers,
             sources,
             health,
+            notifiers,
         };
         for world in World::ALL {
             let mut seen = std::collections::BTreeSet::new();

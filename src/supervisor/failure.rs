@@ -11,6 +11,7 @@ use super::{RunError, Supervisor};
 use crate::config::RESTART_WINDOW;
 use crate::duration::format;
 use crate::node::{self, Child, Exit};
+use crate::observe::{Notice, Upgrade};
 use crate::tree::{Current, Plan};
 use crate::upgrade::journal::{self, Failed};
 use crate::upgrade::{EXIT_ROLLED_BACK, OnDisk, failed_before, short};
@@ -51,6 +52,10 @@ impl Supervisor {
             .await?;
         if done {
             self.observer.rolled_back(&plan.name, &reason);
+            self.observer.tell(Notice::RolledBack {
+                upgrade: Upgrade::new(&plan.name, plan.height),
+                reason: reason.clone(),
+            });
         }
         Ok(if done {
             EXIT_ROLLED_BACK
@@ -160,7 +165,8 @@ impl Supervisor {
             return Some(exit.code());
         }
         let delay = backoff(deaths);
-        self.observer.restarting(delay, deaths, max);
+        self.observer
+            .restarting(&exit.to_string(), delay, deaths, max);
         tracing::warn!(
             status = %exit,
             deaths,

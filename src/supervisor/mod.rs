@@ -207,6 +207,12 @@ impl Supervisor {
         if let Some(result) = outcome.result() {
             self.observer.upgrade_ended(result);
         }
+        if let Outcome::Refused(e) | Outcome::Failed(e) = &outcome {
+            self.observer.tell(crate::observe::Notice::UpgradeFailed {
+                upgrade: crate::observe::Upgrade::new(&plan.name, plan.height),
+                reason: e.to_string(),
+            });
+        }
         match outcome {
             Outcome::Applied => {
                 self.upgraded(plan);

@@ -35,6 +35,7 @@ fn load_plugins(
         resolvers = names(set.resolvers.iter().map(|p| p.spec.name.as_str()).collect()),
         sources = names(set.sources.iter().map(|p| p.spec.name.as_str()).collect()),
         health = names(set.health.iter().map(|p| p.spec.name.as_str()).collect()),
+        notifiers = names(set.notifiers.iter().map(|p| p.spec.name.as_str()).collect()),
         took = %crate::duration::format(started.elapsed()),
         "plugins checked; compiling in the background"
     );
@@ -99,6 +100,7 @@ async fn start(
         return Ok(signals.stop_status());
     };
     let plugins = loaded??;
+    let notifiers = crate::notifier::start(&plugins, &observer, &cfg.name, &cfg.rpc);
     let seen = journal.state.seen.clone();
     let checks = Arc::new(Checks::default());
     let skip_heights = node::args::skip_heights(&args);
@@ -111,14 +113,7 @@ async fn start(
         &reaper,
         &skip_heights,
     )?;
-    {
-        let observer = observer.clone();
-        let stop_planner = ahead.stopper();
-        signals.on_stop(Box::new(move || {
-            stop_planner();
-            observer.stopping();
-        }));
-    }
+    on_stop(&mut signals, &ahead, &observer);
     let mut supervisor = Supervisor {
         observer: observer.clone(),
         manual: Manual::new(&cfg, seen),
@@ -138,8 +133,27 @@ async fn start(
         checks,
     };
     let status = supervisor.supervise().await;
-    observer.finished();
+    wind_down(&observer, notifiers).await;
     status
+}
+
+/// Supervision is over, asked to or not: the notifiers are told, with a grace to deliver.
+async fn wind_down(observer: &Observer, notifiers: Option<crate::notifier::Notifiers>) {
+    observer.stopping();
+    if let Some(notifiers) = notifiers {
+        notifiers.stop().await;
+    }
+    observer.finished();
+}
+
+/// A stop request stops the planner and tells the observer at once (from the signal's thread).
+fn on_stop(signals: &mut Signals, ahead: &crate::ahead::Handle, observer: &Observer) {
+    let observer = observer.clone();
+    let stop_planner = ahead.stopper();
+    signals.on_stop(Box::new(move || {
+        stop_planner();
+        observer.stopping();
+    }));
 }
 
 /// The home's journal; one that cannot be read is said, and a new one begins.

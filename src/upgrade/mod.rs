@@ -268,6 +268,11 @@ impl Upgrade<'_> {
             file_age(&self.layout.upgrade_info_path())
         };
         tracing::info!(upgrade = %plan.name, height = plan.height, from = from.label(), to = %dir_name, "upgrade starting");
+        self.observer.tell(crate::observe::Notice::UpgradeStarted {
+            upgrade: crate::observe::Upgrade::new(&plan.name, plan.height),
+            from: from.label().to_string(),
+            to: format!("upgrades/{dir_name}"),
+        });
         self.journal
             .begin(plan, &dir_name, from.label())
             .map_err(|source| io_error(plan, Phase::Detect, "cannot write the journal", source))?;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::journal::{self, HealthRecord, Journal};
 use crate::config::Config;
-use crate::observe::Observer;
+use crate::observe::{Notice, Observer, Upgrade};
 use crate::plugin::{self, Health, OnUnhealthy, PluginSet};
 use crate::tree::Plan;
 
@@ -50,6 +50,10 @@ pub fn begin(
     }
     if let Some(last) = &journal.state.last {
         observer.downtime(Duration::from_secs_f64(last.downtime_ms() / 1000.0));
+        observer.tell(Notice::UpgradeDone {
+            upgrade: Upgrade::new(&plan.name, plan.height),
+            downtime_ms: last.downtime_ms(),
+        });
     }
     let (until, verdict) = if plugins.health.is_empty() {
         tracing::info!(
@@ -164,9 +168,10 @@ async fn check_until_final(set: Arc<PluginSet>, plan: Plan, launched: Instant) -
 /// nothing for a healthy node, else the `on-unhealthy` of the check that said unhealthy (the
 /// strongest of them when the deadline passed).
 pub fn on_verdict(
-    set: &PluginSet,
-    cfg: &Config,
+    (set, cfg): (&PluginSet, &Config),
     journal: &mut Journal,
+    observer: &Observer,
+    plan: &Plan,
     verdict: HealthRecord,
 ) -> Option<OnUnhealthy> {
     // The check that said unhealthy decides; a deadline that passed, the strongest of them.
@@ -199,6 +204,13 @@ pub fn on_verdict(
             }
         ),
     }
+    observer.tell(Notice::Health {
+        upgrade: Upgrade::new(&plan.name, plan.height),
+        healthy: verdict.healthy,
+        detail: verdict.detail.clone(),
+        by: verdict.by.clone(),
+        action: action.map_or("none", OnUnhealthy::name).to_string(),
+    });
     if let Err(e) = journal.record_health(verdict) {
         tracing::warn!("cannot journal the health verdict: {e}");
     }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::journal::{Finished, Journal, Mark, Resumed};
 use crate::chain::rpc::Rpc;
 use crate::config::Endpoint;
-use crate::observe::Observer;
+use crate::observe::{Notice, Observer, Upgrade};
 
 /// How long the first vote is waited for after the first block (a validator that does not vote
 /// by then is the signing check's to judge; the timeline says so and stops asking).
@@ -150,6 +150,14 @@ pub fn record(journal: &mut Journal, observer: &Observer, resumed: Resumed) {
         Resumed::FirstVote(m) => {
             let took = after(m);
             observer.downtime_until("first_signature", took);
+            if let Some(last) = &journal.state.last {
+                observer.tell(Notice::SigningResumed {
+                    upgrade: Upgrade::new(&last.plan.name, last.plan.height),
+                    height: m.height,
+                    validator: m.validator.clone().unwrap_or_default(),
+                    downtime_ms: took.as_secs_f64() * 1000.0,
+                });
+            }
             tracing::info!(height = m.height, validator = m.validator.as_deref().unwrap_or(""), downtime = %crate::duration::format(took), "the validator signs again: its first vote after the upgrade");
         }
         Resumed::NoVote(why) => tracing::warn!("no first vote will be recorded: {why}"),

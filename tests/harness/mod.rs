@@ -8,6 +8,7 @@
 
 pub mod cmd;
 mod fixtures;
+pub mod receive;
 pub mod serve;
 pub mod tls;
 

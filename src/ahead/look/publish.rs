@@ -5,8 +5,9 @@ use super::{Local, Planner};
 use crate::ahead::plans::Prep;
 use crate::ahead::record::{Entry, RECORD_FILE, RECORD_VERSION, Record};
 use crate::ahead::say;
+use crate::ahead::upcoming::Change;
 use crate::ahead::upcoming::{self, Source, Upcoming};
-use crate::observe::NextUpgrade;
+use crate::observe::{NextUpgrade, Notice, Upgrade};
 use crate::upgrade::preflight::{self, Checked};
 
 impl Planner {
@@ -61,6 +62,21 @@ impl Planner {
         }
     }
 
+    /// Tells the notifiers of the plans that became known (or passed, or replaced another).
+    pub(super) fn tell_known(&self, changes: &[Change]) {
+        for change in changes {
+            let (Change::Known(u) | Change::Passed(u) | Change::Replaced { now: u, .. }) = change
+            else {
+                continue;
+            };
+            self.ctx.observer.tell(Notice::PlanKnown {
+                upgrade: Upgrade::new(&u.plan.name, u.plan.height),
+                source: u.source.label().into(),
+                eta_seconds: self.eta(u).map(|e| e as u64),
+            });
+        }
+    }
+
     /// Tells the observer, the log and the record (written off the runtime).
     pub(super) async fn publish(&mut self, list: &[Upcoming], local: &Local) {
         let mut entries = Vec::new();
@@ -71,7 +87,15 @@ impl Planner {
             if u.scheduled()
                 && let Some(state) = self.states.get_mut(&u.plan.name)
             {
-                say::readiness(&mut state.said, u, ready, reason.as_deref(), eta);
+                let said = say::readiness(&mut state.said, u, ready, reason.as_deref(), eta);
+                if let (true, Some(ready)) = (said, ready) {
+                    self.ctx.observer.tell(Notice::Readiness {
+                        upgrade: Upgrade::new(&u.plan.name, u.plan.height),
+                        ready,
+                        reason: reason.clone().unwrap_or_else(|| "ready".into()),
+                        eta_seconds: eta.map(|e| e as u64),
+                    });
+                }
             }
             if next.as_deref() == Some(u.plan.name.as_str()) {
                 self.ctx.observer.next_upgrade(Some(NextUpgrade {

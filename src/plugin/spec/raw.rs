@@ -21,6 +21,8 @@ pub(super) struct RawFile {
     pub source: Vec<RawPlugin>,
     #[serde(default)]
     pub health: Vec<RawPlugin>,
+    #[serde(default)]
+    pub notifier: Vec<RawPlugin>,
 }
 
 #[derive(Deserialize)]

@@ -326,7 +326,8 @@ impl Supervisor {
         let Some(plan) = run.verdict() else {
             return Step::Continue(watched);
         };
-        match probation::on_verdict(&self.plugins, &self.cfg, &mut self.journal, verdict) {
+        let (set, observer) = ((&*self.plugins, &self.cfg), &self.observer);
+        match probation::on_verdict(set, &mut self.journal, observer, &plan, verdict) {
             None | Some(OnUnhealthy::Warn) => Step::Continue(watched),
             Some(OnUnhealthy::Exit) => {
                 watched.node.stop(self.cfg.shutdown_grace).await;

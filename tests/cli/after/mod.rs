@@ -3,5 +3,6 @@
 //! a rollback when configured), a chain that stalls after the upgrade, a node outside the
 //! active set.
 
+mod notify;
 mod signing;
 mod timeline;

@@ -91,3 +91,15 @@ pub(crate) fn answer(node: &Node, h: u64, stored: u64) -> Value {
         "signed_header": {"header": crate::rpc::header(node, h), "commit": commit(node, h)},
         "canonical": h < stored}})
 }
+
+/// The height `/commit` is asked for (`height` as sent; none: the latest), or the text of one
+/// it does not hold.
+pub(crate) fn height(height: Option<&str>, stored: u64) -> Result<u64, String> {
+    match height.unwrap_or("").trim_matches('"') {
+        "" => Ok(stored),
+        h => match h.parse::<u64>() {
+            Ok(h) if (1..=stored).contains(&h) => Ok(h),
+            _ => Err(h.to_string()),
+        },
+    }
+}

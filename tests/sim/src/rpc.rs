@@ -69,12 +69,9 @@ fn answer(node: &Node, mut stream: TcpStream) {
                 _ => return refuse_height(&mut stream, h, stored),
             },
         },
-        "/commit" => match query(path, "height").map(|h| h.trim_matches('"').parse::<u64>()) {
-            None => commit::answer(node, stored, stored),
-            Some(Ok(h)) if h >= 1 && h <= stored => commit::answer(node, h, stored),
-            Some(_) => {
-                return refuse_height(&mut stream, query(path, "height").unwrap_or(""), stored);
-            }
+        "/commit" => match commit::height(query(path, "height"), stored) {
+            Ok(h) => commit::answer(node, h, stored),
+            Err(h) => return refuse_height(&mut stream, &h, stored),
         },
         "/blockchain" => match blockchain(node, path, stored) {
             Ok(answer) => answer,
