@@ -222,6 +222,10 @@ mod tests {
             check(&of("wasmvisor:plugin/check@0.2.0"), World::Health),
             Ok("0.2.0")
         );
+        assert_eq!(
+            check(&of("wasmvisor:plugin/notify@0.2.1"), World::Notifier),
+            Ok("0.2.1")
+        );
         let e = check(&of("wasmvisor:plugin/check@0.2.0"), World::Resolver).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -235,7 +239,7 @@ mod tests {
         let e = check(&of("wasi:cli/run@0.2.0"), World::Resolver).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "it exports no wasmvisor plugin interface (expected wasmvisor:plugin/resolve@0.2.0; found wasi:cli/run@0.2.0)"
+            "it exports no wasmvisor plugin interface (expected wasmvisor:plugin/resolve@0.2.1; found wasi:cli/run@0.2.0)"
         );
         assert_eq!(
             read(b"\0asm\x01\0\0\0").unwrap_err(),
