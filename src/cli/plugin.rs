@@ -350,7 +350,7 @@ fn notify(
             json: json!({"delivered": kind}),
             said_no: false,
         },
-        Err(e) if matches!(e.kind, crate::plugin::ErrorKind::Answer(_)) => Answer {
+        Err(e) if matches!(e.kind, crate::plugin::ErrorKind::Undelivered(_)) => Answer {
             json: json!({"not_delivered": kind, "error": e.to_string()}),
             said_no: true,
         },

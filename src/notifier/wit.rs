@@ -1,5 +1,5 @@
 //! A notice in the contract's types (`wasmvisor:plugin/notify@0.2.1`), with where it happened:
-//! the chain (asked of the node's RPC once it answers, at most every 30 s until then), the
+//! the chain (asked of the node's RPC once it answers, at most every 2 s until then), the
 //! daemon, the host.
 
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ impl Context {
         if self.chain.is_none()
             && self
                 .asked
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(30))
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
         {
             self.asked = Some(Instant::now());
             self.chain = self.rpc.node_info().await.ok().map(|info| info.network);

@@ -195,10 +195,7 @@ impl Host {
             } else {
                 why
             };
-            PluginError::new(
-                &plugin.spec,
-                ErrorKind::Answer(format!("it could not deliver the notice: {}", plain(why))),
-            )
+            PluginError::new(&plugin.spec, ErrorKind::Undelivered(plain(why)))
         })
     }
 }

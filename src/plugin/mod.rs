@@ -101,6 +101,9 @@ pub enum ErrorKind {
     Answer(String),
     #[error("was stopped: wasmvisor is shutting down")]
     Cancelled,
+    /// A notifier's own error: it could not deliver the notice.
+    #[error("could not deliver the notice: {0}")]
+    Undelivered(String),
 }
 
 impl ErrorKind {
@@ -113,6 +116,7 @@ impl ErrorKind {
             ErrorKind::Memory(_) => "memory",
             ErrorKind::Answer(_) => "answer",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Undelivered(_) => "undelivered",
         }
     }
 }

@@ -47,26 +47,21 @@ pub fn post(
     let _ = options.set_connect_timeout(Some(3_000_000_000));
     let _ = options.set_first_byte_timeout(Some(4_000_000_000));
     let future = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(url, &e))?;
-    {
-        let stream = out
-            .write()
-            .map_err(|()| format!("{url}: the request body cannot be written"))?;
-        for chunk in body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| format!("{url}: sending the body: {}", stream_error(&e)))?;
-        }
+    let sent = send(url, &out, body);
+    if sent.is_ok() {
+        OutgoingBody::finish(out, None).map_err(|e| describe(url, &e))?;
     }
-    OutgoingBody::finish(out, None).map_err(|e| describe(url, &e))?;
     let answer = loop {
         if let Some(answer) = future.get() {
             break answer;
         }
         future.subscribe().block();
     };
+    // A refused request closes the body's stream first: its answer says why.
     let response = answer
         .map_err(|()| format!("{url}: the answer was taken twice"))?
         .map_err(|e| describe(url, &e))?;
+    sent?;
     let status = response.status();
     let mut read = Vec::new();
     if let Ok(body) = response.consume()
@@ -80,6 +75,19 @@ pub fn post(
         }
     }
     Ok((status, read))
+}
+
+/// Writes the request's body, 4 KiB at a time (what one blocking write may take).
+fn send(url: &str, out: &OutgoingBody, body: &[u8]) -> Result<(), String> {
+    let stream = out
+        .write()
+        .map_err(|()| format!("{url}: the request body cannot be written"))?;
+    for chunk in body.chunks(4096) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| format!("{url}: sending the body: {}", stream_error(&e)))?;
+    }
+    Ok(())
 }
 
 fn describe(url: &str, e: &ErrorCode) -> String {

@@ -62,10 +62,13 @@ impl Planner {
         }
     }
 
-    /// Tells the notifiers of the plans that became known (or passed, or replaced another).
+    /// Tells the notifiers of the plans that became known, passed, moved or replaced another.
     pub(super) fn tell_known(&self, changes: &[Change]) {
         for change in changes {
-            let (Change::Known(u) | Change::Passed(u) | Change::Replaced { now: u, .. }) = change
+            let (Change::Known(u)
+            | Change::Passed(u)
+            | Change::Moved { now: u, .. }
+            | Change::Replaced { now: u, .. }) = change
             else {
                 continue;
             };

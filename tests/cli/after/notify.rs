@@ -61,7 +61,16 @@ fn the_webhook_posts_a_real_upgrade_s_events_in_order_in_each_format() {
     ]
     .join("\n");
     let (home, _) = notifying_home(&toml);
+    // Far ahead at first, so the planner knows it however loaded the machine; then moved close.
+    home.chain(&[("v2", 100_000)]);
     let run = home.run(&[]);
+    home.wait_for("the plan-known notice", T, |_| {
+        kinds(&receiver.received())
+            .iter()
+            .any(|k| k == "plan-known")
+    });
+    let halt = home.height() + 20;
+    home.chain(&[("v2", halt)]);
     home.wait_for("the signing-resumed notice", T, |_| {
         kinds(&receiver.received())
             .iter()
@@ -106,7 +115,7 @@ fn the_webhook_posts_a_real_upgrade_s_events_in_order_in_each_format() {
     let started = &json[at("upgrade-started")].json();
     assert_eq!(started["chain"], "sim-1", "{started}");
     assert_eq!(started["daemon"], "simd");
-    assert_eq!(started["upgrade"], json!({"name": "v2", "height": 40}));
+    assert_eq!(started["upgrade"], json!({"name": "v2", "height": halt}));
     assert_eq!(started["to"], "upgrades/v2");
     assert!(
         json.iter()
@@ -127,7 +136,8 @@ fn the_webhook_posts_a_real_upgrade_s_events_in_order_in_each_format() {
             .find(|t| t.contains("the chain halted"))
             .unwrap_or_else(|| panic!("{path}: {posted:?}"));
         assert!(
-            text.starts_with("[sim-1 · simd") && text.contains("upgrade v2 at height 40"),
+            text.starts_with("[sim-1 · simd")
+                && text.contains(&format!("upgrade v2 at height {halt}")),
             "{text}"
         );
         if path == "/discord" {
@@ -278,4 +288,99 @@ fn plugin_call_sends_one_example_notice() {
         listed.contains("notifier") && listed.contains("hook"),
         "{listed}"
     );
+}
+
+/// The Python PagerDuty notifier in a real upgrade whose validator never signs: the readiness
+/// page resolved when the new binary runs, the upgrade's page triggered by the unhealthy verdict,
+/// the routing key from a granted variable; PagerDuty's own refusal said as PagerDuty says it.
+#[test]
+fn the_python_pagerduty_notifier_pages_an_unhealthy_upgrade() {
+    let accepts = Receiver::start(Answer::Status(
+        202,
+        r#"{"status":"success","message":"Event processed","dedup_key":"k"}"#,
+    ));
+    let refuses = Receiver::start(Answer::Status(
+        400,
+        r#"{"status":"invalid event","message":"Event object is invalid","errors":["Length of 'routing_key' is incorrect (should be 32 characters)"]}"#,
+    ));
+    let entry = |name: &str, url: String| {
+        format!(
+            "[[notifier]]\nname = \"{name}\"\npath = \"{}\"\nconfig = {{ url = \"{url}\" }}\nenv = [\"PAGERDUTY_ROUTING_KEY\"]\nallow-hosts = [\"{}\"]\n",
+            guest("pagerduty").display(),
+            url.split('/').nth(2).unwrap()
+        )
+    };
+    let toml = entry("pagerduty", accepts.url("/v2/enqueue"))
+        + "\n"
+        + &entry("bad-key", refuses.url("/v2/enqueue"));
+    let (mut home, _) = notifying_home(&toml);
+    home.set("PAGERDUTY_ROUTING_KEY", "R0UT1NGKEY0000000000000000000000");
+    home.upgrade(
+        "v2",
+        2,
+        json!({"rpc_port": rpc_port(&home), "signs": false}),
+    );
+    let run = home.run(&[]);
+    home.wait_for("the unhealthy page", T, |_| {
+        accepts
+            .received()
+            .iter()
+            .any(|r| r.json()["event_action"] == "trigger")
+    });
+    let done = run.stop();
+    let events: Vec<Value> = accepts.received().iter().map(|r| r.json()).collect();
+    let resolve = events
+        .iter()
+        .position(|e| {
+            e["event_action"] == "resolve"
+                && e["dedup_key"].as_str().unwrap().ends_with("/v2/ready")
+        })
+        .unwrap_or_else(|| panic!("{events:?}"));
+    let trigger = events
+        .iter()
+        .position(|e| e["event_action"] == "trigger")
+        .unwrap();
+    assert!(resolve < trigger, "{events:?}");
+    let page = &events[trigger];
+    assert_eq!(page["routing_key"], "R0UT1NGKEY0000000000000000000000");
+    assert!(
+        page["dedup_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasmvisor/sim-1/"),
+        "{page}"
+    );
+    assert!(
+        page["dedup_key"].as_str().unwrap().ends_with("/v2/upgrade"),
+        "{page}"
+    );
+    let payload = &page["payload"];
+    assert_eq!(payload["severity"], "critical");
+    assert_eq!(payload["group"], "sim-1");
+    assert_eq!(payload["component"], "simd");
+    let summary = payload["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("upgrade v2 at height 40: UNHEALTHY (warn): signing: validator"),
+        "{summary}"
+    );
+    assert!(
+        payload["timestamp"].as_str().unwrap().ends_with("+00:00"),
+        "{payload}"
+    );
+    assert!(
+        done.stderr.contains(
+            "answered HTTP 400: Event object is invalid; Length of 'routing_key' is incorrect"
+        ),
+        "{}",
+        done.stderr
+    );
+}
+
+/// The RPC port `notifying_home` gave the chain.
+fn rpc_port(home: &Home) -> u16 {
+    home.env
+        .iter()
+        .find(|(k, _)| k == "WASMVISOR_RPC_ADDRESS")
+        .and_then(|(_, v)| v.rsplit(':').next()?.parse().ok())
+        .unwrap()
 }
