@@ -192,6 +192,9 @@ impl PluginSet {
                         not_before = Some((deferral, name));
                     }
                 }
+                // Passing on the decision in force keeps it the resolver's that chose it: a
+                // policy that let the bundled resolver's binary through did not choose it.
+                other if in_force.as_ref().is_some_and(|(d, _)| *d == other) => {}
                 other => in_force = Some((other, name)),
             }
         }

@@ -5,7 +5,9 @@
 //!    (`<os>/<arch>`, then `any`) from the `binaries` map in the plan's `info`, where `info` is
 //!    the JSON document itself or an http(s) URL to it (verified against the URL's own
 //!    `?checksum=`, in any of go-getter's forms). The binary's URL goes to the host as the plan
-//!    wrote it: the host reads its go-getter forms (`?checksum=`, `?archive=`, `//subfolder`).
+//!    wrote it: the host reads its go-getter forms (`?checksum=`, `?archive=`, `//subfolder`),
+//!    and with its `checksum` set from the URL's (sha256 and sha512, whatever the form), so
+//!    that a policy after this one sees the digest.
 //!    With `DAEMON_DOWNLOAD_MUST_HAVE_CHECKSUM` every URL must carry a checksum (the document's
 //!    URL too); a malformed one is refused here, naming what is wrong.
 //! 3. Otherwise refuse, saying what the operator can do.
@@ -24,7 +26,7 @@ wit_bindgen::generate!({ world: "resolver", path: "../../wit/plugin-0.2", genera
 use exports::wasmvisor::plugin::resolve::Guest;
 use wasmvisor::plugin::host::{Level, log};
 use wasmvisor::plugin::http;
-use wasmvisor::plugin::types::{ArchiveFormat, Artifact, Decision, Request, Settings};
+use wasmvisor::plugin::types::{self, ArchiveFormat, Artifact, Decision, Request, Settings};
 
 /// The largest `info` document (or checksum file) fetched from a URL.
 const MAX_DOCUMENT: usize = 1 << 20;
@@ -93,16 +95,46 @@ fn decide(request: &Request) -> Result<Decision, String> {
                 platform.os, platform.arch
             )
         })?;
-    checked(url, request.checksum_required)?;
+    let parsed = checked(url, request.checksum_required)?;
     log(
         Level::Info,
         &format!("download for {}: {url}", request.plan.name),
     );
     Ok(Decision::Fetch(vec![Artifact {
         url: url.to_string(),
-        checksum: None,
+        checksum: artifact_checksum(&parsed),
         format: ArchiveFormat::Auto,
     }]))
+}
+
+/// The URL's checksum as the contract carries one, so that a policy after this resolver sees
+/// the digest whatever form the plan gave it in: `?checksum=sha256:…`, a bare digest, or a
+/// checksum file (fetched for its line; if it cannot be read here the host still fetches it and
+/// verifies). md5 and sha1 have no place in the contract's `checksum`: they stay in the URL,
+/// which the host verifies as well.
+fn artifact_checksum(url: &GetterUrl) -> Option<types::Checksum> {
+    let digest = match url.checksum.as_ref()? {
+        Checksum::Digest(d) => d.clone(),
+        Checksum::File(file) => match from_checksum_file(file, &url.url) {
+            Ok(d) => d,
+            Err(e) => {
+                log(
+                    Level::Warn,
+                    &format!("{e}: the host reads it at the download"),
+                );
+                return None;
+            }
+        },
+    };
+    let algorithm = match digest.algorithm {
+        Algorithm::Sha256 => types::HashAlgorithm::Sha256,
+        Algorithm::Sha512 => types::HashAlgorithm::Sha512,
+        Algorithm::Md5 | Algorithm::Sha1 => return None,
+    };
+    Some(types::Checksum {
+        algorithm,
+        hex: digest.hex,
+    })
 }
 
 /// The URL taken apart, refused when its go-getter parameters are malformed or, with

@@ -264,3 +264,85 @@ fn a_deferral_that_passed_while_the_upgrade_prepared_is_asked_again() {
     // Nothing waited: the time had passed by then.
     assert!(!done.stderr.contains("the switch waits"), "{}", done.stderr);
 }
+
+/// A policy that lets the decision in force through did not choose the binary: `decided_by`
+/// names the resolver that did.
+#[test]
+fn a_policy_that_passes_the_binary_on_is_not_the_one_that_chose_it() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    write_plugins(
+        &home,
+        &format!(
+            "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}",
+            entry(
+                "policy",
+                "wasmvisor-plugin-template",
+                "config = { deny = \"v9\" }"
+            )
+        ),
+    );
+    let plan = home.plan_file("v2");
+    let (code, answer, err) = home.plugin_call("resolver", "policy", &plan);
+    assert_eq!(code, Some(0), "{answer} {err}");
+    assert_eq!(answer["decision"], "use-staged", "{answer}");
+    assert_eq!(answer["decided_by"], "cosmovisor", "{answer}");
+    assert_eq!(answer["answers"][1]["plugin"], "policy", "{answer}");
+    assert_eq!(answer["answers"][1]["decision"], "use-staged", "{answer}");
+}
+
+/// The bundled resolver gives the URL's checksum to the policies after it, whatever form the
+/// plan wrote it in: a typed digest, a bare one, a checksum file. An allowlist policy that reads
+/// `artifact.checksum` lets the listed binary through and refuses another.
+#[test]
+fn policies_see_the_checksum_the_plan_gave_in_any_form() {
+    let server = crate::harness::serve::Server::start();
+    let digest = "3a".repeat(32);
+    server.put(
+        "/SHA256SUMS",
+        format!(
+            "{digest}  simd-v2.tar.gz\n{}  other.tar.gz\n",
+            "0b".repeat(32)
+        )
+        .into_bytes(),
+    );
+    let forms = [
+        format!("https://example.invalid/simd-v2.tar.gz?checksum=sha256:{digest}"),
+        format!("https://example.invalid/simd-v2.tar.gz?checksum={digest}"),
+        format!(
+            "https://example.invalid/simd-v2.tar.gz?checksum=file:{}",
+            server.url("/SHA256SUMS")
+        ),
+    ];
+    for url in forms {
+        let mut home = Home::new();
+        home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true");
+        let info = json!({"binaries": {crate::harness::platform(): url}}).to_string();
+        let plan = home.path.join("plan.json");
+        std::fs::write(
+            &plan,
+            json!({"name": "v2", "height": 3, "info": info}).to_string(),
+        )
+        .unwrap();
+        for (listed, code) in [(digest.clone(), 0), ("c4".repeat(32), 3)] {
+            write_plugins(
+                &home,
+                &format!(
+                    "[[resolver]]\npath = \"bundled:cosmovisor\"\n{}",
+                    entry(
+                        "allowlist",
+                        "wasmvisor-plugin-allowlist",
+                        &format!("config = {{ sha256 = \"{listed}\" }}")
+                    )
+                ),
+            );
+            let (got, answer, err) = home.plugin_call("resolver", "allowlist", &plan);
+            assert_eq!(got, Some(code), "{url}: {answer} {err}");
+            assert_eq!(
+                answer["answers"][0]["artifacts"][0]["checksum"],
+                format!("sha256:{digest}"),
+                "{url}: {answer}"
+            );
+        }
+    }
+}
