@@ -4,17 +4,23 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmvisor_plugin_support::getter::{self, Digest};
+
+mod notifier;
+mod resolver;
+use notifier::notify;
+pub use resolver::decision_json;
+use resolver::{read_decision, resolve_alone};
 
 use crate::artifact::{Download, Limits};
 use crate::cancel::Cancel;
 use crate::config::Config;
 use crate::plugin::{
-    ArchiveFormat, Artifact, Call, Compile, Decision, HashAlgorithm, Health, Host, PluginSet,
-    PluginSpec, Plugins, World,
+    ArchiveFormat, Artifact, Call, Compile, Decision, Health, Host, PluginSet, PluginSpec, Plugins,
+    World,
 };
 use crate::tree::plans::{self, MAX_PLAN_FILE, UPGRADE_INFO_FILE};
 use crate::tree::{Layout, Plan, Read};
@@ -128,6 +134,14 @@ pub struct CallArgs {
     /// For a source: where to write the bytes (default: the URL's file name).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// For a resolver: ask it alone, without the resolvers configured before it (given no
+    /// decision, or the one of --previous).
+    #[arg(long)]
+    alone: bool,
+    /// For a resolver: ask it alone, given this decision in force (JSON as `plugin call`
+    /// prints one, e.g. '{"decision": "use-staged"}', or a file holding it).
+    #[arg(long, value_name = "JSON|FILE")]
+    previous: Option<String>,
     /// For a notifier: the kind of example notice to send (plan-known, readiness-changed,
     /// upgrade-started, phase-done, upgrade-done, upgrade-failed, rolled-back, health-verdict,
     /// signing-resumed, crash-restart, stopping), about the plan.
@@ -164,22 +178,30 @@ pub fn call(cfg: &Config, over: Option<&Path>, args: CallArgs) -> Result<i32, St
         json: mut answer,
         said_no,
     } = match world {
-        World::Resolver => resolve(cfg, &plugins, &host, spec, &plan)?,
+        World::Resolver => {
+            let previous = args.previous.as_deref().map(read_decision).transpose()?;
+            let alone = (args.alone || previous.is_some()).then_some(previous);
+            resolve(cfg, &plugins, &host, (spec, alone), &plan)?
+        }
         World::Source => fetch(&host, spec, args, &call)?,
         World::Health => check_health(&host, spec, &plan, &call)?,
         World::Notifier => notify(cfg, &host, spec, &plan, args.event.as_deref(), &call)?,
     };
     answer["plugin"] = json!(spec.name);
     answer["world"] = json!(world);
-    answer["call_ms"] = json!((started.elapsed().as_secs_f64() * 1e3 * 1000.0).round() / 1000.0);
+    // A first call compiles the plugin (seconds for JavaScript and Python): said apart.
+    let ms = |d: Duration| json!((d.as_secs_f64() * 1e6).round() / 1000.0);
+    let compiling = host.compiling();
+    answer["compile_ms"] = ms(compiling);
+    answer["call_ms"] = ms(started.elapsed().saturating_sub(compiling));
     crate::output::line(answer)?;
     Ok(if said_no { EXIT_ANSWERED_NO } else { 0 })
 }
 
 /// A plugin's answer to `plugin call`, and whether it said no.
-struct Answer {
-    json: Value,
-    said_no: bool,
+pub(super) struct Answer {
+    pub(super) json: Value,
+    pub(super) said_no: bool,
 }
 
 /// The plugin of `world` named `name`; not finding it names the ones there are.
@@ -207,9 +229,12 @@ fn resolve(
     cfg: &Config,
     plugins: &Plugins,
     host: &Arc<Host>,
-    spec: &PluginSpec,
+    (spec, alone): (&PluginSpec, Option<Option<Decision>>),
     plan: &Plan,
 ) -> Result<Answer, String> {
+    if let Some(previous) = alone {
+        return resolve_alone(cfg, host, spec, plan, previous);
+    }
     let upto = plugins
         .resolvers
         .iter()
@@ -323,41 +348,6 @@ fn check_health(
     Ok(Answer { json, said_no })
 }
 
-/// A notifier told an example notice of `kind` about `plan`.
-fn notify(
-    cfg: &Config,
-    host: &Host,
-    spec: &PluginSpec,
-    plan: &Plan,
-    kind: Option<&str>,
-    call: &Call,
-) -> Result<Answer, String> {
-    use crate::notifier::{KINDS, sample, to_wit};
-    let kinds = KINDS.join(", ");
-    let kind = kind.ok_or_else(|| format!("a notifier needs --event KIND, one of {kinds}"))?;
-    let upgrade = crate::observe::Upgrade::new(&plan.name, plan.height);
-    let notice = sample(kind, &upgrade)
-        .ok_or_else(|| format!("unknown --event {kind:?}: use one of {kinds}"))?;
-    let notifier = host.load(spec).map_err(|e| e.to_string())?;
-    let who = crate::notifier::Identity {
-        chain: String::new(),
-        daemon: cfg.name.clone(),
-        hostname: String::new(),
-    };
-    let told = to_wit(&notice, crate::clock::unix_ms(), &who);
-    Ok(match host.notify(&notifier, &told, call) {
-        Ok(()) => Answer {
-            json: json!({"delivered": kind}),
-            said_no: false,
-        },
-        Err(e) if matches!(e.kind, crate::plugin::ErrorKind::Undelivered(_)) => Answer {
-            json: json!({"not_delivered": kind, "error": e.to_string()}),
-            said_no: true,
-        },
-        Err(e) => return Err(e.to_string()),
-    })
-}
-
 pub(super) fn read_plan(cfg: &Config, path: Option<&Path>) -> Result<Plan, String> {
     if path.is_none() && cfg.home == Path::new(DETACHED_HOME) {
         return Err("without DAEMON_HOME there is no data/upgrade-info.json: give the plan with --plan FILE (upgrade-info.json format)".into());
@@ -409,34 +399,4 @@ pub fn detached_config(
         "WASMVISOR_PLUGIN_CACHE" => cache.clone(),
         _ => std::env::var(key).ok(),
     })
-}
-
-pub fn decision_json(d: &Decision) -> Value {
-    match d {
-        Decision::UseStaged => json!({"decision": "use-staged"}),
-        Decision::Refuse(r) => json!({"decision": "refuse", "reason": r}),
-        Decision::Unresolved(r) => json!({"decision": "unresolved", "reason": r}),
-        Decision::NotBefore(d) => json!({
-            "decision": "not-before",
-            "at": d.at,
-            "time": crate::logging::rfc3339(d.at),
-            "reason": d.reason,
-        }),
-        Decision::Fetch(list) => json!({
-            "decision": "fetch",
-            "artifacts": list.iter().map(|a| json!({
-                "url": a.url,
-                "checksum": a.checksum.as_ref().map(|c| format!("{}:{}", match c.algorithm {
-                    HashAlgorithm::Sha256 => "sha256",
-                    HashAlgorithm::Sha512 => "sha512",
-                }, c.hex)),
-                "format": match a.format {
-                    ArchiveFormat::Auto => "auto",
-                    ArchiveFormat::Raw => "raw",
-                    ArchiveFormat::TarGz => "tar-gz",
-                    ArchiveFormat::Zip => "zip",
-                },
-            })).collect::<Vec<_>>(),
-        }),
-    }
 }
