@@ -98,7 +98,8 @@ impl Outbound {
 
     /// The agent of one request, shut down by a stop request while the returned guard lives: no
     /// redirect followed (the plugin sees the 3xx), statuses passed through. Every time limit
-    /// is clamped to the time left before the call's deadline — epoch interruption cannot stop
+    /// is clamped to the time left before the call's deadline, less the time the plugin is left
+    /// to answer after a request that ran out ([`answer_margin`]) — epoch interruption cannot stop
     /// a plugin blocked in a host call, so the request itself must end by then: connecting (at
     /// most 15 s), the response's head (at most 60 s) and `idle`, the longest silence while
     /// reading the body (a server that stops sending mid-body is noticed after it, not at the
@@ -109,10 +110,14 @@ impl Outbound {
         first_byte: Option<Duration>,
         idle: Duration,
     ) -> Result<(ureq::Agent, crate::cancel::Registered), NotStarted> {
-        let total = self.deadline.saturating_duration_since(Instant::now());
-        if total.is_zero() {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(NotStarted::Deadline);
         }
+        // The request ends a little before the call does, so that the plugin is told its
+        // request timed out and can still answer (a health check's `pending`) instead of being
+        // stopped at its deadline without a word.
+        let total = left.saturating_sub(answer_margin(left));
         let clamp = |d: Option<Duration>, most: Duration| d.unwrap_or(most).min(most).min(total);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
@@ -245,6 +250,12 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.clone())
+}
+
+/// How long before the call's deadline a request is made to end (`left` is what remains of
+/// the call): a tenth of it, at most a second — the plugin's own answer takes microseconds.
+pub fn answer_margin(left: Duration) -> Duration {
+    (left / 10).min(Duration::from_secs(1))
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@
 //! `PluginError`, never a panic of the host.
 
 mod bindings;
+mod cache;
 mod call;
 mod compat;
+mod hint;
 mod host;
 mod http;
 mod inspect;
@@ -93,7 +95,9 @@ pub enum ErrorKind {
     Pin { expected: String, actual: String },
     #[error("trapped: {0}")]
     Trap(String),
-    #[error("exceeded its time limit of {0:?} and was stopped")]
+    #[error(
+        "exceeded its time limit of {0:?} and was stopped (its HTTP requests end a tenth of it, at most 1 s, earlier, so that it can answer: it kept working past that; raise `timeout`, or bound its own waits — wasi:http's request-options timeouts are honoured)"
+    )]
     Timeout(Duration),
     #[error("exceeded its memory limit of {0} bytes and was stopped")]
     Memory(u64),

@@ -287,3 +287,45 @@ on-unhealthy = "exit"
     let text = String::from_utf8_lossy(&home.output(&["status"]).stdout).into_owned();
     assert!(text.contains("UNHEALTHY"), "{text}");
 }
+
+/// A health check whose endpoint never answers is told its request timed out a little before
+/// its own deadline, and answers `pending` in its own words instead of being stopped.
+#[test]
+fn a_hung_endpoint_is_a_health_check_s_pending_not_its_deadline() {
+    let hangs = crate::harness::receive::Receiver::start(crate::harness::receive::Answer::Hang);
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    home.chain(&[("v2", 3)]);
+    std::fs::write(
+        home.root().join("plugins.toml"),
+        format!(
+            "[[health]]\nname = \"cometbft\"\npath = \"{}\"\nconfig = {{ rpc = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\ntimeout = \"2s\"\ninterval = \"100ms\"\ndeadline = \"5s\"\n",
+            wasm("wasmvisor-plugin-cometbft").display(),
+            hangs.url(""),
+            hangs.port
+        ),
+    )
+    .unwrap();
+    let run = home.run(&[]);
+    home.wait_for("the verdict", Duration::from_secs(60), |h| {
+        h.journal()["last"]["health"].is_object()
+    });
+    let done = run.stop();
+    let detail = home.journal()["last"]["health"]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        detail.starts_with("no healthy answer within 5s; last: "),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&hangs.url("/status")),
+        "the plugin's own words: {detail}"
+    );
+    assert!(
+        !done.stderr.contains("exceeded its time limit"),
+        "{}",
+        done.stderr
+    );
+}
