@@ -44,9 +44,15 @@ impl Host {
         let mut store = store::store(&self.engine, spec, call);
         let result = body(&mut store, pre);
         let output = store::after_call(spec, &store);
-        let result = result.map_err(|e| PluginError {
-            output,
-            ..store::classify(spec, &store, e)
+        let result = result.map_err(|e| {
+            let mut error = store::classify(spec, &store, e);
+            if let (ErrorKind::Trap(why), Some(out)) = (&mut error.kind, &output)
+                && let Some(hint) = super::hint::for_trap(spec.world, out)
+            {
+                why.push_str("; ");
+                why.push_str(&hint);
+            }
+            PluginError { output, ..error }
         });
         if let Some(hook) = &self.on_call {
             let outcome = match &result {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use cap_std::fs::Dir;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 use super::bindings::{bundled, v0_1, v0_2};
 use super::store::CallState;
@@ -206,12 +206,11 @@ pub struct Host {
     pub(super) ticker: Arc<Ticker>,
     pub(super) on_call: Option<CallHook>,
     pub(super) on_compile_failure: Option<CompileHook>,
+    compiled: super::cache::Compiled,
 }
 
 /// The largest component file read (a JavaScript or Python component is tens of MiB).
 const MAX_COMPONENT: u64 = 256 << 20;
-/// The largest compiled artifact read back from the cache.
-const MAX_COMPILED: u64 = 1 << 30;
 
 impl Host {
     /// Creates the engine and links the host interfaces.
@@ -260,11 +259,17 @@ impl Host {
             ticker,
             on_call: config.on_call,
             on_compile_failure: config.on_compile_failure,
+            compiled: super::cache::Compiled::default(),
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The time this host spent compiling plugins (loading them from the cache is not counted).
+    pub fn compiling(&self) -> Duration {
+        self.compiled.compiling()
     }
 
     /// Reads, verifies, compiles (or loads from the cache) and pre-instantiates a plugin of the
@@ -333,9 +338,16 @@ impl Host {
         let spec = &unit.spec;
         let fail = |kind| PluginError::new(spec, kind);
         let result = (|| {
-            let (component, cached, fresh) = self
-                .compile(&unit.bytes, &unit.digest)
+            let got = self
+                .compiled
+                .get(
+                    &self.engine,
+                    self.cache.as_ref(),
+                    (&unit.bytes, &unit.digest, &spec.name),
+                    &self.compat_key(),
+                )
                 .map_err(|e| fail(ErrorKind::Load(e)))?;
+            let (component, cached) = (got.component, got.cached);
             let pre = self.linker.instantiate_pre(&component).map_err(|e| {
                 fail(ErrorKind::Load(format!(
                     "it needs an import wasmvisor does not provide: {e:#}"
@@ -343,52 +355,14 @@ impl Host {
             })?;
             let pre =
                 P::new(pre, unit.version).map_err(|e| fail(ErrorKind::Load(format!("{e:#}"))))?;
-            if let Some((dir, name, compiled)) = fresh
-                && let Err(e) = crate::fs::replace(dir, &name, &compiled)
-            {
-                tracing::warn!(file = %name, "cannot cache the compiled plugin: {e}");
+            if let (Some(dir), Some((file, compiled))) = (&self.cache, got.fresh) {
+                super::cache::store(dir, &file, &compiled);
             }
             Ok(Compiled { pre, cached })
         })();
         let outcome = result.as_ref().map(|c| c.cached).map_err(Clone::clone);
         unit.slot.fill(result);
         outcome
-    }
-
-    /// The compiled component, from the cache when it holds a compatible artifact; else
-    /// compiled now, with what to write to the cache once it proved linkable.
-    #[allow(clippy::type_complexity)]
-    fn compile(
-        &self,
-        bytes: &[u8],
-        digest: &str,
-    ) -> Result<(Component, bool, Option<(&Dir, String, Vec<u8>)>), String> {
-        let Some(dir) = &self.cache else {
-            return Component::new(&self.engine, bytes)
-                .map(|c| (c, false, None))
-                .map_err(|e| format!("not a valid component: {e:#}"));
-        };
-        let name = format!("{}-{}.cwasm", self.compat_key(), &digest[..32]);
-        match crate::fs::read_regular(dir, &name, MAX_COMPILED, crate::fs::Follow::No) {
-            // SAFETY: the cache folder is the operator's or wasmvisor's own (a link there is
-            // refused) and holds only what this build wrote, per the compatibility key.
-            Ok(Some(cached)) => match unsafe { Component::deserialize(&self.engine, &cached) } {
-                Ok(c) => return Ok((c, true, None)),
-                Err(e) => {
-                    tracing::warn!(file = %name, "ignoring an unusable compiled plugin: {e:#}")
-                }
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(file = %name, "ignoring the cached compiled plugin: {e}"),
-        }
-        let compiled = self
-            .engine
-            .precompile_component(bytes)
-            .map_err(|e| format!("not a valid component: {e:#}"))?;
-        // SAFETY: these bytes were produced by this engine a moment ago.
-        let component = unsafe { Component::deserialize(&self.engine, &compiled) }
-            .map_err(|e| format!("cannot load the compiled plugin: {e:#}"))?;
-        Ok((component, false, Some((dir, name, compiled))))
     }
 
     /// A short key of everything that makes compiled code loadable by this engine.
