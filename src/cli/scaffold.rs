@@ -48,11 +48,19 @@ const RUST_CARGO: &str = include_str!("scaffold/rust-Cargo.toml");
 const RUST_RESOLVER: &str = include_str!("scaffold/rust-resolver.rs");
 const RUST_HEALTH: &str = include_str!("scaffold/rust-health.rs");
 const JS_PACKAGE: &str = include_str!("scaffold/js-package.json");
+/// npm's lockfile of `JS_PACKAGE`'s toolchain (the one `plugins/js/window` is built with).
+const JS_LOCK: &str = include_str!("scaffold/js-package-lock.json");
+/// Cargo's lockfile of `RUST_CARGO`'s dependencies (the versions the plugins here are built
+/// with), without the project's own entry, which `rust_lock` puts in its place.
+const RUST_LOCK: &str = include_str!("scaffold/rust-Cargo.lock");
 const JS_RESOLVER: &str = include_str!("scaffold/js-resolver.js");
 const JS_HEALTH: &str = include_str!("scaffold/js-health.js");
 const PY_REQUIREMENTS: &str = include_str!("scaffold/py-requirements.txt");
 const PY_RESOLVER: &str = include_str!("scaffold/py-resolver.py");
 const PY_HEALTH: &str = include_str!("scaffold/py-health.py");
+/// wasi:http for Python plugins, with error texts an operator can act on (the one the plugins
+/// of wasmvisor's repository use).
+const PY_WASI_HTTP: &str = include_str!("../../plugins/python/lib/wasi_http.py");
 
 /// Creates the project `name` in the current folder.
 pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
@@ -114,7 +122,7 @@ impl<'a> Project<'a> {
         let (language, build, output, mut files): (_, String, _, Vec<(&str, &str)>) = match lang {
             Lang::Rust => (
                 "Rust",
-                "cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2, once"
+                "cargo build --release --locked --target wasm32-wasip2   # rustup target add wasm32-wasip2, once"
                     .into(),
                 format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_")),
                 vec![
@@ -124,10 +132,11 @@ impl<'a> Project<'a> {
             ),
             Lang::Js => (
                 "JavaScript",
-                "npm install && npm run build".into(),
+                "npm ci && npm run build".into(),
                 format!("{name}.wasm"),
                 vec![
                     ("package.json", JS_PACKAGE),
+                    ("package-lock.json", JS_LOCK),
                     ("plugin.js", pick(JS_RESOLVER, JS_HEALTH)),
                 ],
             ),
@@ -140,6 +149,7 @@ impl<'a> Project<'a> {
                 vec![
                     ("requirements.txt", PY_REQUIREMENTS),
                     ("app.py", pick(PY_RESOLVER, PY_HEALTH)),
+                    ("wasi_http.py", PY_WASI_HTTP),
                 ],
             ),
         };
@@ -165,7 +175,8 @@ impl<'a> Project<'a> {
             .replace("{{output}}", &self.output)
     }
 
-    /// Writes the files into `dir`, and a plan to try the plugin with.
+    /// Writes the files into `dir`, a lockfile where the language has one of its own making,
+    /// and a plan to try the plugin with.
     fn write(&self, dir: &Path) -> Result<(), String> {
         let write = |rel: &str, text: &str| {
             let path = dir.join(rel);
@@ -175,6 +186,9 @@ impl<'a> Project<'a> {
             }
             std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
         };
+        if self.language == "Rust" {
+            write("Cargo.lock", &rust_lock(self.name))?;
+        }
         for (rel, text) in &self.files {
             // The contract is copied as it is: it is not a template.
             let text = if rel.starts_with("wit/") {
@@ -184,12 +198,43 @@ impl<'a> Project<'a> {
             };
             write(rel, &text)?;
         }
+        // A plan as a chain writes one, with a binaries map: asked with downloads allowed, the
+        // bundled resolver before this one offers its binary for this machine.
+        let url = |arch: &str| {
+            format!(
+                "https://example.com/releases/v2/simd-v2-linux-{arch}.tar.gz?checksum=sha256:{}",
+                "0".repeat(64)
+            )
+        };
+        let info = serde_json::json!({"binaries": {
+            "linux/amd64": url("amd64"),
+            "linux/arm64": url("arm64"),
+        }});
         write(
             "plan.json",
             &format!(
                 "{}\n",
-                serde_json::json!({"name": "v2", "height": 1000, "info": ""})
+                serde_json::json!({"name": "v2", "height": 1000, "info": info.to_string()})
             ),
         )
     }
+}
+
+/// `RUST_LOCK` with the project's own entry in the place Cargo sorts it to (by name), so that
+/// `cargo build --locked` takes it as it is.
+fn rust_lock(name: &str) -> String {
+    let mut parts = RUST_LOCK.split("\n[[package]]\n");
+    let header = parts.next().unwrap_or_default();
+    let own =
+        format!("name = \"{name}\"\nversion = \"0.1.0\"\ndependencies = [\n \"wit-bindgen\",\n]\n");
+    let mut packages: Vec<String> = parts.map(str::to_string).collect();
+    packages.push(own);
+    let key = |p: &String| p.lines().next().unwrap_or_default().to_string();
+    packages.sort_by_key(key);
+    let mut lock = header.to_string();
+    for p in packages {
+        lock.push_str("\n[[package]]\n");
+        lock.push_str(&p);
+    }
+    lock
 }

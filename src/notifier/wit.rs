@@ -1,8 +1,7 @@
 //! A notice in the contract's types (`wasmvisor:plugin/notify@0.2.1`), with where it happened:
-//! the chain (asked of the node's RPC once it answers, at most every 2 s until then), the
-//! daemon, the host.
+//! the chain (asked of the node's RPC until it answers), the daemon, the host.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::chain::rpc::Rpc;
 use crate::config::Endpoint;
@@ -15,7 +14,6 @@ pub struct Context {
     hostname: String,
     rpc: Rpc,
     chain: Option<String>,
-    asked: Option<Instant>,
 }
 
 /// Who tells: the chain (empty until known), the daemon, the host.
@@ -36,19 +34,18 @@ impl Context {
             hostname,
             rpc: Rpc::new(rpc, Duration::from_secs(1)),
             chain: None,
-            asked: None,
         }
     }
 
-    /// The identity, asking the node for its chain id if it is not known yet.
+    /// The identity, asking the node for its chain id while it is not known (a refused
+    /// connection answers at once; a node that does not answer costs this notice a second, off
+    /// the upgrade's path).
     pub async fn identity(&mut self) -> Identity {
-        if self.chain.is_none()
-            && self
-                .asked
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(2))
-        {
-            self.asked = Some(Instant::now());
-            self.chain = self.rpc.node_info().await.ok().map(|info| info.network);
+        if self.chain.is_none() {
+            match self.rpc.node_info().await {
+                Ok(info) => self.chain = Some(info.network),
+                Err(e) => tracing::debug!("the notices name no chain yet: {e}"),
+            }
         }
         Identity {
             chain: self.chain.clone().unwrap_or_default(),

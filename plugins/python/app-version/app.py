@@ -16,25 +16,11 @@ Settings (plugins.toml `config`):
 """
 
 import json
-from urllib.parse import urlsplit
 
-from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import outgoing_handler
-from wit_world.imports.http_types import (
-    ErrorCode_HttpRequestDenied,
-    Fields,
-    IncomingBody,
-    Method_Get,
-    OutgoingRequest,
-    Scheme_Http,
-    Scheme_Https,
-    http_error_code,
-)
-from wit_world.imports.streams import StreamError_Closed
 from wit_world.imports.types import Health_Healthy, Health_Pending, Health_Unhealthy
 
-MAX_BODY = 1 << 20
+from wasi_http import request
 
 
 def setting(settings, key, default):
@@ -45,55 +31,9 @@ def setting(settings, key, default):
     return value
 
 
-def get(url, max_body=MAX_BODY):
-    """GETs `url` over wasi:http (the standard interface; the host applies this plugin's
-    allow-hosts, its deadline and idle timeout). Returns (status, body); raises RuntimeError.
-    Every call blocks: a plugin call has no event loop to return to."""
-    parts = urlsplit(url)
-    schemes = {"http": Scheme_Http, "https": Scheme_Https}
-    if parts.scheme not in schemes:
-        raise RuntimeError(f"{url}: only http and https URLs")
-    request = OutgoingRequest(Fields.from_list([("accept", b"application/json")]))
-    request.set_method(Method_Get())
-    request.set_scheme(schemes[parts.scheme]())
-    request.set_authority(parts.netloc)
-    request.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-    try:
-        future = outgoing_handler.handle(request, None)
-    except Err as e:
-        raise RuntimeError(f"{url}: the request is invalid: {e.value}")
-    with future:
-        while (answer := future.get()) is None:
-            with future.subscribe() as ready:
-                ready.block()
-    if isinstance(answer.value, Err):
-        code = answer.value.value
-        if isinstance(code, ErrorCode_HttpRequestDenied):
-            raise RuntimeError(f"{url}: not in this plugin's allow-hosts")
-        raise RuntimeError(f"{url}: {code}")
-    with answer.value.value as response:
-        status = response.status()
-        body = response.consume()
-    chunks, size = [], 0
-    with body.stream() as stream:  # the stream goes before its body
-        while True:
-            try:
-                chunk = stream.blocking_read(64 * 1024)
-            except Err as e:
-                if isinstance(e.value, StreamError_Closed):
-                    break
-                raise RuntimeError(f"{url}: reading the body: {http_error_code(e.value.value)}")
-            size += len(chunk)
-            if size > max_body:
-                raise RuntimeError(f"{url}: more than {max_body} bytes")
-            chunks.append(chunk)
-    IncomingBody.finish(body)
-    return status, b"".join(chunks)
-
-
 def get_json(url):
     """GETs a small JSON document; a redirect or an error status is an error."""
-    status, body = get(url)
+    status, body = request("GET", url, [("accept", "application/json")])
     if status != 200:
         raise RuntimeError(f"{url}: HTTP {status}")
     return json.loads(body)

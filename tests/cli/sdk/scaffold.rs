@@ -38,10 +38,16 @@ fn run_ok(cmd: &mut Command, what: &str) {
 /// `wasmvisor args` in `dir`, with `dir` as its home and nothing of the test's environment
 /// but `PATH`.
 fn wasmvisor_in(dir: &Path, args: &[&str]) -> Output {
+    wasmvisor_env(dir, args, &[])
+}
+
+/// `wasmvisor_in`, with `env` set as well.
+fn wasmvisor_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(WASMVISOR)
         .args(args)
         .current_dir(dir)
         .env_clear()
+        .envs(env.iter().copied())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", dir)
         .env(
@@ -57,8 +63,14 @@ fn wasmvisor_in(dir: &Path, args: &[&str]) -> Output {
 /// target folder across runs: wit-bindgen is compiled once.
 fn cargo_in(dir: &Path, project: &str) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.args(["build", "--release", "--target", "wasm32-wasip2"])
-        .current_dir(dir.join(project));
+    cmd.args([
+        "build",
+        "--release",
+        "--locked",
+        "--target",
+        "wasm32-wasip2",
+    ])
+    .current_dir(dir.join(project));
     for (key, _) in std::env::vars() {
         if key.starts_with("CARGO_") && key != "CARGO_HOME" {
             cmd.env_remove(key);
@@ -159,6 +171,32 @@ fn assert_answers_as_its_world(dir: &Path, project: &Path, name: &str, world: &s
             "{answer}"
         );
         assert!(said.1.contains("asked about v99"), "{}", said.1);
+        // The guide's own first call: the scaffold's plan, downloads allowed — the bundled
+        // resolver offers the plan's binary, this one lets it through.
+        let plan = format!("{name}/plan.json");
+        let out = wasmvisor_env(
+            dir,
+            &[
+                "plugin",
+                "--plugins",
+                &plugins,
+                "call",
+                world,
+                name,
+                "--plan",
+                &plan,
+            ],
+            &[("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")],
+        );
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {answer} {}",
+            stderr(&out)
+        );
+        assert_eq!(answer["decision"], "fetch", "{answer}");
+        assert_eq!(answer["decided_by"], "cosmovisor", "{answer}");
     } else {
         assert_eq!(said.0, Some(0), "{name}: {answer} {}", said.1);
         assert!(answer["pending"].as_str().is_some(), "{answer}");
@@ -174,6 +212,7 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
         ("policy-js", "js", "resolver"),
         ("policy-py", "python", "resolver"),
         ("check-rs", "rust", "health"),
+        ("check-py", "python", "health"),
     ] {
         let out = wasmvisor(&["plugin", "new", name, "--lang", lang, "--world", world]);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
@@ -189,4 +228,50 @@ fn plugin_new_starts_a_project_that_builds_and_runs_in_each_language() {
     let out = wasmvisor(&["plugin", "new", "../escape"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.path().join("../escape").exists());
+}
+
+/// A JavaScript resolver that answers a tag its world does not have: the error says the shape
+/// the world expects, in JavaScript, beside the binding's own words.
+#[test]
+fn a_wrong_answer_is_told_the_shape_its_world_expects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (name, world) = ("wrong-js", "resolver");
+    let out = wasmvisor_in(
+        dir.path(),
+        &["plugin", "new", name, "--lang", "js", "--world", world],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = dir.path().join(name);
+    let js = std::fs::read_to_string(project.join("plugin.js")).unwrap();
+    let js = js.replace("return { tag: \"refuse\",", "return { tag: \"refused\",");
+    std::fs::write(project.join("plugin.js"), js).unwrap();
+    build(dir.path(), &project, name, "js", world);
+    std::fs::write(
+        project.join("v99.json"),
+        json!({"name": "v99", "height": 9}).to_string(),
+    )
+    .unwrap();
+    let plugins = format!("{name}/plugins.toml");
+    let plan = format!("{name}/v99.json");
+    let out = wasmvisor_in(
+        dir.path(),
+        &[
+            "plugin",
+            "--plugins",
+            &plugins,
+            "call",
+            world,
+            name,
+            "--plan",
+            &plan,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("refused"), "the binding's own words: {err}");
+    assert!(
+        err.contains("the resolver world expects a decision object")
+            && err.contains("{ tag: 'refuse', val: 'why' }"),
+        "{err}"
+    );
 }
