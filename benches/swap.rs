@@ -1,6 +1,6 @@
 //! Swap-to-restart latency: from the moment the node writes `upgrade-info.json` (the simulator
 //! stamps CLOCK_MONOTONIC just before) to the first instruction of the new binary (it stamps its
-//! start), over many upgrades, for six set-ups:
+//! start), over many upgrades, for seven set-ups:
 //!
 //! - (a) wasmvisor, inotify, no backup, the bundled default plugins only;
 //! - (b) the same plus a resolver plugin (the template, after the bundled one) and the cometbft
@@ -12,12 +12,14 @@
 //!   planner (asking every 100 ms) downloads, stages and preflights it before the halt
 //!   (`swap/ahead.rs`);
 //! - (f) (a) with `WASMVISOR_PREFLIGHT_ARGS=off`: (a)−(f) is what the preflight's `<binary>
-//!   version` at the halt costs a binary that was not checked ahead.
+//!   version` at the halt costs a binary that was not checked ahead;
+//! - (g) (a) with the bundled webhook notifier posting every event to a receiver that never
+//!   answers: (g)/(a) is what a hung notifier costs an upgrade (nothing, by design).
 //!
 //! Each phase's duration comes from wasmvisor's JSON log, and so do the counts of the table's
 //! last columns: upgrades with a fetch phase, preflights run at the halt (while the node stops)
 //! and binaries that passed theirs ahead of it. Prints a table with p50/p99/max and the ratios
-//! (a)/(d), (b)-(a), (c)/(a), (e)/(a), (e)/(d), (a)-(f); writes `target/bench/swap.json` and
+//! (a)/(d), (b)-(a), (c)/(a), (e)/(a), (e)/(d), (a)-(f), (g)/(a); writes `target/bench/swap.json` and
 //! `target/bench/swap.svg`.
 //! Then measures, for the supervisor idling with the plugins loaded from the compile cache, its
 //! resident memory and its wake-ups per second (inotify and poll), and the binary's size.
@@ -88,6 +90,17 @@ fn main() {
         ],
         None,
     );
+    // A notifier whose every call hangs until its own timeout.
+    let hangs = harness::receive::Receiver::start(harness::receive::Answer::Hang);
+    let g = run_wasmvisor(
+        n,
+        &[("WASMVISOR_WATCH_MODE", "inotify".into())],
+        Some(format!(
+            "[[notifier]]\nname = \"hangs\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
+            hangs.url("/hook"),
+            hangs.port
+        )),
+    );
     let runs = [
         ("a", "inotify, default plugins", &a),
         ("b", "(a) + resolver + health plugins", &b),
@@ -95,10 +108,11 @@ fn main() {
         ("d", "floor", &d),
         ("e", "(a) with the plan known ahead", &e),
         ("f", "(a) without the version run", &f),
+        ("g", "(a) + a notifier that never answers", &g),
     ];
     let mut report = json!({"upgrades": n, "block_ms": BLOCK_MS, "setups": {}});
     table(&runs, &mut report);
-    report["ratios"] = ratios(&a, &b, &c, &d, &[&e, &f]);
+    report["ratios"] = ratios(&a, &b, &c, &d, &[&e, &f, &g]);
     idle_and_size(&mut report);
     write(&report, &runs, started);
 }
@@ -191,7 +205,7 @@ fn ahead_line(run: &Run, ahead: &Ahead) -> Value {
 }
 
 /// The ratios the set-ups are compared by, printed.
-fn ratios(a: &Run, b: &Run, c: &Run, d: &Run, [e, f]: &[&Run; 2]) -> Value {
+fn ratios(a: &Run, b: &Run, c: &Run, d: &Run, [e, f, g]: &[&Run; 3]) -> Value {
     let p50 = |r: &Run| pct(&r.totals, 0.5);
     let p99 = |r: &Run| pct(&r.totals, 0.99);
     let ratios = json!({
@@ -205,6 +219,8 @@ fn ratios(a: &Run, b: &Run, c: &Run, d: &Run, [e, f]: &[&Run; 2]) -> Value {
         "e_minus_a_p50_ms": p50(e) - p50(a),
         "a_minus_f_p50_ms": p50(a) - p50(f),
         "a_minus_f_p99_ms": p99(a) - p99(f),
+        "g_over_a_p50": p50(g) / p50(a),
+        "g_over_a_p99": p99(g) / p99(a),
     });
     println!(
         "\nratios: (a)/(d) = {:.2} at p50 ({:.2} at p99); (b)-(a) = {:+.2} ms at p50; (c)/(a) = {:.1} at p50",
@@ -224,6 +240,11 @@ fn ratios(a: &Run, b: &Run, c: &Run, d: &Run, [e, f]: &[&Run; 2]) -> Value {
         "the preflight's version run at the halt, (a)-(f): {:+.2} ms at p50 ({:+.2} at p99)",
         ratios["a_minus_f_p50_ms"].as_f64().unwrap(),
         ratios["a_minus_f_p99_ms"].as_f64().unwrap()
+    );
+    println!(
+        "a notifier that never answers, (g)/(a): {:.2} at p50 ({:.2} at p99)",
+        ratios["g_over_a_p50"].as_f64().unwrap(),
+        ratios["g_over_a_p99"].as_f64().unwrap()
     );
     ratios
 }
