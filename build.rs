@@ -18,6 +18,8 @@ fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed=wit");
+    println!("cargo:rerun-if-changed=src/cli/scaffold");
+    println!("cargo:rerun-if-changed=plugins/python/lib");
     println!("cargo:rerun-if-changed=tests/sim/src");
     println!("cargo:rerun-if-changed=tests/sim/Cargo.toml");
     for entry in [
@@ -59,6 +61,7 @@ fn main() {
     let built = target_dir.join(TARGET).join("release");
     println!("cargo:rustc-env=WASMVISOR_PLUGINS_DIR={}", built.display());
     bundle(&built, &out);
+    scaffold(&root, &out);
 
     // The simulator, for the host, into its own target folder (the outer build holds this one).
     let sim_dir = target_dir.with_file_name("sim");
@@ -83,28 +86,76 @@ fn main() {
 }
 
 /// The plugins compiled into wasmvisor (`bundled:<name>`), by crate.
-const BUNDLED: [(&str, &str); 4] = [
+const BUNDLED: [(&str, &str); 3] = [
     ("cosmovisor", "wasmvisor_plugin_cosmovisor"),
     ("http", "wasmvisor_plugin_http"),
     ("signing", "wasmvisor_plugin_signing"),
-    ("webhook", "wasmvisor_plugin_webhook"),
 ];
 
 /// Embeds the bundled plugins as one xz stream (`bundled.xz`) with their places in it
 /// (`bundled.rs`). One stream, because they share most of their code (the standard library,
 /// serde_json, the bindings' runtime), which one dictionary stores once: about 60 KB for the
 /// first two where each deflated on its own took 96 KB of the static binary's 10 MiB. The
-/// decoder is the one linked for .tar.xz downloads; the dictionary is 1 MiB, not the preset's
-/// 64, so decoding never holds more.
+/// decoder is the one linked for .tar.xz downloads.
 fn bundle(built: &Path, out: &Path) {
+    let entries = BUNDLED
+        .iter()
+        .map(|(name, krate)| {
+            let wasm = built.join(format!("{krate}.wasm"));
+            let bytes = std::fs::read(&wasm)
+                .unwrap_or_else(|e| panic!("{} was not built: {e}", wasm.display()));
+            (name.to_string(), bytes)
+        })
+        .collect();
+    pack(out, "bundled", entries);
+}
+
+/// What `plugin new` writes, by path in the repository: its templates, the contract it copies,
+/// the Python wasi:http helper. Packed as the bundled plugins are: the JavaScript lockfile alone
+/// is 115 KB of text, and `plugin new` is the only command that reads them.
+const SCAFFOLD: [&str; 19] = [
+    "src/cli/scaffold/README.md",
+    "src/cli/scaffold/plugins-resolver.toml",
+    "src/cli/scaffold/plugins-health.toml",
+    "src/cli/scaffold/rust-Cargo.toml",
+    "src/cli/scaffold/rust-Cargo.lock",
+    "src/cli/scaffold/rust-resolver.rs",
+    "src/cli/scaffold/rust-health.rs",
+    "src/cli/scaffold/js-package.json",
+    "src/cli/scaffold/js-package-lock.json",
+    "src/cli/scaffold/js-resolver.js",
+    "src/cli/scaffold/js-health.js",
+    "src/cli/scaffold/py-requirements.txt",
+    "src/cli/scaffold/py-resolver.py",
+    "src/cli/scaffold/py-health.py",
+    "plugins/python/lib/wasi_http.py",
+    "wit/plugin-0.2/plugin.wit",
+    "wit/plugin-0.2/deps/http/http.wit",
+    "wit/plugin-0.2/deps/io/io.wit",
+    "wit/plugin-0.2/deps/clocks/clocks.wit",
+];
+
+fn scaffold(root: &Path, out: &Path) {
+    let entries = SCAFFOLD
+        .iter()
+        .map(|rel| {
+            let path = root.join(rel);
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (rel.to_string(), bytes)
+        })
+        .collect();
+    pack(out, "scaffold", entries);
+}
+
+/// Writes `entries` as one xz stream, `<name>.xz`, and where each is in what it decodes to,
+/// `<name>.rs` (`&[(name, start, end)]`). The dictionary is 1 MiB, not the preset's 64, so
+/// decoding never holds more.
+fn pack(out: &Path, name: &str, entries: Vec<(String, Vec<u8>)>) {
     let mut all = Vec::new();
     let mut index = String::from("&[\n");
-    for (name, krate) in BUNDLED {
-        let wasm = built.join(format!("{krate}.wasm"));
-        let bytes = std::fs::read(&wasm)
-            .unwrap_or_else(|e| panic!("{} was not built: {e}", wasm.display()));
+    for (key, bytes) in entries {
         index.push_str(&format!(
-            "    ({name:?}, {}, {}),\n",
+            "    ({key:?}, {}, {}),\n",
             all.len(),
             all.len() + bytes.len()
         ));
@@ -116,8 +167,8 @@ fn bundle(built: &Path, out: &Path) {
     let mut xz = lzma_rust2::XzWriter::new(Vec::new(), options).expect("xz in memory");
     std::io::Write::write_all(&mut xz, &all).expect("xz in memory");
     let packed = xz.finish().expect("xz in memory");
-    std::fs::write(out.join("bundled.xz"), packed).expect("write into OUT_DIR");
-    std::fs::write(out.join("bundled.rs"), index).expect("write into OUT_DIR");
+    std::fs::write(out.join(format!("{name}.xz")), packed).expect("write into OUT_DIR");
+    std::fs::write(out.join(format!("{name}.rs")), index).expect("write into OUT_DIR");
 }
 
 /// A cargo for a nested build: none of the outer build's settings (target, profile, flags)

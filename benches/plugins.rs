@@ -73,7 +73,7 @@ fn main() {
         "call p99 µs"
     );
     let mut all = cases(plugins, &guest, closed);
-    all.extend(after_switch(closed, signing_rpc));
+    all.extend(after_switch(plugins, closed, signing_rpc));
     for case in all {
         if let Some(row) = measure(&host, &call, &request, &scratch, case) {
             println!(
@@ -176,8 +176,8 @@ fn cases(plugins: &std::path::Path, guest: &std::path::Path, closed: u16) -> Vec
 
 /// The bundled signing check, against a node whose validator signed the three final commits
 /// after the upgrade height (one `/status` and three `/commit` per call, as in a healthy
-/// verdict), and the bundled webhook, whose receiver refuses the connection.
-fn after_switch(closed: u16, rpc: u16) -> Vec<Case> {
+/// verdict), and the webhook, whose receiver refuses the connection.
+fn after_switch(plugins: &std::path::Path, closed: u16, rpc: u16) -> Vec<Case> {
     vec![
         (
             "signing",
@@ -191,7 +191,7 @@ fn after_switch(closed: u16, rpc: u16) -> Vec<Case> {
             "webhook",
             "Rust",
             World::Notifier,
-            Origin::Bundled("webhook"),
+            Origin::File(plugins.join("wasmvisor_plugin_webhook.wasm")),
             vec![("url".into(), format!("http://127.0.0.1:{closed}/hook"))],
             2000,
         ),

@@ -13,7 +13,7 @@
 //!   (`swap/ahead.rs`);
 //! - (f) (a) with `WASMVISOR_PREFLIGHT_ARGS=off`: (a)−(f) is what the preflight's `<binary>
 //!   version` at the halt costs a binary that was not checked ahead;
-//! - (g) (a) with the bundled webhook notifier posting every event to a receiver that never
+//! - (g) (a) with the webhook notifier posting every event to a receiver that never
 //!   answers: (g)/(a) is what a hung notifier costs an upgrade (nothing, by design).
 //!
 //! Each phase's duration comes from wasmvisor's JSON log, and so do the counts of the table's
@@ -96,7 +96,7 @@ fn main() {
         n,
         &[("WASMVISOR_WATCH_MODE", "inotify".into())],
         Some(format!(
-            "[[notifier]]\nname = \"hangs\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
+            "[[notifier]]\nname = \"hangs\"\npath = \"{PLUGINS_DIR}/wasmvisor_plugin_webhook.wasm\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
             hangs.url("/hook"),
             hangs.port
         )),

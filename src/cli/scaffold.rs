@@ -3,6 +3,28 @@
 //! `plugins.toml` and a plan to try it with `plugin --plugins plugins.toml call`, a README.
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// The files below, packed by build.rs into one xz stream (`plugin new` alone reads them), and
+/// where each is in what it decodes to.
+static PACKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/scaffold.xz"));
+static INDEX: &[(&str, usize, usize)] = include!(concat!(env!("OUT_DIR"), "/scaffold.rs"));
+
+/// The text of the packed file at `path` (a path in the repository), decoded once.
+fn packed(path: &str) -> &'static str {
+    static ALL: OnceLock<String> = OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut lzma_rust2::XzReader::new(PACKED, false), &mut bytes)
+            .expect("the scaffold's files were packed by the build script");
+        String::from_utf8(bytes).expect("the scaffold's files are UTF-8")
+    });
+    let &(_, start, end) = INDEX
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .unwrap_or_else(|| panic!("{path} is not in build.rs's SCAFFOLD"));
+    &all[start..end]
+}
 
 /// The languages a plugin can be started in.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,44 +45,39 @@ pub enum ScaffoldWorld {
 /// `types` and wasi:http's are told apart by name.
 pub const PY_NAMES: &str = "--import-interface-name wasmvisor:plugin/types@0.2.0=types --import-interface-name wasi:http/types@0.2.12=http_types";
 
+/// Each file is named by where `plugin new` writes it and where it is packed from.
 const WIT: [(&str, &str); 4] = [
-    (
-        "wit/plugin.wit",
-        include_str!("../../wit/plugin-0.2/plugin.wit"),
-    ),
+    ("wit/plugin.wit", "wit/plugin-0.2/plugin.wit"),
     (
         "wit/deps/http/http.wit",
-        include_str!("../../wit/plugin-0.2/deps/http/http.wit"),
+        "wit/plugin-0.2/deps/http/http.wit",
     ),
-    (
-        "wit/deps/io/io.wit",
-        include_str!("../../wit/plugin-0.2/deps/io/io.wit"),
-    ),
+    ("wit/deps/io/io.wit", "wit/plugin-0.2/deps/io/io.wit"),
     (
         "wit/deps/clocks/clocks.wit",
-        include_str!("../../wit/plugin-0.2/deps/clocks/clocks.wit"),
+        "wit/plugin-0.2/deps/clocks/clocks.wit",
     ),
 ];
-const README: &str = include_str!("scaffold/README.md");
-const PLUGINS_RESOLVER: &str = include_str!("scaffold/plugins-resolver.toml");
-const PLUGINS_HEALTH: &str = include_str!("scaffold/plugins-health.toml");
-const RUST_CARGO: &str = include_str!("scaffold/rust-Cargo.toml");
-const RUST_RESOLVER: &str = include_str!("scaffold/rust-resolver.rs");
-const RUST_HEALTH: &str = include_str!("scaffold/rust-health.rs");
-const JS_PACKAGE: &str = include_str!("scaffold/js-package.json");
+const README: &str = "src/cli/scaffold/README.md";
+const PLUGINS_RESOLVER: &str = "src/cli/scaffold/plugins-resolver.toml";
+const PLUGINS_HEALTH: &str = "src/cli/scaffold/plugins-health.toml";
+const RUST_CARGO: &str = "src/cli/scaffold/rust-Cargo.toml";
+const RUST_RESOLVER: &str = "src/cli/scaffold/rust-resolver.rs";
+const RUST_HEALTH: &str = "src/cli/scaffold/rust-health.rs";
+const JS_PACKAGE: &str = "src/cli/scaffold/js-package.json";
 /// npm's lockfile of `JS_PACKAGE`'s toolchain (the one `plugins/js/window` is built with).
-const JS_LOCK: &str = include_str!("scaffold/js-package-lock.json");
+const JS_LOCK: &str = "src/cli/scaffold/js-package-lock.json";
 /// Cargo's lockfile of `RUST_CARGO`'s dependencies (the versions the plugins here are built
 /// with), without the project's own entry, which `rust_lock` puts in its place.
-const RUST_LOCK: &str = include_str!("scaffold/rust-Cargo.lock");
-const JS_RESOLVER: &str = include_str!("scaffold/js-resolver.js");
-const JS_HEALTH: &str = include_str!("scaffold/js-health.js");
-const PY_REQUIREMENTS: &str = include_str!("scaffold/py-requirements.txt");
-const PY_RESOLVER: &str = include_str!("scaffold/py-resolver.py");
-const PY_HEALTH: &str = include_str!("scaffold/py-health.py");
+const RUST_LOCK: &str = "src/cli/scaffold/rust-Cargo.lock";
+const JS_RESOLVER: &str = "src/cli/scaffold/js-resolver.js";
+const JS_HEALTH: &str = "src/cli/scaffold/js-health.js";
+const PY_REQUIREMENTS: &str = "src/cli/scaffold/py-requirements.txt";
+const PY_RESOLVER: &str = "src/cli/scaffold/py-resolver.py";
+const PY_HEALTH: &str = "src/cli/scaffold/py-health.py";
 /// wasi:http for Python plugins, with error texts an operator can act on (the one the plugins
 /// of wasmvisor's repository use).
-const PY_WASI_HTTP: &str = include_str!("../../plugins/python/lib/wasi_http.py");
+const PY_WASI_HTTP: &str = "plugins/python/lib/wasi_http.py";
 
 /// Creates the project `name` in the current folder.
 pub fn new(name: &str, lang: Lang, world: ScaffoldWorld) -> Result<(), String> {
@@ -189,12 +206,12 @@ impl<'a> Project<'a> {
         if self.language == "Rust" {
             write("Cargo.lock", &rust_lock(self.name))?;
         }
-        for (rel, text) in &self.files {
+        for (rel, key) in &self.files {
             // The contract is copied as it is: it is not a template.
             let text = if rel.starts_with("wit/") {
-                text.to_string()
+                packed(key).to_string()
             } else {
-                self.fill(text)
+                self.fill(packed(key))
             };
             write(rel, &text)?;
         }
@@ -220,10 +237,10 @@ impl<'a> Project<'a> {
     }
 }
 
-/// `RUST_LOCK` with the project's own entry in the place Cargo sorts it to (by name), so that
+/// The packed `RUST_LOCK` with the project's own entry in the place Cargo sorts it to (by name), so that
 /// `cargo build --locked` takes it as it is.
 fn rust_lock(name: &str) -> String {
-    let mut parts = RUST_LOCK.split("\n[[package]]\n");
+    let mut parts = packed(RUST_LOCK).split("\n[[package]]\n");
     let header = parts.next().unwrap_or_default();
     let own =
         format!("name = \"{name}\"\nversion = \"0.1.0\"\ndependencies = [\n \"wit-bindgen\",\n]\n");

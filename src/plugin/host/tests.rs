@@ -87,3 +87,55 @@ fn two_hosts_each_tell_their_own_hook_and_fill_their_own_cache() {
     let again: Resolver = b.load(&resolver("in-b")).unwrap();
     assert!(again.cached().unwrap());
 }
+
+#[test]
+fn the_same_component_under_two_names_is_compiled_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let (host, _) = host(&cache);
+    let first: Resolver = host.load(&resolver("first")).unwrap();
+    let compiled = host.compiling();
+    let second: Resolver = host.load(&resolver("second")).unwrap();
+    assert!(!first.cached().unwrap());
+    assert!(
+        second.cached().unwrap(),
+        "the second entry takes the first's compilation"
+    );
+    assert_eq!(host.compiling(), compiled, "no time spent compiling again");
+    assert_eq!(cached(&cache), 1);
+}
+
+#[test]
+fn the_cache_drops_its_least_recently_used_entries_past_its_size() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = Dir::open_ambient_dir(cache.path(), ambient_authority()).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (i, name) in ["a.cwasm", "b.cwasm", "c.cwasm", "d.cwasm"]
+        .iter()
+        .enumerate()
+    {
+        let path = cache.path().join(name);
+        std::fs::write(&path, vec![0u8; 1000]).unwrap();
+        let when = old + std::time::Duration::from_secs(i as u64 * 60);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    // Not an entry: never removed, never counted.
+    std::fs::write(cache.path().join("notes.txt"), vec![0u8; 5000]).unwrap();
+    // 4000 bytes of entries, at most 2500 kept: the oldest go, except `a`, the one just
+    // written (kept whatever its age): b and c.
+    let (removed, freed) = super::super::cache::prune(&dir, "a.cwasm", 2500);
+    assert_eq!((removed, freed), (2, 2000));
+    let left: Vec<String> = {
+        let mut l: Vec<String> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(left, ["a.cwasm", "d.cwasm", "notes.txt"]);
+}

@@ -37,6 +37,11 @@ interval = "50ms"
     (home, metrics)
 }
 
+/// The webhook notifier, shipped beside wasmvisor as a plugin file.
+fn webhook() -> String {
+    wasm("wasmvisor-plugin-webhook").display().to_string()
+}
+
 fn kinds(received: &[crate::harness::receive::Received]) -> Vec<String> {
     received
         .iter()
@@ -46,10 +51,11 @@ fn kinds(received: &[crate::harness::receive::Received]) -> Vec<String> {
 
 #[test]
 fn the_webhook_posts_a_real_upgrade_s_events_in_order_in_each_format() {
+    let webhook = webhook();
     let receiver = Receiver::start(Answer::Status(204, ""));
     let entry = |name: &str, format: &str| {
         format!(
-            "[[notifier]]\nname = \"{name}\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\", format = \"{format}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
+            "[[notifier]]\nname = \"{name}\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\", format = \"{format}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
             receiver.url(&format!("/{format}")),
             receiver.port
         )
@@ -153,12 +159,15 @@ fn the_webhook_posts_a_real_upgrade_s_events_in_order_in_each_format() {
 
 #[test]
 fn receivers_that_hang_or_refuse_never_delay_the_upgrade_and_are_counted() {
+    let webhook = webhook();
     let hangs = Receiver::start(Answer::Hang);
     let refuses = Receiver::start(Answer::Status(403, "invalid_token"));
     let toml = format!(
-        "[[notifier]]\nname = \"hangs\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\n\n[[notifier]]\nname = \"refuses\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\", format = \"slack\" }}\n",
+        "[[notifier]]\nname = \"hangs\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n\n[[notifier]]\nname = \"refuses\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\", format = \"slack\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
         hangs.url("/hook"),
-        refuses.url("/hook")
+        hangs.port,
+        refuses.url("/hook"),
+        refuses.port
     );
     let (home, metrics) = notifying_home(&toml);
     let run = home.run(&[]);
@@ -206,9 +215,10 @@ fn receivers_that_hang_or_refuse_never_delay_the_upgrade_and_are_counted() {
 
 #[test]
 fn a_receiver_outside_allow_hosts_is_never_contacted() {
+    let webhook = webhook();
     let receiver = Receiver::start(Answer::Status(200, "ok"));
     let toml = format!(
-        "[[notifier]]\nname = \"elsewhere\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"hooks.slack.com\"]\n",
+        "[[notifier]]\nname = \"elsewhere\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"hooks.slack.com\"]\n",
         receiver.url("/hook")
     );
     let (home, metrics) = notifying_home(&toml);
@@ -232,15 +242,18 @@ fn a_receiver_outside_allow_hosts_is_never_contacted() {
 
 #[test]
 fn plugin_call_sends_one_example_notice() {
+    let webhook = webhook();
     let receiver = Receiver::start(Answer::Status(200, "ok"));
     let refuses = Receiver::start(Answer::Status(404, "no such hook"));
     let home = Home::new();
     std::fs::write(
         home.root().join("plugins.toml"),
         format!(
-            "[[notifier]]\nname = \"hook\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\n\n[[notifier]]\nname = \"gone\"\npath = \"bundled:webhook\"\nconfig = {{ url = \"{}\" }}\n",
+            "[[notifier]]\nname = \"hook\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n\n[[notifier]]\nname = \"gone\"\npath = \"{webhook}\"\nconfig = {{ url = \"{}\" }}\nallow-hosts = [\"127.0.0.1:{}\"]\n",
             receiver.url("/hook"),
-            refuses.url("/hook")
+            receiver.port,
+            refuses.url("/hook"),
+            refuses.port
         ),
     )
     .unwrap();
