@@ -64,6 +64,8 @@ pub async fn next(follow: Option<&mut Follow>) -> Option<Resumed> {
     }
 }
 
+/// Sends what it learns (a send fails only once the run stopped listening, and this task is
+/// aborted with it).
 async fn watch(
     rpc: Rpc,
     first: u64,
@@ -84,7 +86,8 @@ async fn watch(
             && node.height > first
             && let Ok(ms) = rpc.block_time_ms(first + 1).await
         {
-            have_block = send(&tx, Resumed::FirstBlock(mark(first, ms, None)));
+            let _ = tx.send(Resumed::FirstBlock(mark(first, ms, None)));
+            have_block = true;
             since_block = Some(tokio::time::Instant::now());
         }
         if have_vote {
@@ -92,7 +95,8 @@ async fn watch(
         }
         if node.address.is_empty() || node.power == 0 {
             let why = "the node is not in the active set (voting power 0): it has no block to sign";
-            have_vote = send(&tx, Resumed::NoVote(why.into()));
+            let _ = tx.send(Resumed::NoVote(why.into()));
+            have_vote = true;
             continue;
         }
         // Commits are final below the latest stored block.
@@ -101,7 +105,8 @@ async fn watch(
             match rpc.vote_ms(h, &node.address).await {
                 Ok(Some(ms)) => {
                     let vote = mark(h, ms, Some(node.address.clone()));
-                    have_vote = send(&tx, Resumed::FirstVote(vote));
+                    let _ = tx.send(Resumed::FirstVote(vote));
+                    have_vote = true;
                     break;
                 }
                 Ok(None) => read = h,
@@ -114,7 +119,8 @@ async fn watch(
                 node.address,
                 read + 1 - first
             );
-            have_vote = send(&tx, Resumed::NoVote(why));
+            let _ = tx.send(Resumed::NoVote(why));
+            have_vote = true;
         }
     }
 }
@@ -125,13 +131,6 @@ fn mark(height: u64, unix_ms: i64, validator: Option<String>) -> Mark {
         unix_ms: unix_ms.max(0) as u64,
         validator,
     }
-}
-
-/// Sends `what`; true either way (a run that ended no longer listens, and the task ends with
-/// it).
-fn send(tx: &mpsc::UnboundedSender<Resumed>, what: Resumed) -> bool {
-    let _ = tx.send(what);
-    true
 }
 
 /// A mark the run was told of: journaled, logged with the downtime it ends, and measured.

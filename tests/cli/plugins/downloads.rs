@@ -171,15 +171,14 @@ fn downloads_need_permission_and_a_checksum_when_required() {
     assert_eq!(home.current(), "genesis");
 }
 
-/// HTTPS trusts the host's CA store (`SSL_CERT_FILE` here, as on a host with a private CA): a
-/// release served under a certificate that CA signed is fetched and run.
-#[test]
-fn https_downloads_trust_the_hosts_ca_store() {
+/// A home whose plan's binary is served over HTTPS by a test CA's certificate, the host's store
+/// being `ca_pem` (`SSL_CERT_FILE`, as on a host with a private CA); the plain server behind.
+fn https_home(ca_pem: impl FnOnce(&crate::harness::tls::Tls) -> String) -> (Home, Server) {
     let server = Server::start();
     let tls = crate::harness::tls::front(server.port);
     let mut home = Home::new();
     let ca = home.root().join("ca.pem");
-    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    std::fs::write(&ca, ca_pem(&tls)).unwrap();
     home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
         .set("SSL_CERT_FILE", ca.to_str().unwrap());
     let archive = sim_archive(
@@ -193,6 +192,14 @@ fn https_downloads_trust_the_hosts_ca_store() {
         sha256(&archive)
     );
     plan_with_binary(&home, "v2", 3, &url);
+    (home, server)
+}
+
+/// HTTPS trusts the host's CA store: a release served under a certificate that CA signed is
+/// fetched and run.
+#[test]
+fn https_downloads_trust_the_hosts_ca_store() {
+    let (home, server) = https_home(|tls| tls.ca_pem.clone());
     let run = home.run(&[]);
     home.wait_height("v2", 4);
     let out = run.stop();
@@ -211,24 +218,7 @@ fn https_downloads_trust_the_hosts_ca_store() {
 /// failure, and the node keeps its binary.
 #[test]
 fn https_from_a_server_the_hosts_store_does_not_trust_is_refused() {
-    let server = Server::start();
-    let tls = crate::harness::tls::front(server.port);
-    let mut home = Home::new();
-    let ca = home.root().join("other-ca.pem");
-    std::fs::write(&ca, crate::harness::tls::unrelated_ca()).unwrap();
-    home.set("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")
-        .set("SSL_CERT_FILE", ca.to_str().unwrap());
-    let archive = sim_archive(
-        &home,
-        json!({"version": "v2", "ordinal": 2, "handles": "v2"}),
-    );
-    server.put("/simd-v2.tar.gz", archive.clone());
-    let url = format!(
-        "{}?checksum=sha256:{}",
-        tls.url("/simd-v2.tar.gz"),
-        sha256(&archive)
-    );
-    plan_with_binary(&home, "v2", 3, &url);
+    let (home, server) = https_home(|_| crate::harness::tls::unrelated_ca());
     let done = home.run(&[]).finish(Duration::from_secs(120));
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(

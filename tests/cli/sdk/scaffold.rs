@@ -148,9 +148,9 @@ fn assert_answers_as_its_world(dir: &Path, project: &Path, name: &str, world: &s
     } else {
         format!("{name}/plan.json")
     };
-    let out = wasmvisor_in(
-        dir,
-        &[
+    // `plugin --plugins <project>/plugins.toml call WORLD NAME --plan PLAN`, with `env`.
+    let call = |plan: &str, env: &[(&str, &str)]| {
+        let args = [
             "plugin",
             "--plugins",
             &plugins,
@@ -158,11 +158,14 @@ fn assert_answers_as_its_world(dir: &Path, project: &Path, name: &str, world: &s
             world,
             name,
             "--plan",
-            &plan,
-        ],
-    );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    let said = (out.status.code(), stderr(&out));
+            plan,
+        ];
+        let out = wasmvisor_env(dir, &args, env);
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), answer, stderr(&out))
+    };
+    let (code, answer, err) = call(&plan, &[]);
+    let said = (code, err);
     if world == "resolver" {
         assert_eq!(said.0, Some(3), "{name}: {answer} {}", said.1);
         assert_eq!(answer["decided_by"], name, "{answer}");
@@ -173,28 +176,11 @@ fn assert_answers_as_its_world(dir: &Path, project: &Path, name: &str, world: &s
         assert!(said.1.contains("asked about v99"), "{}", said.1);
         // The guide's own first call: the scaffold's plan, downloads allowed — the bundled
         // resolver offers the plan's binary, this one lets it through.
-        let plan = format!("{name}/plan.json");
-        let out = wasmvisor_env(
-            dir,
-            &[
-                "plugin",
-                "--plugins",
-                &plugins,
-                "call",
-                world,
-                name,
-                "--plan",
-                &plan,
-            ],
+        let (code, answer, err) = call(
+            &format!("{name}/plan.json"),
             &[("DAEMON_ALLOW_DOWNLOAD_BINARIES", "true")],
         );
-        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{name}: {answer} {}",
-            stderr(&out)
-        );
+        assert_eq!(code, Some(0), "{name}: {answer} {err}");
         assert_eq!(answer["decision"], "fetch", "{answer}");
         assert_eq!(answer["decided_by"], "cosmovisor", "{answer}");
     } else {
