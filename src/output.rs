@@ -187,6 +187,61 @@ pub fn ensure_standard_fds() {
     }
 }
 
+/// A value as TOML writes it (the `toml` crate's own writer is left out of the build: this is
+/// all of it wasmvisor uses): pinned keys, and the numbers, booleans and lists of a plugin's
+/// `config`.
+pub fn toml_value(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => {
+            let mut out = String::with_capacity(s.len() + 2);
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\t' => out.push_str("\\t"),
+                    '\r' => out.push_str("\\r"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) if f.is_nan() => "nan".into(),
+        toml::Value::Float(f) if f.is_infinite() => (if *f > 0.0 { "inf" } else { "-inf" }).into(),
+        toml::Value::Float(f) if f.abs() >= 1e16 => format!("{f:e}"),
+        toml::Value::Float(f) if f.fract() == 0.0 => format!("{f:.1}"),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(toml_value).collect();
+            format!("[{}]", items.join(", "))
+        }
+        toml::Value::Table(t) => {
+            let pairs: Vec<String> = t
+                .iter()
+                .map(|(k, v)| format!("{} = {}", toml_key(k), toml_value(v)))
+                .collect();
+            format!("{{ {} }}", pairs.join(", "))
+        }
+    }
+}
+
+/// A key, bare when TOML allows it.
+fn toml_key(k: &str) -> String {
+    let bare = !k.is_empty()
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match bare {
+        true => k.to_string(),
+        false => toml_value(&toml::Value::String(k.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

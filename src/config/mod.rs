@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::logging::{LogFormat, TimeFormat};
+pub use crate::output::toml_value;
 use keys::KEYS;
 use loader::Loader;
 pub use values::{Endpoint, GrpcAddress, HaltHeight, OnFailedUpgrade, WatchMode};
@@ -353,6 +354,7 @@ impl Config {
         );
         for key in KEYS {
             if let Some(value) = (key.pin)(self) {
+                let value = toml_value(&value);
                 out.push_str(&format!("{} = {value}\n", key.name.to_ascii_lowercase()));
             }
         }

@@ -278,3 +278,31 @@ fn a_config_file_that_is_not_text_or_not_there_is_named_with_why() {
         )
     );
 }
+
+#[test]
+fn toml_values_are_written_as_toml_reads_them_back() {
+    let cases = [
+        r#"a = "quote \" backslash \\ tab	 newline \n bell \u0007 é""#,
+        "a = 42",
+        "a = -7",
+        "a = 1.5",
+        "a = 2.0",
+        "a = 1e300",
+        "a = true",
+        "a = 1979-05-27T07:32:00Z",
+        r#"a = [1, "two", [3.0, false]]"#,
+        r#"a = { plain = 1, "with space" = "x" }"#,
+    ];
+    for case in cases {
+        let table: toml::Table = case.parse().unwrap();
+        let written = format!("a = {}", super::toml_value(&table["a"]));
+        let again: toml::Table = written.parse().unwrap_or_else(|e| panic!("{written}: {e}"));
+        assert_eq!(again, table, "{case} was written as {written}");
+    }
+    let f: toml::Table = "a = 2.0".parse().unwrap();
+    assert_eq!(
+        super::toml_value(&f["a"]),
+        "2.0",
+        "a plugin is given 2.0 as TOML wrote it"
+    );
+}

@@ -129,13 +129,13 @@ fn settings(config: toml::Table, errs: &mut Vec<String>) -> Vec<(String, String)
         match v {
             toml::Value::String(s) => settings.push((k, s)),
             toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
-                settings.push((k, v.to_string()))
+                settings.push((k, crate::output::toml_value(&v)))
             }
             toml::Value::Array(items) => {
                 for item in items {
                     match item {
                         toml::Value::String(s) => settings.push((k.clone(), s)),
-                        other => settings.push((k.clone(), other.to_string())),
+                        other => settings.push((k.clone(), crate::output::toml_value(&other))),
                     }
                 }
             }
