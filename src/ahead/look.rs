@@ -142,6 +142,7 @@ impl Planner {
                 self.check(u).await;
             }
         }
+        self.check_staged(&local.current).await;
         if let Some(next) = upcoming::next(&list)
             && next.source != Source::UpgradeInfo
             && self.eta(next).is_some_and(|e| e <= WARM_LEAD.as_secs_f64())

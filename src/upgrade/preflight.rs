@@ -29,8 +29,9 @@ use crate::tree::{Current, Layout, Plan};
 
 /// How long `<binary> version` may take.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Results kept: a few binaries per upcoming plan.
-const KEPT: usize = 64;
+/// Results kept: the binaries of the upcoming plans and of the folders staged for upgrades not
+/// applied yet (a few hundred bytes each).
+const KEPT: usize = 256;
 
 /// What a preflight checked: the binary as it is on disk, its libraries and the arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,10 +78,18 @@ impl Checks {
             .cloned()
     }
 
+    /// Keeps `checked`, in place of what was kept for the same binary (replaced or rebuilt
+    /// since); when full, in place of the oldest check.
     pub fn put(&self, checked: Checked) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= KEPT {
-            map.clear();
+        map.retain(|k, _| k.binary != checked.key.binary || k.args != checked.key.args);
+        if map.len() >= KEPT
+            && let Some(oldest) = map
+                .values()
+                .min_by_key(|c| c.at_unix)
+                .map(|c| c.key.clone())
+        {
+            map.remove(&oldest);
         }
         map.insert(checked.key.clone(), checked);
     }

@@ -1,13 +1,16 @@
 //! The planner's work, each piece off the runtime and cancelled by an upgrade's hold: the next
-//! plan prepared as its upgrade would prepare it, every staged binary preflighted, the next one
-//! read into the page cache.
+//! plan prepared as its upgrade would prepare it, every staged binary preflighted (a plan's, and
+//! those no plan names yet), the next one read into the page cache.
 
+use std::path::Path;
 use std::time::Instant;
 
 use super::Planner;
 use crate::ahead::plans::{Inputs, Prep};
 use crate::ahead::upcoming::Upcoming;
 use crate::output::shorten;
+use crate::tree::UPGRADES_DIR;
+use crate::tree::plans::UPGRADE_INFO_FILE;
 use crate::upgrade::preflight::{self, Checked, How};
 
 impl Planner {
@@ -94,6 +97,39 @@ impl Planner {
         self.ctx.checks.put(checked.clone());
         let state = self.states.entry(u.plan.name.clone()).or_default();
         state.checked(checked, Instant::now());
+    }
+
+    /// Preflights the binaries staged for upgrades no plan names yet: every upgrade folder
+    /// that `current` never pointed at (a switch writes its plan record into the folder) and
+    /// that was not checked as it is. The halt of a plan nobody announced ahead then runs no
+    /// `version` while the node stops. Stops at an upgrade's hold; the next look goes on.
+    pub(super) async fn check_staged(&mut self, current: &str) {
+        let layout = self.ctx.layout.clone();
+        for dir in layout.staged() {
+            let applied = Path::new(UPGRADES_DIR).join(&dir).join(UPGRADE_INFO_FILE);
+            if dir == current || layout.root.metadata(&applied).is_ok() {
+                continue;
+            }
+            let Ok(key) = preflight::key(&layout, &self.ctx.cfg, &dir) else {
+                continue;
+            };
+            if self.ctx.checks.get(&key).is_some() {
+                continue;
+            }
+            let (cfg, layout) = (self.ctx.cfg.clone(), layout.clone());
+            let launcher = preflight::ThroughReaper(self.ctx.reaper.clone());
+            let how = How {
+                run: true,
+                hash: false,
+            };
+            let checking = move |cancel: &crate::cancel::Cancel| {
+                preflight::check(&layout, &cfg, &dir, (key, how), &launcher, cancel)
+            };
+            match self.work(checking).await {
+                Some(Ok(checked)) => self.ctx.checks.put(checked),
+                _ => return,
+            }
+        }
     }
 
     /// Reads the next binary (and its `lib/`) into the page cache, once per binary.

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::harness::*;
 
-use super::{chain_home, status, wait_next};
+use super::{T, chain_home, said, status, wait_next};
 
 /// Builds, with the host's C compiler, a node binary linked against a shared library of its own
 /// (`libwvneed.so`, left in `dir/lib`): its `version` prints `v2`; anything else runs the
@@ -202,4 +202,52 @@ fn a_binary_whose_version_fails_is_not_ready_with_what_it_printed() {
         "it ran in a scratch folder, not the node's home: {reason}"
     );
     run.stop();
+}
+
+#[test]
+fn a_binary_staged_for_an_upgrade_no_plan_names_yet_is_preflighted_ahead_of_its_halt() {
+    let home = Home::new();
+    home.upgrade("v2", 2, json!({}));
+    // A folder `current` pointed at before (a switch wrote its plan record into it) is done.
+    home.upgrade("v1", 2, json!({}));
+    std::fs::write(
+        home.root().join("upgrades/v1/upgrade-info.json"),
+        r#"{"name":"v1","height":1,"info":""}"#,
+    )
+    .unwrap();
+    let mut home = home;
+    // No chain to ask: nothing announces v2 before the node halts for it.
+    home.set("WASMVISOR_PLAN_POLL", "off");
+    let run = home.run(&[]);
+    let checked = |h: &Home| {
+        h.events_of("version")
+            .iter()
+            .filter(|e| e["version"] == "v2")
+            .count()
+    };
+    home.wait_for("v2's `version` run ahead", T, |h| checked(h) == 1);
+    // Only now does governance schedule v2, a few blocks ahead.
+    let at = home.height() + 4;
+    home.chain(&[("v2", at)]);
+    home.wait_height("v2", at + 1);
+    run.stop();
+    assert_eq!(
+        said(&home, "the binary passed its preflight ahead of the halt"),
+        1,
+        "{}",
+        home.last_log()
+    );
+    assert_eq!(
+        said(&home, "preflight passed"),
+        0,
+        "no `version` run at the halt"
+    );
+    assert_eq!(checked(&home), 1, "v2 checked once, ahead");
+    assert!(
+        !home
+            .events_of("version")
+            .iter()
+            .any(|e| e["version"] == "v1"),
+        "an applied folder is not checked"
+    );
 }

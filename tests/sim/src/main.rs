@@ -63,7 +63,7 @@ fn main() {
     };
     let command = args.first().cloned().unwrap_or_default();
     match command.as_str() {
-        "version" => println!("{}", cfg.version),
+        "version" => version(&cfg, &args),
         "pre-upgrade" => pre_upgrade(&cfg, &args),
         "start" => run::start(cfg, args, born),
         other => die(
@@ -108,6 +108,21 @@ fn home(args: &[String]) -> PathBuf {
         .or_else(|| std::env::var("DAEMON_HOME").ok())
         .map(PathBuf::from)
         .unwrap_or_else(|| die("no --home and no DAEMON_HOME", 2))
+}
+
+/// Prints the version; a run with a home (`--home` or DAEMON_HOME, as a supervisor's preflight
+/// passes it) is logged, so tests see when each binary was checked.
+fn version(cfg: &SimConfig, args: &[String]) {
+    let home = flag_value(args, "--home")
+        .or_else(|| std::env::var("DAEMON_HOME").ok())
+        .map(PathBuf::from);
+    if let Some(home) = home.filter(|h| h.is_dir()) {
+        append_event(
+            &home,
+            &json!({"event": "version", "version": cfg.version, "mono_ns": monotonic_ns()}),
+        );
+    }
+    println!("{}", cfg.version);
 }
 
 fn pre_upgrade(cfg: &SimConfig, args: &[String]) {
