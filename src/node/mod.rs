@@ -69,15 +69,18 @@ pub trait Target {
     fn pid(&self) -> i32;
 }
 
-/// How every stop goes: `first` (SIGTERM, or the stop signal the operator sent), up to `grace`
-/// for the target to finish, then SIGKILL and up to `kill_wait` more. Returns whether it is gone.
+/// How every stop goes: `first` (SIGTERM, or the stop signal the operator sent; `None`: sent
+/// already), up to `grace` for the target to finish, then SIGKILL and up to `kill_wait` more.
+/// Returns whether it is gone.
 pub async fn stop(
     target: &mut impl Target,
-    first: Signal,
+    first: Option<Signal>,
     grace: Duration,
     kill_wait: Duration,
 ) -> bool {
-    target.send(first);
+    if let Some(first) = first {
+        target.send(first);
+    }
     if target.gone_within(grace).await {
         return true;
     }
@@ -95,6 +98,9 @@ pub struct Child {
     exit_rx: oneshot::Receiver<Exit>,
     exit: Option<Exit>,
     group: bool,
+    /// SIGTERM was sent ahead of the stop (`ask_to_stop`): the stop waits without sending it
+    /// again (a second SIGTERM is a hard stop to some nodes).
+    asked: bool,
 }
 
 impl Child {
@@ -130,12 +136,20 @@ impl Child {
         }
     }
 
+    /// Sends SIGTERM now, so that the node shuts down while the supervisor does what needs no
+    /// stopped node; the `stop` that follows waits for it (its grace from then on).
+    pub fn ask_to_stop(&mut self) {
+        self.signal(Signal::SIGTERM);
+        self.asked = true;
+    }
+
     /// Stops the child ([`stop`], starting with `first`) and returns how it ended.
     pub async fn stop_with(&mut self, first: Signal, grace: Duration) -> Exit {
         if let Some(exit) = self.exited() {
             return exit;
         }
-        stop(self, first, grace, Duration::MAX).await;
+        let sent = std::mem::take(&mut self.asked) && first == Signal::SIGTERM;
+        stop(self, (!sent).then_some(first), grace, Duration::MAX).await;
         self.wait().await
     }
 

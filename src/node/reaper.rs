@@ -68,6 +68,7 @@ impl Reaper {
             exit_rx: rx,
             exit: None,
             group: own_group,
+            asked: false,
         })
     }
 }

@@ -38,7 +38,8 @@ impl Supervisor {
                 );
                 let mut group = Group(leftover);
                 let grace = self.cfg.shutdown_grace;
-                let stopping = crate::node::stop(&mut group, Signal::SIGTERM, grace, KILL_WAIT);
+                let stopping =
+                    crate::node::stop(&mut group, Some(Signal::SIGTERM), grace, KILL_WAIT);
                 match self.signals.until_stop(stopping).await {
                     // Stopping is what was asked: the leftover has had its SIGTERM.
                     None => return Ok(()),

@@ -13,8 +13,17 @@ use crate::fs;
 
 pub const CURRENT_LINK: &str = "current";
 
-/// Points `root/current` at `target` (relative to `root`, e.g. `upgrades/v2` or `genesis`).
+/// Points `root/current` at `target` (relative to `root`, e.g. `upgrades/v2` or `genesis`),
+/// durably.
 pub fn point_current(root: &Dir, target: &Path) -> io::Result<()> {
+    relink_current(root, target)?;
+    fs::sync_dir(root)
+}
+
+/// Points `root/current` at `target` atomically, without waiting for the disk: for a caller
+/// that fsyncs `root` itself before anything depends on the switch having reached the disk
+/// (an upgrade's commit, whose durable journal write fsyncs the same folder before the launch).
+pub fn relink_current(root: &Dir, target: &Path) -> io::Result<()> {
     let tmp = fs::temp_name(Path::new(CURRENT_LINK));
     match root.remove_file(&tmp) {
         Ok(()) => {}
@@ -26,5 +35,5 @@ pub fn point_current(root: &Dir, target: &Path) -> io::Result<()> {
         let _ = root.remove_file(&tmp);
         return Err(e);
     }
-    fs::sync_dir(root)
+    Ok(())
 }

@@ -132,6 +132,8 @@ impl Journal {
             refused: None,
             waiting: None,
         });
+        // Durable: after a power cut that kept a switch of `current`, this record is what says
+        // the switch is this upgrade's, whose pre-upgrade must still run.
         self.save()
     }
 

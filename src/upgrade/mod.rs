@@ -3,7 +3,8 @@
 //! One file per phase, in pipeline order:
 //!
 //! ```text
-//! detect             mod.rs                the plan is recorded, the journal begins
+//! detect             mod.rs                the node is asked to stop; the plan record is
+//!                                          written and the journal begins while it does
 //! stop, delay        stop.rs               the node stops (resolving already runs),
 //!                                          DAEMON_RESTART_DELAY
 //! backup             backup.rs             data/ snapshot (unless UNSAFE_SKIP_BACKUP)
@@ -13,8 +14,9 @@
 //!                                          installed
 //! wait               wait.rs               a resolver's `not-before`: the node stays halted
 //!                                          until then, and the resolvers are asked again
-//! swap, commit       swap.rs               the plan record, then `current` renamed over in one
-//!                                          step; the journal's record of the finished upgrade
+//! swap, commit       swap.rs               `current` renamed over in one step (once the plan
+//!                                          record is on disk); the journal's record of the
+//!                                          finished upgrade
 //! app-preupgrade     app_preupgrade.rs     `<new binary> pre-upgrade` (before the commit)
 //! launch, health     probation.rs          the new binary on probation until it proves itself
 //! ```
@@ -209,7 +211,8 @@ impl Upgrade<'_> {
         node: Option<Child>,
     ) -> Result<bool, UpgradeError> {
         let started = Instant::now();
-        let dir_name = self.detect(&plan, manual)?;
+        let mut node = node;
+        let (dir_name, record) = self.detect(&plan, manual, node.as_mut())?;
         // Resolving needs nothing the stop changes, so it runs while the node stops (and during
         // the delay and backup). A custom pre-upgrade script may stage the binary itself: with
         // one, the resolvers run after it, in their phase.
@@ -237,7 +240,7 @@ impl Upgrade<'_> {
         if !self.ready_to_swap(&plan, &dir_name, early_check).await? {
             return Ok(false);
         }
-        self.phase_swap(&plan, &dir_name)?;
+        self.phase_swap(&plan, &dir_name, record).await?;
         let done = self.after_swap(&plan).await?;
         if done {
             tracing::info!(upgrade = %plan.name, took = %crate::duration::format(started.elapsed()), "upgrade complete");
@@ -245,9 +248,16 @@ impl Upgrade<'_> {
         Ok(done)
     }
 
-    /// The detect phase: a manual plan is recorded as the node would have written it, and the
-    /// journal begins. Returns the upgrade's folder name.
-    fn detect(&mut self, plan: &Plan, manual: bool) -> Result<String, UpgradeError> {
+    /// The detect phase: a manual plan is recorded as the node would have written it, the node
+    /// is asked to stop, and while it shuts down (the stop phase waits for it) the plan record
+    /// is written into the upgrade folder and the journal begins, both durably. Returns the
+    /// upgrade's folder name and the record being written.
+    fn detect(
+        &mut self,
+        plan: &Plan,
+        manual: bool,
+        node: Option<&mut Child>,
+    ) -> Result<(String, swap::Record), UpgradeError> {
         let dir_name = self
             .layout
             .dir_name(&plan.name)
@@ -267,6 +277,10 @@ impl Upgrade<'_> {
         } else {
             file_age(&self.layout.upgrade_info_path())
         };
+        if let Some(node) = node {
+            node.ask_to_stop();
+        }
+        let record = self.start_record(plan, &dir_name)?;
         tracing::info!(upgrade = %plan.name, height = plan.height, from = from.label(), to = %dir_name, "upgrade starting");
         self.observer.tell(crate::observe::Notice::UpgradeStarted {
             upgrade: crate::observe::Upgrade::new(&plan.name, plan.height),
@@ -276,9 +290,12 @@ impl Upgrade<'_> {
         self.journal
             .begin(plan, &dir_name, from.label())
             .map_err(|source| io_error(plan, Phase::Detect, "cannot write the journal", source))?;
-        self.enter(plan, Phase::Detect)?;
+        // The record `begin` wrote is in the detect phase already.
+        tracing::debug!(phase = Phase::Detect.name(), "phase starting");
+        self.observer.phase(&plan.name, Phase::Detect.name());
+        self.journal.checkpoint(Phase::Detect.name());
         self.done(Phase::Detect, detect_lag);
-        Ok(dir_name)
+        Ok((dir_name, record))
     }
 
     /// Resolve, fetch, and hold the switch while a resolver defers it. At the time it named —
