@@ -95,6 +95,9 @@ pub struct Supervisor {
     ahead: crate::ahead::Handle,
     /// The preflights' results, shared with the planner.
     checks: Arc<Checks>,
+    /// The planner's hold from an applied upgrade until its new binary is launched: the launch
+    /// is the last step of the switch, and the planner's work would compete with it.
+    held: Option<crate::ahead::Held>,
 }
 
 /// What `GET /status` on the metrics address answers: the `status --json` document.
@@ -193,12 +196,16 @@ impl Supervisor {
         }
         // The planner's work in flight (a download for this very plan, perhaps) stops first.
         // A stop request meanwhile cancels that work too; the upgrade then sees the request.
+        // (A hold kept from an upgrade whose binary never launched ends first.)
+        self.held = None;
         let held = self.signals.until_stop(self.ahead.hold()).await;
         let outcome = self
             .upgrade_context()
             .apply(plan.clone(), manual, node)
             .await;
-        drop(held);
+        if matches!(outcome, Outcome::Applied) {
+            self.held = held;
+        }
         self.after_apply(plan, outcome).await
     }
 

@@ -131,6 +131,7 @@ async fn start(
         deaths: VecDeque::new(),
         ahead,
         checks,
+        held: None,
     };
     let status = supervisor.supervise().await;
     wind_down(&observer, notifiers).await;

@@ -61,8 +61,15 @@ impl Supervisor {
             started,
             spawn_took,
         } = match self.launch(&current, halt_at.as_ref(), after_upgrade.as_ref()) {
-            Ok(launched) => launched,
-            Err(e) => return self.not_launched(e, after_upgrade),
+            Ok(launched) => {
+                // The switch is over: the planner goes on.
+                self.held = None;
+                launched
+            }
+            Err(e) => {
+                self.held = None;
+                return self.not_launched(e, after_upgrade);
+            }
         };
         let mut watched = Watched {
             node,
