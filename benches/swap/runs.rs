@@ -1,5 +1,5 @@
 //! The measured runs: wasmvisor upgrading a tree of staged upgrades under each set-up, the
-//! floor (a rename and a spawn), and the idle supervisor.
+//! idle supervisor (the floors are `floor.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,7 +12,7 @@ use crate::BLOCK_MS;
 use crate::harness::{Home, WASMVISOR, free_port};
 
 /// A tree with genesis and `n` staged upgrades `u1..un`; plan `ui` is at height 2i+1.
-fn home(n: usize, rpc_port: u16) -> Home {
+pub(crate) fn home(n: usize, rpc_port: u16) -> Home {
     let home = Home::new();
     let base = json!({"block_ms": BLOCK_MS, "rpc_port": rpc_port, "halt": "stay"});
     let with = |mut extra: Value| {
@@ -46,12 +46,12 @@ pub(crate) fn block_ms_of(i: usize) -> u64 {
 }
 
 /// Whether the last upgrade's binary has committed past its plan.
-fn finished(home: &Home, n: usize) -> bool {
+pub(crate) fn finished(home: &Home, n: usize) -> bool {
     home.height() > 2 * n as u64 + 1
 }
 
 /// upgrade name → milliseconds from upgrade-info.json written to the new binary's first instruction.
-fn totals(home: &Home) -> BTreeMap<String, f64> {
+pub(crate) fn totals(home: &Home) -> BTreeMap<String, f64> {
     let events = home.events();
     let mut needed = BTreeMap::new();
     let mut born = BTreeMap::new();
@@ -115,11 +115,28 @@ fn phases(log: &Path) -> BTreeMap<String, BTreeMap<String, f64>> {
 
 pub(crate) struct Run {
     pub(crate) totals: Vec<f64>,
+    /// upgrade name → its total, and what happened when from its halt (for the tail).
+    pub(crate) by_upgrade: BTreeMap<String, f64>,
+    pub(crate) timelines: BTreeMap<String, crate::tail::Timeline>,
     pub(crate) phases: BTreeMap<String, Vec<f64>>,
     /// What wasmvisor's log says of the upgrades (`None` for the floor, which has no log).
     pub(crate) said: Option<Said>,
     /// For (e): how many plans the planner had ready before their halt, and how far ahead.
     pub(crate) ahead: Option<Ahead>,
+}
+
+impl Run {
+    /// A run whose only record is its totals (a floor's).
+    pub(crate) fn totals_only(by_upgrade: BTreeMap<String, f64>) -> Run {
+        Run {
+            totals: by_upgrade.values().copied().collect(),
+            by_upgrade,
+            timelines: BTreeMap::new(),
+            phases: BTreeMap::new(),
+            said: None,
+            ahead: None,
+        }
+    }
 }
 
 /// What the log says, counted over a run's upgrades.
@@ -226,8 +243,26 @@ pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<St
 
 /// Starts `wasmvisor run start` on `home` (RPC at `port`), its JSON log to `log`.
 pub(crate) fn spawn_wasmvisor(home: &Home, port: u16, env: &[(&str, String)], log: &Path) -> Child {
+    spawn_wasmvisor_with(home, port, env, log, &[])
+}
+
+/// `spawn_wasmvisor`, with `wrap` (strace, valgrind and their arguments) in front.
+pub(crate) fn spawn_wasmvisor_with(
+    home: &Home,
+    port: u16,
+    env: &[(&str, String)],
+    log: &Path,
+    wrap: &[String],
+) -> Child {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
-    let mut cmd = Command::new(WASMVISOR);
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(binary());
+            cmd
+        }
+        None => Command::new(binary()),
+    };
     cmd.args(["run", "start", "--home"])
         .arg(&home.path)
         .env_clear()
@@ -246,6 +281,12 @@ pub(crate) fn spawn_wasmvisor(home: &Home, port: u16, env: &[(&str, String)], lo
     cmd.spawn().unwrap()
 }
 
+/// The wasmvisor measured: this build's, or `WASMVISOR_BENCH_BINARY` (another build, to compare
+/// its counts and instructions with this one's in the same run).
+pub(crate) fn binary() -> std::path::PathBuf {
+    std::env::var_os("WASMVISOR_BENCH_BINARY").map_or(WASMVISOR.into(), Into::into)
+}
+
 /// Panics with the log if wasmvisor has exited.
 pub(crate) fn still_running(child: &mut Child, log: &Path) {
     if let Ok(Some(status)) = child.try_wait() {
@@ -258,7 +299,8 @@ pub(crate) fn still_running(child: &mut Child, log: &Path) {
 
 /// A finished run's latencies, phases and what its log says, for at least `n` upgrades.
 pub(crate) fn collect(home: &Home, log: &Path, n: usize) -> Run {
-    let totals: Vec<f64> = totals(home).into_values().collect();
+    let by_upgrade = totals(home);
+    let totals: Vec<f64> = by_upgrade.values().copied().collect();
     let mut by_phase: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let detect = detections(home, log);
     for (name, p) in phases(log) {
@@ -278,6 +320,8 @@ pub(crate) fn collect(home: &Home, log: &Path, n: usize) -> Run {
     );
     Run {
         totals,
+        timelines: crate::tail::timelines(home, log),
+        by_upgrade,
         phases: by_phase,
         said: Some(said(log)),
         ahead: None,
@@ -290,69 +334,6 @@ pub(crate) fn stop(child: &mut Child) {
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = child.wait();
-}
-
-/// The floor: inotify on data/, SIGTERM the node and wait, rename a new symlink over `current`,
-/// spawn `current/bin/simd`. Nothing else.
-pub(crate) fn run_floor(n: usize) -> Run {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    let home = home(n, free_port());
-    let inotify = Inotify::init(InitFlags::IN_CLOEXEC).unwrap();
-    inotify
-        .add_watch(
-            &home.data(),
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-        )
-        .unwrap();
-    let spawn = |home: &Home| {
-        Command::new(home.root().join("current/bin/simd"))
-            .args(["start", "--home"])
-            .arg(&home.path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut node = spawn(&home);
-    let mut done = 0;
-    while done < n {
-        let events = inotify.read_events().unwrap();
-        if !events.iter().any(|e| {
-            e.name
-                .as_deref()
-                .is_some_and(|name| name == "upgrade-info.json")
-        }) {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(home.data().join("upgrade-info.json")) else {
-            continue;
-        };
-        let Ok(plan) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        let name = plan["name"].as_str().unwrap_or("").to_string();
-        if !home.root().join("upgrades").join(&name).is_dir() {
-            continue;
-        }
-        stop(&mut node);
-        let tmp = home.root().join("current.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(format!("upgrades/{name}"), &tmp).unwrap();
-        std::fs::rename(&tmp, home.root().join("current")).unwrap();
-        node = spawn(&home);
-        done += 1;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !finished(&home, n) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop(&mut node);
-    Run {
-        totals: totals(&home).into_values().collect(),
-        phases: BTreeMap::new(),
-        said: None,
-        ahead: None,
-    }
 }
 
 /// Resident memory (KiB) and wake-ups per second of an idle supervisor.
