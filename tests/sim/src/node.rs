@@ -197,7 +197,9 @@ pub(crate) fn append_event(home: &Path, value: &Value) {
         .append(true)
         .open(home.join(EVENTS))
     {
-        let _ = writeln!(f, "{value}");
+        // One write per line: processes append at once (the node, and a supervisor's preflight
+        // running `version`), and a line written piecewise would interleave with theirs.
+        let _ = f.write_all(format!("{value}\n").as_bytes());
     }
 }
 
