@@ -45,7 +45,7 @@ pub use host::{
     CallHook, CompileHook, HealthCheck, Host, HostConfig, HostError, Loaded, Notifier, Resolver,
     Source, WorldPre,
 };
-pub use set::{Compile, PluginSet, Resolution, ThreadError, off_runtime};
+pub use set::{Compile, PluginSet, Resolution, ThreadError, off_runtime, start_off_runtime};
 pub use sink::Sink;
 pub use spec::{OnUnhealthy, Origin, PluginSpec, Plugins, World};
 

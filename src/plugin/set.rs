@@ -337,12 +337,27 @@ pub enum ThreadError {
 pub async fn off_runtime<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, ThreadError> {
+    start_off_runtime(f)?.await.map_err(|_| ThreadError::Ended)
+}
+
+/// Starts blocking work on its own thread now (not when a future is first polled), so that it
+/// runs beside what the caller does next; its result arrives on the receiver.
+pub fn start_off_runtime<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<R>, ThreadError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    spawn_thread(Box::new(move || {
+        let _ = tx.send(f());
+    }))?;
+    Ok(rx)
+}
+
+/// The one place these threads are spawned: boxed, so that the binary holds one copy of the
+/// standard library's spawning code rather than one per kind of work.
+fn spawn_thread(job: Box<dyn FnOnce() + Send>) -> Result<(), ThreadError> {
     std::thread::Builder::new()
         .name("wasmvisor-plugin".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .map_err(ThreadError::Spawn)?;
-    rx.await.map_err(|_| ThreadError::Ended)
+        .spawn(job)
+        .map(drop)
+        .map_err(ThreadError::Spawn)
 }

@@ -30,17 +30,17 @@ impl Upgrade<'_> {
         if !self.layout.root.metadata(&folder).is_ok_and(|m| m.is_dir()) {
             return Ok(Record(None));
         }
-        let fail = |e| io_error(plan, Phase::Detect, "cannot write the plan record", e);
-        let layout = self.layout.try_clone().map_err(fail)?;
+        let layout = self
+            .layout
+            .try_clone()
+            .map_err(|e| io_error(plan, Phase::Detect, "cannot write the plan record", e))?;
         let (record, dir) = (plan.clone(), dir_name.to_string());
-        let (tx, rx) = oneshot::channel();
-        std::thread::Builder::new()
-            .name("wasmvisor-record".into())
-            .spawn(move || {
-                let _ = tx.send(layout.write_record(&dir, &record));
-            })
-            .map_err(fail)?;
-        Ok(Record(Some(rx)))
+        let writing = crate::plugin::start_off_runtime(move || layout.write_record(&dir, &record))
+            .map_err(|e| {
+                let e = std::io::Error::other(e.to_string());
+                io_error(plan, Phase::Detect, "cannot write the plan record", e)
+            })?;
+        Ok(Record(Some(writing)))
     }
 
     pub(super) async fn phase_swap(
