@@ -212,9 +212,11 @@ pub fn toml_value(value: &toml::Value) -> String {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) if f.is_nan() => "nan".into(),
         toml::Value::Float(f) if f.is_infinite() => (if *f > 0.0 { "inf" } else { "-inf" }).into(),
-        toml::Value::Float(f) if f.abs() >= 1e16 => format!("{f:e}"),
-        toml::Value::Float(f) if f.fract() == 0.0 => format!("{f:.1}"),
-        toml::Value::Float(f) => f.to_string(),
+        // The shortest form that reads back the same (ryu, through serde_json, which links
+        // it anyway): `2.0`, `1.5`, `1e300`, all TOML floats.
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(String::new, |n| n.to_string())
+        }
         toml::Value::Boolean(b) => b.to_string(),
         toml::Value::Datetime(d) => d.to_string(),
         toml::Value::Array(items) => {
