@@ -11,13 +11,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::floor::{Floor, run_floor_child};
 use crate::harness::free_port;
-use crate::runs::{finished, home, spawn_wasmvisor_with, still_running};
+use crate::runs::{home, spawn_wasmvisor_with, wait_finished};
 
 /// Per-upgrade means of what a set-up's hot path did.
 #[derive(Default)]
@@ -51,16 +51,13 @@ pub(crate) fn count_wasmvisor(n: usize) -> Counts {
     ];
     let wrap = strace(&trace);
     let mut child = spawn_wasmvisor_with(&home, port, &env, &log, &wrap);
-    let deadline = Instant::now() + Duration::from_secs(120 + 5 * n as u64);
-    while !finished(&home, n) {
-        assert!(
-            Instant::now() < deadline,
-            "the strace run did not finish; log {}",
-            log.display()
-        );
-        still_running(&mut child, &log);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_finished(
+        &home,
+        n,
+        &mut child,
+        &log,
+        Duration::from_secs(120 + 5 * n as u64),
+    );
     let calls = plugin_calls(metrics);
     // SIGTERM to wasmvisor itself, strace's child: strace would detach and leave it running.
     let pid = child.id();
@@ -359,26 +356,17 @@ pub(crate) fn report(a: &Counts, floor: &Counts) -> Value {
     println!("{:<52} {:>10} {:>10}", "", "(a)", "(d')");
     let row = |what: &str, x: f64, y: f64| println!("{what:<52} {x:>10.1} {y:>10.1}");
     row("system calls of the supervisor", total(a), total(floor));
-    row(
-        "  fsync / fdatasync",
-        sum(a, &a.fsynced),
-        sum(floor, &floor.fsynced),
-    );
-    row(
-        "  files opened for writing",
-        sum(a, &a.written),
-        sum(floor, &floor.written),
-    );
-    row(
-        "  renames and links",
-        sum(a, &a.renamed),
-        sum(floor, &floor.renamed),
-    );
-    row(
-        "process spawns (execve)",
-        sum(a, &a.spawned),
-        sum(floor, &floor.spawned),
-    );
+    for (what, of) in [
+        (
+            "  fsync / fdatasync",
+            (|c| &c.fsynced) as fn(&Counts) -> &BTreeMap<String, usize>,
+        ),
+        ("  files opened for writing", |c| &c.written),
+        ("  renames and links", |c| &c.renamed),
+        ("process spawns (execve)", |c| &c.spawned),
+    ] {
+        row(what, sum(a, of(a)), sum(floor, of(floor)));
+    }
     match a.plugin_instances {
         Some(p) => row("plugin instances", p, 0.0),
         None => println!("plugin instances: the metrics did not answer"),

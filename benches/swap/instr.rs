@@ -8,13 +8,13 @@
 //! awaited: a refused connection here).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::floor::{Floor, run_floor_child};
 use crate::harness::free_port;
-use crate::runs::{finished, home, spawn_wasmvisor_with, still_running, stop};
+use crate::runs::{home, spawn_wasmvisor_with, stop, wait_finished};
 
 const SHORT: usize = 4;
 const LONG: usize = 16;
@@ -71,16 +71,13 @@ fn wasmvisor(n: usize) -> u64 {
         ("WASMVISOR_PLAN_POLL", "off".to_string()),
     ];
     let mut child = spawn_wasmvisor_with(&home, port, &env, &log, &callgrind(&out));
-    let deadline = Instant::now() + Duration::from_secs(300 + 30 * n as u64);
-    while !finished(&home, n) {
-        assert!(
-            Instant::now() < deadline,
-            "the callgrind run did not finish; log {}",
-            log.display()
-        );
-        still_running(&mut child, &log);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_finished(
+        &home,
+        n,
+        &mut child,
+        &log,
+        Duration::from_secs(300 + 30 * n as u64),
+    );
     stop(&mut child);
     total(&out)
 }

@@ -227,16 +227,13 @@ pub(crate) fn run_wasmvisor(n: usize, env: &[(&str, String)], plugins: Option<St
     }
     let log = home.path.join("wasmvisor.log");
     let mut child = spawn_wasmvisor(&home, port, env, &log);
-    let deadline = Instant::now() + Duration::from_secs(60 + n as u64);
-    while !finished(&home, n) {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not finish; log {}",
-            log.display()
-        );
-        still_running(&mut child, &log);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_finished(
+        &home,
+        n,
+        &mut child,
+        &log,
+        Duration::from_secs(60 + n as u64),
+    );
     stop(&mut child);
     collect(&home, &log, n)
 }
@@ -285,6 +282,21 @@ pub(crate) fn spawn_wasmvisor_with(
 /// its counts and instructions with this one's in the same run).
 pub(crate) fn binary() -> std::path::PathBuf {
     std::env::var_os("WASMVISOR_BENCH_BINARY").map_or(WASMVISOR.into(), Into::into)
+}
+
+/// Waits, up to `limit`, for the last of `n` upgrades to have committed past its plan,
+/// panicking with the log if wasmvisor exits meanwhile or the time runs out.
+pub(crate) fn wait_finished(home: &Home, n: usize, child: &mut Child, log: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !finished(home, n) {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish; log {}",
+            log.display()
+        );
+        still_running(child, log);
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Panics with the log if wasmvisor has exited.
