@@ -74,16 +74,11 @@ impl Planner {
         if !state.check_due(&key, Instant::now()) {
             return;
         }
-        let cfg = cfg.clone();
-        let launcher = preflight::ThroughReaper(self.ctx.reaper.clone());
         let how = How {
             run: true,
             hash: true,
         };
-        let checking = move |cancel: &crate::cancel::Cancel| {
-            preflight::check(&layout, &cfg, &dir, (key, how), &launcher, cancel)
-        };
-        let checked = match self.work(checking).await {
+        let checked = match self.run_check(dir, key, how).await {
             None => return,
             Some(Ok(checked)) => checked,
             Some(Err(e)) => {
@@ -116,20 +111,31 @@ impl Planner {
             if self.ctx.checks.get(&key).is_some() {
                 continue;
             }
-            let (cfg, layout) = (self.ctx.cfg.clone(), layout.clone());
-            let launcher = preflight::ThroughReaper(self.ctx.reaper.clone());
             let how = How {
                 run: true,
                 hash: false,
             };
-            let checking = move |cancel: &crate::cancel::Cancel| {
-                preflight::check(&layout, &cfg, &dir, (key, how), &launcher, cancel)
-            };
-            match self.work(checking).await {
+            match self.run_check(dir, key, how).await {
                 Some(Ok(checked)) => self.ctx.checks.put(checked),
                 _ => return,
             }
         }
+    }
+
+    /// Preflights the binary in `dir` as `how` says, as one piece of the planner's work (`None`:
+    /// held, stopped or cancelled).
+    async fn run_check(
+        &self,
+        dir: String,
+        key: preflight::Key,
+        how: How,
+    ) -> Option<Result<Checked, crate::plugin::ThreadError>> {
+        let (cfg, layout) = (self.ctx.cfg.clone(), self.ctx.layout.clone());
+        let launcher = preflight::ThroughReaper(self.ctx.reaper.clone());
+        self.work(move |cancel: &crate::cancel::Cancel| {
+            preflight::check(&layout, &cfg, &dir, (key, how), &launcher, cancel)
+        })
+        .await
     }
 
     /// Reads the next binary (and its `lib/`) into the page cache, once per binary.
